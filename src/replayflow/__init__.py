@@ -1,0 +1,54 @@
+"""replayflow: durable workflows for Python, event-sourced on Apache Kafka.
+
+    import replayflow as rf
+
+    @rf.step(retry=rf.Retry(limit=5, delay="10s"))
+    async def charge(order): ...
+
+    @rf.workflow(name="checkout", version="1")
+    async def checkout(ctx: rf.Context, order):
+        return await ctx.step("charge", charge, order)
+"""
+
+from replayflow.core.context import Context
+from replayflow.core.definitions import Registry, StepDef, WorkflowDef, step, workflow
+from replayflow.core.errors import (
+    Cancelled,
+    EventTimeout,
+    LimitExceeded,
+    NonDeterminismError,
+    NonRetryableError,
+    PayloadError,
+    ReplayflowError,
+    StepFailed,
+    ValidationError,
+    WorkflowError,
+)
+from replayflow.core.policy import Retry
+from replayflow.core.state import Status
+from replayflow.execution import StepContext, current_step
+
+__all__ = [
+    "Cancelled",
+    "Context",
+    "EventTimeout",
+    "LimitExceeded",
+    "NonDeterminismError",
+    "NonRetryableError",
+    "PayloadError",
+    "Registry",
+    "ReplayflowError",
+    "Retry",
+    "Status",
+    "StepContext",
+    "StepDef",
+    "StepFailed",
+    "ValidationError",
+    "WorkflowDef",
+    "WorkflowError",
+    "current_step",
+    "step",
+    "workflow",
+]
+
+__version__ = "0.1.0"

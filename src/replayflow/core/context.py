@@ -1,0 +1,150 @@
+"""The workflow author's handle: ctx.step, ctx.sleep, ctx.wait_for_event, ctx.all, and
+deterministic now/random/uuid4.
+
+Each awaitable is a request the replay driver answers from history or turns into a new
+call. Code between awaits runs again on every replay, so it must not have side effects
+of its own: put those in steps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random as _random
+import uuid
+from collections.abc import Generator, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from replayflow.core.definitions import StepDef
+from replayflow.core.durations import Duration, to_ms
+from replayflow.core.errors import ValidationError
+from replayflow.core.names import check_name
+from replayflow.core.payloads import DEFAULT_MAX_PAYLOAD, dump
+from replayflow.core.policy import Retry
+from replayflow.core.state import CallKind
+
+
+class Request:
+    """Something a workflow awaits. Yielded to the driver, which sends back the answer."""
+
+    def __await__(self) -> Generator[Request, Any, Any]:
+        return (yield self)
+
+
+@dataclass(eq=False)
+class StepRequest(Request):
+    name: str
+    function: str
+    input: str
+    retry: Retry
+    timeout_ms: int | None
+
+    kind = CallKind.STEP
+
+
+@dataclass(eq=False)
+class SleepRequest(Request):
+    name: str
+    until: int  # ms since epoch
+
+    kind = CallKind.SLEEP
+
+
+@dataclass(eq=False)
+class EventRequest(Request):
+    name: str
+    timeout_ms: int | None
+
+    kind = CallKind.EVENT
+
+
+Single = StepRequest | SleepRequest | EventRequest
+
+
+@dataclass(eq=False)
+class AllRequest(Request):
+    members: list[Single]
+
+
+class Context:
+    """Passed to every workflow function. Everything it returns is the same on replay."""
+
+    def __init__(self, instance_id: str, workflow: str, version: str, started_at: int,
+                 max_payload: int = DEFAULT_MAX_PAYLOAD) -> None:
+        self.instance_id = instance_id
+        self.workflow = workflow
+        self.version = version
+        self._now = started_at
+        self._max_payload = max_payload
+        seed = hashlib.sha256(f"replayflow/{instance_id}".encode()).digest()
+        self._random = _random.Random(int.from_bytes(seed[:16], "big"))
+
+    # -- durable operations --------------------------------------------------------
+
+    def step(self, name: str, fn: StepDef | str, *args: Any, retry: Retry | None = None,
+             timeout: Duration | None = None, **kwargs: Any) -> StepRequest:
+        """Run `fn` as a durable step; await the result. `name` identifies the call in
+        history: give calls in a loop distinct names, or reuse one and get name#2, ..."""
+        check_name(name, "step name")
+        if isinstance(fn, StepDef):
+            function, policy, timeout_ms = fn.name, fn.retry, fn.timeout_ms
+        elif isinstance(fn, str):
+            function, policy, timeout_ms = check_name(fn, "step function"), Retry(), None
+        else:
+            raise ValidationError(f"ctx.step({name!r}, ...) needs a function declared with "
+                                  f"@rf.step (or its name), got {fn!r}")
+        if retry is not None:
+            policy = retry
+        if timeout is not None:
+            timeout_ms = to_ms(timeout)
+        payload = dump({"args": list(args), "kwargs": kwargs}, f"the input of step {name!r}",
+                       self._max_payload)
+        return StepRequest(name=name, function=function, input=payload, retry=policy,
+                           timeout_ms=timeout_ms)
+
+    def sleep(self, name: str, duration: Duration) -> SleepRequest:
+        """Sleep durably: a sleep of a year costs one timer entry, not a process."""
+        return SleepRequest(name=check_name(name, "sleep name"), until=self._now + to_ms(duration))
+
+    def sleep_until(self, name: str, when: datetime) -> SleepRequest:
+        if when.tzinfo is None:
+            raise ValidationError("sleep_until needs a timezone-aware datetime")
+        return SleepRequest(name=check_name(name, "sleep name"),
+                            until=round(when.timestamp() * 1000))
+
+    def wait_for_event(self, name: str, timeout: Duration | None = None) -> EventRequest:
+        """Wait for an event sent to this instance (events sent earlier are kept, in
+        order). Raises rf.EventTimeout when the timeout passes first."""
+        return EventRequest(name=check_name(name, "event name"),
+                            timeout_ms=None if timeout is None else to_ms(timeout))
+
+    def all(self, requests: Iterable[Request]) -> AllRequest:
+        """Await several steps, sleeps or event waits at once; a list of their results.
+        The first failure (in the order outcomes were recorded) is raised."""
+        members: list[Single] = []
+        for request in requests:
+            if not isinstance(request, StepRequest | SleepRequest | EventRequest):
+                raise ValidationError("ctx.all takes ctx.step, ctx.sleep or "
+                                      f"ctx.wait_for_event calls, got {request!r}")
+            members.append(request)
+        return AllRequest(members=members)
+
+    # -- deterministic values --------------------------------------------------------
+
+    def now(self) -> datetime:
+        """The time the current code runs at, as recorded: the same on every replay."""
+        return datetime.fromtimestamp(self._now / 1000, tz=UTC)
+
+    def now_ms(self) -> int:
+        return self._now
+
+    def random(self) -> float:
+        """A float in [0, 1): seeded by the instance id, the same on every replay."""
+        return self._random.random()
+
+    def uuid4(self) -> uuid.UUID:
+        return uuid.UUID(int=self._random.getrandbits(128), version=4)
+
+    def _set_now(self, ms: int) -> None:
+        self._now = ms

@@ -1,0 +1,444 @@
+"""decide(): the fold. One handler per command type; an unknown type is a programming
+error and raises.
+
+Everything here is a function of (state, command, now) and the registered workflow code:
+no clock, no randomness of the machine, no I/O. Timer ids name what they are for, so a
+fired timer is matched to its purpose without extra state:
+
+    workflow/timeout              the whole instance's timeout
+    step/<key>/timeout/<attempt>  one attempt's timeout
+    step/<key>/retry/<attempt>    the backoff after a failed attempt
+    sleep/<index>                 ctx.sleep
+    event/<index>/timeout         wait_for_event's timeout
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from replayflow.core.context import EventRequest, Single, SleepRequest, StepRequest
+from replayflow.core.decision import Decision, DecisionBuilder
+from replayflow.core.definitions import Registry, WorkflowDef
+from replayflow.core.driver import Driver, DriverCache, Raised, Returned, Waiting
+from replayflow.core.errors import (
+    Cancelled,
+    NonDeterminismError,
+    PayloadError,
+    ValidationError,
+    error_info,
+)
+from replayflow.core.messages import (
+    AcquireSlot,
+    CancelRequested,
+    CancelWorkflow,
+    Command,
+    CompleteStep,
+    Completion,
+    ErrorInfo,
+    EventAwaited,
+    EventReceived,
+    FailStep,
+    FireTimer,
+    GrantSlot,
+    ReleaseSlot,
+    SendEvent,
+    StartWorkflow,
+    StepCompleted,
+    StepFailed,
+    StepScheduled,
+    Task,
+    TerminateWorkflow,
+    TimerFired,
+    TimerStarted,
+    WorkflowAdmitted,
+    WorkflowCancelled,
+    WorkflowCompleted,
+    WorkflowFailed,
+    WorkflowQueued,
+    WorkflowStarted,
+    WorkflowSuspended,
+    WorkflowTerminated,
+    WorkflowTimedOut,
+)
+from replayflow.core.names import check_instance_id
+from replayflow.core.payloads import DEFAULT_MAX_PAYLOAD, check_size, dump, load
+from replayflow.core.policy import Retry
+from replayflow.core.state import Call, CallKind, CallStatus, Info, InstanceState, Status
+
+WORKFLOW_TIMEOUT = "workflow/timeout"
+LIMITER_PREFIX = "~limiter:"  # '~' cannot start an instance id, so keys never collide
+
+
+def limiter_key(workflow: str) -> str:
+    return f"{LIMITER_PREFIX}{workflow}"
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_calls: int = 25_000
+    max_payload: int = DEFAULT_MAX_PAYLOAD
+
+
+class Decider:
+    """Folds commands into instance state with the workflows of one registry.
+
+    Holds a bounded cache of live coroutines; a miss rebuilds by replaying the recorded
+    calls, which gives the same decisions (tests check both paths)."""
+
+    def __init__(self, registry: Registry, *, cache_size: int = 10_000,
+                 limits: Limits | None = None,
+                 concurrency: dict[str, int] | None = None) -> None:
+        self.registry = registry
+        self.limits = limits or Limits()
+        self.cache = DriverCache(cache_size)
+        # Per-workflow concurrency limits that override the ones in the code.
+        self.concurrency = dict(concurrency or {})
+        self._handlers: dict[type[Any], Callable[[Any, Any, int], Decision]] = {
+            StartWorkflow: self._start,
+            GrantSlot: self._grant,
+            CompleteStep: self._complete_step,
+            FailStep: self._fail_step,
+            FireTimer: self._fire_timer,
+            SendEvent: self._send_event,
+            CancelWorkflow: self._cancel,
+            TerminateWorkflow: self._terminate,
+        }
+
+    def decide(self, state: InstanceState | None, command: Command, now: int) -> Decision:
+        handler = self._handlers.get(type(command))
+        if handler is None:
+            raise TypeError(f"decide() has no handler for {type(command).__name__}")
+        return handler(state, command, now)
+
+    # -- start and admission -----------------------------------------------------------
+
+    def _start(self, state: InstanceState | None, cmd: StartWorkflow, now: int) -> Decision:
+        if state is not None:
+            return Decision(state=state)  # the first start wins
+        try:
+            check_instance_id(cmd.instance_id)
+            check_size(cmd.input, "the workflow input", self.limits.max_payload)
+            load(cmd.input, "the workflow input")
+        except ValidationError as exc:
+            return Decision(state=None, rejected=str(exc))
+        workflow = self.registry.workflow(cmd.workflow, cmd.version)
+        if workflow is None:
+            known = self.registry.workflows.get(cmd.workflow)
+            why = (f"unknown version {cmd.version!r} of workflow {cmd.workflow!r} "
+                   f"(known: {', '.join(sorted(known))})" if known
+                   else f"unknown workflow {cmd.workflow!r}")
+            return Decision(state=None, rejected=why)
+        info = Info(instance_id=cmd.instance_id, workflow=workflow.name,
+                    version=workflow.version, status=Status.RUNNING, input=cmd.input,
+                    started_at=now, parent_id=cmd.parent_id, parent_step=cmd.parent_step)
+        b = DecisionBuilder(info=info, calls=[], now=now)
+        b.emit(WorkflowStarted, workflow=workflow.name, version=workflow.version,
+               input=cmd.input, parent_id=cmd.parent_id, parent_step=cmd.parent_step)
+        if workflow.timeout_ms is not None:
+            b.set_timer(WORKFLOW_TIMEOUT, now + workflow.timeout_ms)
+        limit = self.concurrency.get(workflow.name, workflow.concurrency)
+        if limit is not None:
+            limiter = limiter_key(workflow.name)
+            b.update_info(status=Status.QUEUED, limiter=limiter)
+            b.emit(WorkflowQueued, limiter=limiter)
+            b.commands.append(AcquireSlot(limiter=limiter, instance_id=cmd.instance_id,
+                                          limit=limit))
+            return b.build()
+        return self._run(b, workflow)
+
+    def _grant(self, state: InstanceState | None, cmd: GrantSlot, now: int) -> Decision:
+        if state is None or state.info.limiter is None:
+            return Decision(state=state)
+        if state.status.is_final:
+            # Ended while it waited in the queue: hand the slot straight back.
+            return Decision(state=state, commands=(
+                ReleaseSlot(limiter=state.info.limiter, instance_id=cmd.instance_id),))
+        if state.status is not Status.QUEUED:
+            return Decision(state=state)  # a duplicate grant
+        b = DecisionBuilder.from_state(state, now)
+        b.update_info(status=Status.RUNNING, admitted_at=now)
+        b.emit(WorkflowAdmitted)
+        return self._run(b, self._workflow_of(state.info))
+
+    # -- step results ----------------------------------------------------------------
+
+    def _complete_step(self, state: InstanceState | None, cmd: CompleteStep,
+                       now: int) -> Decision:
+        call = _current_attempt(state, cmd.step, cmd.attempt)
+        if state is None or call is None:
+            return Decision(state=state)  # duplicate, straggler or late: changes nothing
+        try:
+            check_size(cmd.result, f"the result of step {cmd.step!r}",
+                       self.limits.max_payload)
+            load(cmd.result, f"the result of step {cmd.step!r}")
+        except PayloadError as exc:
+            return self._fail_step(state, FailStep(
+                instance_id=cmd.instance_id, step=cmd.step, attempt=cmd.attempt,
+                error=ErrorInfo(type="PayloadError", message=str(exc), retryable=False)), now)
+        b = DecisionBuilder.from_state(state, now)
+        seq = b.emit(StepCompleted, step=call.key, attempt=call.attempt, result=cmd.result)
+        b.cancel_timer(_attempt_timeout(call.key, call.attempt))
+        b.put_call(replace(call, status=CallStatus.COMPLETED, result=cmd.result,
+                           resolved_seq=seq, resolved_at=now))
+        return self._run(b, self._workflow_of(state.info))
+
+    def _fail_step(self, state: InstanceState | None, cmd: FailStep, now: int) -> Decision:
+        call = _current_attempt(state, cmd.step, cmd.attempt)
+        if state is None or call is None:
+            return Decision(state=state)
+        b = DecisionBuilder.from_state(state, now)
+        b.cancel_timer(_attempt_timeout(call.key, call.attempt))
+        self._fail_attempt(b, call, cmd.error)
+        return self._run(b, self._workflow_of(state.info))
+
+    def _fail_attempt(self, b: DecisionBuilder, call: Call, error: ErrorInfo) -> None:
+        retry = Retry.from_dict(call.retry) if call.retry else Retry()
+        if error.retryable and call.attempt < retry.limit:
+            due = b.now + retry.delay_ms(call.attempt,
+                                         f"{b.info.instance_id}/{call.key}")
+            b.emit(StepFailed, step=call.key, attempt=call.attempt, error=error, retry_at=due)
+            b.set_timer(_retry_timer(call.key, call.attempt), due)
+            b.put_call(replace(call, status=CallStatus.BACKOFF, error=error))
+            return
+        seq = b.emit(StepFailed, step=call.key, attempt=call.attempt, error=error,
+                     retry_at=None)
+        b.put_call(replace(call, status=CallStatus.FAILED, error=error, resolved_seq=seq,
+                           resolved_at=b.now))
+
+    # -- timers ----------------------------------------------------------------------
+
+    def _fire_timer(self, state: InstanceState | None, cmd: FireTimer, now: int) -> Decision:
+        if state is None or state.status.is_final or state.status is Status.SUSPENDED:
+            return Decision(state=state)
+        if cmd.timer not in dict(state.info.timers):
+            return Decision(state=state)  # cancelled or fired already
+        b = DecisionBuilder.from_state(state, now)
+        b.drop_fired_timer(cmd.timer)
+        seq = b.emit(TimerFired, timer=cmd.timer)
+        parts = cmd.timer.split("/")
+        if cmd.timer == WORKFLOW_TIMEOUT:
+            self._end(b, Status.TIMED_OUT, event=(WorkflowTimedOut, {}))
+            return b.build()
+        if parts[0] == "step":
+            key, purpose, attempt = "/".join(parts[1:-2]), parts[-2], int(parts[-1])
+            call = _find_step(b.calls, key)
+            if call is None or call.attempt != attempt:
+                return b.build()
+            if purpose == "retry" and call.status is CallStatus.BACKOFF:
+                self._schedule_attempt(b, replace(call, attempt=attempt + 1))
+                return b.build()
+            if purpose == "timeout" and call.status is CallStatus.SCHEDULED:
+                timeout = call.timeout_ms or 0
+                self._fail_attempt(b, call, ErrorInfo(
+                    type="StepTimeout", retryable=True,
+                    message=f"attempt {attempt} did not report within {timeout} ms"))
+        elif parts[0] == "sleep":
+            call = b.calls[int(parts[1])]
+            if call.status is CallStatus.WAITING:
+                b.put_call(replace(call, status=CallStatus.COMPLETED, result="null",
+                                   resolved_seq=seq, resolved_at=now))
+        elif parts[0] == "event":
+            call = b.calls[int(parts[1])]
+            if call.status is CallStatus.WAITING:
+                b.put_call(replace(call, status=CallStatus.TIMED_OUT, resolved_seq=seq,
+                                   resolved_at=now))
+        return self._run(b, self._workflow_of(state.info))
+
+    # -- events and lifecycle ------------------------------------------------------------
+
+    def _send_event(self, state: InstanceState | None, cmd: SendEvent, now: int) -> Decision:
+        if state is None:
+            return Decision(state=None, rejected=f"no instance {cmd.instance_id!r}")
+        if state.status.is_final:
+            return Decision(state=state)  # an event for a finished instance changes nothing
+        try:
+            check_size(cmd.payload, f"the payload of event {cmd.name!r}",
+                       self.limits.max_payload)
+            load(cmd.payload, f"the payload of event {cmd.name!r}")
+        except PayloadError as exc:
+            return Decision(state=state, rejected=str(exc))
+        b = DecisionBuilder.from_state(state, now)
+        seq = b.emit(EventReceived, name=cmd.name, payload=cmd.payload)
+        waiting = next((c for c in b.calls if c.kind is CallKind.EVENT and c.key == cmd.name
+                        and c.status is CallStatus.WAITING), None)
+        if waiting is None or state.status is not Status.RUNNING:
+            b.update_info(inbox=(*b.info.inbox, (cmd.name, cmd.payload)))
+            return b.build()
+        b.cancel_timer(f"event/{waiting.index}/timeout")
+        b.put_call(replace(waiting, status=CallStatus.COMPLETED, result=cmd.payload,
+                           resolved_seq=seq, resolved_at=now))
+        return self._run(b, self._workflow_of(state.info))
+
+    def _cancel(self, state: InstanceState | None, cmd: CancelWorkflow, now: int) -> Decision:
+        if state is None:
+            return Decision(state=None, rejected=f"no instance {cmd.instance_id!r}")
+        if state.status.is_final:
+            return Decision(state=state)
+        b = DecisionBuilder.from_state(state, now)
+        cancel_seq = b.emit(CancelRequested, reason=cmd.reason)
+        if state.status is not Status.RUNNING:
+            self._end(b, Status.CANCELLED, event=(WorkflowCancelled, {"reason": cmd.reason}),
+                      reason=cmd.reason)
+            return b.build()
+        error = ErrorInfo(type="Cancelled", message=cmd.reason, retryable=False)
+        for call in state.pending_calls():
+            b.cancel_timer(_attempt_timeout(call.key, call.attempt))
+            b.cancel_timer(_retry_timer(call.key, call.attempt))
+            b.cancel_timer(f"sleep/{call.index}")
+            b.cancel_timer(f"event/{call.index}/timeout")
+            b.put_call(replace(call, status=CallStatus.CANCELLED, error=error,
+                               resolved_seq=cancel_seq, resolved_at=now))
+        b.update_info(reason=cmd.reason)
+        return self._run(b, self._workflow_of(state.info))
+
+    def _terminate(self, state: InstanceState | None, cmd: TerminateWorkflow,
+                   now: int) -> Decision:
+        if state is None:
+            return Decision(state=None, rejected=f"no instance {cmd.instance_id!r}")
+        if state.status.is_final:
+            return Decision(state=state)
+        b = DecisionBuilder.from_state(state, now)
+        self.cache.drop(state.info.instance_id)
+        self._end(b, Status.TERMINATED, event=(WorkflowTerminated, {"reason": cmd.reason}),
+                  reason=cmd.reason)
+        return b.build()
+
+    # -- running the code --------------------------------------------------------------
+
+    def _workflow_of(self, info: Info) -> WorkflowDef:
+        workflow = self.registry.workflow(info.workflow, info.version)
+        if workflow is None:
+            # The code for a running instance's version was removed from the deployment.
+            raise LookupError(f"workflow {info.workflow!r} version {info.version!r} is not "
+                              "registered, but an instance of it is running")
+        return workflow
+
+    def _run(self, b: DecisionBuilder, workflow: WorkflowDef) -> Decision:
+        """Advance the coroutine after the builder recorded what changed."""
+        instance_id = b.info.instance_id
+        if b.info.status is not Status.RUNNING:
+            return b.build()
+        driver = self.cache.take(instance_id, b.info.seq)
+        if driver is None:
+            start_at = b.info.admitted_at or b.info.started_at
+            driver = Driver(workflow, b.info, start_at, self.limits.max_payload)
+        outcome = driver.advance(b.calls, lambda m, key: self._new_call(b, m, key),
+                                 self.limits.max_calls)
+        if isinstance(outcome, Waiting):
+            decision = b.build()
+            driver.seq = decision.state.info.seq if decision.state else -1
+            self.cache.put(instance_id, driver)
+            return decision
+        if isinstance(outcome, Returned):
+            try:
+                output = dump(outcome.value, "the workflow output", self.limits.max_payload)
+            except PayloadError as exc:
+                self._end(b, Status.FAILED, event=(WorkflowFailed, {
+                    "error": error_info(exc, retryable=False)}))
+                return b.build()
+            self._end(b, Status.COMPLETED, event=(WorkflowCompleted, {"output": output}),
+                      output=output)
+            return b.build()
+        error = outcome.error
+        if isinstance(error, NonDeterminismError):
+            info = ErrorInfo(type="NonDeterminismError", message=str(error), retryable=False)
+            b.update_info(status=Status.SUSPENDED, error=info)
+            b.emit(WorkflowSuspended, error=info)
+            return b.build()
+        if isinstance(error, Cancelled):
+            reason = b.info.reason or error.reason
+            self._end(b, Status.CANCELLED, event=(WorkflowCancelled, {"reason": reason}),
+                      reason=reason)
+            return b.build()
+        info = error_info(error, retryable=False)
+        self._end(b, Status.FAILED, event=(WorkflowFailed, {"error": info}), error=info)
+        return b.build()
+
+    def _new_call(self, b: DecisionBuilder, member: Single, key: str) -> Call:
+        index = len(b.calls)
+        if isinstance(member, StepRequest):
+            call = Call(index=index, kind=CallKind.STEP, key=key,
+                        status=CallStatus.SCHEDULED, function=member.function,
+                        input=member.input, retry=member.retry.to_dict(),
+                        timeout_ms=member.timeout_ms, attempt=0)
+            return self._schedule_attempt(b, replace(call, attempt=1), append=False)
+        if isinstance(member, SleepRequest):
+            b.emit(TimerStarted, timer=f"sleep/{index}", due=member.until)
+            b.set_timer(f"sleep/{index}", member.until)
+            call = Call(index=index, kind=CallKind.SLEEP, key=key, status=CallStatus.WAITING,
+                        deadline=member.until)
+            b.changed_calls.add(index)
+            return call
+        assert isinstance(member, EventRequest)
+        deadline = None if member.timeout_ms is None else b.now + member.timeout_ms
+        seq = b.emit(EventAwaited, name=member.name, deadline=deadline)
+        b.changed_calls.add(index)
+        for position, (name, payload) in enumerate(b.info.inbox):
+            if name == member.name:  # sent before the wait: delivered in arrival order
+                inbox = b.info.inbox[:position] + b.info.inbox[position + 1:]
+                b.update_info(inbox=inbox)
+                return Call(index=index, kind=CallKind.EVENT, key=key,
+                            status=CallStatus.COMPLETED, result=payload, resolved_seq=seq,
+                            resolved_at=b.now)
+        if deadline is not None:
+            b.set_timer(f"event/{index}/timeout", deadline)
+        return Call(index=index, kind=CallKind.EVENT, key=key, status=CallStatus.WAITING,
+                    deadline=deadline)
+
+    def _schedule_attempt(self, b: DecisionBuilder, call: Call, append: bool = True) -> Call:
+        b.emit(StepScheduled, step=call.key, function=call.function, attempt=call.attempt,
+               input=call.input, timeout_ms=call.timeout_ms)
+        b.tasks.append(Task(instance_id=b.info.instance_id, workflow=b.info.workflow,
+                            step=call.key, function=call.function, attempt=call.attempt,
+                            input=call.input, scheduled_at=b.now, timeout_ms=call.timeout_ms))
+        if call.timeout_ms is not None:
+            b.set_timer(_attempt_timeout(call.key, call.attempt), b.now + call.timeout_ms)
+        call = replace(call, status=CallStatus.SCHEDULED)
+        if append:
+            b.put_call(call)
+        else:
+            b.changed_calls.add(call.index)
+        return call
+
+    def _end(self, b: DecisionBuilder, status: Status,
+             event: tuple[type[Any], dict[str, Any]], **info: Any) -> None:
+        """Finish the instance: the final event, the completion, timers and slot freed."""
+        event_type, fields = event
+        b.emit(event_type, **fields)
+        b.cancel_all_timers()
+        b.update_info(status=status, ended_at=b.now, **info)
+        b.completion = Completion(instance_id=b.info.instance_id, workflow=b.info.workflow,
+                                  version=b.info.version, status=status.value, at=b.now,
+                                  output=b.info.output, error=b.info.error)
+        if b.info.limiter is not None:
+            b.commands.append(ReleaseSlot(limiter=b.info.limiter,
+                                          instance_id=b.info.instance_id))
+        self.cache.drop(b.info.instance_id)
+
+
+def _current_attempt(state: InstanceState | None, key: str, attempt: int) -> Call | None:
+    """The step call a result may resolve: running, and this very attempt."""
+    if state is None or state.status is not Status.RUNNING:
+        return None
+    call = _find_step(state.calls, key)
+    if call is None or call.status is not CallStatus.SCHEDULED or call.attempt != attempt:
+        return None
+    return call
+
+
+def _find_step(calls: tuple[Call, ...] | list[Call], key: str) -> Call | None:
+    # Pending steps sit near the end, where the workflow currently waits.
+    for call in reversed(calls):
+        if call.kind is CallKind.STEP and call.key == key:
+            return call
+    return None
+
+
+def _attempt_timeout(key: str, attempt: int) -> str:
+    return f"step/{key}/timeout/{attempt}"
+
+
+def _retry_timer(key: str, attempt: int) -> str:
+    return f"step/{key}/retry/{attempt}"

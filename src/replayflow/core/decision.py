@@ -1,0 +1,118 @@
+"""Decision: everything one fold step produces. DecisionBuilder assembles it while a
+handler works, so handlers read as the rules they implement."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from replayflow.core.messages import (
+    Command,
+    Completion,
+    HistoryEvent,
+    Task,
+)
+from replayflow.core.state import Call, Info, InstanceState
+
+Timer = tuple[str, int]  # (timer id, due ms)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of folding one command into one instance.
+
+    `state` is the instance after the command (None: there is no instance). `changed` is
+    False when the command was a duplicate or straggler that changes nothing; `rejected`
+    holds the reason when the command was invalid (it goes to the dead-letter topic).
+    The store writes `state.info` and the calls listed in `changed_calls`.
+    """
+
+    state: InstanceState | None
+    events: tuple[HistoryEvent, ...] = ()
+    tasks: tuple[Task, ...] = ()
+    timers_set: tuple[Timer, ...] = ()
+    timers_cancelled: tuple[Timer, ...] = ()
+    commands: tuple[Command, ...] = ()
+    completion: Completion | None = None
+    changed_calls: frozenset[int] = frozenset()
+    changed: bool = False
+    rejected: str | None = None
+
+
+@dataclass
+class DecisionBuilder:
+    info: Info
+    calls: list[Call]
+    now: int
+    events: list[HistoryEvent] = field(default_factory=list)
+    tasks: list[Task] = field(default_factory=list)
+    timers: dict[str, int] = field(default_factory=dict)
+    timers_set: dict[str, int] = field(default_factory=dict)
+    timers_cancelled: dict[str, int] = field(default_factory=dict)
+    commands: list[Command] = field(default_factory=list)
+    completion: Completion | None = None
+    changed_calls: set[int] = field(default_factory=set)
+
+    @classmethod
+    def from_state(cls, state: InstanceState, now: int) -> DecisionBuilder:
+        # The calls list is copied once per decision; records themselves are shared.
+        return cls(info=state.info, calls=list(state.calls), now=now,
+                   timers=dict(state.info.timers))
+
+    # -- history ---------------------------------------------------------------------
+
+    def next_seq(self) -> int:
+        return self.info.seq + len(self.events) + 1
+
+    def emit(self, event_type: type[Any], **fields: Any) -> int:
+        seq = self.next_seq()
+        self.events.append(event_type(instance_id=self.info.instance_id, seq=seq,
+                                      at=self.now, **fields))
+        return seq
+
+    # -- calls -----------------------------------------------------------------------
+
+    def put_call(self, call: Call) -> None:
+        if call.index == len(self.calls):
+            self.calls.append(call)
+        else:
+            self.calls[call.index] = call
+        self.changed_calls.add(call.index)
+
+    def update_info(self, **changes: Any) -> None:
+        self.info = replace(self.info, **changes)
+
+    # -- timers ----------------------------------------------------------------------
+
+    def set_timer(self, timer_id: str, due: int) -> None:
+        self.timers[timer_id] = due
+        self.timers_set[timer_id] = due
+
+    def cancel_timer(self, timer_id: str) -> None:
+        due = self.timers.pop(timer_id, None)
+        if due is None:
+            return
+        if self.timers_set.pop(timer_id, None) is None:
+            self.timers_cancelled[timer_id] = due
+
+    def drop_fired_timer(self, timer_id: str) -> None:
+        # A fired timer has left the index already: forget it without a cancel.
+        self.timers.pop(timer_id, None)
+        self.timers_set.pop(timer_id, None)
+
+    def cancel_all_timers(self) -> None:
+        for timer_id in list(self.timers):
+            self.cancel_timer(timer_id)
+
+    # -- result ----------------------------------------------------------------------
+
+    def build(self) -> Decision:
+        info = replace(self.info, seq=self.info.seq + len(self.events),
+                       timers=tuple(sorted(self.timers.items())))
+        return Decision(
+            state=InstanceState(info=info, calls=tuple(self.calls)),
+            events=tuple(self.events), tasks=tuple(self.tasks),
+            timers_set=tuple(self.timers_set.items()),
+            timers_cancelled=tuple(self.timers_cancelled.items()),
+            commands=tuple(self.commands), completion=self.completion,
+            changed_calls=frozenset(self.changed_calls), changed=True)

@@ -1,0 +1,151 @@
+"""What users declare: steps and workflows, and the registry that finds them by name."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, overload
+
+from replayflow.core.durations import Duration, to_ms
+from replayflow.core.errors import ValidationError
+from replayflow.core.names import check_name, check_version, version_key
+from replayflow.core.policy import DEFAULT_RETRY, Retry
+
+if TYPE_CHECKING:
+    from replayflow.core.context import Context
+
+WorkflowFn = Callable[..., Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class StepDef:
+    """A step function with its name and policies. Calling it calls the function."""
+
+    name: str
+    fn: Callable[..., Any]
+    retry: Retry = DEFAULT_RETRY
+    timeout_ms: int | None = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.fn(*args, **kwargs)
+
+    @property
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.fn)
+
+
+@dataclass(frozen=True)
+class WorkflowDef:
+    name: str
+    version: str
+    fn: WorkflowFn
+    timeout_ms: int | None = None
+    concurrency: int | None = None  # most instances running at once; None: no limit
+    takes_input: bool = True
+
+    async def __call__(self, ctx: Context, input: Any = None) -> Any:
+        if self.takes_input:
+            return await self.fn(ctx, input)
+        return await self.fn(ctx)
+
+
+@overload
+def step(fn: Callable[..., Any], /) -> StepDef: ...
+@overload
+def step(*, name: str | None = None, retry: Retry | None = None,
+         timeout: Duration | None = None) -> Callable[[Callable[..., Any]], StepDef]: ...
+
+
+def step(fn: Callable[..., Any] | None = None, /, *, name: str | None = None,
+         retry: Retry | None = None, timeout: Duration | None = None
+         ) -> StepDef | Callable[[Callable[..., Any]], StepDef]:
+    """Declare a step: `@rf.step` or `@rf.step(retry=rf.Retry(...), timeout="10m")`."""
+
+    def wrap(f: Callable[..., Any]) -> StepDef:
+        if isinstance(f, StepDef):
+            raise ValidationError(f"{f.name} is a step already")
+        return StepDef(name=check_name(name or f.__name__, "step name"), fn=f,
+                       retry=retry or DEFAULT_RETRY,
+                       timeout_ms=None if timeout is None else to_ms(timeout))
+
+    return wrap(fn) if fn is not None else wrap
+
+
+@overload
+def workflow(fn: WorkflowFn, /) -> WorkflowDef: ...
+@overload
+def workflow(*, name: str | None = None, version: str = "1",
+             timeout: Duration | None = None, concurrency: int | None = None
+             ) -> Callable[[WorkflowFn], WorkflowDef]: ...
+
+
+def workflow(fn: WorkflowFn | None = None, /, *, name: str | None = None,
+             version: str = "1", timeout: Duration | None = None,
+             concurrency: int | None = None) -> WorkflowDef | Callable[[WorkflowFn],
+                                                                       WorkflowDef]:
+    """Declare a workflow: an `async def f(ctx, input)` whose awaits are durable."""
+
+    def wrap(f: WorkflowFn) -> WorkflowDef:
+        if not inspect.iscoroutinefunction(f):
+            raise ValidationError(f"workflow {f.__name__!r} must be an async def")
+        params = list(inspect.signature(f).parameters)
+        if not 1 <= len(params) <= 2:
+            raise ValidationError(f"workflow {f.__name__!r} takes (ctx) or (ctx, input)")
+        if concurrency is not None and (not isinstance(concurrency, int) or concurrency < 1):
+            raise ValidationError(f"concurrency must be a positive integer, got {concurrency!r}")
+        return WorkflowDef(name=check_name(name or f.__name__, "workflow name"),
+                           version=check_version(str(version)), fn=f,
+                           timeout_ms=None if timeout is None else to_ms(timeout),
+                           concurrency=concurrency, takes_input=len(params) == 2)
+
+    return wrap(fn) if fn is not None else wrap
+
+
+@dataclass
+class Registry:
+    """Workflows by name and version, steps by name. Built from modules or objects."""
+
+    workflows: dict[str, dict[str, WorkflowDef]] = field(default_factory=dict)
+    steps: dict[str, StepDef] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, *items: WorkflowDef | StepDef | ModuleType | Iterable[Any]) -> Registry:
+        registry = cls()
+        for item in items:
+            registry.add(item)
+        return registry
+
+    def add(self, item: WorkflowDef | StepDef | ModuleType | Iterable[Any]) -> None:
+        if isinstance(item, WorkflowDef):
+            versions = self.workflows.setdefault(item.name, {})
+            known = versions.get(item.version)
+            if known is not None and known.fn is not item.fn:
+                raise ValidationError(f"workflow {item.name!r} version {item.version!r} "
+                                      "is declared twice")
+            versions[item.version] = item
+        elif isinstance(item, StepDef):
+            known_step = self.steps.get(item.name)
+            if known_step is not None and known_step.fn is not item.fn:
+                raise ValidationError(f"two steps are named {item.name!r}: give one "
+                                      "@rf.step(name=...)")
+            self.steps[item.name] = item
+        elif isinstance(item, ModuleType):
+            for value in list(vars(item).values()):
+                if isinstance(value, WorkflowDef | StepDef):
+                    self.add(value)
+        else:
+            for value in item:
+                self.add(value)
+
+    def workflow(self, name: str, version: str | None = None) -> WorkflowDef | None:
+        versions = self.workflows.get(name)
+        if not versions:
+            return None
+        if version is None:
+            return versions[max(versions, key=version_key)]
+        return versions.get(version)
+
+    def step(self, name: str) -> StepDef | None:
+        return self.steps.get(name)

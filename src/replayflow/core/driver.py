@@ -1,0 +1,214 @@
+"""The replay driver: runs a workflow coroutine against the calls history recorded.
+
+Each await yields a request. When the call at that position is recorded, the driver
+checks it is the same request and answers from the record; past the recorded calls it
+asks the decision builder to make a new call. The same code path serves a live
+coroutine kept in memory (fed one new result) and one rebuilt from its first await
+after a restart or eviction, so both give the same decisions.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from replayflow.core.context import (
+    AllRequest,
+    Context,
+    EventRequest,
+    Request,
+    Single,
+    SleepRequest,
+    StepRequest,
+)
+from replayflow.core.definitions import WorkflowDef
+from replayflow.core.errors import (
+    Cancelled,
+    EventTimeout,
+    LimitExceeded,
+    NonDeterminismError,
+    ReplayflowError,
+    StepFailed,
+)
+from replayflow.core.payloads import load
+from replayflow.core.state import Call, CallKind, CallStatus, Info
+
+NewCall = Callable[[Single, str], Call]
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """The coroutine waits on calls that are not resolved yet."""
+
+
+@dataclass(frozen=True)
+class Returned:
+    value: Any
+
+
+@dataclass(frozen=True)
+class Raised:
+    error: BaseException  # Cancelled, NonDeterminismError, or whatever the code raised
+
+
+Outcome = Waiting | Returned | Raised
+
+_FAILED = (CallStatus.FAILED, CallStatus.CANCELLED, CallStatus.TIMED_OUT)
+
+
+class Driver:
+    """One instance's coroutine and its position in the recorded calls."""
+
+    def __init__(self, workflow: WorkflowDef, info: Info, start_at: int,
+                 max_payload: int) -> None:
+        self.ctx = Context(info.instance_id, info.workflow, info.version, start_at,
+                           max_payload)
+        self._input = load(info.input, "the workflow input")
+        self._workflow = workflow
+        self._coro: Coroutine[Any, Any, Any] | None = None
+        self._position = 0  # calls consumed so far
+        self._waiting: tuple[Request, list[int]] | None = None
+        self._name_counts: dict[tuple[CallKind, str], int] = {}
+        self.seq = -1  # the state seq this driver reflects; set by the decider
+        self.finished = False
+
+    def advance(self, calls: list[Call], new_call: NewCall, max_calls: int) -> Outcome:
+        """Run the coroutine as far as recorded and resolved calls allow."""
+        if self.finished:
+            return Waiting()
+        if self._coro is None:
+            self._coro = self._workflow(self.ctx, self._input)
+            answer: tuple[bool, Any] | None = (True, None)
+        else:
+            answer = self._answer(calls)
+        while answer is not None:
+            ok, value = answer
+            try:
+                request = self._coro.send(value) if ok else self._coro.throw(value)
+            except StopIteration as stop:
+                return self._finish(Returned(stop.value))
+            except BaseException as exc:  # user code may raise anything; it ends the run
+                return self._finish(Raised(exc))
+            if not isinstance(request, StepRequest | SleepRequest | EventRequest | AllRequest):
+                self.close()
+                return self._finish(Raised(ReplayflowError(
+                    f"a workflow may await only ctx operations, got {request!r}")))
+            members = request.members if isinstance(request, AllRequest) else [request]
+            indices = []
+            for member in members:
+                key = self._key(member)
+                index = self._position
+                self._position += 1
+                if index < len(calls):
+                    mismatch = _mismatch(calls[index], member, key)
+                    if mismatch:
+                        self.close()
+                        return self._finish(Raised(NonDeterminismError(
+                            index + 1, calls[index].describe(), mismatch)))
+                elif index >= max_calls:
+                    self.close()
+                    return self._finish(Raised(LimitExceeded(
+                        f"the instance reached its limit of {max_calls} awaits "
+                        "(steps, sleeps and waits)")))
+                else:
+                    calls.append(new_call(member, key))
+                indices.append(index)
+            self._waiting = (request, indices)
+            answer = self._answer(calls)
+        return Waiting()
+
+    def close(self) -> None:
+        # Closing runs the code's finally blocks; an await there has nobody to answer it.
+        if self._coro is not None:
+            try:
+                self._coro.close()
+            except RuntimeError:
+                pass
+            self._coro = None
+
+    def _finish(self, outcome: Outcome) -> Outcome:
+        self.finished = True
+        self._waiting = None
+        return outcome
+
+    def _key(self, member: Single) -> str:
+        count = self._name_counts.get((member.kind, member.name), 0) + 1
+        self._name_counts[(member.kind, member.name)] = count
+        return member.name if count == 1 else f"{member.name}#{count}"
+
+    def _answer(self, calls: list[Call]) -> tuple[bool, Any] | None:
+        """(True, value) or (False, exception) once the awaited calls resolve."""
+        assert self._waiting is not None
+        request, indices = self._waiting
+        members = [calls[i] for i in indices]
+        failures = [c for c in members if c.status in _FAILED]
+        if failures:
+            first = min(failures, key=lambda c: c.resolved_seq or 0)
+            self._resume(first.resolved_at)
+            return False, _exception(first)
+        if any(c.status is not CallStatus.COMPLETED for c in members):
+            return None
+        self._resume(max(c.resolved_at or 0 for c in members))
+        values = [load(c.result, c.describe()) for c in members]
+        return True, values if isinstance(request, AllRequest) else values[0]
+
+    def _resume(self, at: int | None) -> None:
+        self._waiting = None
+        if at is not None:
+            self.ctx._set_now(at)
+
+
+def _mismatch(recorded: Call, member: Single, key: str) -> str | None:
+    asked = f"{member.kind.value} {key!r}"
+    if recorded.kind is not member.kind or recorded.key != key:
+        return asked
+    if isinstance(member, StepRequest) and recorded.function != member.function:
+        return f"{asked} running {member.function!r} (history: {recorded.function!r})"
+    return None
+
+
+def _exception(call: Call) -> BaseException:
+    if call.status is CallStatus.CANCELLED:
+        return Cancelled(call.error.message if call.error else "")
+    if call.status is CallStatus.TIMED_OUT:
+        return EventTimeout(call.key)
+    assert call.error is not None
+    return StepFailed(call.key, call.error, call.attempt)
+
+
+class DriverCache:
+    """Live coroutines of running instances, least recently used evicted first. A miss
+    costs a rebuild from recorded calls, never a different decision."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._drivers: OrderedDict[str, Driver] = OrderedDict()
+
+    def take(self, instance_id: str, seq: int) -> Driver | None:
+        driver = self._drivers.pop(instance_id, None)
+        if driver is not None and driver.seq == seq and not driver.finished:
+            return driver
+        return None
+
+    def put(self, instance_id: str, driver: Driver) -> None:
+        if self._size <= 0 or driver.finished:
+            return
+        self._drivers[instance_id] = driver
+        if len(self._drivers) > self._size:
+            _, evicted = self._drivers.popitem(last=False)
+            evicted.close()
+
+    def drop(self, instance_id: str) -> None:
+        driver = self._drivers.pop(instance_id, None)
+        if driver is not None:
+            driver.close()
+
+    def clear(self) -> None:
+        for driver in self._drivers.values():
+            driver.close()
+        self._drivers.clear()
+
+    def __len__(self) -> int:
+        return len(self._drivers)

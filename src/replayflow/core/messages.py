@@ -1,0 +1,344 @@
+"""Commands (requests), history events (accepted facts), tasks and completions.
+
+These frozen dataclasses are the in-memory form of the Avro records in schemas/: each
+class maps to the record of the same name, field for field (the codec converts by name).
+User payloads (inputs, results, event bodies, outputs) are JSON text, so the fold never
+holds a value that could not be written to the log.
+
+Times are integer milliseconds since the Unix epoch, stamped by the orchestrator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """A failure as recorded: a type name, a message, and whether a retry may help."""
+
+    type: str
+    message: str
+    retryable: bool = True
+    details: str | None = None  # JSON text with anything else worth keeping
+
+
+# ---------------------------------------------------------------------------------------
+# Commands: requests on replayflow.commands, keyed by instance id (or limiter key).
+
+
+@dataclass(frozen=True)
+class StartWorkflow:
+    instance_id: str
+    workflow: str
+    input: str = "null"
+    version: str | None = None  # None: the newest version known to the orchestrator
+    parent_id: str | None = None  # set when a workflow starts a child
+    parent_step: str | None = None
+
+
+@dataclass(frozen=True)
+class CompleteStep:
+    instance_id: str
+    step: str
+    attempt: int
+    result: str = "null"
+
+
+@dataclass(frozen=True)
+class FailStep:
+    instance_id: str
+    step: str
+    attempt: int
+    error: ErrorInfo
+
+
+@dataclass(frozen=True)
+class SendEvent:
+    instance_id: str
+    name: str
+    payload: str = "null"
+
+
+@dataclass(frozen=True)
+class CancelWorkflow:
+    instance_id: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class TerminateWorkflow:
+    instance_id: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class FireTimer:
+    """Made by the orchestrator when a timer from its index is due; never produced by
+    clients. Carried on the wire only inside history (as TimerFired)."""
+
+    instance_id: str
+    timer: str
+
+
+# Admission: a limiter entity per workflow name, keyed "limiter:<workflow>", folded like
+# an instance so a concurrency limit holds across every partition.
+
+
+@dataclass(frozen=True)
+class AcquireSlot:
+    limiter: str
+    instance_id: str
+    limit: int
+
+
+@dataclass(frozen=True)
+class GrantSlot:
+    instance_id: str
+
+
+@dataclass(frozen=True)
+class ReleaseSlot:
+    limiter: str
+    instance_id: str
+
+
+Command = (
+    StartWorkflow
+    | CompleteStep
+    | FailStep
+    | SendEvent
+    | CancelWorkflow
+    | TerminateWorkflow
+    | FireTimer
+    | AcquireSlot
+    | GrantSlot
+    | ReleaseSlot
+)
+
+# ---------------------------------------------------------------------------------------
+# History events: facts the orchestrator accepted. Every one carries the instance id,
+# a per-instance sequence number starting at 1, and the orchestrator's time.
+
+
+@dataclass(frozen=True)
+class WorkflowStarted:
+    instance_id: str
+    seq: int
+    at: int
+    workflow: str
+    version: str
+    input: str
+    parent_id: str | None = None
+    parent_step: str | None = None
+
+
+@dataclass(frozen=True)
+class WorkflowQueued:
+    instance_id: str
+    seq: int
+    at: int
+    limiter: str
+
+
+@dataclass(frozen=True)
+class WorkflowAdmitted:
+    instance_id: str
+    seq: int
+    at: int
+
+
+@dataclass(frozen=True)
+class StepScheduled:
+    instance_id: str
+    seq: int
+    at: int
+    step: str
+    function: str
+    attempt: int
+    input: str
+    timeout_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class StepCompleted:
+    instance_id: str
+    seq: int
+    at: int
+    step: str
+    attempt: int
+    result: str
+
+
+@dataclass(frozen=True)
+class StepFailed:
+    instance_id: str
+    seq: int
+    at: int
+    step: str
+    attempt: int
+    error: ErrorInfo
+    retry_at: int | None = None  # None: no retry follows, the step has failed
+
+
+@dataclass(frozen=True)
+class TimerStarted:
+    instance_id: str
+    seq: int
+    at: int
+    timer: str
+    due: int
+
+
+@dataclass(frozen=True)
+class TimerFired:
+    instance_id: str
+    seq: int
+    at: int
+    timer: str
+
+
+@dataclass(frozen=True)
+class EventAwaited:
+    instance_id: str
+    seq: int
+    at: int
+    name: str
+    deadline: int | None = None
+
+
+@dataclass(frozen=True)
+class EventReceived:
+    instance_id: str
+    seq: int
+    at: int
+    name: str
+    payload: str
+
+
+@dataclass(frozen=True)
+class CancelRequested:
+    instance_id: str
+    seq: int
+    at: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class WorkflowCompleted:
+    instance_id: str
+    seq: int
+    at: int
+    output: str
+
+
+@dataclass(frozen=True)
+class WorkflowFailed:
+    instance_id: str
+    seq: int
+    at: int
+    error: ErrorInfo
+
+
+@dataclass(frozen=True)
+class WorkflowCancelled:
+    instance_id: str
+    seq: int
+    at: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class WorkflowTerminated:
+    instance_id: str
+    seq: int
+    at: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class WorkflowTimedOut:
+    instance_id: str
+    seq: int
+    at: int
+
+
+@dataclass(frozen=True)
+class WorkflowSuspended:
+    """The instance stopped and waits for an operator: replayed code asked for something
+    other than what history holds (the error names both)."""
+
+    instance_id: str
+    seq: int
+    at: int
+    error: ErrorInfo
+
+
+HistoryEvent = (
+    WorkflowStarted
+    | WorkflowQueued
+    | WorkflowAdmitted
+    | StepScheduled
+    | StepCompleted
+    | StepFailed
+    | TimerStarted
+    | TimerFired
+    | EventAwaited
+    | EventReceived
+    | CancelRequested
+    | WorkflowCompleted
+    | WorkflowFailed
+    | WorkflowCancelled
+    | WorkflowTerminated
+    | WorkflowTimedOut
+    | WorkflowSuspended
+)
+
+# ---------------------------------------------------------------------------------------
+# Work for workers, and results for clients.
+
+
+@dataclass(frozen=True)
+class Task:
+    """One attempt of one step, on replayflow.tasks."""
+
+    instance_id: str
+    workflow: str
+    step: str
+    function: str
+    attempt: int
+    input: str  # JSON: {"args": [...], "kwargs": {...}}
+    scheduled_at: int
+    timeout_ms: int | None = None
+
+    @property
+    def idempotency_key(self) -> str:
+        # Stable across attempts: a step that charges a card must charge it once.
+        return f"{self.instance_id}/{self.step}"
+
+
+@dataclass(frozen=True)
+class Completion:
+    """The end of an instance, on replayflow.completions."""
+
+    instance_id: str
+    workflow: str
+    version: str
+    status: str
+    at: int
+    output: str | None = None
+    error: ErrorInfo | None = None
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """Input that could not be accepted, on replayflow.dlq, with the original bytes."""
+
+    source_topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    reason: str
+    error_type: str
+    at: int

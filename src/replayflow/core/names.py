@@ -1,0 +1,41 @@
+"""The formats of names and instance ids, checked where they enter."""
+
+from __future__ import annotations
+
+import re
+
+from replayflow.core.errors import ValidationError
+
+MAX_ID_LENGTH = 200
+_INSTANCE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/+=-]{0,199}")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,127}")
+_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")
+
+
+def check_instance_id(value: object) -> str:
+    if not isinstance(value, str) or not _INSTANCE_ID.fullmatch(value):
+        raise ValidationError(
+            f"invalid instance id {value!r}: 1 to {MAX_ID_LENGTH} characters of letters, "
+            "digits and ._:@/+=- starting with a letter or digit")
+    return value
+
+
+def check_name(value: object, what: str = "name") -> str:
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
+        raise ValidationError(
+            f"invalid {what} {value!r}: 1 to 128 characters of letters, digits and _.- "
+            "starting with a letter or _")
+    return value
+
+
+def check_version(value: object) -> str:
+    if not isinstance(value, str) or not _VERSION.fullmatch(value):
+        raise ValidationError(f"invalid version {value!r}: letters, digits and _.+- "
+                              "starting with a letter or digit")
+    return value
+
+
+def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
+    """Order versions naturally: '2' < '10', '1.9' < '1.10'; numbers before words."""
+    parts = re.split(r"[.\-+_]", version)
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in parts)

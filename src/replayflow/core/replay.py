@@ -1,0 +1,109 @@
+"""Replay: fold an instance's recorded history through the current code and compare.
+
+History interleaves input facts (what arrived: a start, a result, a fired timer, an
+event, a cancel) with the decisions they caused. Replay turns the input facts back into
+commands, folds them at their recorded times, and checks that the decisions come out
+the same, event for event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+from replayflow.core.decide import Decider
+from replayflow.core.definitions import Registry
+from replayflow.core.messages import (
+    CancelRequested,
+    CancelWorkflow,
+    Command,
+    CompleteStep,
+    EventReceived,
+    FailStep,
+    FireTimer,
+    GrantSlot,
+    HistoryEvent,
+    SendEvent,
+    StartWorkflow,
+    StepCompleted,
+    StepFailed,
+    TerminateWorkflow,
+    TimerFired,
+    WorkflowAdmitted,
+    WorkflowStarted,
+    WorkflowTerminated,
+)
+from replayflow.core.state import InstanceState
+
+
+def input_commands(history: Sequence[HistoryEvent]) -> Iterator[tuple[Command, int]]:
+    """The commands that produced a history, each with the time it was folded at."""
+    fired: str | None = None  # a step timeout's StepFailed is caused by its TimerFired
+    for event in history:
+        if isinstance(event, WorkflowStarted):
+            yield StartWorkflow(instance_id=event.instance_id, workflow=event.workflow,
+                                input=event.input, version=event.version,
+                                parent_id=event.parent_id,
+                                parent_step=event.parent_step), event.at
+        elif isinstance(event, WorkflowAdmitted):
+            yield GrantSlot(instance_id=event.instance_id), event.at
+        elif isinstance(event, StepCompleted):
+            yield CompleteStep(instance_id=event.instance_id, step=event.step,
+                               attempt=event.attempt, result=event.result), event.at
+        elif isinstance(event, StepFailed):
+            if fired != f"step/{event.step}/timeout/{event.attempt}":
+                yield FailStep(instance_id=event.instance_id, step=event.step,
+                               attempt=event.attempt, error=event.error), event.at
+        elif isinstance(event, TimerFired):
+            yield FireTimer(instance_id=event.instance_id, timer=event.timer), event.at
+        elif isinstance(event, EventReceived):
+            yield SendEvent(instance_id=event.instance_id, name=event.name,
+                            payload=event.payload), event.at
+        elif isinstance(event, CancelRequested):
+            yield CancelWorkflow(instance_id=event.instance_id, reason=event.reason), event.at
+        elif isinstance(event, WorkflowTerminated):
+            yield TerminateWorkflow(instance_id=event.instance_id,
+                                    reason=event.reason), event.at
+        fired = event.timer if isinstance(event, TimerFired) else None
+
+
+@dataclass(frozen=True)
+class ReplayReport:
+    identical: bool
+    events: tuple[HistoryEvent, ...]  # what the current code decided
+    state: InstanceState | None
+    difference: str | None = None  # the first difference, in words
+    position: int | None = None  # its index in the recorded history
+
+
+def replay(history: Iterable[HistoryEvent], registry: Registry,
+           decider: Decider | None = None) -> ReplayReport:
+    """Re-fold a recorded history with the current code; report the first difference."""
+    recorded = list(history)
+    decider = decider or Decider(registry, cache_size=0)
+    state: InstanceState | None = None
+    produced: list[HistoryEvent] = []
+    for command, at in input_commands(recorded):
+        try:
+            decision = decider.decide(state, command, at)
+        except LookupError as exc:
+            return ReplayReport(False, tuple(produced), state, str(exc), len(produced))
+        if decision.rejected:
+            return ReplayReport(False, tuple(produced), state,
+                                f"the current code rejects {type(command).__name__}: "
+                                f"{decision.rejected}", len(produced))
+        state = decision.state
+        produced.extend(decision.events)
+    for position, (want, got) in enumerate(zip(recorded, produced, strict=False)):
+        if want != got:
+            return ReplayReport(False, tuple(produced), state,
+                                f"event #{position + 1}: history has {want}, the current "
+                                f"code gives {got}", position)
+    if len(recorded) != len(produced):
+        position = min(len(recorded), len(produced))
+        extra = (f"history has {recorded[position]} and the current code gives nothing more"
+                 if len(recorded) > len(produced)
+                 else f"the current code gives {produced[position]} beyond the history")
+        return ReplayReport(False, tuple(produced), state, f"event #{position + 1}: {extra}",
+                            position)
+    return ReplayReport(True, tuple(produced), state)

@@ -1,0 +1,117 @@
+"""Per-instance state: what the fold knows about one workflow instance.
+
+State is immutable; decide() returns a new one. It is split so the store can write only
+what changed: `info` (small, changes on every decision) and `calls`, one record per
+await point in the order the workflow asked for them (a record is rewritten only when
+that call changes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from replayflow.core.messages import ErrorInfo
+
+
+class Status(StrEnum):
+    QUEUED = "QUEUED"  # over its workflow's concurrency limit, waiting for a slot
+    RUNNING = "RUNNING"
+    SUSPENDED = "SUSPENDED"  # stopped on a NonDeterminismError; an operator must act
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    TERMINATED = "TERMINATED"
+    TIMED_OUT = "TIMED_OUT"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STATUSES
+
+
+FINAL_STATUSES = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED,
+                            Status.TERMINATED, Status.TIMED_OUT})
+
+
+class CallKind(StrEnum):
+    STEP = "step"
+    SLEEP = "sleep"
+    EVENT = "event"
+
+
+class CallStatus(StrEnum):
+    SCHEDULED = "scheduled"  # a step attempt is out with a worker
+    BACKOFF = "backoff"  # a step attempt failed; the next waits on a retry timer
+    WAITING = "waiting"  # a sleep or an event wait
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"  # an event wait whose timeout passed
+
+    @property
+    def is_pending(self) -> bool:
+        return self in (CallStatus.SCHEDULED, CallStatus.BACKOFF, CallStatus.WAITING)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One await point. For steps `key` is the step's name in the workflow (with '#n'
+    when the name repeats), for sleeps the sleep's name, for events the event name."""
+
+    index: int
+    kind: CallKind
+    key: str
+    status: CallStatus
+    function: str = ""  # steps: the registered step function
+    input: str = ""  # steps: JSON {"args": [...], "kwargs": {...}}
+    retry: dict[str, object] | None = None
+    timeout_ms: int | None = None
+    attempt: int = 0
+    deadline: int | None = None  # sleeps: due time; event waits: timeout time
+    result: str | None = None
+    error: ErrorInfo | None = None
+    resolved_seq: int | None = None  # the history seq that resolved it, orders outcomes
+    resolved_at: int | None = None
+
+    def describe(self) -> str:
+        return f"{self.kind.value} {self.key!r}"
+
+
+@dataclass(frozen=True)
+class Info:
+    instance_id: str
+    workflow: str
+    version: str
+    status: Status
+    input: str
+    started_at: int
+    seq: int = 0  # the last history sequence number written for this instance
+    output: str | None = None
+    error: ErrorInfo | None = None
+    reason: str | None = None  # why it was cancelled or terminated
+    ended_at: int | None = None
+    admitted_at: int | None = None  # when a queued instance got its slot and first ran
+    parent_id: str | None = None
+    parent_step: str | None = None
+    limiter: str | None = None  # holds (or waits for) a slot of this limiter
+    timers: tuple[tuple[str, int], ...] = ()  # (timer id, due) of every live timer
+    inbox: tuple[tuple[str, str], ...] = ()  # events that arrived before a wait: (name, payload)
+
+
+@dataclass(frozen=True)
+class InstanceState:
+    info: Info
+    calls: tuple[Call, ...] = field(default=())
+
+    @property
+    def status(self) -> Status:
+        return self.info.status
+
+    def pending_calls(self) -> list[Call]:
+        # Pending calls are at the tail (the current await), so scan backwards briefly.
+        found = []
+        for call in reversed(self.calls):
+            if call.status.is_pending:
+                found.append(call)
+        found.reverse()
+        return found

@@ -1,0 +1,270 @@
+"""rf.testing.Environment: run workflows in-process on the same decide() as production,
+with a virtual clock.
+
+    env = Environment(checkout)                  # workflows, steps or modules
+    handle = env.start(checkout, {"id": 1})
+    env.send_event(handle.id, "approval", True)
+    assert handle.result() == {...}              # sleeps and timeouts pass at once
+
+Time stands still unless something waits for it: `result()` jumps the clock to the
+next timer when nothing else can happen, and `advance("1h")` moves it explicitly.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import ModuleType
+from typing import Any
+
+from replayflow.core.decide import Decider, Limits
+from replayflow.core.definitions import Registry, StepDef, WorkflowDef
+from replayflow.core.durations import Duration, to_ms
+from replayflow.core.errors import ReplayflowError, WorkflowError
+from replayflow.core.limiter import LimiterState, decide_limiter
+from replayflow.core.messages import (
+    AcquireSlot,
+    CancelWorkflow,
+    Command,
+    CompleteStep,
+    Completion,
+    ErrorInfo,
+    FailStep,
+    FireTimer,
+    HistoryEvent,
+    ReleaseSlot,
+    SendEvent,
+    StartWorkflow,
+    Task,
+    TerminateWorkflow,
+)
+from replayflow.core.payloads import dump, load
+from replayflow.core.replay import ReplayReport, replay
+from replayflow.core.state import InstanceState, Status
+from replayflow.execution import run_sync, unknown_step
+
+DEFAULT_START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class Deadlock(ReplayflowError):
+    """result() was asked for an instance that waits for something only a test can send."""
+
+
+@dataclass
+class _Failure:
+    times: int
+    error: ErrorInfo
+
+
+@dataclass
+class _Queue:
+    entries: list[tuple[int, str]] = field(default_factory=list)
+
+    def head(self, n: int) -> list[tuple[int, str]]:
+        return self.entries[:n]
+
+
+class Handle:
+    def __init__(self, env: Environment, instance_id: str) -> None:
+        self._env = env
+        self.id = instance_id
+
+    def result(self, timeout: Duration | None = None) -> Any:
+        return self._env.result(self.id, timeout)
+
+    def status(self) -> Status:
+        return self._env.status(self.id)
+
+    def __repr__(self) -> str:
+        return f"Handle({self.id!r})"
+
+
+class Environment:
+    """An in-process engine: the fold, timers, steps and admission, on a virtual clock."""
+
+    def __init__(self, *items: WorkflowDef | StepDef | ModuleType | Iterable[Any],
+                 start: datetime = DEFAULT_START, cache_size: int = 10_000,
+                 limits: Limits | None = None,
+                 concurrency: dict[str, int] | None = None) -> None:
+        self.registry = Registry.of(*items)
+        for versions in list(self.registry.workflows.values()):
+            for workflow in versions.values():
+                # Steps used by a workflow are found in its module, as a worker finds them.
+                for value in list(getattr(workflow.fn, "__globals__", {}).values()):
+                    if isinstance(value, StepDef) and value.name not in self.registry.steps:
+                        self.registry.add(value)
+        self.decider = Decider(self.registry, cache_size=cache_size, limits=limits,
+                               concurrency=concurrency)
+        self.now = round(start.timestamp() * 1000)
+        self.states: dict[str, InstanceState] = {}
+        self.histories: dict[str, list[HistoryEvent]] = {}
+        self.completions: dict[str, Completion] = {}
+        self.rejected: list[tuple[Command, str]] = []
+        self.max_running: dict[str, int] = {}
+        self._limiters: dict[str, LimiterState] = {}
+        self._queues: dict[str, _Queue] = {}
+        self._commands: deque[Command] = deque()
+        self._tasks: deque[Task] = deque()
+        self._timers: list[tuple[int, int, str, str]] = []
+        self._timer_order = itertools.count()
+        self._ids = itertools.count(1)
+        self._failures: dict[str, _Failure] = {}
+        self.held: list[Task] = []
+        self._holding: set[str] = set()
+
+    # -- what tests do ---------------------------------------------------------------
+
+    def start(self, workflow: WorkflowDef | str, input: Any = None, id: str | None = None,
+              version: str | None = None) -> Handle:
+        name = workflow.name if isinstance(workflow, WorkflowDef) else workflow
+        instance_id = id or f"{name}-{next(self._ids)}"
+        self._commands.append(StartWorkflow(instance_id=instance_id, workflow=name,
+                                            input=dump(input, "the workflow input"),
+                                            version=version))
+        self.run_until_idle()
+        return Handle(self, instance_id)
+
+    def send_event(self, instance_id: str, name: str, payload: Any = None) -> None:
+        self._commands.append(SendEvent(instance_id=instance_id, name=name,
+                                        payload=dump(payload, "the event payload")))
+        self.run_until_idle()
+
+    def cancel(self, instance_id: str, reason: str = "") -> None:
+        self._commands.append(CancelWorkflow(instance_id=instance_id, reason=reason))
+        self.run_until_idle()
+
+    def terminate(self, instance_id: str, reason: str = "") -> None:
+        self._commands.append(TerminateWorkflow(instance_id=instance_id, reason=reason))
+        self.run_until_idle()
+
+    def fail_step(self, name: str, times: int = 1, error: str = "injected failure",
+                  retryable: bool = True, type: str = "InjectedFailure") -> None:
+        """Make the next `times` attempts of a step (its key or function name) fail."""
+        self._failures[name] = _Failure(times, ErrorInfo(type=type, message=error,
+                                                         retryable=retryable))
+
+    def hold_step(self, name: str) -> None:
+        """Keep the attempts of a step (key or function name) from running: they pile up
+        in `held`, as if a worker had died. release_held() runs them."""
+        self._holding.add(name)
+
+    def release_held(self) -> None:
+        self._holding.clear()
+        self._tasks.extend(self.held)
+        self.held.clear()
+        self.run_until_idle()
+
+    def deliver(self, command: Command) -> None:
+        """Fold any command as if it had arrived on the commands topic."""
+        self._commands.append(command)
+        self.run_until_idle()
+
+    def advance(self, duration: Duration) -> None:
+        """Move the clock forward, firing every timer that falls due on the way."""
+        until = self.now + to_ms(duration)
+        self.run_until_idle()
+        while self._timers and self._timers[0][0] <= until:
+            self._fire_next()
+        self.now = until
+        self.run_until_idle()
+
+    def result(self, instance_id: str, timeout: Duration | None = None) -> Any:
+        """The output; raises WorkflowError unless it completed. Jumps the clock over
+        sleeps and timers (at most `timeout` of virtual time, when given)."""
+        limit = None if timeout is None else self.now + to_ms(timeout)
+        self.run_until_idle()
+        while not self._final(instance_id):
+            if not self._timers or (limit is not None and self._timers[0][0] > limit):
+                state = self.states.get(instance_id)
+                what = "no such instance" if state is None else self._waiting_for(state)
+                raise Deadlock(f"instance {instance_id!r} cannot finish: {what}")
+            self._fire_next()
+        completion = self.completions[instance_id]
+        if completion.status != Status.COMPLETED:
+            raise WorkflowError(instance_id, completion.status, completion.error)
+        return load(completion.output, "the workflow output")
+
+    def status(self, instance_id: str) -> Status:
+        return self.states[instance_id].status
+
+    def history(self, instance_id: str) -> list[HistoryEvent]:
+        return list(self.histories.get(instance_id, []))
+
+    def replay(self, instance_id: str) -> ReplayReport:
+        return replay(self.history(instance_id), self.registry)
+
+    # -- the engine ------------------------------------------------------------------
+
+    def run_until_idle(self) -> None:
+        while self._commands or self._tasks:
+            while self._commands:
+                self._fold(self._commands.popleft())
+            if self._tasks:
+                self._execute(self._tasks.popleft())
+
+    def _fold(self, command: Command) -> None:
+        if isinstance(command, AcquireSlot | ReleaseSlot):
+            self._fold_limiter(command)
+            return
+        state = self.states.get(command.instance_id)
+        decision = self.decider.decide(state, command, self.now)
+        if decision.rejected:
+            self.rejected.append((command, decision.rejected))
+            return
+        if decision.state is not None:
+            self.states[command.instance_id] = decision.state
+        self.histories.setdefault(command.instance_id, []).extend(decision.events)
+        for timer_id, due in decision.timers_set:
+            heapq.heappush(self._timers, (due, next(self._timer_order), command.instance_id,
+                                          timer_id))
+        # Cancelled timers stay in the heap: the fold ignores a timer it no longer holds.
+        self._tasks.extend(decision.tasks)
+        self._commands.extend(decision.commands)
+        if decision.completion is not None:
+            self.completions[command.instance_id] = decision.completion
+
+    def _fold_limiter(self, command: AcquireSlot | ReleaseSlot) -> None:
+        queue = self._queues.setdefault(command.limiter, _Queue())
+        decision = decide_limiter(self._limiters.get(command.limiter), command, queue)
+        self._limiters[command.limiter] = decision.state
+        queue.entries.extend(decision.enqueued)
+        taken = set(decision.dequeued)
+        queue.entries = [e for e in queue.entries if e[0] not in taken]
+        self._commands.extend(decision.grants)
+        running = len(decision.state.running)
+        self.max_running[command.limiter] = max(self.max_running.get(command.limiter, 0),
+                                                running)
+
+    def _execute(self, task: Task) -> None:
+        if task.step in self._holding or task.function in self._holding:
+            self.held.append(task)
+            return
+        failure = self._failures.get(task.step) or self._failures.get(task.function)
+        if failure is not None and failure.times > 0:
+            failure.times -= 1
+            self._commands.append(FailStep(instance_id=task.instance_id, step=task.step,
+                                           attempt=task.attempt, error=failure.error))
+            return
+        step = self.registry.step(task.function)
+        self._commands.append(unknown_step(task) if step is None else run_sync(step, task))
+
+    def _fire_next(self) -> None:
+        due, _, instance_id, timer_id = heapq.heappop(self._timers)
+        self.now = max(self.now, due)
+        self._commands.append(FireTimer(instance_id=instance_id, timer=timer_id))
+        self.run_until_idle()
+
+    def _final(self, instance_id: str) -> bool:
+        state = self.states.get(instance_id)
+        return state is not None and state.status.is_final
+
+    @staticmethod
+    def _waiting_for(state: InstanceState) -> str:
+        if state.status is Status.SUSPENDED and state.info.error is not None:
+            return f"suspended: {state.info.error.message}"
+        pending = [call.describe() for call in state.pending_calls()]
+        return f"{state.status.value}, waiting for {', '.join(pending) or 'nothing'}"
