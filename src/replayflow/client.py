@@ -1,0 +1,312 @@
+"""The Python client: start workflows, send events, cancel, terminate, read results and
+history. Everything it does is a record on a topic, so any language can do the same
+(schemas/README.md).
+
+    client = rf.Client()                                  # KAFKA_BOOTSTRAP, namespace
+    handle = client.start("checkout", {"id": 1}, id="order-1")   # idempotent by id
+    print(handle.result(timeout=60))
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+
+from replayflow import codec
+from replayflow.core.definitions import WorkflowDef
+from replayflow.core.errors import ReplayflowError, WorkflowError
+from replayflow.core.messages import (
+    CancelWorkflow,
+    Command,
+    Completion,
+    HistoryEvent,
+    SendEvent,
+    StartWorkflow,
+    TerminateWorkflow,
+)
+from replayflow.core.names import check_instance_id
+from replayflow.core.payloads import dump, load
+from replayflow.core.state import FINAL_STATUSES
+from replayflow.processors.kafka_config import (
+    consumer_config,
+    murmur2_partition,
+    producer_config,
+)
+from replayflow.settings import Settings
+from replayflow.topics import Topics
+
+_FINAL_EVENTS = {"WorkflowCompleted", "WorkflowFailed", "WorkflowCancelled",
+                 "WorkflowTerminated", "WorkflowTimedOut"}
+
+
+class ResultTimeout(ReplayflowError, TimeoutError):
+    """No completion arrived in time; the instance may still be running."""
+
+
+class Handle:
+    def __init__(self, client: Client, instance_id: str, started_at: float) -> None:
+        self._client = client
+        self.id = instance_id
+        self.started_at = started_at
+
+    def result(self, timeout: float | None = 60.0) -> Any:
+        return self._client.result(self.id, timeout, since=self.started_at)
+
+    def completion(self, timeout: float | None = 60.0) -> Completion:
+        return self._client.completion(self.id, timeout, since=self.started_at)
+
+    def __repr__(self) -> str:
+        return f"Handle({self.id!r})"
+
+
+class _CompletionWatcher(threading.Thread):
+    """Reads replayflow.completions from where it was when the client started its first
+    workflow, so no completion of a workflow this client started is missed."""
+
+    def __init__(self, settings: Settings, topic: str, partitions: int) -> None:
+        super().__init__(name="replayflow-completions", daemon=True)
+        self._consumer = Consumer(consumer_config(settings, None, **{
+            "group.id": f"replayflow-client-{uuid.uuid4().hex}"}))
+        ends = []
+        for p in range(partitions):
+            _, high = self._consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
+            ends.append(TopicPartition(topic, p, high))
+        self._consumer.assign(ends)
+        self.completions: dict[str, Completion] = {}
+        self._changed = threading.Condition()
+        self._stop = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            messages = self._consumer.consume(1000, timeout=0.1)
+            if not messages:
+                continue
+            with self._changed:
+                for message in messages:
+                    if message.error() is not None:
+                        continue
+                    try:
+                        completion = codec.decode(message.value() or b"")
+                    except codec.CodecError:
+                        continue
+                    if isinstance(completion, Completion):
+                        self.completions[completion.instance_id] = completion
+                self._changed.notify_all()
+        self._consumer.close()
+
+    def wait(self, instance_id: str, timeout: float | None) -> Completion | None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._changed:
+            while instance_id not in self.completions:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return None
+                self._changed.wait(left if left is not None else 1.0)
+            return self.completions[instance_id]
+
+    def close(self) -> None:
+        self._stop.set()
+
+
+class Client:
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings.from_env()
+        self.topics = Topics(self.settings)
+        self._producer = Producer(producer_config(self.settings))
+        self._partitions: dict[str, int] = {}
+        self._watcher: _CompletionWatcher | None = None
+        self._lock = threading.Lock()
+
+    # -- commands --------------------------------------------------------------------
+
+    def start(self, workflow: str | WorkflowDef, input: Any = None, id: str | None = None,
+              version: str | None = None) -> Handle:
+        """Start an instance. With an id that exists already nothing changes (the first
+        start wins) and the handle reads that instance's result."""
+        return self.start_many([(workflow, input, id)], version=version)[0]
+
+    def start_many(self, starts: Iterable[tuple[str | WorkflowDef, Any, str | None]],
+                   version: str | None = None) -> list[Handle]:
+        self._ensure_watcher()
+        handles = []
+        now = time.time()
+        for workflow, input, instance_id in starts:
+            name = workflow.name if isinstance(workflow, WorkflowDef) else workflow
+            instance_id = check_instance_id(instance_id or f"{name}-{uuid.uuid4().hex}")
+            self._send(StartWorkflow(instance_id=instance_id, workflow=name,
+                                     input=dump(input, "the workflow input"),
+                                     version=version))
+            handles.append(Handle(self, instance_id, now))
+        self._producer.flush(30)
+        return handles
+
+    def send_event(self, instance_id: str, name: str, payload: Any = None) -> None:
+        self._send(SendEvent(instance_id=instance_id, name=name,
+                             payload=dump(payload, "the event payload")))
+        self._producer.flush(30)
+
+    def cancel(self, instance_id: str, reason: str = "") -> None:
+        self._send(CancelWorkflow(instance_id=instance_id, reason=reason))
+        self._producer.flush(30)
+
+    def terminate(self, instance_id: str, reason: str = "") -> None:
+        self._send(TerminateWorkflow(instance_id=instance_id, reason=reason))
+        self._producer.flush(30)
+
+    def _send(self, command: Command) -> None:
+        key = command.instance_id.encode()  # type: ignore[union-attr]
+        value = codec.encode(command)
+        while True:
+            try:
+                self._producer.produce(self.topics.commands, key=key, value=value)
+                return
+            except BufferError:
+                self._producer.poll(0.05)
+
+    # -- results and history ---------------------------------------------------------
+
+    def completion(self, instance_id: str, timeout: float | None = 60.0,
+                   since: float | None = None) -> Completion:
+        """The instance's completion record, waiting up to `timeout` seconds."""
+        watcher = self._watcher
+        if watcher is not None:
+            found = watcher.completions.get(instance_id)
+            if found is not None:
+                return found
+        if since is None or watcher is None:
+            # Not started by this client: it may have finished long ago, so look back.
+            found = self._find_completion(instance_id)
+            if found is not None:
+                return found
+            watcher = self._ensure_watcher()
+        found = watcher.wait(instance_id, timeout)
+        if found is None:
+            raise ResultTimeout(f"no completion for {instance_id!r} within {timeout} s")
+        return found
+
+    def result(self, instance_id: str, timeout: float | None = 60.0,
+               since: float | None = None) -> Any:
+        """The output of a completed instance; WorkflowError for any other ending."""
+        completion = self.completion(instance_id, timeout, since)
+        if completion.status != "COMPLETED":
+            raise WorkflowError(instance_id, completion.status, completion.error)
+        return load(completion.output, "the workflow output")
+
+    def history(self, instance_id: str, wait_final: float = 0.0) -> list[HistoryEvent]:
+        """Every history event of an instance, in order. With `wait_final` > 0, read
+        again until a final event appears or that many seconds pass."""
+        deadline = time.monotonic() + wait_final
+        while True:
+            events = [e for e in self._scan(self.topics.history, instance_id)
+                      if getattr(e, "instance_id", None) == instance_id]
+            if not wait_final or any(type(e).__name__ in _FINAL_EVENTS for e in events) \
+                    or time.monotonic() > deadline:
+                return events
+            time.sleep(0.2)
+
+    def _find_completion(self, instance_id: str) -> Completion | None:
+        found = None
+        for record in self._scan(self.topics.completions, instance_id):
+            if isinstance(record, Completion) and record.instance_id == instance_id:
+                found = record
+        return found
+
+    def _scan(self, topic: str, instance_id: str) -> list[Any]:
+        """Decode the records of one key, reading its partition to the current end."""
+        key = instance_id.encode()
+        partition = murmur2_partition(key, self._partition_count(topic))
+        consumer = Consumer(consumer_config(self.settings, None, **{
+            "group.id": f"replayflow-scan-{uuid.uuid4().hex}"}))
+        try:
+            tp = TopicPartition(topic, partition)
+            low, high = consumer.get_watermark_offsets(tp, timeout=30)
+            if high <= low:
+                return []
+            consumer.assign([TopicPartition(topic, partition, OFFSET_BEGINNING)])
+            records = []
+            while True:
+                messages = consumer.consume(5000, timeout=1.0)
+                for message in messages:
+                    if message.error() is None and message.key() == key:
+                        try:
+                            records.append(codec.decode(message.value() or b""))
+                        except codec.CodecError:
+                            continue
+                position = consumer.position([tp])[0].offset
+                if position >= high or (not messages and position < 0):
+                    return records
+        finally:
+            consumer.close()
+
+    def _partition_count(self, topic: str) -> int:
+        if topic not in self._partitions:
+            metadata = self._producer.list_topics(topic, timeout=30)
+            partitions = metadata.topics[topic].partitions
+            if not partitions:
+                raise ReplayflowError(f"topic {topic!r} does not exist: run "
+                                      "`replayflow topics apply`")
+            self._partitions[topic] = len(partitions)
+        return self._partitions[topic]
+
+    def _ensure_watcher(self) -> _CompletionWatcher:
+        with self._lock:
+            if self._watcher is None:
+                topic = self.topics.completions
+                self._watcher = _CompletionWatcher(self.settings, topic,
+                                                   self._partition_count(topic))
+                self._watcher.start()
+            return self._watcher
+
+    def close(self) -> None:
+        self._producer.flush(30)
+        if self._watcher is not None:
+            self._watcher.close()
+            self._watcher.join(5)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncClient:
+    """The same operations for asyncio code; blocking work runs in threads."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self._client = Client(settings)
+
+    async def start(self, workflow: str | WorkflowDef, input: Any = None,
+                    id: str | None = None, version: str | None = None) -> Handle:
+        return await asyncio.to_thread(self._client.start, workflow, input, id, version)
+
+    async def start_many(self, starts: Sequence[tuple[str | WorkflowDef, Any, str | None]]
+                         ) -> list[Handle]:
+        return await asyncio.to_thread(self._client.start_many, starts)
+
+    async def send_event(self, instance_id: str, name: str, payload: Any = None) -> None:
+        await asyncio.to_thread(self._client.send_event, instance_id, name, payload)
+
+    async def cancel(self, instance_id: str, reason: str = "") -> None:
+        await asyncio.to_thread(self._client.cancel, instance_id, reason)
+
+    async def terminate(self, instance_id: str, reason: str = "") -> None:
+        await asyncio.to_thread(self._client.terminate, instance_id, reason)
+
+    async def result(self, instance_id: str, timeout: float | None = 60.0) -> Any:
+        return await asyncio.to_thread(self._client.result, instance_id, timeout)
+
+    async def history(self, instance_id: str) -> list[HistoryEvent]:
+        return await asyncio.to_thread(self._client.history, instance_id)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._client.close)
+
+
+__all__ = ["FINAL_STATUSES", "AsyncClient", "Client", "Handle", "ResultTimeout"]

@@ -1,0 +1,255 @@
+"""The orchestrator: folds replayflow.commands exactly once.
+
+One consumer group member and one transactional producer per process (KIP-447: the
+consumed offsets go into the transaction with the consumer's group metadata, so a
+zombie from an older generation is fenced). Each batch follows the five steps of
+`_process_batch`; nothing else writes state.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from replayflow import codec
+from replayflow.core.decide import Decider
+from replayflow.core.definitions import Registry
+from replayflow.core.messages import Command, FireTimer
+from replayflow.processors.fold import PartitionFolder, Record
+from replayflow.processors.kafka_config import consumer_config, group_name, producer_config
+from replayflow.processors.restore import restore_partition
+from replayflow.settings import Settings
+from replayflow.store.partition import PartitionStore
+from replayflow.topics import Topics
+
+log = logging.getLogger("replayflow.orchestrator")
+
+
+@dataclass
+class OrchestratorStats:
+    batches: int = 0
+    commands: int = 0
+    timers: int = 0
+    dead_letters: int = 0
+    aborts: int = 0
+    restored_records: int = 0
+    assigned: list[int] = field(default_factory=list)
+
+
+class Orchestrator:
+    def __init__(self, settings: Settings, registry: Registry, *,
+                 instance_id: str | None = None, data_dir: Path | None = None,
+                 batch_size: int = 2000, cache_size: int = 10_000,
+                 concurrency: dict[str, int] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.topics = Topics(settings)
+        self.instance_id = instance_id or f"orchestrator-{socket.gethostname()}-{os.getpid()}"
+        base = data_dir or Path(settings.data_dir)
+        self.data_dir = base / (settings.namespace or "default") / self.instance_id
+        self.decider = Decider(registry, cache_size=cache_size, concurrency=concurrency)
+        self.batch_size = batch_size
+        self.cache_size = cache_size
+        self.stats = OrchestratorStats()
+        self._clock = clock
+        self._last_now = 0
+        self._folders: dict[int, PartitionFolder] = {}
+        self._stop = threading.Event()
+        self._changelog_offsets: dict[int, int] = {}
+        self._consumer: Consumer | None = None
+        self._producer: Producer | None = None
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self, ready: threading.Event | None = None) -> None:
+        """Run until stop(). Fatal Kafka errors (fencing) end the loop with an error."""
+        self._producer = Producer(producer_config(
+            self.settings, **{"transactional.id": group_name(self.settings, self.instance_id),
+                              "transaction.timeout.ms": 60_000}))
+        self._producer.init_transactions(30)
+        self._consumer = Consumer(consumer_config(
+            self.settings, "orchestrator",
+            **{"group.instance.id": self.instance_id, "session.timeout.ms": 10_000,
+               "max.poll.interval.ms": 120_000}))
+        self._consumer.subscribe([self.topics.commands], on_assign=self._on_assign,
+                                 on_revoke=self._on_revoke, on_lost=self._on_revoke)
+        log.info("orchestrator %s started", self.instance_id)
+        try:
+            while not self._stop.is_set():
+                messages = self._consumer.consume(self.batch_size, timeout=0.05)
+                if ready is not None and self._folders:
+                    ready.set()
+                self._process_batch(messages)
+        finally:
+            self._close()
+
+    def _close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close()  # revokes: the folders close through _on_revoke
+        for folder in self._folders.values():
+            folder.store.close()
+        self._folders.clear()
+        if self._producer is not None:
+            self._producer.flush(10)
+
+    # -- the commit protocol -----------------------------------------------------------
+
+    def _process_batch(self, messages: list[Message]) -> None:
+        assert self._producer is not None and self._consumer is not None
+        now = self._now()
+        offsets: dict[int, int] = {}
+        # 1. decode each command; bad input goes to the dead-letter topic with the reason
+        # 2. fold each through decide() on RocksDB state with the batch's pending writes
+        for message in messages:
+            if message.error() is not None:
+                self._on_consumer_error(message.error())
+                continue
+            folder = self._folders.get(message.partition())
+            if folder is None:
+                continue  # revoked while the batch was in hand: its new owner reads it
+            offsets[message.partition()] = message.offset() + 1
+            self._fold_message(folder, message, now)
+        for folder in self._folders.values():
+            self.stats.timers += folder.fire_due_timers(now)
+        folders = [f for f in self._folders.values() if f.records or f.pending.changes]
+        if not folders and not offsets:
+            return
+        try:
+            self._producer.begin_transaction()
+            # 3. produce history, tasks, completions, commands, DLQ and changelog records
+            self._changelog_offsets = {}
+            for folder in folders:
+                for record in folder.records:
+                    self._produce(record)
+                for record in folder.changelog():
+                    self._produce(record, self._changelog_delivered)
+            # 4. send the consumed offsets to the transaction and commit it
+            if offsets:
+                self._producer.send_offsets_to_transaction(
+                    [TopicPartition(self.topics.commands, p, o) for p, o in offsets.items()],
+                    self._consumer.consumer_group_metadata(), 30)
+            self._producer.commit_transaction(60)
+        except KafkaException as exc:
+            self._abort(exc, folders, offsets, messages)
+            return
+        # 5. only now write RocksDB: state, timers, queues and the changelog offset reached
+        for folder in folders:
+            folder.committed(self._changelog_offsets.get(folder.partition))
+        self.stats.batches += 1
+        self.stats.commands += sum(1 for m in messages if m.error() is None)
+
+    def _fold_message(self, folder: PartitionFolder, message: Message, now: int) -> None:
+        key, value = message.key(), message.value()
+        source = (message.topic(), message.partition(), message.offset(), key, value)
+        try:
+            command = codec.decode(value or b"")
+        except codec.CodecError as exc:
+            self.stats.dead_letters += 1
+            folder.dead_letter(source, f"undecodable command: {exc.reason}", "CodecError", now)
+            return
+        if not isinstance(command, Command) or isinstance(command, FireTimer):
+            # FireTimer is made by the orchestrator itself; from outside it would let
+            # anyone end a sleep early.
+            self.stats.dead_letters += 1
+            folder.dead_letter(source, f"{type(command).__name__} is not a command "
+                               "accepted on this topic", "NotACommand", now)
+            return
+        try:
+            folder.fold(command, now, source)
+        except Exception as exc:  # a bug must not block the partition: park the input
+            log.exception("folding %s failed", type(command).__name__)
+            self.stats.dead_letters += 1
+            folder.dead_letter(source, f"the fold failed: {type(exc).__name__}: {exc}",
+                               "FoldError", now)
+
+    def _produce(self, record: Record,
+                 on_delivery: Callable[[KafkaError | None, Message], None] | None = None
+                 ) -> None:
+        assert self._producer is not None
+        topic = getattr(self.topics, record.topic)
+        kwargs = {} if record.partition is None else {"partition": record.partition}
+        while True:
+            try:
+                self._producer.produce(topic, value=record.value, key=record.key,
+                                       on_delivery=on_delivery, **kwargs)
+                return
+            except BufferError:
+                self._producer.poll(0.05)  # queue full: let deliveries drain
+
+    def _changelog_delivered(self, error: KafkaError | None, message: Message) -> None:
+        if error is None:
+            partition = message.partition()
+            offset = message.offset()
+            if offset > self._changelog_offsets.get(partition, -1):
+                self._changelog_offsets[partition] = offset
+
+    def _abort(self, exc: KafkaException, folders: list[PartitionFolder],
+               offsets: dict[int, int], messages: list[Message]) -> None:
+        assert self._producer is not None and self._consumer is not None
+        error = exc.args[0] if exc.args else None
+        if isinstance(error, KafkaError) and error.fatal():
+            log.error("fatal producer error, stopping: %s", error)
+            raise exc
+        log.warning("transaction failed, aborting and re-reading the batch: %s", exc)
+        self.stats.aborts += 1
+        try:
+            self._producer.abort_transaction(30)
+        except KafkaException as abort_exc:
+            log.error("abort failed, stopping: %s", abort_exc)
+            raise
+        for folder in folders:
+            folder.aborted()
+        # Rewind to the first offset of the batch in each partition and read it again.
+        first: dict[int, int] = {}
+        for message in messages:
+            if message.error() is None:
+                first.setdefault(message.partition(), message.offset())
+        for partition, offset in first.items():
+            if partition in self._folders:
+                self._consumer.seek(TopicPartition(self.topics.commands, partition, offset))
+
+    # -- rebalancing -----------------------------------------------------------------
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            if tp.partition in self._folders:
+                continue
+            store = PartitionStore(self.data_dir / f"p{tp.partition}", tp.partition)
+            restored = restore_partition(self.settings, self.topics.state, store)
+            self.stats.restored_records += restored
+            self._folders[tp.partition] = PartitionFolder(store, self.decider,
+                                                          self.cache_size)
+            log.info("partition %d assigned (%d changelog records restored)", tp.partition,
+                     restored)
+        self.stats.assigned = sorted(self._folders)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            folder = self._folders.pop(tp.partition, None)
+            if folder is not None:
+                folder.aborted()
+                folder.store.close()
+        # Live coroutines may belong to revoked partitions; a miss rebuilds them safely.
+        self.decider.cache.clear()
+        self.stats.assigned = sorted(self._folders)
+
+    def _on_consumer_error(self, error: KafkaError) -> None:
+        if error.fatal():
+            raise KafkaException(error)
+        log.warning("consumer: %s", error)
+
+    def _now(self) -> int:
+        # The fold's time never goes backwards, even if the wall clock does.
+        self._last_now = max(self._last_now, int(self._clock() * 1000))
+        return self._last_now

@@ -1,0 +1,58 @@
+"""Key layout of a partition store. Keys sort so that prefix scans find one instance's
+calls in order, timers by due time, and an admission queue first in, first out.
+
+    i/<instance>/info               instance info
+    i/<instance>/c/<index:08d>      one call record
+    t/<due:015d>/<instance>\\0<timer> timer index (value empty)
+    l/<limiter>                     limiter state
+    q/<limiter>\\0<ticket:016d>      admission queue entry (value: instance id)
+    m/changelog-offset              last changelog offset applied (see PartitionStore)
+"""
+
+from __future__ import annotations
+
+CHANGELOG_OFFSET = b"m/changelog-offset"
+TIMERS = b"t/"
+
+
+def info(instance_id: str) -> bytes:
+    return f"i/{instance_id}/info".encode()
+
+
+def calls_prefix(instance_id: str) -> bytes:
+    return f"i/{instance_id}/c/".encode()
+
+
+def call(instance_id: str, index: int) -> bytes:
+    return f"i/{instance_id}/c/{index:08d}".encode()
+
+
+def timer(due: int, instance_id: str, timer_id: str) -> bytes:
+    return f"t/{due:015d}/{instance_id}\0{timer_id}".encode()
+
+
+def parse_timer(key: bytes) -> tuple[int, str, str]:
+    due, rest = key[2:].decode().split("/", 1)
+    instance_id, timer_id = rest.split("\0", 1)
+    return int(due), instance_id, timer_id
+
+
+def timers_due_before(now: int) -> bytes:
+    """The first key after every timer due at or before `now`."""
+    return f"t/{now + 1:015d}/".encode()
+
+
+def limiter(key: str) -> bytes:
+    return f"l/{key}".encode()
+
+
+def queue_prefix(limiter_key: str) -> bytes:
+    return f"q/{limiter_key}\0".encode()
+
+
+def queue_entry(limiter_key: str, ticket: int) -> bytes:
+    return queue_prefix(limiter_key) + f"{ticket:016d}".encode()
+
+
+def queue_ticket(key: bytes) -> int:
+    return int(key.rsplit(b"\0", 1)[1])

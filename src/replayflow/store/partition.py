@@ -1,0 +1,103 @@
+"""One partition's RocksDB, and the pending writes of the batch being folded.
+
+Writes reach RocksDB only after the Kafka transaction that produced their changelog
+records has committed, in one WriteBatch together with the changelog offset they reach.
+So RocksDB is never ahead of the log; when it is behind (a crash between commit and
+write), the tail of the changelog repairs it on start.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from rocksdict import Options, Rdict, WriteBatch
+
+from replayflow.store import keys
+
+
+class PartitionStore:
+    def __init__(self, path: Path, partition: int) -> None:
+        self.path = path
+        self.partition = partition
+        path.mkdir(parents=True, exist_ok=True)
+        options = Options(raw_mode=True)
+        options.create_if_missing(True)
+        self._db = Rdict(str(path), options)
+
+    def get(self, key: bytes) -> bytes | None:
+        value: bytes | None = self._db.get(key)
+        return value
+
+    def scan(self, prefix: bytes, end: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        """Keys from `prefix` in order, while they start with it (or are below `end`)."""
+        it = self._db.iter()
+        try:
+            it.seek(prefix)
+            while it.valid():
+                key = it.key()
+                if (end is None and not key.startswith(prefix)) or (end is not None
+                                                                     and key >= end):
+                    break
+                yield key, it.value()
+                it.next()
+        finally:
+            del it
+
+    def changelog_offset(self) -> int:
+        """The last changelog offset whose write this store holds; -1 for none."""
+        raw = self.get(keys.CHANGELOG_OFFSET)
+        return -1 if raw is None else int(raw)
+
+    def write(self, changes: dict[bytes, bytes | None], changelog_offset: int | None) -> None:
+        """Apply a batch's changes and the changelog offset they reach, atomically."""
+        batch = WriteBatch(raw_mode=True)
+        for key, value in changes.items():
+            if value is None:
+                batch.delete(key)
+            else:
+                batch.put(key, value)
+        if changelog_offset is not None:
+            batch.put(keys.CHANGELOG_OFFSET, str(changelog_offset).encode())
+        self._db.write(batch)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def destroy(self) -> None:
+        self.close()
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+class Pending:
+    """The changes of the batch in flight for one partition, read through before RocksDB."""
+
+    def __init__(self, store: PartitionStore) -> None:
+        self.store = store
+        self.changes: dict[bytes, bytes | None] = {}
+
+    def get(self, key: bytes) -> bytes | None:
+        if key in self.changes:
+            return self.changes[key]
+        return self.store.get(key)
+
+    def put(self, key: bytes, value: bytes) -> None:
+        self.changes[key] = value
+
+    def delete(self, key: bytes) -> None:
+        self.changes[key] = None
+
+    def scan(self, prefix: bytes, limit: int) -> list[tuple[bytes, bytes]]:
+        """Up to `limit` live entries under `prefix`, in key order, pending ones included."""
+        added = sorted((k, v) for k, v in self.changes.items()
+                       if v is not None and k.startswith(prefix))
+        found: list[tuple[bytes, bytes]] = []
+        for key, value in self.store.scan(prefix):
+            if len(found) >= limit + len(added):
+                break
+            if key in self.changes:
+                continue
+            found.append((key, value))
+        merged = sorted(found + added)
+        return merged[:limit]
