@@ -1,6 +1,63 @@
-"""Placeholder until the real demo is written: fails so nobody mistakes it for one."""
+"""`make demo`: an orchestrator and a worker in this process, on the local Kafka, run
+the example workflows end to end and show one instance's history."""
 
+from __future__ import annotations
+
+import logging
 import sys
+import time
+import uuid
+from pathlib import Path
 
-print("demo not yet written")
-sys.exit(1)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from examples import agent, pipeline  # noqa: E402
+from replayflow.cli_instances import history_table  # noqa: E402
+from replayflow.client import Client  # noqa: E402
+from replayflow.core.definitions import Registry  # noqa: E402
+from replayflow.processors.runtime import LocalRuntime  # noqa: E402
+from replayflow.settings import Settings  # noqa: E402
+
+
+def wait_for(client: Client, instance_id: str, event_type: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(type(e).__name__ == event_type for e in client.history(instance_id)):
+            return
+        time.sleep(0.3)
+    raise TimeoutError(f"{instance_id} never reached {event_type}")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING)
+    settings = Settings.from_env()
+    registry = Registry.of(pipeline, agent)
+    run = uuid.uuid4().hex[:8]
+    print(f"replayflow demo on {settings.bootstrap}")
+    with (
+        LocalRuntime(settings, registry, orchestrator_id="demo-orchestrator"),
+        Client(settings) as client,
+    ):
+        started = time.monotonic()
+        handle = client.start("pipeline", {"source": "s3://demo/orders.csv"}, id=f"pipeline-{run}")
+        print(
+            f"\n[pipeline] {handle.id}: {handle.result(timeout=60)}"
+            f"  ({time.monotonic() - started:.2f} s)"
+        )
+
+        trip = client.start(
+            "travel-agent", {"goal": "a flight to Lisbon under 500 EUR"}, id=f"trip-{run}"
+        )
+        wait_for(client, trip.id, "EventAwaited")
+        print(f"\n[agent] {trip.id} planned with tools and waits for approval; approving")
+        client.send_event(trip.id, "approval", {"approved": True, "by": "demo"})
+        print(f"[agent] {trip.id}: {trip.result(timeout=60)}")
+
+        print(f"\nhistory of {trip.id}:")
+        for line in history_table(client.history(trip.id)):
+            print("  " + line)
+    print("\ndemo finished")
+
+
+if __name__ == "__main__":
+    main()

@@ -37,6 +37,7 @@ from replayflow.processors.kafka_config import (
     consumer_config,
     murmur2_partition,
     producer_config,
+    watermarks,
 )
 from replayflow.settings import Settings
 from replayflow.topics import Topics
@@ -75,15 +76,15 @@ class _CompletionWatcher(threading.Thread):
             "group.id": f"replayflow-client-{uuid.uuid4().hex}"}))
         ends = []
         for p in range(partitions):
-            _, high = self._consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
+            _, high = watermarks(self._consumer, topic, p)
             ends.append(TopicPartition(topic, p, high))
         self._consumer.assign(ends)
         self.completions: dict[str, Completion] = {}
         self._changed = threading.Condition()
-        self._stop = threading.Event()
+        self._stopping = threading.Event()
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._stopping.is_set():
             messages = self._consumer.consume(1000, timeout=0.1)
             if not messages:
                 continue
@@ -111,7 +112,7 @@ class _CompletionWatcher(threading.Thread):
             return self.completions[instance_id]
 
     def close(self) -> None:
-        self._stop.set()
+        self._stopping.set()
 
 
 class Client:
@@ -225,7 +226,7 @@ class Client:
             "group.id": f"replayflow-scan-{uuid.uuid4().hex}"}))
         try:
             tp = TopicPartition(topic, partition)
-            low, high = consumer.get_watermark_offsets(tp, timeout=30)
+            low, high = watermarks(consumer, topic, partition)
             if high <= low:
                 return []
             consumer.assign([TopicPartition(topic, partition, OFFSET_BEGINNING)])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from replayflow.settings import Settings
@@ -68,3 +69,22 @@ def murmur2_partition(key: bytes, partitions: int) -> int:
     h = (h * m) & 0xFFFFFFFF
     h ^= h >> 15
     return (h & 0x7FFFFFFF) % partitions
+
+
+def watermarks(consumer: Any, topic: str, partition: int, timeout: float = 30.0
+               ) -> tuple[int, int]:
+    """(low, high) offsets of a partition, retried while a new topic's leader is elected."""
+    from confluent_kafka import KafkaException, TopicPartition
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition),
+                                                       timeout=max(1.0, timeout / 3))
+            return int(low), int(high)
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            retriable = getattr(error, "retriable", lambda: False)()
+            if time.monotonic() > deadline or not (retriable or "leader" in str(exc).lower()):
+                raise
+            time.sleep(0.2)

@@ -11,7 +11,7 @@ import time
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from replayflow.processors.kafka_config import consumer_config
+from replayflow.processors.kafka_config import consumer_config, watermarks
 from replayflow.settings import Settings
 from replayflow.store.partition import PartitionStore
 
@@ -27,8 +27,7 @@ def restore_partition(settings: Settings, topic: str, store: PartitionStore,
     consumer = Consumer(consumer_config(settings, None, **{"group.id": "replayflow-restore",
                                                            "enable.auto.offset.store": False}))
     try:
-        low, high = consumer.get_watermark_offsets(TopicPartition(topic, store.partition),
-                                                   timeout=30)
+        low, high = watermarks(consumer, topic, store.partition)
         if high <= max(start, low):
             return 0
         begin = start if start > low else OFFSET_BEGINNING

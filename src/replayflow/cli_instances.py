@@ -1,0 +1,228 @@
+"""`replayflow start | result | send-event | cancel | terminate | history | replay | dlq`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+from replayflow import codec
+from replayflow.cli_support import (
+    load_registry,
+    modules_option,
+    one_line_errors,
+    parse_json,
+    settings,
+)
+from replayflow.client import Client
+from replayflow.core.errors import WorkflowError
+from replayflow.core.messages import DeadLetter, HistoryEvent
+from replayflow.core.replay import replay as replay_history
+from replayflow.processors.kafka_config import consumer_config, watermarks
+from replayflow.topics import Topics
+
+
+@click.command()
+@click.argument("workflow")
+@click.argument("input_json", required=False, metavar="[INPUT]")
+@click.option("--id", "instance_id", default=None, help="Instance id (idempotent).")
+@click.option("--version", default=None, help="Workflow version; default the newest.")
+@click.option("--wait", is_flag=True, help="Wait for the result and print it.")
+@click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait.")
+@one_line_errors
+def start(workflow: str, input_json: str | None, instance_id: str | None,
+          version: str | None, wait: bool, timeout: float) -> None:
+    """Start WORKFLOW with INPUT (JSON text, or @file)."""
+    with Client(settings()) as client:
+        handle = client.start(workflow, parse_json(input_json, "INPUT"), id=instance_id,
+                              version=version)
+        click.echo(handle.id)
+        if wait:
+            _print_result(client, handle.id, timeout)
+
+
+@click.command()
+@click.argument("instance_id")
+@click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait.")
+@one_line_errors
+def result(instance_id: str, timeout: float) -> None:
+    """Print an instance's output (waits until it ends)."""
+    with Client(settings()) as client:
+        _print_result(client, instance_id, timeout)
+
+
+def _print_result(client: Client, instance_id: str, timeout: float) -> None:
+    try:
+        output = client.result(instance_id, timeout)
+    except WorkflowError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps(output, indent=2))
+
+
+@click.command("send-event")
+@click.argument("instance_id")
+@click.argument("name")
+@click.argument("payload_json", required=False, metavar="[PAYLOAD]")
+@one_line_errors
+def send_event(instance_id: str, name: str, payload_json: str | None) -> None:
+    """Send event NAME with PAYLOAD (JSON text, or @file) to an instance."""
+    with Client(settings()) as client:
+        client.send_event(instance_id, name, parse_json(payload_json, "PAYLOAD"))
+    click.echo(f"sent {name!r} to {instance_id}")
+
+
+@click.command()
+@click.argument("instance_id")
+@click.option("--reason", default="", help="Recorded in history.")
+@one_line_errors
+def cancel(instance_id: str, reason: str) -> None:
+    """Cancel an instance: rf.Cancelled is raised at its current await."""
+    with Client(settings()) as client:
+        client.cancel(instance_id, reason)
+    click.echo(f"cancel sent to {instance_id}")
+
+
+@click.command()
+@click.argument("instance_id")
+@click.option("--reason", default="", help="Recorded in history.")
+@one_line_errors
+def terminate(instance_id: str, reason: str) -> None:
+    """Stop an instance at once; no workflow code runs."""
+    with Client(settings()) as client:
+        client.terminate(instance_id, reason)
+    click.echo(f"terminate sent to {instance_id}")
+
+
+@click.command()
+@click.argument("instance_id")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per event.")
+@one_line_errors
+def history(instance_id: str, as_json: bool) -> None:
+    """Print an instance's history as a table."""
+    with Client(settings()) as client:
+        events = client.history(instance_id)
+    if not events:
+        raise click.ClickException(f"no history for {instance_id!r}")
+    if as_json:
+        for event in events:
+            click.echo(json.dumps({"type": type(event).__name__, **_fields(event)}))
+        return
+    for line in history_table(events):
+        click.echo(line)
+
+
+def history_table(events: list[HistoryEvent]) -> list[str]:
+    lines = [f"{'SEQ':>4}  {'TIME (UTC)':<23}  {'EVENT':<18}  DETAIL"]
+    for event in events:
+        when = datetime.fromtimestamp(event.at / 1000, tz=UTC).isoformat(
+            timespec="milliseconds")[:23]
+        lines.append(f"{event.seq:>4}  {when:<23}  {type(event).__name__:<18}  "
+                     f"{_detail(event)}")
+    return lines
+
+
+@click.command()
+@click.argument("instance_id")
+@modules_option
+@one_line_errors
+def replay(instance_id: str, modules: tuple[str, ...]) -> None:
+    """Re-fold an instance's history through the current code: prints "identical" or
+    the first difference (exit 1)."""
+    registry = load_registry(modules)
+    with Client(settings()) as client:
+        events = client.history(instance_id)
+    if not events:
+        raise click.ClickException(f"no history for {instance_id!r}")
+    report = replay_history(events, registry)
+    if report.identical:
+        click.echo(f"identical: {len(events)} events replayed")
+        return
+    click.echo(f"different: {report.difference}", err=True)
+    sys.exit(1)
+
+
+@click.command()
+@click.option("--limit", default=50, show_default=True, help="Newest entries to show.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per entry.")
+@one_line_errors
+def dlq(limit: int, as_json: bool) -> None:
+    """List dead-letter entries with their reasons, newest last."""
+    entries = read_dead_letters()
+    for entry in entries[-limit:]:
+        if as_json:
+            fields = _fields(entry)
+            fields["key"] = entry.key.decode("utf-8", "replace") if entry.key else None
+            fields["value"] = entry.value.hex() if entry.value else None
+            click.echo(json.dumps(fields))
+        else:
+            when = datetime.fromtimestamp(entry.at / 1000, tz=UTC).isoformat(
+                timespec="seconds")
+            key = entry.key.decode("utf-8", "replace") if entry.key else "-"
+            click.echo(f"{when}  {entry.source_topic}[{entry.partition}]@{entry.offset}  "
+                       f"key={key}  {entry.error_type}: {entry.reason}")
+    click.echo(f"{len(entries)} dead-letter entries", err=True)
+
+
+def read_dead_letters() -> list[DeadLetter]:
+    config = settings()
+    topic = Topics(config).dlq
+    consumer = Consumer(consumer_config(config, None, **{"group.id": "replayflow-cli-dlq"}))
+    try:
+        metadata = consumer.list_topics(topic, timeout=30).topics[topic]
+        ends = {}
+        for p in metadata.partitions:
+            low, high = watermarks(consumer, topic, p)
+            if high > low:
+                ends[p] = high
+        if not ends:
+            return []
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
+        entries: list[DeadLetter] = []
+        while ends:
+            for message in consumer.consume(1000, timeout=1.0):
+                if message.error() is not None:
+                    continue
+                try:
+                    record = codec.decode(message.value() or b"")
+                except codec.CodecError:
+                    continue
+                if isinstance(record, DeadLetter):
+                    entries.append(record)
+            for tp in consumer.position([TopicPartition(topic, p) for p in list(ends)]):
+                if tp.offset >= ends[tp.partition]:
+                    del ends[tp.partition]
+        entries.sort(key=lambda e: e.at)
+        return entries
+    finally:
+        consumer.close()
+
+
+def _fields(record: Any) -> dict[str, Any]:
+    fields = {}
+    for name in record.__dataclass_fields__:
+        value = getattr(record, name)
+        if hasattr(value, "__dataclass_fields__"):
+            value = _fields(value)
+        fields[name] = value
+    return fields
+
+
+def _detail(event: HistoryEvent) -> str:
+    fields = _fields(event)
+    for name in ("instance_id", "seq", "at"):
+        fields.pop(name)
+    parts = []
+    for name, value in fields.items():
+        if value is None or value == "":
+            continue
+        if isinstance(value, dict):
+            value = f"{value.get('type')}: {value.get('message')}"
+        text = str(value)
+        if len(text) > 60:
+            text = text[:57] + "..."
+        parts.append(f"{name}={text}")
+    return "  ".join(parts)

@@ -1,0 +1,117 @@
+"""`replayflow orchestrator | worker | dev`: the long-running processes."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+import threading
+from pathlib import Path
+
+import click
+
+from replayflow.cli_support import load_registry, modules_option, one_line_errors, settings
+from replayflow.processors.orchestrator import Orchestrator
+from replayflow.processors.runtime import LocalRuntime
+from replayflow.processors.worker import Worker
+from replayflow.settings import Settings
+from replayflow.topics import apply_topics, load_topics
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+
+
+@click.command()
+@modules_option
+@click.option("--id", "instance_id", default=None,
+              help="Stable id of this process: its transactional id and group member id.")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None,
+              help="Folder for the RocksDB partition stores [env REPLAYFLOW_DATA].")
+@click.option("--limit", "limits", multiple=True, metavar="WORKFLOW=N",
+              help="Concurrency limit for a workflow, over the one in its code.")
+@click.option("-v", "--verbose", is_flag=True)
+@one_line_errors
+def orchestrator(modules: tuple[str, ...], instance_id: str | None, data_dir: Path | None,
+                 limits: tuple[str, ...], verbose: bool) -> None:
+    """Fold commands into workflow state, exactly once."""
+    _logging(verbose)
+    process = Orchestrator(settings(), load_registry(modules), instance_id=instance_id,
+                           data_dir=data_dir, concurrency=_limits(limits))
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    threading.Thread(target=lambda: (stop.wait(), process.stop()), daemon=True).start()
+    process.run()
+
+
+@click.command()
+@modules_option
+@click.option("--concurrency", default=500, show_default=True,
+              help="Step attempts running at once.")
+@click.option("-v", "--verbose", is_flag=True)
+@one_line_errors
+def worker(modules: tuple[str, ...], concurrency: int, verbose: bool) -> None:
+    """Run step attempts from the tasks topic."""
+    _logging(verbose)
+    process = Worker(settings(), load_registry(modules), concurrency=concurrency)
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    threading.Thread(target=lambda: (stop.wait(), process.stop()), daemon=True).start()
+    process.run()
+
+
+@click.command()
+@modules_option
+@click.option("--no-kafka", is_flag=True,
+              help="Do not start the local broker (use KAFKA_BOOTSTRAP's cluster).")
+@click.option("-v", "--verbose", is_flag=True)
+@one_line_errors
+def dev(modules: tuple[str, ...], no_kafka: bool, verbose: bool) -> None:
+    """Local Kafka, topics, an orchestrator and a worker in one command; Ctrl-C stops
+    everything it started."""
+    _logging(verbose)
+    script = Path("compose/kafka/kafka.sh")
+    started_kafka = False
+    if not no_kafka:
+        if not script.exists():
+            raise click.ClickException("compose/kafka/kafka.sh not found: run from a "
+                                       "replayflow checkout, or set KAFKA_BOOTSTRAP and "
+                                       "pass --no-kafka")
+        status = subprocess.run(["bash", str(script), "status"], capture_output=True)
+        click.echo("starting the local Kafka broker ...")
+        subprocess.run(["bash", str(script), "up"], check=True)
+        started_kafka = status.returncode != 0
+    try:
+        config: Settings = settings()
+        report = apply_topics(config.bootstrap, load_topics(config))
+        click.echo(f"topics: {report.summary()}")
+        if not report.ok:
+            raise click.ClickException("topics differ from topics/topics.yaml: run "
+                                       "`replayflow topics apply` for details")
+        registry = load_registry(modules)
+        stop = threading.Event()
+        _stop_on_signals(stop)
+        with LocalRuntime(config, registry):
+            names = ", ".join(sorted(registry.workflows)) or "none"
+            click.echo(f"replayflow is running (workflows: {names}); Ctrl-C stops it")
+            stop.wait()
+        click.echo("stopped")
+    finally:
+        if started_kafka:
+            subprocess.run(["bash", str(script), "down"], check=False)
+
+
+def _limits(values: tuple[str, ...]) -> dict[str, int]:
+    limits = {}
+    for value in values:
+        name, _, number = value.partition("=")
+        if not number.isdigit() or int(number) < 1:
+            raise click.ClickException(f"--limit takes WORKFLOW=N with N >= 1, got {value!r}")
+        limits[name] = int(number)
+    return limits
