@@ -24,13 +24,12 @@ from typing import Any
 from replayflow.core.decide import Decider, Limits
 from replayflow.core.definitions import Registry, StepDef, WorkflowDef
 from replayflow.core.durations import Duration, to_ms
-from replayflow.core.errors import ReplayflowError, WorkflowError
+from replayflow.core.errors import ReplayflowError, ValidationError, WorkflowError
 from replayflow.core.limiter import LimiterState, decide_limiter
 from replayflow.core.messages import (
     AcquireSlot,
     CancelWorkflow,
     Command,
-    CompleteStep,
     Completion,
     ErrorInfo,
     FailStep,
@@ -110,6 +109,7 @@ class Environment:
         self._commands: deque[Command] = deque()
         self._tasks: deque[Task] = deque()
         self._timers: list[tuple[int, int, str, str]] = []
+        self._live_timers: dict[tuple[str, str], int] = {}  # (instance, timer) -> due
         self._timer_order = itertools.count()
         self._ids = itertools.count(1)
         self._failures: dict[str, _Failure] = {}
@@ -122,24 +122,34 @@ class Environment:
               version: str | None = None) -> Handle:
         name = workflow.name if isinstance(workflow, WorkflowDef) else workflow
         instance_id = id or f"{name}-{next(self._ids)}"
-        self._commands.append(StartWorkflow(instance_id=instance_id, workflow=name,
-                                            input=dump(input, "the workflow input"),
-                                            version=version))
-        self.run_until_idle()
+        self._submit(StartWorkflow(instance_id=instance_id, workflow=name,
+                                   input=dump(input, "the workflow input", self._max_payload),
+                                   version=version))
         return Handle(self, instance_id)
 
     def send_event(self, instance_id: str, name: str, payload: Any = None) -> None:
-        self._commands.append(SendEvent(instance_id=instance_id, name=name,
-                                        payload=dump(payload, "the event payload")))
-        self.run_until_idle()
+        self._submit(SendEvent(instance_id=instance_id, name=name,
+                               payload=dump(payload, "the event payload", self._max_payload)))
 
     def cancel(self, instance_id: str, reason: str = "") -> None:
-        self._commands.append(CancelWorkflow(instance_id=instance_id, reason=reason))
-        self.run_until_idle()
+        self._submit(CancelWorkflow(instance_id=instance_id, reason=reason))
 
     def terminate(self, instance_id: str, reason: str = "") -> None:
-        self._commands.append(TerminateWorkflow(instance_id=instance_id, reason=reason))
-        self.run_until_idle()
+        self._submit(TerminateWorkflow(instance_id=instance_id, reason=reason))
+
+    def _submit(self, command: Command) -> None:
+        # What a test sends itself fails loudly when the fold rejects it (a bad id, an
+        # unknown workflow, no such instance), instead of surfacing later as a Deadlock.
+        # deliver() stays silent: rejections land in `rejected` for tests to inspect.
+        seen = len(self.rejected)
+        self.deliver(command)
+        for rejected, reason in self.rejected[seen:]:
+            if rejected is command:
+                raise ValidationError(reason)
+
+    @property
+    def _max_payload(self) -> int:
+        return self.decider.limits.max_payload
 
     def fail_step(self, name: str, times: int = 1, error: str = "injected failure",
                   retryable: bool = True, type: str = "InjectedFailure") -> None:
@@ -167,7 +177,7 @@ class Environment:
         """Move the clock forward, firing every timer that falls due on the way."""
         until = self.now + to_ms(duration)
         self.run_until_idle()
-        while self._timers and self._timers[0][0] <= until:
+        while (due := self._next_due()) is not None and due <= until:
             self._fire_next()
         self.now = until
         self.run_until_idle()
@@ -178,7 +188,8 @@ class Environment:
         limit = None if timeout is None else self.now + to_ms(timeout)
         self.run_until_idle()
         while not self._final(instance_id):
-            if not self._timers or (limit is not None and self._timers[0][0] > limit):
+            due = self._next_due()
+            if due is None or (limit is not None and due > limit):
                 state = self.states.get(instance_id)
                 what = "no such instance" if state is None else self._waiting_for(state)
                 raise Deadlock(f"instance {instance_id!r} cannot finish: {what}")
@@ -218,10 +229,12 @@ class Environment:
         if decision.state is not None:
             self.states[command.instance_id] = decision.state
         self.histories.setdefault(command.instance_id, []).extend(decision.events)
+        for timer_id, _ in decision.timers_cancelled:
+            self._live_timers.pop((command.instance_id, timer_id), None)
         for timer_id, due in decision.timers_set:
+            self._live_timers[(command.instance_id, timer_id)] = due
             heapq.heappush(self._timers, (due, next(self._timer_order), command.instance_id,
                                           timer_id))
-        # Cancelled timers stay in the heap: the fold ignores a timer it no longer holds.
         self._tasks.extend(decision.tasks)
         self._commands.extend(decision.commands)
         if decision.completion is not None:
@@ -252,8 +265,21 @@ class Environment:
         step = self.registry.step(task.function)
         self._commands.append(unknown_step(task) if step is None else run_sync(step, task))
 
+    def _next_due(self) -> int | None:
+        """The due time of the next live timer. Cancelled ones are dropped from the heap
+        here, so they neither move the clock nor hide a deadlock."""
+        while self._timers:
+            due, _, instance_id, timer_id = self._timers[0]
+            if self._live_timers.get((instance_id, timer_id)) == due:
+                return due
+            heapq.heappop(self._timers)
+        return None
+
     def _fire_next(self) -> None:
+        if self._next_due() is None:
+            return
         due, _, instance_id, timer_id = heapq.heappop(self._timers)
+        del self._live_timers[(instance_id, timer_id)]
         self.now = max(self.now, due)
         self._commands.append(FireTimer(instance_id=instance_id, timer=timer_id))
         self.run_until_idle()

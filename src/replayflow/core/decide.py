@@ -21,7 +21,7 @@ from typing import Any
 from replayflow.core.context import EventRequest, Single, SleepRequest, StepRequest
 from replayflow.core.decision import Decision, DecisionBuilder
 from replayflow.core.definitions import Registry, WorkflowDef
-from replayflow.core.driver import Driver, DriverCache, Raised, Returned, Waiting
+from replayflow.core.driver import Driver, DriverCache, Outcome, Returned, Waiting
 from replayflow.core.errors import (
     Cancelled,
     NonDeterminismError,
@@ -62,7 +62,7 @@ from replayflow.core.messages import (
     WorkflowTerminated,
     WorkflowTimedOut,
 )
-from replayflow.core.names import check_instance_id
+from replayflow.core.names import check_instance_id, check_name
 from replayflow.core.payloads import DEFAULT_MAX_PAYLOAD, check_size, dump, load
 from replayflow.core.policy import Retry
 from replayflow.core.state import Call, CallKind, CallStatus, Info, InstanceState, Status
@@ -225,10 +225,10 @@ class Decider:
             key, purpose, attempt = "/".join(parts[1:-2]), parts[-2], int(parts[-1])
             call = _find_step(b.calls, key)
             if call is None or call.attempt != attempt:
-                return b.build()
+                return self._build_unawaited(b)
             if purpose == "retry" and call.status is CallStatus.BACKOFF:
                 self._schedule_attempt(b, replace(call, attempt=attempt + 1))
-                return b.build()
+                return self._build_unawaited(b)
             if purpose == "timeout" and call.status is CallStatus.SCHEDULED:
                 timeout = call.timeout_ms or 0
                 self._fail_attempt(b, call, ErrorInfo(
@@ -254,27 +254,44 @@ class Decider:
         if state.status.is_final:
             return Decision(state=state)  # an event for a finished instance changes nothing
         try:
+            check_name(cmd.name, "event name")
             check_size(cmd.payload, f"the payload of event {cmd.name!r}",
                        self.limits.max_payload)
             load(cmd.payload, f"the payload of event {cmd.name!r}")
-        except PayloadError as exc:
+        except ValidationError as exc:
             return Decision(state=state, rejected=str(exc))
         b = DecisionBuilder.from_state(state, now)
         seq = b.emit(EventReceived, name=cmd.name, payload=cmd.payload)
-        waiting = next((c for c in b.calls if c.kind is CallKind.EVENT and c.key == cmd.name
-                        and c.status is CallStatus.WAITING), None)
-        if waiting is None or state.status is not Status.RUNNING:
+        if state.status is not Status.RUNNING:
             b.update_info(inbox=(*b.info.inbox, (cmd.name, cmd.payload)))
-            return b.build()
+            return self._build_unawaited(b)
+        # Deliver only to a wait the code awaits now. A wait left behind by a ctx.all that
+        # raised is still WAITING, but nobody would receive what it got. A rebuilt driver
+        # first catches up to its current await; a live one is there already.
+        driver = self._driver(b, self._workflow_of(state.info))
+        outcome = self._advance(b, driver)
+        waiting = None
+        if isinstance(outcome, Waiting):
+            # A repeated wait for one name has key name#n: match on the name itself.
+            waiting = next((c for c in (b.calls[i] for i in driver.awaiting())
+                            if c.kind is CallKind.EVENT and _event_name(c) == cmd.name
+                            and c.status is CallStatus.WAITING), None)
+        if waiting is None:
+            b.update_info(inbox=(*b.info.inbox, (cmd.name, cmd.payload)))
+            return self._settle(b, driver, outcome)
         b.cancel_timer(f"event/{waiting.index}/timeout")
         b.put_call(replace(waiting, status=CallStatus.COMPLETED, result=cmd.payload,
                            resolved_seq=seq, resolved_at=now))
-        return self._run(b, self._workflow_of(state.info))
+        return self._settle(b, driver, self._advance(b, driver))
 
     def _cancel(self, state: InstanceState | None, cmd: CancelWorkflow, now: int) -> Decision:
         if state is None:
             return Decision(state=None, rejected=f"no instance {cmd.instance_id!r}")
         if state.status.is_final:
+            return Decision(state=state)
+        if state.status is Status.RUNNING and state.info.reason is not None:
+            # Cancelled already and running its cleanup: a second cancel must not
+            # interrupt the cleanup (terminate stops it at once).
             return Decision(state=state)
         b = DecisionBuilder.from_state(state, now)
         cancel_seq = b.emit(CancelRequested, reason=cmd.reason)
@@ -317,26 +334,38 @@ class Decider:
 
     def _run(self, b: DecisionBuilder, workflow: WorkflowDef) -> Decision:
         """Advance the coroutine after the builder recorded what changed."""
-        instance_id = b.info.instance_id
         if b.info.status is not Status.RUNNING:
             return b.build()
-        driver = self.cache.take(instance_id, b.info.seq)
+        driver = self._driver(b, workflow)
+        return self._settle(b, driver, self._advance(b, driver))
+
+    def _driver(self, b: DecisionBuilder, workflow: WorkflowDef) -> Driver:
+        """The live coroutine from the cache, or a new one that a first advance() rebuilds
+        from the recorded calls."""
+        driver = self.cache.take(b.info.instance_id, b.info.seq)
         if driver is None:
             start_at = b.info.admitted_at or b.info.started_at
             driver = Driver(workflow, b.info, start_at, self.limits.max_payload)
-        outcome = driver.advance(b.calls, lambda m, key: self._new_call(b, m, key),
-                                 self.limits.max_calls)
+        return driver
+
+    def _advance(self, b: DecisionBuilder, driver: Driver) -> Outcome:
+        return driver.advance(b.calls, lambda m, key: self._new_call(b, m, key),
+                              self.limits.max_calls)
+
+    def _settle(self, b: DecisionBuilder, driver: Driver, outcome: Outcome) -> Decision:
+        """Record what the coroutine did: wait (keep it live), return, or raise."""
         if isinstance(outcome, Waiting):
             decision = b.build()
             driver.seq = decision.state.info.seq if decision.state else -1
-            self.cache.put(instance_id, driver)
+            self.cache.put(b.info.instance_id, driver)
             return decision
         if isinstance(outcome, Returned):
             try:
                 output = dump(outcome.value, "the workflow output", self.limits.max_payload)
             except PayloadError as exc:
-                self._end(b, Status.FAILED, event=(WorkflowFailed, {
-                    "error": error_info(exc, retryable=False)}))
+                failure = error_info(exc, retryable=False)
+                self._end(b, Status.FAILED, event=(WorkflowFailed, {"error": failure}),
+                          error=failure)
                 return b.build()
             self._end(b, Status.COMPLETED, event=(WorkflowCompleted, {"output": output}),
                       output=output)
@@ -355,6 +384,15 @@ class Decider:
         info = error_info(error, retryable=False)
         self._end(b, Status.FAILED, event=(WorkflowFailed, {"error": info}), error=info)
         return b.build()
+
+    def _build_unawaited(self, b: DecisionBuilder) -> Decision:
+        """Build a decision that resolves nothing the coroutine awaits (an event kept for
+        a later wait, a retry scheduled): its live driver stays valid for the new seq."""
+        seq = b.info.seq
+        decision = b.build()
+        if decision.state is not None:
+            self.cache.retag(b.info.instance_id, seq, decision.state.info.seq)
+        return decision
 
     def _new_call(self, b: DecisionBuilder, member: Single, key: str) -> Call:
         index = len(b.calls)
@@ -426,6 +464,10 @@ def _current_attempt(state: InstanceState | None, key: str, attempt: int) -> Cal
     if call is None or call.status is not CallStatus.SCHEDULED or call.attempt != attempt:
         return None
     return call
+
+
+def _event_name(call: Call) -> str:
+    return call.key.partition("#")[0]  # names cannot hold '#'
 
 
 def _find_step(calls: tuple[Call, ...] | list[Call], key: str) -> Call | None:

@@ -6,7 +6,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, cast, overload
 
 from replayflow.core.durations import Duration, to_ms
 from replayflow.core.errors import ValidationError
@@ -136,7 +136,8 @@ class Registry:
                 if isinstance(value, WorkflowDef | StepDef):
                     self.add(value)
         else:
-            for value in item:
+            # mypy does not narrow ModuleType out of the union after the isinstance above.
+            for value in cast("Iterable[Any]", item):
                 self.add(value)
 
     def workflow(self, name: str, version: str | None = None) -> WorkflowDef | None:

@@ -9,6 +9,7 @@ after a restart or eviction, so both give the same decisions.
 
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -88,9 +89,11 @@ class Driver:
             try:
                 request = self._coro.send(value) if ok else self._coro.throw(value)
             except StopIteration as stop:
-                return self._finish(Returned(stop.value))
+                return self._finish(self._unconsumed(calls, "it returned")
+                                    or Returned(stop.value))
             except BaseException as exc:  # user code may raise anything; it ends the run
-                return self._finish(Raised(exc))
+                return self._finish(self._unconsumed(calls, f"it raised {type(exc).__name__}")
+                                    or Raised(exc))
             if not isinstance(request, StepRequest | SleepRequest | EventRequest | AllRequest):
                 self.close()
                 return self._finish(Raised(ReplayflowError(
@@ -119,14 +122,25 @@ class Driver:
             answer = self._answer(calls)
         return Waiting()
 
+    def awaiting(self) -> tuple[int, ...]:
+        """Indices of the calls the coroutine awaits now, in the order it asked."""
+        return tuple(self._waiting[1]) if self._waiting is not None else ()
+
     def close(self) -> None:
         # Closing runs the code's finally blocks; an await there has nobody to answer it.
         if self._coro is not None:
-            try:
+            with contextlib.suppress(RuntimeError):
                 self._coro.close()
-            except RuntimeError:
-                pass
             self._coro = None
+
+    def _unconsumed(self, calls: list[Call], how: str) -> Raised | None:
+        # Code that ends while history holds further calls took another path than the
+        # recorded run: that is non-determinism too, not a result.
+        if self._position >= len(calls):
+            return None
+        recorded = calls[self._position]
+        return Raised(NonDeterminismError(self._position + 1, recorded.describe(),
+                                          f"no further await ({how})"))
 
     def _finish(self, outcome: Outcome) -> Outcome:
         self.finished = True
@@ -150,7 +164,7 @@ class Driver:
             return False, _exception(first)
         if any(c.status is not CallStatus.COMPLETED for c in members):
             return None
-        self._resume(max(c.resolved_at or 0 for c in members))
+        self._resume(max((c.resolved_at or 0 for c in members), default=None))
         values = [load(c.result, c.describe()) for c in members]
         return True, values if isinstance(request, AllRequest) else values[0]
 
@@ -188,17 +202,28 @@ class DriverCache:
 
     def take(self, instance_id: str, seq: int) -> Driver | None:
         driver = self._drivers.pop(instance_id, None)
-        if driver is not None and driver.seq == seq and not driver.finished:
+        if driver is None:
+            return None
+        if driver.seq == seq and not driver.finished:
             return driver
+        driver.close()  # stale: run its finally blocks now, not whenever GC gets to it
         return None
 
     def put(self, instance_id: str, driver: Driver) -> None:
         if self._size <= 0 or driver.finished:
+            driver.close()
             return
         self._drivers[instance_id] = driver
         if len(self._drivers) > self._size:
             _, evicted = self._drivers.popitem(last=False)
             evicted.close()
+
+    def retag(self, instance_id: str, seq: int, new_seq: int) -> None:
+        """The instance moved from `seq` to `new_seq` without anything the coroutine
+        awaits changing (an event kept for later, a retry scheduled): keep the driver."""
+        driver = self._drivers.get(instance_id)
+        if driver is not None and driver.seq == seq:
+            driver.seq = new_seq
 
     def drop(self, instance_id: str) -> None:
         driver = self._drivers.pop(instance_id, None)

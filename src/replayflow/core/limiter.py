@@ -46,12 +46,17 @@ def decide_limiter(state: LimiterState | None, command: AcquireSlot | ReleaseSlo
         current = replace(current, limit=command.limit)  # the newest limit applies
         if command.instance_id in current.running:
             return LimiterDecision(state=current)
+        # A raised limit frees slots: those already waiting get them first.
+        admitted = _admit(current, queue)
+        current = admitted.state
         if len(current.running) < current.limit and current.queued == 0:
-            return LimiterDecision(
+            return replace(
+                admitted,
                 state=replace(current, running=current.running | {command.instance_id}),
-                grants=(GrantSlot(instance_id=command.instance_id),))
+                grants=(*admitted.grants, GrantSlot(instance_id=command.instance_id)))
         ticket = current.next_ticket
-        return LimiterDecision(
+        return replace(
+            admitted,
             state=replace(current, next_ticket=ticket + 1, queued=current.queued + 1),
             enqueued=((ticket, command.instance_id),))
     if isinstance(command, ReleaseSlot):
