@@ -1,0 +1,98 @@
+# replayflow — developer entry points. `make help` lists them.
+#
+# The local broker is a real single-node Apache Kafka started without Docker by
+# compose/kafka/kafka.sh (data in .kafka/). Set KAFKA_BOOTSTRAP=host:port to use an
+# existing cluster instead: then nothing is started or stopped. KAFKA_PORT moves the
+# local broker off 9092.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3 2>/dev/null)
+VENV := .venv
+BIN := $(VENV)/bin
+VENV_STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+KAFKA_PORT ?= 9092
+export KAFKA_PORT
+# A KAFKA_BOOTSTRAP from the user's environment (or the make command line) means an
+# external cluster. kafka.sh always gets the user's value, never the local default, so
+# it starts a broker only when no cluster was given.
+USER_BOOTSTRAP := $(strip $(KAFKA_BOOTSTRAP))
+BOOTSTRAP := $(if $(USER_BOOTSTRAP),$(USER_BOOTSTRAP),127.0.0.1:$(KAFKA_PORT))
+KAFKA := KAFKA_BOOTSTRAP='$(USER_BOOTSTRAP)' compose/kafka/kafka.sh
+# demo, test and bench run through `kafka.sh run --`: it starts the broker if none
+# runs, exports KAFKA_BOOTSTRAP to the command, and afterwards (also on failure or
+# Ctrl-C) stops the broker if it started it. A broker from `make up` stays up.
+APPLY := $(BIN)/replayflow topics apply
+
+.PHONY: help venv up down status logs kafka-reset demo test test-unit lint bench clean distclean
+
+help: ## list the targets
+	@echo "replayflow: durable workflows for Python, event-sourced on Apache Kafka"
+	@echo
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) \
+	  | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
+	@echo
+	@echo "  KAFKA_BOOTSTRAP=host:port  use an existing cluster (nothing is started)"
+	@echo "  KAFKA_PORT=9092            port of the local broker"
+	@echo "  PYTEST_ARGS='-k topics'    extra pytest arguments for test / test-unit"
+
+venv: $(VENV_STAMP) ## create .venv (python3.11) with replayflow and dev tools; reinstalls when pyproject.toml changes
+
+$(VENV_STAMP): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "error: python3.11 (or python3 >= 3.11) not found" >&2; exit 1; }
+	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip check
+	@touch $@
+
+up: venv ## start the local Kafka broker (if not running) and create the topics
+	@$(KAFKA) up
+	@KAFKA_BOOTSTRAP=$(BOOTSTRAP) $(APPLY)
+
+down: ## stop the local Kafka broker (data stays in .kafka/)
+	@$(KAFKA) down
+
+status: ## is the broker running and answering?
+	@$(KAFKA) status
+
+logs: ## last lines of the local broker's log
+	@$(KAFKA) logs
+
+kafka-reset: ## stop the local broker and delete all its data (.kafka/)
+	@$(KAFKA) reset
+
+demo: venv examples/demo.py ## run examples/demo.py on the local broker (started for it, then stopped)
+	@$(KAFKA) run -- bash -c '$(APPLY) && $(BIN)/python examples/demo.py'
+
+test: venv ## all tests on a real broker (one that runs already is used and left running)
+	@$(KAFKA) run -- bash -c '$(APPLY) && $(BIN)/python -m pytest $(PYTEST_ARGS)' \
+	  || { rc=$$?; [ $$rc -ne 5 ] || echo "pytest collected no tests: that is a failure" >&2; exit $$rc; }
+
+test-unit: venv ## the tests that need no broker (all but the `kafka`-marked ones)
+	@$(BIN)/python -m pytest -m 'not kafka' $(PYTEST_ARGS) \
+	  || { rc=$$?; [ $$rc -ne 5 ] || echo "pytest collected no tests: that is a failure" >&2; exit $$rc; }
+
+lint: venv ## ruff check, ruff format --check, mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: venv benchmarks/run.py ## run benchmarks/run.py on the local broker (started for it, then stopped)
+	@$(KAFKA) run -- bash -c '$(APPLY) && $(BIN)/python benchmarks/run.py'
+
+examples/demo.py benchmarks/run.py:
+	@echo "error: $@ is not written yet" >&2; exit 1
+
+clean: ## stop the broker; delete its data, .data/ and caches (keeps .venv and the Kafka jars)
+	@$(KAFKA) down
+	rm -rf .kafka .data .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist
+	find . -name __pycache__ -type d -not -path './.venv/*' -prune -exec rm -rf {} +
+
+distclean: clean ## clean, and also delete .venv and compose/kafka/libs
+	rm -rf $(VENV) compose/kafka/libs src/*.egg-info
