@@ -99,6 +99,40 @@ def terminate(instance_id: str, reason: str) -> None:
 
 @click.command()
 @click.argument("instance_id")
+@click.option("--reason", default="", help="Recorded in history.")
+@one_line_errors
+def pause(instance_id: str, reason: str) -> None:
+    """Pause an instance: results are recorded, its code waits for resume."""
+    with Client(settings()) as client:
+        client.pause(instance_id, reason)
+    click.echo(f"pause sent to {instance_id}")
+
+
+@click.command()
+@click.argument("instance_id")
+@click.option("--reason", default="", help="Recorded in history.")
+@one_line_errors
+def resume(instance_id: str, reason: str) -> None:
+    """Resume a paused instance, or retry a suspended one after a code fix."""
+    with Client(settings()) as client:
+        client.resume(instance_id, reason)
+    click.echo(f"resume sent to {instance_id}")
+
+
+@click.command()
+@click.argument("instance_id")
+@click.option("--from-step", default=None, help="Run again from this step (history name).")
+@click.option("--reason", default="", help="Recorded in history.")
+@one_line_errors
+def restart(instance_id: str, from_step: str | None, reason: str) -> None:
+    """Run an instance again from the start or from a step."""
+    with Client(settings()) as client:
+        client.restart(instance_id, from_step, reason)
+    click.echo(f"restart sent to {instance_id}")
+
+
+@click.command()
+@click.argument("instance_id")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per event.")
 @one_line_errors
 def history(instance_id: str, as_json: bool) -> None:

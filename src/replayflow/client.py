@@ -26,6 +26,9 @@ from replayflow.core.messages import (
     Command,
     Completion,
     HistoryEvent,
+    PauseWorkflow,
+    RestartWorkflow,
+    ResumeWorkflow,
     SendEvent,
     StartWorkflow,
     TerminateWorkflow,
@@ -160,6 +163,26 @@ class Client:
         self._send(TerminateWorkflow(instance_id=instance_id, reason=reason))
         self._producer.flush(30)
 
+    def pause(self, instance_id: str, reason: str = "") -> None:
+        """Hold the instance: results are still recorded, its code waits for resume()."""
+        self._send(PauseWorkflow(instance_id=instance_id, reason=reason))
+        self._producer.flush(30)
+
+    def resume(self, instance_id: str, reason: str = "") -> None:
+        """Continue a paused instance, or retry a suspended one after a code fix."""
+        self._send(ResumeWorkflow(instance_id=instance_id, reason=reason))
+        self._producer.flush(30)
+
+    def restart(self, instance_id: str, from_step: str | None = None, reason: str = "",
+                ) -> Handle:
+        """Run the instance again from the start, or from a named step (the results
+        recorded before it are kept). Its next completion is read with the handle."""
+        self._ensure_watcher()
+        self._send(RestartWorkflow(instance_id=instance_id, from_step=from_step,
+                                   reason=reason))
+        self._producer.flush(30)
+        return Handle(self, instance_id, time.time())
+
     def _send(self, command: Command) -> None:
         key = command.instance_id.encode()  # type: ignore[union-attr]
         value = codec.encode(command)
@@ -182,10 +205,12 @@ class Client:
                 return found
         if since is None or watcher is None:
             # Not started by this client: it may have finished long ago, so look back.
+            # The watcher starts first: a completion landing during the scan is then
+            # past the scan's end but not before the watcher's start, so none is missed.
+            watcher = self._ensure_watcher()
             found = self._find_completion(instance_id)
             if found is not None:
                 return found
-            watcher = self._ensure_watcher()
         found = watcher.wait(instance_id, timeout)
         if found is None:
             raise ResultTimeout(f"no completion for {instance_id!r} within {timeout} s")
@@ -305,6 +330,16 @@ class AsyncClient:
 
     async def history(self, instance_id: str) -> list[HistoryEvent]:
         return await asyncio.to_thread(self._client.history, instance_id)
+
+    async def pause(self, instance_id: str, reason: str = "") -> None:
+        await asyncio.to_thread(self._client.pause, instance_id, reason)
+
+    async def resume(self, instance_id: str, reason: str = "") -> None:
+        await asyncio.to_thread(self._client.resume, instance_id, reason)
+
+    async def restart(self, instance_id: str, from_step: str | None = None,
+                      reason: str = "") -> Handle:
+        return await asyncio.to_thread(self._client.restart, instance_id, from_step, reason)
 
     async def close(self) -> None:
         await asyncio.to_thread(self._client.close)

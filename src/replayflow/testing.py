@@ -35,7 +35,10 @@ from replayflow.core.messages import (
     FailStep,
     FireTimer,
     HistoryEvent,
+    PauseWorkflow,
     ReleaseSlot,
+    RestartWorkflow,
+    ResumeWorkflow,
     SendEvent,
     StartWorkflow,
     Task,
@@ -150,6 +153,17 @@ class Environment:
     @property
     def _max_payload(self) -> int:
         return self.decider.limits.max_payload
+
+    def pause(self, instance_id: str, reason: str = "") -> None:
+        self._submit(PauseWorkflow(instance_id=instance_id, reason=reason))
+
+    def resume(self, instance_id: str, reason: str = "") -> None:
+        self._submit(ResumeWorkflow(instance_id=instance_id, reason=reason))
+
+    def restart(self, instance_id: str, from_step: str | None = None, reason: str = "") -> None:
+        """Run the instance again from the start, or from a step (results before it kept)."""
+        self._submit(RestartWorkflow(instance_id=instance_id, from_step=from_step,
+                                     reason=reason))
 
     def fail_step(self, name: str, times: int = 1, error: str = "injected failure",
                   retryable: bool = True, type: str = "InjectedFailure") -> None:

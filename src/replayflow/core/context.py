@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from replayflow.core.definitions import StepDef
+from replayflow.core.definitions import StepDef, WorkflowDef
 from replayflow.core.durations import Duration, to_ms
 from replayflow.core.errors import ValidationError
 from replayflow.core.names import check_name
@@ -59,7 +59,17 @@ class EventRequest(Request):
     kind = CallKind.EVENT
 
 
-Single = StepRequest | SleepRequest | EventRequest
+@dataclass(eq=False)
+class ChildRequest(Request):
+    name: str
+    workflow: str
+    version: str | None
+    input: str
+
+    kind = CallKind.CHILD
+
+
+Single = StepRequest | SleepRequest | EventRequest | ChildRequest
 
 
 @dataclass(eq=False)
@@ -119,12 +129,23 @@ class Context:
         return EventRequest(name=check_name(name, "event name"),
                             timeout_ms=None if timeout is None else to_ms(timeout))
 
+    def child(self, name: str, workflow: str | WorkflowDef, input: Any = None,
+              version: str | None = None) -> ChildRequest:
+        """Start a child workflow instance and await its output. Its id is derived from
+        this instance's and `name`; a child that does not complete raises rf.StepFailed.
+        Cancelling or terminating this instance does the same to a running child."""
+        check_name(name, "child name")
+        target = workflow.name if isinstance(workflow, WorkflowDef) else workflow
+        payload = dump(input, f"the input of child {name!r}", self._max_payload)
+        return ChildRequest(name=name, workflow=check_name(target, "workflow name"),
+                            version=version, input=payload)
+
     def all(self, requests: Iterable[Request]) -> AllRequest:
         """Await several steps, sleeps or event waits at once; a list of their results.
         The first failure (in the order outcomes were recorded) is raised."""
         members: list[Single] = []
         for request in requests:
-            if not isinstance(request, StepRequest | SleepRequest | EventRequest):
+            if not isinstance(request, StepRequest | SleepRequest | EventRequest | ChildRequest):
                 raise ValidationError("ctx.all takes ctx.step, ctx.sleep or "
                                       f"ctx.wait_for_event calls, got {request!r}")
             members.append(request)

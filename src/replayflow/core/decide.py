@@ -18,7 +18,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from replayflow.core.context import EventRequest, Single, SleepRequest, StepRequest
+from replayflow.core.context import (
+    ChildRequest,
+    EventRequest,
+    Single,
+    SleepRequest,
+    StepRequest,
+)
 from replayflow.core.decision import Decision, DecisionBuilder
 from replayflow.core.definitions import Registry, WorkflowDef
 from replayflow.core.driver import Driver, DriverCache, Outcome, Returned, Waiting
@@ -42,7 +48,10 @@ from replayflow.core.messages import (
     FailStep,
     FireTimer,
     GrantSlot,
+    PauseWorkflow,
     ReleaseSlot,
+    RestartWorkflow,
+    ResumeWorkflow,
     SendEvent,
     StartWorkflow,
     StepCompleted,
@@ -56,7 +65,10 @@ from replayflow.core.messages import (
     WorkflowCancelled,
     WorkflowCompleted,
     WorkflowFailed,
+    WorkflowPaused,
     WorkflowQueued,
+    WorkflowRestarted,
+    WorkflowResumed,
     WorkflowStarted,
     WorkflowSuspended,
     WorkflowTerminated,
@@ -104,6 +116,9 @@ class Decider:
             SendEvent: self._send_event,
             CancelWorkflow: self._cancel,
             TerminateWorkflow: self._terminate,
+            PauseWorkflow: self._pause,
+            ResumeWorkflow: self._resume,
+            RestartWorkflow: self._restart,
         }
 
     def decide(self, state: InstanceState | None, command: Command, now: int) -> Decision:
@@ -195,9 +210,9 @@ class Decider:
 
     def _fail_attempt(self, b: DecisionBuilder, call: Call, error: ErrorInfo) -> None:
         retry = Retry.from_dict(call.retry) if call.retry else Retry()
-        if error.retryable and call.attempt < retry.limit:
-            due = b.now + retry.delay_ms(call.attempt,
-                                         f"{b.info.instance_id}/{call.key}")
+        used = call.attempt - call.first_attempt + 1
+        if error.retryable and used < retry.limit:
+            due = b.now + retry.delay_ms(used, f"{b.info.instance_id}/{call.key}")
             b.emit(StepFailed, step=call.key, attempt=call.attempt, error=error, retry_at=due)
             b.set_timer(_retry_timer(call.key, call.attempt), due)
             b.put_call(replace(call, status=CallStatus.BACKOFF, error=error))
@@ -227,6 +242,8 @@ class Decider:
             if call is None or call.attempt != attempt:
                 return self._build_unawaited(b)
             if purpose == "retry" and call.status is CallStatus.BACKOFF:
+                if state.status is Status.PAUSED:
+                    return b.build()  # no new attempt while paused; resume dispatches it
                 self._schedule_attempt(b, replace(call, attempt=attempt + 1))
                 return self._build_unawaited(b)
             if purpose == "timeout" and call.status is CallStatus.SCHEDULED:
@@ -300,6 +317,7 @@ class Decider:
                       reason=cmd.reason)
             return b.build()
         error = ErrorInfo(type="Cancelled", message=cmd.reason, retryable=False)
+        self._stop_children(b, state.pending_calls(), "cancelled", terminate=False)
         for call in state.pending_calls():
             b.cancel_timer(_attempt_timeout(call.key, call.attempt))
             b.cancel_timer(_retry_timer(call.key, call.attempt))
@@ -321,6 +339,106 @@ class Decider:
         self._end(b, Status.TERMINATED, event=(WorkflowTerminated, {"reason": cmd.reason}),
                   reason=cmd.reason)
         return b.build()
+
+    def _pause(self, state: InstanceState | None, cmd: PauseWorkflow, now: int) -> Decision:
+        if state is None:
+            return Decision(state=None, rejected=f"no instance {cmd.instance_id!r}")
+        if state.status is not Status.RUNNING:
+            return Decision(state=state)  # only a running instance pauses
+        b = DecisionBuilder.from_state(state, now)
+        b.emit(WorkflowPaused, reason=cmd.reason)
+        b.update_info(status=Status.PAUSED)
+        self.cache.drop(state.info.instance_id)
+        return b.build()
+
+    def _resume(self, state: InstanceState | None, cmd: ResumeWorkflow, now: int) -> Decision:
+        if state is None:
+            return Decision(state=None, rejected=f"no instance {cmd.instance_id!r}")
+        if state.status not in (Status.PAUSED, Status.SUSPENDED):
+            return Decision(state=state)
+        b = DecisionBuilder.from_state(state, now)
+        b.emit(WorkflowResumed, reason=cmd.reason)
+        b.update_info(status=Status.RUNNING, error=None)
+        # Attempts whose backoff ended during the pause go out now.
+        for call in state.pending_calls():
+            if call.status is CallStatus.BACKOFF and \
+                    _retry_timer(call.key, call.attempt) not in b.timers:
+                self._schedule_attempt(b, replace(call, attempt=call.attempt + 1))
+        workflow = self._workflow_of(state.info)
+        driver = self._driver(b, workflow)
+        return self._settle(b, driver, self._deliver_inbox(b, driver))
+
+    def _restart(self, state: InstanceState | None, cmd: RestartWorkflow,
+                 now: int) -> Decision:
+        if state is None:
+            return Decision(state=None, rejected=f"no instance {cmd.instance_id!r}")
+        keep = 0
+        if cmd.from_step is not None:
+            found = next((c for c in state.calls if c.key == cmd.from_step
+                          and c.kind in (CallKind.STEP, CallKind.CHILD)), None)
+            if found is None:
+                return Decision(state=state, rejected=(
+                    f"instance {cmd.instance_id!r} has no step {cmd.from_step!r} to restart "
+                    "from"))
+            keep = found.index
+        workflow = self._workflow_of(state.info)
+        self.cache.drop(state.info.instance_id)
+        b = DecisionBuilder.from_state(state, now)
+        b.emit(WorkflowRestarted, from_step=cmd.from_step, reason=cmd.reason)
+        dropped = b.calls[keep:]
+        self._stop_children(b, dropped, "restarted")
+        b.cancel_all_timers()
+        del b.calls[keep:]
+        b.removed_calls.update(c.index for c in dropped)
+        b.changed_calls.difference_update(c.index for c in dropped)
+        base = max([state.info.attempt_base, *(c.attempt for c in dropped)])
+        held_slot = state.info.limiter is not None and not state.status.is_final \
+            and state.status is not Status.QUEUED
+        b.update_info(status=Status.RUNNING, output=None, error=None, reason=None,
+                      ended_at=None, run=state.info.run + 1, attempt_base=base,
+                      started_at=now, admitted_at=None)
+        if workflow.timeout_ms is not None:
+            b.set_timer(WORKFLOW_TIMEOUT, now + workflow.timeout_ms)
+        if state.info.limiter is not None and not held_slot:
+            limit = self.concurrency.get(workflow.name, workflow.concurrency) or 1
+            b.update_info(status=Status.QUEUED)
+            b.emit(WorkflowQueued, limiter=state.info.limiter)
+            b.commands.append(AcquireSlot(limiter=state.info.limiter,
+                                          instance_id=cmd.instance_id, limit=limit))
+            return b.build()
+        return self._run(b, workflow)
+
+    def _stop_children(self, b: DecisionBuilder, calls: list[Call], why: str,
+                       terminate: bool = True) -> None:
+        for call in calls:
+            if call.kind is CallKind.CHILD and call.status.is_pending:
+                child = _child_id(b.info, call)
+                reason = f"parent {b.info.instance_id!r} {why}"
+                b.commands.append(TerminateWorkflow(instance_id=child, reason=reason)
+                                  if terminate else
+                                  CancelWorkflow(instance_id=child, reason=reason))
+
+    def _deliver_inbox(self, b: DecisionBuilder, driver: Driver) -> Outcome:
+        """Advance, handing kept events to waits the code awaits now (they may have
+        arrived while the instance was paused or suspended)."""
+        outcome = self._advance(b, driver)
+        while isinstance(outcome, Waiting) and b.info.inbox:
+            awaited = [b.calls[i] for i in driver.awaiting()]
+            match = None
+            for position, (name, payload) in enumerate(b.info.inbox):
+                match = next((c for c in awaited if c.kind is CallKind.EVENT
+                              and _event_name(c) == name
+                              and c.status is CallStatus.WAITING), None)
+                if match is not None:
+                    b.update_info(inbox=b.info.inbox[:position] + b.info.inbox[position + 1:])
+                    b.cancel_timer(f"event/{match.index}/timeout")
+                    b.put_call(replace(match, status=CallStatus.COMPLETED, result=payload,
+                                       resolved_seq=b.next_seq() - 1, resolved_at=b.now))
+                    break
+            if match is None:
+                break
+            outcome = self._advance(b, driver)
+        return outcome
 
     # -- running the code --------------------------------------------------------------
 
@@ -401,7 +519,11 @@ class Decider:
                         status=CallStatus.SCHEDULED, function=member.function,
                         input=member.input, retry=member.retry.to_dict(),
                         timeout_ms=member.timeout_ms, attempt=0)
-            return self._schedule_attempt(b, replace(call, attempt=1), append=False)
+            first = b.info.attempt_base + 1
+            return self._schedule_attempt(b, replace(call, attempt=first, first_attempt=first),
+                                          append=False)
+        if isinstance(member, ChildRequest):
+            return self._start_child(b, member, key, index)
         if isinstance(member, SleepRequest):
             b.emit(TimerStarted, timer=f"sleep/{index}", due=member.until)
             b.set_timer(f"sleep/{index}", member.until)
@@ -424,6 +546,28 @@ class Decider:
             b.set_timer(f"event/{index}/timeout", deadline)
         return Call(index=index, kind=CallKind.EVENT, key=key, status=CallStatus.WAITING,
                     deadline=deadline)
+
+    def _start_child(self, b: DecisionBuilder, member: ChildRequest, key: str,
+                     index: int) -> Call:
+        first = b.info.attempt_base + 1
+        call = Call(index=index, kind=CallKind.CHILD, key=key, status=CallStatus.SCHEDULED,
+                    function=member.workflow, input=member.input, attempt=first,
+                    first_attempt=first, retry=Retry(limit=1, jitter=False).to_dict())
+        b.changed_calls.add(index)
+        b.emit(StepScheduled, step=key, function=f"workflow:{member.workflow}",
+               attempt=first, input=member.input, timeout_ms=None)
+        if self.registry.workflow(member.workflow, member.version) is None:
+            # Known now, not later: fail the call instead of a start nobody can run.
+            error = ErrorInfo(type="UnknownWorkflow", retryable=False,
+                              message=f"unknown child workflow {member.workflow!r}")
+            seq = b.emit(StepFailed, step=key, attempt=first, error=error, retry_at=None)
+            return replace(call, status=CallStatus.FAILED, error=error, resolved_seq=seq,
+                           resolved_at=b.now)
+        b.commands.append(StartWorkflow(
+            instance_id=_child_id(b.info, call), workflow=member.workflow,
+            input=member.input, version=member.version, parent_id=b.info.instance_id,
+            parent_step=f"{first}:{key}"))
+        return call
 
     def _schedule_attempt(self, b: DecisionBuilder, call: Call, append: bool = True) -> Call:
         b.emit(StepScheduled, step=call.key, function=call.function, attempt=call.attempt,
@@ -453,12 +597,15 @@ class Decider:
         if b.info.limiter is not None:
             b.commands.append(ReleaseSlot(limiter=b.info.limiter,
                                           instance_id=b.info.instance_id))
+        if b.info.parent_id is not None and b.info.parent_step is not None:
+            b.commands.append(_report_to_parent(b.info, status))
+        self._stop_children(b, [c for c in b.calls if c.status.is_pending], status.value.lower())
         self.cache.drop(b.info.instance_id)
 
 
 def _current_attempt(state: InstanceState | None, key: str, attempt: int) -> Call | None:
     """The step call a result may resolve: running, and this very attempt."""
-    if state is None or state.status is not Status.RUNNING:
+    if state is None or state.status not in (Status.RUNNING, Status.PAUSED):
         return None
     call = _find_step(state.calls, key)
     if call is None or call.status is not CallStatus.SCHEDULED or call.attempt != attempt:
@@ -473,7 +620,7 @@ def _event_name(call: Call) -> str:
 def _find_step(calls: tuple[Call, ...] | list[Call], key: str) -> Call | None:
     # Pending steps sit near the end, where the workflow currently waits.
     for call in reversed(calls):
-        if call.kind is CallKind.STEP and call.key == key:
+        if call.kind in (CallKind.STEP, CallKind.CHILD) and call.key == key:
             return call
     return None
 
@@ -484,3 +631,27 @@ def _attempt_timeout(key: str, attempt: int) -> str:
 
 def _retry_timer(key: str, attempt: int) -> str:
     return f"step/{key}/retry/{attempt}"
+
+
+def _child_id(info: Info, call: Call) -> str:
+    # Deterministic, so a replay addresses the same child; a restarted parent's new run
+    # gets new children.
+    suffix = f"@{info.run}" if info.run else ""
+    return f"{info.instance_id}/{call.key}{suffix}"
+
+
+def _report_to_parent(info: Info, status: Status) -> CompleteStep | FailStep:
+    assert info.parent_id is not None and info.parent_step is not None
+    # parent_step is "<attempt>:<step key>": the report names the parent's attempt, so a
+    # child of an earlier run (before a restart) cannot resolve a call of the new one.
+    attempt_text, _, step = info.parent_step.partition(":")
+    attempt = int(attempt_text)
+    if status is Status.COMPLETED:
+        return CompleteStep(instance_id=info.parent_id, step=step, attempt=attempt,
+                            result=info.output or "null")
+    error = info.error or ErrorInfo(type=f"Child{status.value.title()}",
+                                    message=info.reason or "", retryable=False)
+    return FailStep(instance_id=info.parent_id, step=step, attempt=attempt,
+                    error=ErrorInfo(type=error.type, retryable=False, details=error.details,
+                                    message=f"child {info.instance_id!r} ended "
+                                            f"{status.value}: {error.message}"))

@@ -35,6 +35,7 @@ class Decision:
     commands: tuple[Command, ...] = ()
     completion: Completion | None = None
     changed_calls: frozenset[int] = frozenset()
+    removed_calls: frozenset[int] = frozenset()  # dropped by a restart: delete them
     changed: bool = False
     rejected: str | None = None
 
@@ -52,6 +53,7 @@ class DecisionBuilder:
     commands: list[Command] = field(default_factory=list)
     completion: Completion | None = None
     changed_calls: set[int] = field(default_factory=set)
+    removed_calls: set[int] = field(default_factory=set)
 
     @classmethod
     def from_state(cls, state: InstanceState, now: int) -> DecisionBuilder:
@@ -115,4 +117,6 @@ class DecisionBuilder:
             timers_set=tuple(self.timers_set.items()),
             timers_cancelled=tuple(self.timers_cancelled.items()),
             commands=tuple(self.commands), completion=self.completion,
-            changed_calls=frozenset(self.changed_calls), changed=True)
+            changed_calls=frozenset(self.changed_calls),
+            removed_calls=frozenset(self.removed_calls - set(range(len(self.calls)))),
+            changed=True)

@@ -6,7 +6,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, cast, overload
+from typing import TYPE_CHECKING, Any, Protocol, cast, overload
 
 from replayflow.core.durations import Duration, to_ms
 from replayflow.core.errors import ValidationError
@@ -103,12 +103,23 @@ def workflow(fn: WorkflowFn | None = None, /, *, name: str | None = None,
     return wrap(fn) if fn is not None else wrap
 
 
+class WorkflowSource(Protocol):
+    def workflow(self, name: str, version: str | None) -> WorkflowDef | None:
+        """The named workflow (the newest version when `version` is None), or None."""
+        ...
+
+
 @dataclass
 class Registry:
     """Workflows by name and version, steps by name. Built from modules or objects."""
 
     workflows: dict[str, dict[str, WorkflowDef]] = field(default_factory=dict)
     steps: dict[str, StepDef] = field(default_factory=dict)
+    sources: list[WorkflowSource] = field(default_factory=list)
+
+    def add_source(self, source: WorkflowSource) -> None:
+        """Workflows defined elsewhere (deployed documents), asked after the code ones."""
+        self.sources.append(source)
 
     @classmethod
     def of(cls, *items: WorkflowDef | StepDef | ModuleType | Iterable[Any]) -> Registry:
@@ -142,11 +153,17 @@ class Registry:
 
     def workflow(self, name: str, version: str | None = None) -> WorkflowDef | None:
         versions = self.workflows.get(name)
-        if not versions:
-            return None
-        if version is None:
-            return versions[max(versions, key=version_key)]
-        return versions.get(version)
+        if versions:
+            if version is None:
+                return versions[max(versions, key=version_key)]
+            found = versions.get(version)
+            if found is not None:
+                return found
+        for source in self.sources:
+            found = source.workflow(name, version)
+            if found is not None:
+                return found
+        return None
 
     def step(self, name: str) -> StepDef | None:
         return self.steps.get(name)

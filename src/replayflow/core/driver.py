@@ -17,6 +17,7 @@ from typing import Any
 
 from replayflow.core.context import (
     AllRequest,
+    ChildRequest,
     Context,
     EventRequest,
     Request,
@@ -94,7 +95,8 @@ class Driver:
             except BaseException as exc:  # user code may raise anything; it ends the run
                 return self._finish(self._unconsumed(calls, f"it raised {type(exc).__name__}")
                                     or Raised(exc))
-            if not isinstance(request, StepRequest | SleepRequest | EventRequest | AllRequest):
+            if not isinstance(request, StepRequest | SleepRequest | EventRequest | ChildRequest
+                              | AllRequest):
                 self.close()
                 return self._finish(Raised(ReplayflowError(
                     f"a workflow may await only ctx operations, got {request!r}")))
@@ -178,6 +180,8 @@ def _mismatch(recorded: Call, member: Single, key: str) -> str | None:
     asked = f"{member.kind.value} {key!r}"
     if recorded.kind is not member.kind or recorded.key != key:
         return asked
+    if isinstance(member, ChildRequest) and recorded.function != member.workflow:
+        return f"{asked} of workflow {member.workflow!r} (history: {recorded.function!r})"
     if isinstance(member, StepRequest) and recorded.function != member.function:
         return f"{asked} running {member.function!r} (history: {recorded.function!r})"
     return None
@@ -189,7 +193,7 @@ def _exception(call: Call) -> BaseException:
     if call.status is CallStatus.TIMED_OUT:
         return EventTimeout(call.key)
     assert call.error is not None
-    return StepFailed(call.key, call.error, call.attempt)
+    return StepFailed(call.key, call.error, call.attempt - call.first_attempt + 1)
 
 
 class DriverCache:

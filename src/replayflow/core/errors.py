@@ -6,6 +6,8 @@ rebuilt from recorded facts on replay, so they hold only data that history recor
 
 from __future__ import annotations
 
+import json
+
 from replayflow.core.messages import ErrorInfo
 
 
@@ -86,5 +88,8 @@ def error_info(exc: BaseException, retryable: bool | None = None) -> ErrorInfo:
     if retryable is None:
         retryable = not isinstance(exc, NonRetryableError | PayloadError)
     if isinstance(exc, StepFailed):
-        return ErrorInfo(type="StepFailed", message=str(exc), retryable=False)
+        # The step's own error stays readable by machines, not only inside the message.
+        cause = json.dumps({"step": exc.step, "attempts": exc.attempts,
+                            "cause": {"type": exc.error.type, "message": exc.error.message}})
+        return ErrorInfo(type="StepFailed", message=str(exc), retryable=False, details=cause)
     return ErrorInfo(type=type(exc).__name__, message=str(exc), retryable=retryable)

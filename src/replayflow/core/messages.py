@@ -73,6 +73,25 @@ class TerminateWorkflow:
 
 
 @dataclass(frozen=True)
+class PauseWorkflow:
+    instance_id: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class ResumeWorkflow:
+    instance_id: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class RestartWorkflow:
+    instance_id: str
+    from_step: str | None = None  # None: from the beginning
+    reason: str = ""
+
+
+@dataclass(frozen=True)
 class FireTimer:
     """Made by the orchestrator when a timer from its index is due; never produced by
     clients. Carried on the wire only inside history (as TimerFired)."""
@@ -110,6 +129,9 @@ Command = (
     | SendEvent
     | CancelWorkflow
     | TerminateWorkflow
+    | PauseWorkflow
+    | ResumeWorkflow
+    | RestartWorkflow
     | FireTimer
     | AcquireSlot
     | GrantSlot
@@ -264,6 +286,31 @@ class WorkflowTimedOut:
 
 
 @dataclass(frozen=True)
+class WorkflowPaused:
+    instance_id: str
+    seq: int
+    at: int
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class WorkflowResumed:
+    instance_id: str
+    seq: int
+    at: int
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class WorkflowRestarted:
+    instance_id: str
+    seq: int
+    at: int
+    from_step: str | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
 class WorkflowSuspended:
     """The instance stopped and waits for an operator: replayed code asked for something
     other than what history holds (the error names both)."""
@@ -291,6 +338,9 @@ HistoryEvent = (
     | WorkflowCancelled
     | WorkflowTerminated
     | WorkflowTimedOut
+    | WorkflowPaused
+    | WorkflowResumed
+    | WorkflowRestarted
     | WorkflowSuspended
 )
 

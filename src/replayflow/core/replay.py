@@ -23,6 +23,9 @@ from replayflow.core.messages import (
     FireTimer,
     GrantSlot,
     HistoryEvent,
+    PauseWorkflow,
+    RestartWorkflow,
+    ResumeWorkflow,
     SendEvent,
     StartWorkflow,
     StepCompleted,
@@ -30,6 +33,9 @@ from replayflow.core.messages import (
     TerminateWorkflow,
     TimerFired,
     WorkflowAdmitted,
+    WorkflowPaused,
+    WorkflowRestarted,
+    WorkflowResumed,
     WorkflowStarted,
     WorkflowTerminated,
 )
@@ -61,6 +67,13 @@ def input_commands(history: Sequence[HistoryEvent]) -> Iterator[tuple[Command, i
                             payload=event.payload), event.at
         elif isinstance(event, CancelRequested):
             yield CancelWorkflow(instance_id=event.instance_id, reason=event.reason), event.at
+        elif isinstance(event, WorkflowPaused):
+            yield PauseWorkflow(instance_id=event.instance_id, reason=event.reason), event.at
+        elif isinstance(event, WorkflowResumed):
+            yield ResumeWorkflow(instance_id=event.instance_id, reason=event.reason), event.at
+        elif isinstance(event, WorkflowRestarted):
+            yield RestartWorkflow(instance_id=event.instance_id, from_step=event.from_step,
+                                  reason=event.reason), event.at
         elif isinstance(event, WorkflowTerminated):
             yield TerminateWorkflow(instance_id=event.instance_id,
                                     reason=event.reason), event.at

@@ -17,6 +17,7 @@ from replayflow.core.messages import ErrorInfo
 class Status(StrEnum):
     QUEUED = "QUEUED"  # over its workflow's concurrency limit, waiting for a slot
     RUNNING = "RUNNING"
+    PAUSED = "PAUSED"  # results are recorded, but the code waits for a resume
     SUSPENDED = "SUSPENDED"  # stopped on a NonDeterminismError; an operator must act
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
@@ -37,6 +38,7 @@ class CallKind(StrEnum):
     STEP = "step"
     SLEEP = "sleep"
     EVENT = "event"
+    CHILD = "child"  # a child workflow instance, awaited like a step
 
 
 class CallStatus(StrEnum):
@@ -67,6 +69,7 @@ class Call:
     retry: dict[str, object] | None = None
     timeout_ms: int | None = None
     attempt: int = 0
+    first_attempt: int = 1  # attempts keep counting across restarts, so stale results miss
     deadline: int | None = None  # sleeps: due time; event waits: timeout time
     result: str | None = None
     error: ErrorInfo | None = None
@@ -94,6 +97,8 @@ class Info:
     parent_id: str | None = None
     parent_step: str | None = None
     limiter: str | None = None  # holds (or waits for) a slot of this limiter
+    run: int = 0  # how many times the instance was restarted
+    attempt_base: int = 0  # the highest attempt number any dropped call reached
     timers: tuple[tuple[str, int], ...] = ()  # (timer id, due) of every live timer
     inbox: tuple[tuple[str, str], ...] = ()  # events that arrived before a wait: (name, payload)
 

@@ -154,6 +154,8 @@ class PartitionFolder:
         calls: tuple[Call, ...] = state.calls
         for index in decision.changed_calls:
             self.pending.put(keys.call(instance_id, index), serde.dump_call(calls[index]))
+        for index in decision.removed_calls:
+            self.pending.delete(keys.call(instance_id, index))
         for timer_id, due in decision.timers_set:
             self.pending.put(keys.timer(due, instance_id, timer_id), b"")
         for timer_id, due in decision.timers_cancelled:

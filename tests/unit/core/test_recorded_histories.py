@@ -8,12 +8,12 @@ import json
 import os
 
 import pytest
-from tests.fixtures import record
-from tests.workflows import definitions
 
 import replayflow as rf
 from replayflow.core.messages import ErrorInfo, StepFailed
 from replayflow.core.replay import replay
+from tests.fixtures import record
+from tests.workflows import definitions
 
 REGISTRY = rf.Registry.of(definitions)
 NAMES = sorted(record.SCENARIOS)
