@@ -87,12 +87,21 @@ class Orchestrator:
         log.info("orchestrator %s started", self.instance_id)
         try:
             while not self._stop.is_set():
-                messages = self._consumer.consume(self.batch_size, timeout=0.05)
+                messages = self._next_batch()
                 if ready is not None and self._folders:
                     ready.set()
                 self._process_batch(messages)
         finally:
             self._close()
+
+    def _next_batch(self) -> list[Message]:
+        # Block briefly for the first command, then take what is already fetched: a
+        # lone command is folded at once, a burst is folded in large batches.
+        assert self._consumer is not None
+        first = self._consumer.poll(0.05)
+        if first is None:
+            return []
+        return [first, *self._consumer.consume(self.batch_size - 1, timeout=0)]
 
     def _close(self) -> None:
         if self._consumer is not None:
