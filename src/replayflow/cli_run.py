@@ -10,6 +10,8 @@ from pathlib import Path
 
 import click
 
+from replayflow import telemetry
+from replayflow.cli_dsl import attach_documents
 from replayflow.cli_support import load_registry, modules_option, one_line_errors, settings
 from replayflow.processors.orchestrator import Orchestrator
 from replayflow.processors.runtime import LocalRuntime
@@ -21,11 +23,24 @@ from replayflow.topics import apply_topics, load_topics
 def _logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    telemetry.configure_logging()  # REPLAYFLOW_LOG_FORMAT=json: JSON lines
 
 
 def _stop_on_signals(stop: threading.Event) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+
+
+def _stop_when_signalled(process: Orchestrator | Worker) -> None:
+    """SIGINT/SIGTERM stop the process's loop, which then closes cleanly."""
+    stop = threading.Event()
+    _stop_on_signals(stop)
+
+    def wait_then_stop() -> None:
+        stop.wait()
+        process.stop()
+
+    threading.Thread(target=wait_then_stop, daemon=True).start()
 
 
 @click.command()
@@ -42,11 +57,10 @@ def orchestrator(modules: tuple[str, ...], instance_id: str | None, data_dir: Pa
                  limits: tuple[str, ...], verbose: bool) -> None:
     """Fold commands into workflow state, exactly once."""
     _logging(verbose)
-    process = Orchestrator(settings(), load_registry(modules), instance_id=instance_id,
+    process = Orchestrator(settings(), attach_documents(load_registry(modules)),
+                           instance_id=instance_id,
                            data_dir=data_dir, concurrency=_limits(limits))
-    stop = threading.Event()
-    _stop_on_signals(stop)
-    threading.Thread(target=lambda: (stop.wait(), process.stop()), daemon=True).start()
+    _stop_when_signalled(process)
     process.run()
 
 
@@ -60,9 +74,7 @@ def worker(modules: tuple[str, ...], concurrency: int, verbose: bool) -> None:
     """Run step attempts from the tasks topic."""
     _logging(verbose)
     process = Worker(settings(), load_registry(modules), concurrency=concurrency)
-    stop = threading.Event()
-    _stop_on_signals(stop)
-    threading.Thread(target=lambda: (stop.wait(), process.stop()), daemon=True).start()
+    _stop_when_signalled(process)
     process.run()
 
 
@@ -94,7 +106,7 @@ def dev(modules: tuple[str, ...], no_kafka: bool, verbose: bool) -> None:
         if not report.ok:
             raise click.ClickException("topics differ from topics/topics.yaml: run "
                                        "`replayflow topics apply` for details")
-        registry = load_registry(modules)
+        registry = attach_documents(load_registry(modules))
         stop = threading.Event()
         _stop_on_signals(stop)
         with LocalRuntime(config, registry):

@@ -225,7 +225,7 @@ class Decider:
     # -- timers ----------------------------------------------------------------------
 
     def _fire_timer(self, state: InstanceState | None, cmd: FireTimer, now: int) -> Decision:
-        if state is None or state.status.is_final or state.status is Status.SUSPENDED:
+        if state is None or state.status.is_final:
             return Decision(state=state)
         if cmd.timer not in dict(state.info.timers):
             return Decision(state=state)  # cancelled or fired already
@@ -242,8 +242,8 @@ class Decider:
             if call is None or call.attempt != attempt:
                 return self._build_unawaited(b)
             if purpose == "retry" and call.status is CallStatus.BACKOFF:
-                if state.status is Status.PAUSED:
-                    return b.build()  # no new attempt while paused; resume dispatches it
+                if state.status in (Status.PAUSED, Status.SUSPENDED):
+                    return b.build()  # no new attempt now; resume dispatches it
                 self._schedule_attempt(b, replace(call, attempt=attempt + 1))
                 return self._build_unawaited(b)
             if purpose == "timeout" and call.status is CallStatus.SCHEDULED:
@@ -605,7 +605,8 @@ class Decider:
 
 def _current_attempt(state: InstanceState | None, key: str, attempt: int) -> Call | None:
     """The step call a result may resolve: running, and this very attempt."""
-    if state is None or state.status not in (Status.RUNNING, Status.PAUSED):
+    # Paused and suspended instances still record results, so a resume loses no work.
+    if state is None or state.status not in (Status.RUNNING, Status.PAUSED, Status.SUSPENDED):
         return None
     call = _find_step(state.calls, key)
     if call is None or call.status is not CallStatus.SCHEDULED or call.attempt != attempt:

@@ -47,7 +47,9 @@ def restore_partition(settings: Settings, topic: str, store: PartitionStore,
                 key = message.key()
                 if key is not None:
                     changes[key] = message.value()
-                last = message.offset()
+                offset = message.offset()
+                if offset is not None:
+                    last = offset
                 applied += 1
             if len(changes) >= BATCH:
                 store.write(changes, last)
