@@ -56,7 +56,32 @@ def main() -> None:
         print(f"\nhistory of {trip.id}:")
         for line in history_table(client.history(trip.id)):
             print("  " + line)
+
+        if (Path(__file__).parent / "pipeline.yaml").exists():  # the YAML (DSL) pipeline
+            yaml_pipeline(client, registry, run)
     print("\ndemo finished")
+
+
+def yaml_pipeline(client: Client, registry: Registry, run: str) -> None:
+    """examples/pipeline.yaml on the same engine: fetch over HTTP, transform, fan out."""
+    import json
+    import tempfile
+
+    from examples.dsl_pipeline import DOCUMENT, OrdersService, write_report
+    from replayflow import dsl
+
+    workflow = dsl.workflow_from_file(DOCUMENT)
+    registry.add(workflow)
+    registry.add(write_report)
+    report = Path(tempfile.gettempdir()) / f"replayflow-demo-{run}" / "report.json"
+    with OrdersService() as service:
+        started = time.monotonic()
+        handle = client.start(workflow.name, {"source": f"{service.url}/orders",
+                                              "report": str(report)}, id=f"yaml-{run}")
+        print(f"\n[yaml pipeline] {handle.id}: {handle.result(timeout=60)}"
+              f"  ({time.monotonic() - started:.2f} s)")
+    written = json.loads(report.read_text(encoding="utf-8"))
+    print(f"[yaml pipeline] {report}: {json.dumps(written, separators=(',', ':'))}")
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
+import importlib
 import importlib.resources
 import json
 import re
@@ -43,6 +44,10 @@ from fastavro.read import SchemaResolutionError
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 from replayflow.core import messages
+
+#: Modules whose dataclasses map to records by name. The core's messages, and the DSL's
+#: deployed-document record (a module of dataclasses only, cheap to import).
+MESSAGE_MODULES = ("replayflow.core.messages", "replayflow.dsl.records")
 
 MAGIC = b"\xc3\x01"
 HEADER_SIZE = 10  # 2 bytes magic + 8 bytes fingerprint
@@ -188,10 +193,11 @@ class Codec:
     def __init__(self, schemas: Iterable[tuple[dict[str, Any], int]]) -> None:
         self._classes = {
             cls.__name__: cls
-            for cls in vars(messages).values()
+            for module in map(importlib.import_module, MESSAGE_MODULES)
+            for cls in vars(module).values()
             if isinstance(cls, type)
             and dataclasses.is_dataclass(cls)
-            and cls.__module__ == messages.__name__
+            and cls.__module__ == module.__name__
         }
         self._versions: dict[str, dict[int, _Schema]] = {}  # full name -> version -> schema
         self._short: dict[str, str] = {}  # "StartWorkflow" -> "replayflow.commands.StartWorkflow"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import io
 import json
 import re
@@ -19,18 +20,19 @@ from hypothesis import strategies as st
 
 from replayflow import codec
 from replayflow.codec import Codec, CodecError
-from replayflow.core import messages
 from replayflow.core.messages import DeadLetter, ErrorInfo, StartWorkflow, StepFailed
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMAS = REPO / "schemas"
 INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 
+# Every module whose dataclasses are records (core messages, the DSL's deployed document).
 MESSAGE_CLASSES = sorted(
     (
         c
-        for c in vars(messages).values()
-        if isinstance(c, type) and dataclasses.is_dataclass(c) and c.__module__ == messages.__name__
+        for module in map(importlib.import_module, codec.MESSAGE_MODULES)
+        for c in vars(module).values()
+        if isinstance(c, type) and dataclasses.is_dataclass(c) and c.__module__ == module.__name__
     ),
     key=lambda c: c.__name__,
 )
@@ -174,7 +176,7 @@ def test_crc64_avro_matches_the_avro_test_vectors() -> None:
 @pytest.mark.parametrize("path", schema_files(), ids=lambda p: p.name)
 def test_header_is_magic_and_little_endian_crc64_of_canonical_form(path: Path) -> None:
     schema = json.loads(path.read_text())
-    cls = getattr(messages, schema["name"])
+    cls = {c.__name__: c for c in MESSAGE_CLASSES}[schema["name"]]
     data = codec.encode(sample(cls))
     expected = crc64_avro(to_parsing_canonical_form(schema).encode()).to_bytes(8, "little")
     assert data[:2] == b"\xc3\x01"

@@ -1,0 +1,149 @@
+"""Built-in steps the DSL interpreter schedules; every worker (and rf.testing's
+Environment) registers them unless a step of the same name is registered already.
+
+- `rf_http_call(request)`: one HTTP request with httpx, the Idempotency-Key header set
+  to the step's idempotency key (the same for every attempt). Returns the DSL's HTTP
+  response object; a status outside 2xx (3xx allowed with `redirect`) or a network
+  error raises a communication WorkflowFault.
+- `rf_emit(topic, event)`: publishes a CloudEvent (JSON structured mode) to a Kafka
+  topic, keyed by the instance id. Where it goes is pluggable: `capture_events()`
+  collects events in memory (tests); by default a Kafka producer made from
+  Settings.from_env() (namespace applied to the topic name) is used.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from replayflow.core.definitions import Registry, StepDef, step
+from replayflow.dsl.errors import fault
+from replayflow.execution import current_step
+
+Sink = Callable[[str, str, dict[str, Any]], None]  # (topic, key, event)
+
+_sink: Sink | None = None
+_producer: Any = None
+_lock = threading.Lock()
+_JSON_TYPES = ("application/json", "+json", "text/json")
+
+
+def _content(response: Any, mode: str) -> Any:
+    body = response.content
+    if mode == "raw":
+        return base64.b64encode(body).decode() if body else None
+    if not body:
+        return None
+    kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
+    if any(kind.endswith(t) or kind == t for t in _JSON_TYPES):
+        try:
+            return json.loads(body)
+        except ValueError:
+            pass
+    if kind.startswith("text/") or kind in ("application/xml", ""):
+        try:
+            return body.decode(response.encoding or "utf-8")
+        except (UnicodeDecodeError, LookupError):
+            pass
+    return base64.b64encode(body).decode()
+
+
+@step(name="rf_http_call")
+def http_call(request: dict[str, Any]) -> dict[str, Any]:
+    import httpx
+
+    headers = dict(request.get("headers") or {})
+    with contextlib.suppress(RuntimeError):
+        headers.setdefault("Idempotency-Key", current_step().idempotency_key)
+    body = request.get("body")
+    kwargs: dict[str, Any] = {}
+    if body is not None:
+        if isinstance(body, dict | list):
+            kwargs["json"] = body
+        else:
+            kwargs["content"] = str(body).encode()
+    method, uri = request["method"], request["uri"]
+    try:
+        with httpx.Client(timeout=30.0, follow_redirects=False) as client:
+            response = client.request(
+                method, uri, headers=headers, params=request.get("query") or None, **kwargs
+            )
+    except httpx.HTTPError as exc:
+        raise fault(
+            "communication", f"{method} {uri}: {exc}", title="Communication error", status=503
+        ) from None
+    highest = 399 if request.get("redirect") else 299
+    if not 200 <= response.status_code <= highest:
+        raise fault(
+            "communication",
+            f"{method} {uri} answered {response.status_code}: {response.text[:200]}",
+            title=response.reason_phrase or "HTTP error",
+            status=response.status_code,
+        )
+    return {
+        "request": {"method": method, "uri": uri, "headers": headers},
+        "statusCode": response.status_code,
+        "headers": dict(response.headers),
+        "content": _content(response, request.get("output", "content")),
+    }
+
+
+def _kafka_sink(topic: str, key: str, event: dict[str, Any]) -> None:
+    global _producer
+    from confluent_kafka import Producer
+
+    from replayflow.processors.kafka_config import producer_config
+    from replayflow.settings import Settings
+
+    settings = Settings.from_env()
+    with _lock:
+        if _producer is None:
+            _producer = Producer(producer_config(settings))
+        producer = _producer
+    producer.produce(
+        settings.topic_name(topic),
+        key=key.encode(),
+        value=json.dumps(event, separators=(",", ":")).encode(),
+        headers={"content-type": "application/cloudevents+json"},
+    )
+    remaining = producer.flush(30)
+    if remaining:
+        raise RuntimeError(f"the event was not acknowledged by Kafka ({topic})")
+
+
+@step(name="rf_emit")
+def emit(topic: str, event: dict[str, Any]) -> None:
+    key = event.get("id", "")
+    with contextlib.suppress(RuntimeError):
+        key = current_step().instance_id
+    (_sink or _kafka_sink)(topic, str(key), event)
+
+
+def set_sink(sink: Sink | None) -> Sink | None:
+    """Send emitted events to `sink` (None: back to Kafka); returns the previous one."""
+    global _sink
+    previous, _sink = _sink, sink
+    return previous
+
+
+@contextlib.contextmanager
+def capture_events() -> Iterator[list[tuple[str, dict[str, Any]]]]:
+    """Collect emitted events as (topic, event) while the block runs."""
+    events: list[tuple[str, dict[str, Any]]] = []
+    previous = set_sink(lambda topic, key, event: events.append((topic, event)))
+    try:
+        yield events
+    finally:
+        set_sink(previous)
+
+
+STEPS: tuple[StepDef, ...] = (http_call, emit)
+
+
+def register(registry: Registry) -> None:
+    """Add the built-in steps that `registry` does not define itself."""
+    registry.add([s for s in STEPS if s.name not in registry.steps])

@@ -1,0 +1,394 @@
+"""The interpreter: one code workflow that runs a deployed document on the core.
+
+For a document D, `workflow_def(D)` is `WorkflowDef(name=D.name, version=D.version,
+fn=run)`, where `run(ctx, input)` walks D's tasks. Pure tasks (set, switch, for, raise,
+the data flow and its jq expressions) are code between awaits and simply run again on
+replay; every side effect is a ctx operation recorded in history: call http / call of
+a Python function / emit are steps (run by workers), wait is ctx.sleep, listen is
+ctx.wait_for_event, run workflow is ctx.child, fork awaits its branches' operations
+together with ctx.all. Await names come from the task's JSON pointer
+("/do/0/fetch" -> "do.0.fetch"), so a replay asks for the same names in the same order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonschema
+
+from replayflow.core.context import AllRequest, Context, Request
+from replayflow.core.definitions import WorkflowDef
+from replayflow.core.errors import EventTimeout, StepFailed
+from replayflow.core.names import check_name, check_version
+from replayflow.dsl import expressions
+from replayflow.dsl.durations import duration_ms
+from replayflow.dsl.errors import WorkflowFault, fault, fault_of
+from replayflow.dsl.model import FLOW_KEYWORDS, entries, kind_of, task_pointer
+from replayflow.dsl.secrets import Secrets
+
+#: Called with (instance id, task pointer, task name) when a task starts: a debugging
+#: and testing aid. Code between awaits runs again on replay, so a task may be reported
+#: more than once for one instance.
+task_observers: list[Callable[[str, str, str], None]] = []
+
+RUNTIME = {"name": "replayflow", "version": "0.1.0", "metadata": {}}
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def await_name(pointer: str, suffix: str = "") -> str:
+    """A deterministic ctx name for the task at `pointer`: '/do/0/fetch' -> 'do.0.fetch'."""
+    name = _UNSAFE.sub("_", pointer.strip("/").replace("/", ".")) + suffix
+    if not re.match(r"[A-Za-z_]", name):
+        name = "t." + name
+    if len(name) > 128:
+        digest = hashlib.sha256(name.encode()).hexdigest()[:16]
+        name = f"{name[:100]}.{digest}"
+    return name
+
+
+class _End(Exception):
+    """`then: end`: the workflow completes now with this output."""
+
+    def __init__(self, output: Any) -> None:
+        super().__init__("end")
+        self.output = output
+
+
+def _iso(ms: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+def date_descriptor(ms: int) -> dict[str, Any]:
+    return {"iso8601": _iso(ms), "epoch": {"seconds": ms // 1000, "milliseconds": ms}}
+
+
+@dataclass
+class Scope:
+    """Variables visible to expressions at some depth: loop items, caught errors."""
+
+    vars: dict[str, Any] = field(default_factory=dict)
+
+    def with_vars(self, **more: Any) -> Scope:
+        return Scope({**self.vars, **more})
+
+
+class Run:
+    """One execution of a document inside one workflow coroutine."""
+
+    def __init__(
+        self, document: dict[str, Any], ctx: Context, raw_input: Any, secrets: Secrets
+    ) -> None:
+        self.document = document
+        self.ctx = ctx
+        self.use: dict[str, Any] = document.get("use") or {}
+        self.context: Any = {}
+        self.secrets = secrets
+        self.workflow = {
+            "id": ctx.instance_id,
+            "definition": document,
+            "input": raw_input,
+            "startedAt": date_descriptor(ctx.now_ms()),
+        }
+        self._counts: dict[tuple[str, str], int] = {}
+        self.deadline: int | None = None
+        self.deadline_where = ""
+
+    # -- expressions ---------------------------------------------------------------
+
+    def args(
+        self, scope: Scope, task: dict[str, Any] | None = None, **extra: Any
+    ) -> dict[str, Any]:
+        secrets = self.secrets.resolve(self.use.get("secrets") or [])
+        args = {
+            "context": self.context,
+            "workflow": self.workflow,
+            "runtime": RUNTIME,
+            "secrets": secrets,
+            **scope.vars,
+            **extra,
+        }
+        if task is not None:
+            args["task"] = task
+        return args
+
+    def eval(self, text: Any, data: Any, args: dict[str, Any], where: str) -> Any:
+        if not isinstance(text, str):
+            return expressions.render(text, data, args, where)
+        return expressions.evaluate(text, data, args, where)
+
+    def render(self, value: Any, data: Any, args: dict[str, Any], where: str) -> Any:
+        return expressions.render(value, data, args, where)
+
+    def check_schema(self, spec: Any, value: Any, where: str, what: str) -> None:
+        if not isinstance(spec, dict):
+            return
+        document = spec.get("document")
+        if document is None:
+            raise fault(
+                "configuration",
+                f"{what} schema: only inline `document` schemas are supported",
+                where,
+            )
+        try:
+            jsonschema.validate(value, document)
+        except jsonschema.ValidationError as exc:
+            raise fault(
+                "validation", f"{what} does not match its schema: {exc.message}", where
+            ) from None
+
+    # -- awaiting ------------------------------------------------------------------
+
+    def _key(self, request: Any) -> str:
+        kind = request.kind.value
+        count = self._counts.get((kind, request.name), 0) + 1
+        self._counts[(kind, request.name)] = count
+        return request.name if count == 1 else f"{request.name}#{count}"
+
+    def remaining_ms(self) -> int | None:
+        if self.deadline is None:
+            return None
+        return max(self.deadline - self.ctx.now_ms(), 0)
+
+    async def wait(self, request: Request, where: str) -> Any:
+        """Await a ctx operation; failures become DSL faults at `where`."""
+        members = request.members if isinstance(request, AllRequest) else [request]
+        for member in members:
+            member._rf_key = self._key(member)  # type: ignore[attr-defined]
+        try:
+            value = await request
+        except StepFailed as exc:
+            raise fault_of(exc, where) from None
+        except EventTimeout:
+            raise self.timeout_fault(where) from None
+        self.check_deadline()
+        return value
+
+    def timeout_fault(self, where: str) -> WorkflowFault:
+        return fault(
+            "timeout", "the task ran out of time", self.deadline_where or where, title="Timeout"
+        )
+
+    def check_deadline(self) -> None:
+        if self.deadline is not None and self.ctx.now_ms() >= self.deadline:
+            raise self.timeout_fault(self.deadline_where)
+
+    # -- the workflow --------------------------------------------------------------
+
+    async def execute(self, raw_input: Any) -> Any:
+        doc = self.document
+        scope = Scope()
+        spec = doc.get("input") or {}
+        self.check_schema(spec.get("schema"), raw_input, "/input", "the workflow input")
+        data = raw_input
+        if "from" in spec:
+            data = self.eval(spec["from"], raw_input, self.args(scope), "/input/from")
+        try:
+            data = await self.run_list(doc.get("do"), "/do", data, scope)
+        except _End as end:
+            data = end.output
+        out = doc.get("output") or {}
+        if "as" in out:
+            data = self.eval(out["as"], data, self.args(scope), "/output/as")
+        self.check_schema(out.get("schema"), data, "/output", "the workflow output")
+        return data
+
+    async def run_list(self, tasks: Any, pointer: str, data: Any, scope: Scope) -> Any:
+        """Run a task list from its first task, following flow directives."""
+        items = entries(tasks)
+        index = 0
+        by_name = {name: i for i, (name, _) in enumerate(items)}
+        while 0 <= index < len(items):
+            name, task = items[index]
+            here = task_pointer(pointer, index, name)
+            data, directive = await self.run_task(name, task, here, data, scope)
+            if directive in (None, "continue"):
+                index += 1
+            elif directive == "exit":
+                break
+            elif directive == "end":
+                raise _End(data)
+            else:
+                index = by_name[directive]
+        return data
+
+    async def run_task(
+        self, name: str, task: dict[str, Any], pointer: str, data: Any, scope: Scope
+    ) -> tuple[Any, str | None]:
+        from replayflow.dsl.tasks import run_kind
+
+        started = self.ctx.now_ms()
+        descriptor: dict[str, Any] = {
+            "name": name,
+            "reference": pointer,
+            "definition": task,
+            "input": data,
+            "startedAt": date_descriptor(started),
+        }
+        args = self.args(scope, descriptor)
+        if "if" in task and not expressions.truthy(
+            self.eval(task["if"], data, args, f"{pointer}/if")
+        ):
+            return data, None
+        for observer in task_observers:
+            observer(self.ctx.instance_id, pointer, name)
+        inp = task.get("input") or {}
+        self.check_schema(inp.get("schema"), data, f"{pointer}/input", "the task input")
+        task_input = data
+        if "from" in inp:
+            task_input = self.eval(inp["from"], data, args, f"{pointer}/input/from")
+        args = self.args(scope, descriptor, input=task_input)
+        outer = (self.deadline, self.deadline_where)
+        timeout = task.get("timeout")
+        if isinstance(timeout, str):
+            timeout = (self.use.get("timeouts") or {}).get(timeout)
+        if isinstance(timeout, dict) and "after" in timeout:
+            after = timeout["after"]
+            if expressions.is_expression(after):
+                after = self.eval(after, task_input, args, f"{pointer}/timeout/after")
+            due = started + duration_ms(after)
+            if self.deadline is None or due < self.deadline:
+                self.deadline, self.deadline_where = due, pointer
+        try:
+            kind = kind_of(task)
+            directive = task.get("then")
+            raw = await run_kind(self, kind, name, task, pointer, task_input, scope, args)
+            if isinstance(raw, tuple) and len(raw) == 2 and raw[0] == "__switch__":
+                directive = raw[1] or directive
+                raw = task_input
+            self.check_deadline()
+        finally:
+            self.deadline, self.deadline_where = outer
+        descriptor["output"] = raw
+        args = self.args(scope, descriptor, input=task_input)
+        out = task.get("output") or {}
+        output = raw
+        if "as" in out:
+            output = self.eval(out["as"], raw, args, f"{pointer}/output/as")
+        self.check_schema(out.get("schema"), output, f"{pointer}/output", "the task output")
+        export = task.get("export") or {}
+        if "as" in export:
+            self.context = self.eval(
+                export["as"],
+                output,
+                self.args(scope, descriptor, input=task_input, output=output),
+                f"{pointer}/export/as",
+            )
+            self.check_schema(
+                export.get("schema"), self.context, f"{pointer}/export", "the exported context"
+            )
+        if (
+            directive is not None
+            and directive not in FLOW_KEYWORDS
+            and not isinstance(directive, str)
+        ):
+            directive = None
+        return output, directive
+
+    # -- fork: branches share the await stream -----------------------------------------
+
+    async def run_branches(
+        self, coros: list[Coroutine[Any, Any, Any]], compete: bool, where: str
+    ) -> Any:
+        """Run coroutines side by side: each round, every live branch runs to its next
+        await, and their operations are awaited together (ctx.all). With `compete`, the
+        first branch to finish wins (the lowest index among those finishing in the same
+        round) and the others are dropped."""
+        n = len(coros)
+        results: list[Any] = [None] * n
+        live = set(range(n))
+        sends: dict[int, tuple[bool, Any]] = {i: (True, None) for i in range(n)}
+        recovering = False
+
+        def close_all() -> None:
+            for i in live:
+                coros[i].close()
+
+        try:
+            while live:
+                requests: dict[int, Any] = {}
+                for i in sorted(live):
+                    ok, value = sends.pop(i, (True, None))
+                    try:
+                        request = coros[i].send(value) if ok else coros[i].throw(value)
+                    except StopIteration as stop:
+                        results[i] = stop.value
+                        live.discard(i)
+                        if compete:
+                            close_all()
+                            live.clear()
+                            return stop.value
+                        continue
+                    requests[i] = request
+                if not requests:
+                    break
+                members: list[Any] = []
+                spans: dict[int, tuple[int, int, bool]] = {}
+                for i, request in requests.items():
+                    group = request.members if isinstance(request, AllRequest) else [request]
+                    spans[i] = (len(members), len(group), isinstance(request, AllRequest))
+                    members.extend(group)
+                try:
+                    values = await self.ctx.all(members)
+                except (StepFailed, EventTimeout) as exc:
+                    key = exc.step if isinstance(exc, StepFailed) else exc.name
+                    owner = next(
+                        (
+                            i
+                            for i, (start, size, _) in spans.items()
+                            if any(
+                                getattr(m, "_rf_key", None) == key
+                                for m in members[start : start + size]
+                            )
+                        ),
+                        None,
+                    )
+                    if owner is None:
+                        raise
+                    for i in list(live):
+                        if i != owner:
+                            coros[i].close()
+                            live.discard(i)
+                    sends[owner] = (False, exc)
+                    recovering = True
+                    continue
+                self.check_deadline()
+                for i, (start, size, grouped) in spans.items():
+                    chunk = values[start : start + size]
+                    sends[i] = (True, chunk if grouped else chunk[0])
+        except BaseException:
+            close_all()
+            raise
+        if recovering and not compete:
+            raise fault(
+                "runtime",
+                "a fork branch recovered from an error after its sibling "
+                "branches were stopped; their outputs are lost",
+                where,
+            )
+        return results
+
+
+def build(document: dict[str, Any], secrets: Secrets | None = None) -> WorkflowDef:
+    """The WorkflowDef that runs `document` (a validated, parsed DSL document)."""
+    meta = document["document"]
+    name = check_name(meta["name"], "workflow name")
+    version = check_version(str(meta["version"]))
+    resolver = secrets or Secrets()
+    timeout = document.get("timeout")
+    if isinstance(timeout, str):
+        timeout = ((document.get("use") or {}).get("timeouts") or {}).get(timeout)
+    timeout_ms = None
+    if isinstance(timeout, dict) and not expressions.is_expression(timeout.get("after")):
+        timeout_ms = duration_ms(timeout["after"])
+
+    async def run(ctx: Context, input: Any) -> Any:
+        return await Run(document, ctx, input, resolver).execute(input)
+
+    run.__name__ = run.__qualname__ = f"dsl_{_UNSAFE.sub('_', name)}"
+    return WorkflowDef(name=name, version=version, fn=run, timeout_ms=timeout_ms)
