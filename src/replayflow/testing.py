@@ -47,6 +47,7 @@ from replayflow.core.messages import (
 from replayflow.core.payloads import dump, load
 from replayflow.core.replay import ReplayReport, replay
 from replayflow.core.state import InstanceState, Status
+from replayflow.dsl import builtins as dsl_builtins
 from replayflow.execution import run_sync, unknown_step
 
 DEFAULT_START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -99,6 +100,7 @@ class Environment:
                 for value in list(getattr(workflow.fn, "__globals__", {}).values()):
                     if isinstance(value, StepDef) and value.name not in self.registry.steps:
                         self.registry.add(value)
+        dsl_builtins.register(self.registry)  # DSL built-in steps; same-named steps win
         self.decider = Decider(self.registry, cache_size=cache_size, limits=limits,
                                concurrency=concurrency)
         self.now = round(start.timestamp() * 1000)
