@@ -29,10 +29,11 @@ COMPLETIONS = "completions"
 STATE = "state"
 DLQ = "dlq"
 WORKFLOWS = "workflows"
+EVENTS = "events"
 #: Every logical topic name, in the order of DESIGN.md.
-LOGICAL_NAMES = (COMMANDS, HISTORY, TASKS, COMPLETIONS, STATE, DLQ, WORKFLOWS)
+LOGICAL_NAMES = (COMMANDS, HISTORY, TASKS, COMPLETIONS, STATE, DLQ, WORKFLOWS, EVENTS)
 #: The topics keyed by workflow instance id: they must share one partition count.
-INSTANCE_KEYED = (COMMANDS, HISTORY, TASKS, COMPLETIONS, STATE, DLQ)
+INSTANCE_KEYED = (COMMANDS, HISTORY, TASKS, COMPLETIONS, STATE, DLQ, EVENTS)
 
 # librdkafka's own log lines (connection refused, ...) go to this logger instead of
 # stderr; failures reach the caller as TopicsError.
@@ -186,6 +187,10 @@ class Topics:
     @property
     def workflows(self) -> str:
         return self[WORKFLOWS]
+
+    @property
+    def events(self) -> str:
+        return self[EVENTS]
 
 
 # ---------------------------------------------------------------- apply

@@ -22,6 +22,7 @@ DESIGN_TOPICS = {
     "completions": ("replayflow.completions", "delete", "2592000000"),
     "state": ("replayflow.state", "compact", None),
     "dlq": ("replayflow.dlq", "delete", "2592000000"),
+    "events": ("replayflow.events", "delete", "604800000"),  # what DSL emit tasks publish
 }
 
 

@@ -32,13 +32,16 @@ class Request:
         return (yield self)
 
 
+UNSET = -1  # a step called by name without a timeout: use the declared one
+
+
 @dataclass(eq=False)
 class StepRequest(Request):
     name: str
     function: str
     input: str
-    retry: Retry
-    timeout_ms: int | None
+    retry: Retry | None  # None: the registered step's policy (or the default)
+    timeout_ms: int | None  # UNSET: the registered step's timeout
 
     kind = CallKind.STEP
 
@@ -97,10 +100,13 @@ class Context:
         """Run `fn` as a durable step; await the result. `name` identifies the call in
         history: give calls in a loop distinct names, or reuse one and get name#2, ..."""
         check_name(name, "step name")
+        policy: Retry | None
+        timeout_ms: int | None
         if isinstance(fn, StepDef):
             function, policy, timeout_ms = fn.name, fn.retry, fn.timeout_ms
         elif isinstance(fn, str):
-            function, policy, timeout_ms = check_name(fn, "step function"), Retry(), None
+            # By name: the fold takes the policies the step was declared with.
+            function, policy, timeout_ms = check_name(fn, "step function"), None, UNSET
         else:
             raise ValidationError(f"ctx.step({name!r}, ...) needs a function declared with "
                                   f"@rf.step (or its name), got {fn!r}")

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from replayflow.core.context import (
+    UNSET,
     ChildRequest,
     EventRequest,
     Single,
@@ -515,10 +516,11 @@ class Decider:
     def _new_call(self, b: DecisionBuilder, member: Single, key: str) -> Call:
         index = len(b.calls)
         if isinstance(member, StepRequest):
+            retry, timeout_ms = self._step_policies(member)
             call = Call(index=index, kind=CallKind.STEP, key=key,
                         status=CallStatus.SCHEDULED, function=member.function,
-                        input=member.input, retry=member.retry.to_dict(),
-                        timeout_ms=member.timeout_ms, attempt=0)
+                        input=member.input, retry=retry.to_dict(),
+                        timeout_ms=timeout_ms, attempt=0)
             first = b.info.attempt_base + 1
             return self._schedule_attempt(b, replace(call, attempt=first, first_attempt=first),
                                           append=False)
@@ -546,6 +548,15 @@ class Decider:
             b.set_timer(f"event/{index}/timeout", deadline)
         return Call(index=index, kind=CallKind.EVENT, key=key, status=CallStatus.WAITING,
                     deadline=deadline)
+
+    def _step_policies(self, member: StepRequest) -> tuple[Retry, int | None]:
+        """A step called by name gets the retry and timeout it was declared with."""
+        declared = self.registry.step(member.function)
+        retry = member.retry or (declared.retry if declared else Retry())
+        timeout_ms = member.timeout_ms
+        if timeout_ms == UNSET:
+            timeout_ms = declared.timeout_ms if declared else None
+        return retry, timeout_ms
 
     def _start_child(self, b: DecisionBuilder, member: ChildRequest, key: str,
                      index: int) -> Call:

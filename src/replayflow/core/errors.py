@@ -92,4 +92,7 @@ def error_info(exc: BaseException, retryable: bool | None = None) -> ErrorInfo:
         cause = json.dumps({"step": exc.step, "attempts": exc.attempts,
                             "cause": {"type": exc.error.type, "message": exc.error.message}})
         return ErrorInfo(type="StepFailed", message=str(exc), retryable=False, details=cause)
-    return ErrorInfo(type=type(exc).__name__, message=str(exc), retryable=retryable)
+    # An exception may carry structured details as JSON text (e.g. an RFC 7807 problem).
+    details = getattr(exc, "details", None)
+    return ErrorInfo(type=type(exc).__name__, message=str(exc), retryable=retryable,
+                     details=details if isinstance(details, str) else None)
