@@ -78,6 +78,12 @@ Single = StepRequest | SleepRequest | EventRequest | ChildRequest
 @dataclass(eq=False)
 class AllRequest(Request):
     members: list[Single]
+    return_exceptions: bool = False
+
+
+@dataclass(eq=False)
+class FirstRequest(Request):
+    members: list[Single]
 
 
 class Context:
@@ -146,16 +152,24 @@ class Context:
         return ChildRequest(name=name, workflow=check_name(target, "workflow name"),
                             version=version, input=payload)
 
-    def all(self, requests: Iterable[Request]) -> AllRequest:
-        """Await several steps, sleeps or event waits at once; a list of their results.
-        The first failure (in the order outcomes were recorded) is raised."""
-        members: list[Single] = []
-        for request in requests:
-            if not isinstance(request, StepRequest | SleepRequest | EventRequest | ChildRequest):
-                raise ValidationError("ctx.all takes ctx.step, ctx.sleep or "
-                                      f"ctx.wait_for_event calls, got {request!r}")
-            members.append(request)
-        return AllRequest(members=members)
+    def all(self, requests: Iterable[Request], return_exceptions: bool = False
+            ) -> AllRequest:
+        """Await several steps, sleeps, event waits or children at once; a list of their
+        results. The first failure (in the order outcomes were recorded) is raised, or,
+        with return_exceptions, every member is awaited and failures come back in place
+        as exceptions (rf.StepFailed, rf.EventTimeout, rf.Cancelled)."""
+        return AllRequest(members=_members(requests, "ctx.all"),
+                          return_exceptions=return_exceptions)
+
+    def first(self, requests: Iterable[Request]) -> FirstRequest:
+        """Await the first of several operations to finish: (its index, its result), or
+        its failure raised. "First" is the order outcomes were recorded in, so replay
+        picks the same one. The others go on unawaited (a step still runs, an event
+        wait no longer receives)."""
+        members = _members(requests, "ctx.first")
+        if not members:
+            raise ValidationError("ctx.first needs at least one operation")
+        return FirstRequest(members=members)
 
     # -- deterministic values --------------------------------------------------------
 
@@ -175,3 +189,13 @@ class Context:
 
     def _set_now(self, ms: int) -> None:
         self._now = ms
+
+
+def _members(requests: Iterable[Request], what: str) -> list[Single]:
+    members: list[Single] = []
+    for request in requests:
+        if not isinstance(request, StepRequest | SleepRequest | EventRequest | ChildRequest):
+            raise ValidationError(f"{what} takes ctx.step, ctx.sleep, ctx.wait_for_event or "
+                                  f"ctx.child calls, got {request!r}")
+        members.append(request)
+    return members

@@ -20,6 +20,7 @@ from replayflow.core.context import (
     ChildRequest,
     Context,
     EventRequest,
+    FirstRequest,
     Request,
     Single,
     SleepRequest,
@@ -96,11 +97,12 @@ class Driver:
                 return self._finish(self._unconsumed(calls, f"it raised {type(exc).__name__}")
                                     or Raised(exc))
             if not isinstance(request, StepRequest | SleepRequest | EventRequest | ChildRequest
-                              | AllRequest):
+                              | AllRequest | FirstRequest):
                 self.close()
                 return self._finish(Raised(ReplayflowError(
                     f"a workflow may await only ctx operations, got {request!r}")))
-            members = request.members if isinstance(request, AllRequest) else [request]
+            members = (request.members if isinstance(request, AllRequest | FirstRequest)
+                       else [request])
             indices = []
             for member in members:
                 key = self._key(member)
@@ -159,6 +161,14 @@ class Driver:
         assert self._waiting is not None
         request, indices = self._waiting
         members = [calls[i] for i in indices]
+        if isinstance(request, FirstRequest):
+            return self._answer_first(members)
+        if isinstance(request, AllRequest) and request.return_exceptions:
+            if any(c.status.is_pending for c in members):
+                return None
+            self._resume(max((c.resolved_at or 0 for c in members), default=None))
+            return True, [_exception(c) if c.status in _FAILED else load(c.result, c.describe())
+                          for c in members]
         failures = [c for c in members if c.status in _FAILED]
         if failures:
             first = min(failures, key=lambda c: c.resolved_seq or 0)
@@ -169,6 +179,17 @@ class Driver:
         self._resume(max((c.resolved_at or 0 for c in members), default=None))
         values = [load(c.result, c.describe()) for c in members]
         return True, values if isinstance(request, AllRequest) else values[0]
+
+    def _answer_first(self, members: list[Call]) -> tuple[bool, Any] | None:
+        resolved = [(c.resolved_seq or 0, position, c) for position, c in enumerate(members)
+                    if not c.status.is_pending]
+        if not resolved:
+            return None
+        _, position, winner = min(resolved)
+        self._resume(winner.resolved_at)
+        if winner.status in _FAILED:
+            return False, _exception(winner)
+        return True, (position, load(winner.result, winner.describe()))
 
     def _resume(self, at: int | None) -> None:
         self._waiting = None

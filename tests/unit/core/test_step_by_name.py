@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import replayflow as rf
 from replayflow.core.messages import StepFailed, StepScheduled
 from replayflow.testing import Environment
@@ -36,9 +38,7 @@ def test_the_declared_retry_and_timeout_apply() -> None:
 def test_an_explicit_policy_wins() -> None:
     env = Environment(by_name_override, declared_flaky)
     handle = env.start(by_name_override, id="n2")
-    try:
+    with pytest.raises(rf.WorkflowError, match="FAILED"):
         handle.result()
-    except rf.WorkflowError:
-        pass
     failures = [e for e in env.history("n2") if isinstance(e, StepFailed)]
     assert len(failures) == 1 and failures[0].retry_at is None
