@@ -18,7 +18,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
-from replayflow import codec
+from replayflow import codec, telemetry
 from replayflow.core.definitions import WorkflowDef
 from replayflow.core.errors import ReplayflowError, WorkflowError
 from replayflow.core.messages import (
@@ -145,7 +145,8 @@ class Client:
             instance_id = check_instance_id(instance_id or f"{name}-{uuid.uuid4().hex}")
             self._send(StartWorkflow(instance_id=instance_id, workflow=name,
                                      input=dump(input, "the workflow input"),
-                                     version=version))
+                                     version=version),
+                       telemetry.start_headers(name, instance_id))
             handles.append(Handle(self, instance_id, now))
         self._producer.flush(30)
         return handles
@@ -183,12 +184,13 @@ class Client:
         self._producer.flush(30)
         return Handle(self, instance_id, time.time())
 
-    def _send(self, command: Command) -> None:
+    def _send(self, command: Command, headers: telemetry.KafkaHeaders | None = None) -> None:
         key = command.instance_id.encode()  # type: ignore[union-attr]
         value = codec.encode(command)
         while True:
             try:
-                self._producer.produce(self.topics.commands, key=key, value=value)
+                self._producer.produce(self.topics.commands, key=key, value=value,
+                                       headers=headers)
                 return
             except BufferError:
                 self._producer.poll(0.05)

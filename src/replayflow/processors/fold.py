@@ -22,6 +22,7 @@ from replayflow.core.messages import (
 from replayflow.core.state import Call, InstanceState
 from replayflow.store import keys, serde
 from replayflow.store.partition import PartitionStore, Pending
+from replayflow.telemetry.orchestrator import NULL_OBSERVER, FoldObserver
 
 log = logging.getLogger("replayflow.orchestrator")
 
@@ -51,6 +52,7 @@ class PartitionFolder:
         self._touched: dict[str, InstanceState | None] = {}
         self.records: list[Record] = []
         self.folded = 0
+        self.observer: FoldObserver = NULL_OBSERVER  # telemetry, set by the orchestrator
 
     # -- one batch -------------------------------------------------------------------
 
@@ -112,6 +114,7 @@ class PartitionFolder:
                 self._cache.pop(instance_id, None)
             else:
                 self._remember(instance_id, state)
+        self.observer.committed()
         self._reset()
 
     def aborted(self) -> None:
@@ -119,6 +122,7 @@ class PartitionFolder:
         for instance_id in self._touched:
             self._cache.pop(instance_id, None)
             self.decider.cache.drop(instance_id)
+        self.observer.aborted()
         self._reset()
 
     def _reset(self) -> None:
@@ -150,6 +154,7 @@ class PartitionFolder:
             self._emit_commands(decision.commands)
             return
         self._touched[instance_id] = state
+        self.observer.decided(before, decision)
         self.pending.put(keys.info(instance_id), serde.dump_info(state.info))
         calls: tuple[Call, ...] = state.calls
         for index in decision.changed_calls:

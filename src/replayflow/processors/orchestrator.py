@@ -19,7 +19,7 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from replayflow import codec
+from replayflow import codec, telemetry
 from replayflow.core.decide import Decider
 from replayflow.core.definitions import Registry
 from replayflow.core.messages import Command, FireTimer
@@ -66,6 +66,7 @@ class Orchestrator:
         self._changelog_offsets: dict[int, int] = {}
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
+        self.telemetry = telemetry.for_orchestrator(group_name(settings, "orchestrator"))
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -91,6 +92,7 @@ class Orchestrator:
                 if ready is not None and self._folders:
                     ready.set()
                 self._process_batch(messages)
+                self.telemetry.tick(self._consumer)
         finally:
             self._close()
 
@@ -111,6 +113,7 @@ class Orchestrator:
         self._folders.clear()
         if self._producer is not None:
             self._producer.flush(10)
+        self.telemetry.close()
 
     # -- the commit protocol -----------------------------------------------------------
 
@@ -177,7 +180,8 @@ class Orchestrator:
         try:
             folder.fold(command, now, source)
         except Exception as exc:  # a bug must not block the partition: park the input
-            log.exception("folding %s failed", type(command).__name__)
+            log.exception("folding %s failed", type(command).__name__,
+                          extra=telemetry.fields(getattr(command, "instance_id", None)))
             self.stats.dead_letters += 1
             folder.dead_letter(source, f"the fold failed: {type(exc).__name__}: {exc}",
                                "FoldError", now)
@@ -188,10 +192,11 @@ class Orchestrator:
         assert self._producer is not None
         topic = getattr(self.topics, record.topic)
         kwargs = {} if record.partition is None else {"partition": record.partition}
+        headers = self.telemetry.task_headers(record.topic, record.key)
         while True:
             try:
                 self._producer.produce(topic, value=record.value, key=record.key,
-                                       on_delivery=on_delivery, **kwargs)
+                                       headers=headers, on_delivery=on_delivery, **kwargs)
                 return
             except BufferError:
                 self._producer.poll(0.05)  # queue full: let deliveries drain
@@ -239,6 +244,7 @@ class Orchestrator:
             self.stats.restored_records += restored
             self._folders[tp.partition] = PartitionFolder(store, self.decider,
                                                           self.cache_size)
+            self._folders[tp.partition].observer = self.telemetry.partition(tp.partition, store)
             log.info("partition %d assigned (%d changelog records restored)", tp.partition,
                      restored)
         self.stats.assigned = sorted(self._folders)
@@ -246,6 +252,7 @@ class Orchestrator:
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
             folder = self._folders.pop(tp.partition, None)
+            self.telemetry.revoked(tp.partition)
             if folder is not None:
                 folder.aborted()
                 folder.store.close()

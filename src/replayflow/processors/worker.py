@@ -10,6 +10,7 @@ attempt, so running twice changes nothing.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -17,11 +18,12 @@ from dataclasses import dataclass
 
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
-from replayflow import codec
+from replayflow import codec, telemetry
 from replayflow.core.definitions import Registry
 from replayflow.core.messages import CompleteStep, ErrorInfo, FailStep, Task
+from replayflow.dsl import builtins as dsl_builtins
 from replayflow.execution import run_async, run_sync, unknown_step
-from replayflow.processors.kafka_config import consumer_config, producer_config
+from replayflow.processors.kafka_config import consumer_config, group_name, producer_config
 from replayflow.settings import Settings
 from replayflow.topics import Topics
 
@@ -69,6 +71,7 @@ class Worker:
         self.settings = settings
         self.topics = Topics(settings)
         self.registry = registry
+        dsl_builtins.register(registry)  # DSL built-in steps; a step of the same name wins
         self.concurrency = concurrency
         self.stats = WorkerStats()
         self._threads = ThreadPoolExecutor(threads, thread_name_prefix="replayflow-step")
@@ -76,6 +79,7 @@ class Worker:
         self._stop = threading.Event()
         self._offsets = _Offsets()
         self._committed: dict[int, int] = {}
+        self.telemetry = telemetry.for_worker(group_name(settings, "worker"))
 
     def stop(self) -> None:
         self._stop.set()
@@ -108,6 +112,7 @@ class Worker:
                     running.add(job)
                     job.add_done_callback(running.discard)
                 producer.poll(0)
+                self.telemetry.tick(consumer)
                 if loop.time() - last_commit >= self._commit_interval:
                     self._commit(consumer, producer)
                     last_commit = loop.time()
@@ -119,6 +124,7 @@ class Worker:
             self._threads.shutdown(wait=False, cancel_futures=True)
             producer.flush(10)
             consumer.close()
+            self.telemetry.close()
 
     async def _run(self, message: Message, producer: Producer,
                    slots: asyncio.Semaphore) -> None:
@@ -134,12 +140,14 @@ class Worker:
                 self.stats.bad_tasks += 1
                 return
             self.stats.started += 1
-            outcome = await self._execute(task)
+            with self.telemetry.step(task, message.headers()) as attempt:
+                outcome = await self._execute(task)
+                attempt.finish(outcome)
             if isinstance(outcome, CompleteStep):
                 self.stats.completed += 1
             else:
                 self.stats.failed += 1
-            self._send(producer, task.instance_id, outcome)
+            self._send(producer, task.instance_id, outcome, attempt.headers)
         finally:
             self._offsets.end(partition, offset)
             slots.release()
@@ -153,7 +161,9 @@ class Worker:
             if step.is_async:
                 return await asyncio.wait_for(run_async(step, task), timeout)
             loop = asyncio.get_running_loop()
-            future = loop.run_in_executor(self._threads, run_sync, step, task)
+            # The copied context carries the step's span into the thread.
+            future = loop.run_in_executor(self._threads, contextvars.copy_context().run,
+                                          run_sync, step, task)
             return await asyncio.wait_for(future, timeout)
         except TimeoutError:
             # A thread cannot be stopped; its late result is dropped here, and the fold
@@ -163,12 +173,13 @@ class Worker:
                                 type="StepTimeout", retryable=True,
                                 message=f"attempt {task.attempt} ran over {timeout} s"))
 
-    def _send(self, producer: Producer, instance_id: str,
-              outcome: CompleteStep | FailStep) -> None:
+    def _send(self, producer: Producer, instance_id: str, outcome: CompleteStep | FailStep,
+              headers: telemetry.KafkaHeaders | None = None) -> None:
         value = codec.encode(outcome)
         while True:
             try:
-                producer.produce(self.topics.commands, key=instance_id.encode(), value=value)
+                producer.produce(self.topics.commands, key=instance_id.encode(), value=value,
+                                 headers=headers)
                 return
             except BufferError:
                 producer.poll(0.05)
