@@ -185,7 +185,7 @@ class Client:
         return Handle(self, instance_id, time.time())
 
     def _send(self, command: Command, headers: telemetry.KafkaHeaders | None = None) -> None:
-        key = command.instance_id.encode()  # type: ignore[union-attr]
+        key = command.instance_id.encode()
         value = codec.encode(command)
         while True:
             try:

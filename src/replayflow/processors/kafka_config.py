@@ -91,3 +91,11 @@ def watermarks(consumer: Any, topic: str, partition: int, timeout: float = 30.0
             if time.monotonic() > deadline or not (retriable or "leader" in str(exc).lower()):
                 raise
             time.sleep(0.2)
+
+
+def located(message: Any) -> tuple[str, int, int]:
+    """(topic, partition, offset) of a consumed message; always set on a message that
+    carries no error, though the client's types allow None."""
+    topic, partition, offset = message.topic(), message.partition(), message.offset()
+    assert topic is not None and partition is not None and offset is not None
+    return topic, partition, offset

@@ -24,7 +24,12 @@ from replayflow.core.decide import Decider
 from replayflow.core.definitions import Registry
 from replayflow.core.messages import Command, FireTimer
 from replayflow.processors.fold import PartitionFolder, Record
-from replayflow.processors.kafka_config import consumer_config, group_name, producer_config
+from replayflow.processors.kafka_config import (
+    consumer_config,
+    group_name,
+    located,
+    producer_config,
+)
 from replayflow.processors.restore import restore_partition
 from replayflow.settings import Settings
 from replayflow.store.partition import PartitionStore
@@ -124,13 +129,15 @@ class Orchestrator:
         # 1. decode each command; bad input goes to the dead-letter topic with the reason
         # 2. fold each through decide() on RocksDB state with the batch's pending writes
         for message in messages:
-            if message.error() is not None:
-                self._on_consumer_error(message.error())
+            error = message.error()
+            if error is not None:
+                self._on_consumer_error(error)
                 continue
-            folder = self._folders.get(message.partition())
+            _, partition, offset = located(message)
+            folder = self._folders.get(partition)
             if folder is None:
                 continue  # revoked while the batch was in hand: its new owner reads it
-            offsets[message.partition()] = message.offset() + 1
+            offsets[partition] = offset + 1
             self._fold_message(folder, message, now)
         for folder in self._folders.values():
             self.stats.timers += folder.fire_due_timers(now)
@@ -163,7 +170,7 @@ class Orchestrator:
 
     def _fold_message(self, folder: PartitionFolder, message: Message, now: int) -> None:
         key, value = message.key(), message.value()
-        source = (message.topic(), message.partition(), message.offset(), key, value)
+        source = (*located(message), key, value)
         try:
             command = codec.decode(value or b"")
         except codec.CodecError as exc:
@@ -191,20 +198,23 @@ class Orchestrator:
                  ) -> None:
         assert self._producer is not None
         topic = getattr(self.topics, record.topic)
-        kwargs = {} if record.partition is None else {"partition": record.partition}
         headers = self.telemetry.task_headers(record.topic, record.key)
         while True:
             try:
-                self._producer.produce(topic, value=record.value, key=record.key,
-                                       headers=headers, on_delivery=on_delivery, **kwargs)
+                if record.partition is None:
+                    self._producer.produce(topic, value=record.value, key=record.key,
+                                           headers=headers, on_delivery=on_delivery)
+                else:
+                    self._producer.produce(topic, value=record.value, key=record.key,
+                                           partition=record.partition, headers=headers,
+                                           on_delivery=on_delivery)
                 return
             except BufferError:
                 self._producer.poll(0.05)  # queue full: let deliveries drain
 
     def _changelog_delivered(self, error: KafkaError | None, message: Message) -> None:
         if error is None:
-            partition = message.partition()
-            offset = message.offset()
+            _, partition, offset = located(message)
             if offset > self._changelog_offsets.get(partition, -1):
                 self._changelog_offsets[partition] = offset
 
@@ -228,7 +238,8 @@ class Orchestrator:
         first: dict[int, int] = {}
         for message in messages:
             if message.error() is None:
-                first.setdefault(message.partition(), message.offset())
+                _, partition, offset = located(message)
+                first.setdefault(partition, offset)
         for partition, offset in first.items():
             if partition in self._folders:
                 self._consumer.seek(TopicPartition(self.topics.commands, partition, offset))

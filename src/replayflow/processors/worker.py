@@ -23,7 +23,12 @@ from replayflow.core.definitions import Registry
 from replayflow.core.messages import CompleteStep, ErrorInfo, FailStep, Task
 from replayflow.dsl import builtins as dsl_builtins
 from replayflow.execution import run_async, run_sync, unknown_step
-from replayflow.processors.kafka_config import consumer_config, group_name, producer_config
+from replayflow.processors.kafka_config import (
+    consumer_config,
+    group_name,
+    located,
+    producer_config,
+)
 from replayflow.settings import Settings
 from replayflow.topics import Topics
 
@@ -107,7 +112,8 @@ class Worker:
                         log.warning("consumer: %s", message.error())
                         continue
                     await slots.acquire()
-                    self._offsets.begin(message.partition(), message.offset())
+                    _, partition, offset = located(message)
+                    self._offsets.begin(partition, offset)
                     job = asyncio.create_task(self._run(message, producer, slots))
                     running.add(job)
                     job.add_done_callback(running.discard)
@@ -128,7 +134,7 @@ class Worker:
 
     async def _run(self, message: Message, producer: Producer,
                    slots: asyncio.Semaphore) -> None:
-        partition, offset = message.partition(), message.offset()
+        _, partition, offset = located(message)
         try:
             try:
                 task = codec.decode(message.value() or b"")
