@@ -52,24 +52,38 @@ class Processes:
     """The orchestrator and worker as child processes, stopped by their pids."""
 
     def __init__(self, settings: Settings, data_dir: Path) -> None:
-        env = dict(os.environ, KAFKA_BOOTSTRAP=settings.bootstrap,
-                   REPLAYFLOW_NAMESPACE=settings.namespace, REPLAYFLOW_DATA=str(data_dir),
-                   PYTHONPATH=str(ROOT))
+        env = dict(
+            os.environ,
+            KAFKA_BOOTSTRAP=settings.bootstrap,
+            REPLAYFLOW_NAMESPACE=settings.namespace,
+            REPLAYFLOW_DATA=str(data_dir),
+            PYTHONPATH=str(ROOT),
+        )
         cli = [sys.executable, "-m", "replayflow.cli"]
         logs = data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
+        # The processes outlive this constructor; stop() closes the log files.
+        self._logs = [open(logs / name, "w") for name in ("orchestrator.log", "worker.log")]  # noqa: SIM115
         self.orchestrator = subprocess.Popen(
             [*cli, "orchestrator", "-m", "benchmarks.workload", "--id", "bench-orchestrator"],
-            env=env, cwd=ROOT, stdout=open(logs / "orchestrator.log", "w"),
-            stderr=subprocess.STDOUT)
+            env=env,
+            cwd=ROOT,
+            stdout=self._logs[0],
+            stderr=subprocess.STDOUT,
+        )
         self.worker = subprocess.Popen(
             [*cli, "worker", "-m", "benchmarks.workload", "--concurrency", "1000"],
-            env=env, cwd=ROOT, stdout=open(logs / "worker.log", "w"),
-            stderr=subprocess.STDOUT)
+            env=env,
+            cwd=ROOT,
+            stdout=self._logs[1],
+            stderr=subprocess.STDOUT,
+        )
 
     def rss(self) -> dict[str, float]:
-        return {"orchestrator": peak_rss_mb(self.orchestrator.pid),
-                "worker": peak_rss_mb(self.worker.pid)}
+        return {
+            "orchestrator": peak_rss_mb(self.orchestrator.pid),
+            "worker": peak_rss_mb(self.worker.pid),
+        }
 
     def stop(self) -> None:
         for process in (self.orchestrator, self.worker):
@@ -80,6 +94,8 @@ class Processes:
                 process.wait(20)
             except subprocess.TimeoutExpired:
                 process.kill()
+        for log in self._logs:
+            log.close()
 
 
 def warm_up(client: Client) -> None:
@@ -92,7 +108,7 @@ def run_burst(client: Client, n: int) -> dict[str, float]:
     sent: dict[str, float] = {}
     started = time.time()
     for chunk in range(0, n, 1000):
-        batch = ids[chunk:chunk + 1000]
+        batch = ids[chunk : chunk + 1000]
         now = time.time()
         client.start_many([(WORKFLOW, i, instance_id) for i, instance_id in enumerate(batch)])
         for instance_id in batch:
@@ -116,8 +132,9 @@ def run_rate(client: Client, rate: float, seconds: float) -> dict[str, float]:
     return _collect(client, sent, started, n / (time.time() - started))
 
 
-def _collect(client: Client, sent: dict[str, float], started: float,
-             start_rate: float) -> dict[str, float]:
+def _collect(
+    client: Client, sent: dict[str, float], started: float, start_rate: float
+) -> dict[str, float]:
     latencies = []
     last = started
     for instance_id, at in sent.items():
@@ -150,13 +167,18 @@ def main() -> None:
     args = parser.parse_args()
 
     base = Settings.from_env()
-    settings = Settings(bootstrap=base.bootstrap, namespace=f"bench{uuid.uuid4().hex[:8]}",
-                        partitions=args.partitions)
+    settings = Settings(
+        bootstrap=base.bootstrap,
+        namespace=f"bench{uuid.uuid4().hex[:8]}",
+        partitions=args.partitions,
+    )
     print(apply_topics(settings.bootstrap, load_topics(settings)).summary())
     data_dir = Path(tempfile.mkdtemp(prefix="replayflow-bench-"))
     processes = Processes(settings, data_dir)
-    results: dict[str, object] = {"machine": {"cpus": os.cpu_count()},
-                                  "partitions": args.partitions}
+    results: dict[str, object] = {
+        "machine": {"cpus": os.cpu_count()},
+        "partitions": args.partitions,
+    }
     try:
         with Client(settings) as client:
             warm_up(client)

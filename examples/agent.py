@@ -4,7 +4,9 @@ to approve before acting. The "model" here is a deterministic stand-in."""
 import replayflow as rf
 
 TOOLS = {
-    "search_flights": lambda q: {"flights": [{"id": "LH123", "price": 420}, {"id": "AF9", "price": 380}]},
+    "search_flights": lambda q: {
+        "flights": [{"id": "LH123", "price": 420}, {"id": "AF9", "price": 380}]
+    },
     "check_budget": lambda q: {"budget": 500},
 }
 
@@ -34,12 +36,15 @@ def book(flight: dict) -> dict:
 @rf.workflow(name="travel-agent", version="1", timeout="30d")
 async def travel_agent(ctx: rf.Context, request: dict) -> dict:
     observations: list[dict] = []
-    for turn in range(10):
+    turns = 0
+    while turns < 10:  # a model that never answers still stops
+        turns += 1
         decision = await ctx.step("think", think, request["goal"], observations)
         if decision["action"] == "answer":
             break
-        result = await ctx.step(f"tool-{decision['tool']}", call_tool, decision["tool"],
-                                decision["query"])
+        result = await ctx.step(
+            f"tool-{decision['tool']}", call_tool, decision["tool"], decision["query"]
+        )
         observations.append({"tool": decision["tool"], "result": result})
     proposal = decision["proposal"]
     try:
@@ -49,4 +54,4 @@ async def travel_agent(ctx: rf.Context, request: dict) -> dict:
     if not approval.get("approved"):
         return {"status": "rejected", "proposal": proposal}
     booking = await ctx.step("book", book, proposal)
-    return {"status": "booked", "turns": turn + 1, **booking}
+    return {"status": "booked", "turns": turns, **booking}

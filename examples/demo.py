@@ -3,20 +3,24 @@ the example workflows end to end and show one instance's history."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import socket
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from examples import agent, pipeline  # noqa: E402
-from replayflow.cli_instances import history_table  # noqa: E402
-from replayflow.client import Client  # noqa: E402
-from replayflow.core.definitions import Registry  # noqa: E402
-from replayflow.processors.runtime import LocalRuntime  # noqa: E402
-from replayflow.settings import Settings  # noqa: E402
+from examples import agent, pipeline
+from replayflow.cli_instances import history_table
+from replayflow.client import Client
+from replayflow.core.definitions import Registry
+from replayflow.processors.runtime import LocalRuntime
+from replayflow.settings import Settings
 
 
 def wait_for(client: Client, instance_id: str, event_type: str, timeout: float = 30) -> None:
@@ -28,6 +32,34 @@ def wait_for(client: Client, instance_id: str, event_type: str, timeout: float =
     raise TimeoutError(f"{instance_id} never reached {event_type}")
 
 
+@contextlib.contextmanager
+def demo_api(settings: Settings) -> Iterator[None]:
+    """The HTTP API and web UI next to the demo (REPLAYFLOW_API_PORT, default 8080; 0:
+    none). Guarded: the demo runs without them if they do not start."""
+    port = int(os.environ.get("REPLAYFLOW_API_PORT", "8080") or 0)
+    server = None
+    if port > 0:
+        try:
+            from replayflow.api.process import ApiServer, free_port
+
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    port = free_port()  # 8080 is taken: any free port
+            server = ApiServer(settings, port, data_dir=settings.data_dir.resolve() / "api-demo")
+            server.start()
+            server.wait_ready(90)
+            print(f"API: {server.url}   UI: {server.url}/ui/")
+        except Exception as exc:  # the demo's point is the engine; the UI is a bonus
+            print(f"(the API and UI did not start: {exc})")
+    try:
+        yield
+        if server is not None and sys.stdin.isatty():
+            input(f"\nbrowse {server.url}/ui/ ; press Enter to stop ")
+    finally:
+        if server is not None:
+            server.stop()
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     settings = Settings.from_env()
@@ -37,6 +69,7 @@ def main() -> None:
     with (
         LocalRuntime(settings, registry, orchestrator_id="demo-orchestrator"),
         Client(settings) as client,
+        demo_api(settings),
     ):
         started = time.monotonic()
         handle = client.start("pipeline", {"source": "s3://demo/orders.csv"}, id=f"pipeline-{run}")
@@ -76,10 +109,15 @@ def yaml_pipeline(client: Client, registry: Registry, run: str) -> None:
     report = Path(tempfile.gettempdir()) / f"replayflow-demo-{run}" / "report.json"
     with OrdersService() as service:
         started = time.monotonic()
-        handle = client.start(workflow.name, {"source": f"{service.url}/orders",
-                                              "report": str(report)}, id=f"yaml-{run}")
-        print(f"\n[yaml pipeline] {handle.id}: {handle.result(timeout=60)}"
-              f"  ({time.monotonic() - started:.2f} s)")
+        handle = client.start(
+            workflow.name,
+            {"source": f"{service.url}/orders", "report": str(report)},
+            id=f"yaml-{run}",
+        )
+        print(
+            f"\n[yaml pipeline] {handle.id}: {handle.result(timeout=60)}"
+            f"  ({time.monotonic() - started:.2f} s)"
+        )
     written = json.loads(report.read_text(encoding="utf-8"))
     print(f"[yaml pipeline] {report}: {json.dumps(written, separators=(',', ':'))}")
 

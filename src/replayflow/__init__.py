@@ -1,13 +1,13 @@
 """replayflow: durable workflows for Python, event-sourced on Apache Kafka.
 
-    import replayflow as rf
+import replayflow as rf
 
-    @rf.step(retry=rf.Retry(limit=5, delay="10s"))
-    async def charge(order): ...
+@rf.step(retry=rf.Retry(limit=5, delay="10s"))
+async def charge(order): ...
 
-    @rf.workflow(name="checkout", version="1")
-    async def checkout(ctx: rf.Context, order):
-        return await ctx.step("charge", charge, order)
+@rf.workflow(name="checkout", version="1")
+async def checkout(ctx: rf.Context, order):
+    return await ctx.step("charge", charge, order)
 """
 
 from replayflow.core.context import Context

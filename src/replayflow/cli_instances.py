@@ -34,12 +34,19 @@ from replayflow.topics import Topics
 @click.option("--wait", is_flag=True, help="Wait for the result and print it.")
 @click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait.")
 @one_line_errors
-def start(workflow: str, input_json: str | None, instance_id: str | None,
-          version: str | None, wait: bool, timeout: float) -> None:
+def start(
+    workflow: str,
+    input_json: str | None,
+    instance_id: str | None,
+    version: str | None,
+    wait: bool,
+    timeout: float,
+) -> None:
     """Start WORKFLOW with INPUT (JSON text, or @file)."""
     with Client(settings()) as client:
-        handle = client.start(workflow, parse_json(input_json, "INPUT"), id=instance_id,
-                              version=version)
+        handle = client.start(
+            workflow, parse_json(input_json, "INPUT"), id=instance_id, version=version
+        )
         click.echo(handle.id)
         if wait:
             _print_result(client, handle.id, timeout)
@@ -152,10 +159,10 @@ def history(instance_id: str, as_json: bool) -> None:
 def history_table(events: list[HistoryEvent]) -> list[str]:
     lines = [f"{'SEQ':>4}  {'TIME (UTC)':<23}  {'EVENT':<18}  DETAIL"]
     for event in events:
-        when = datetime.fromtimestamp(event.at / 1000, tz=UTC).isoformat(
-            timespec="milliseconds")[:23]
-        lines.append(f"{event.seq:>4}  {when:<23}  {type(event).__name__:<18}  "
-                     f"{_detail(event)}")
+        when = datetime.fromtimestamp(event.at / 1000, tz=UTC).isoformat(timespec="milliseconds")[
+            :23
+        ]
+        lines.append(f"{event.seq:>4}  {when:<23}  {type(event).__name__:<18}  {_detail(event)}")
     return lines
 
 
@@ -193,11 +200,12 @@ def dlq(limit: int, as_json: bool) -> None:
             fields["value"] = entry.value.hex() if entry.value else None
             click.echo(json.dumps(fields))
         else:
-            when = datetime.fromtimestamp(entry.at / 1000, tz=UTC).isoformat(
-                timespec="seconds")
+            when = datetime.fromtimestamp(entry.at / 1000, tz=UTC).isoformat(timespec="seconds")
             key = entry.key.decode("utf-8", "replace") if entry.key else "-"
-            click.echo(f"{when}  {entry.source_topic}[{entry.partition}]@{entry.offset}  "
-                       f"key={key}  {entry.error_type}: {entry.reason}")
+            click.echo(
+                f"{when}  {entry.source_topic}[{entry.partition}]@{entry.offset}  "
+                f"key={key}  {entry.error_type}: {entry.reason}"
+            )
     click.echo(f"{len(entries)} dead-letter entries", err=True)
 
 

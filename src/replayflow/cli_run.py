@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import subprocess
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -21,8 +23,10 @@ from replayflow.topics import apply_topics, load_topics
 
 
 def _logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
     telemetry.configure_logging()  # REPLAYFLOW_LOG_FORMAT=json: JSON lines
 
 
@@ -45,29 +49,53 @@ def _stop_when_signalled(process: Orchestrator | Worker) -> None:
 
 @click.command()
 @modules_option
-@click.option("--id", "instance_id", default=None,
-              help="Stable id of this process: its transactional id and group member id.")
-@click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None,
-              help="Folder for the RocksDB partition stores [env REPLAYFLOW_DATA].")
-@click.option("--limit", "limits", multiple=True, metavar="WORKFLOW=N",
-              help="Concurrency limit for a workflow, over the one in its code.")
+@click.option(
+    "--id",
+    "instance_id",
+    default=None,
+    help="Stable id of this process: its transactional id and group member id.",
+)
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Folder for the RocksDB partition stores [env REPLAYFLOW_DATA].",
+)
+@click.option(
+    "--limit",
+    "limits",
+    multiple=True,
+    metavar="WORKFLOW=N",
+    help="Concurrency limit for a workflow, over the one in its code.",
+)
 @click.option("-v", "--verbose", is_flag=True)
 @one_line_errors
-def orchestrator(modules: tuple[str, ...], instance_id: str | None, data_dir: Path | None,
-                 limits: tuple[str, ...], verbose: bool) -> None:
+def orchestrator(
+    modules: tuple[str, ...],
+    instance_id: str | None,
+    data_dir: Path | None,
+    limits: tuple[str, ...],
+    verbose: bool,
+) -> None:
     """Fold commands into workflow state, exactly once."""
     _logging(verbose)
-    process = Orchestrator(settings(), attach_documents(load_registry(modules)),
-                           instance_id=instance_id,
-                           data_dir=data_dir, concurrency=_limits(limits))
+    process = Orchestrator(
+        settings(),
+        attach_documents(load_registry(modules)),
+        instance_id=instance_id,
+        data_dir=data_dir,
+        concurrency=_limits(limits),
+    )
     _stop_when_signalled(process)
     process.run()
 
 
 @click.command()
 @modules_option
-@click.option("--concurrency", default=500, show_default=True,
-              help="Step attempts running at once.")
+@click.option(
+    "--concurrency", default=500, show_default=True, help="Step attempts running at once."
+)
 @click.option("-v", "--verbose", is_flag=True)
 @one_line_errors
 def worker(modules: tuple[str, ...], concurrency: int, verbose: bool) -> None:
@@ -80,11 +108,20 @@ def worker(modules: tuple[str, ...], concurrency: int, verbose: bool) -> None:
 
 @click.command()
 @modules_option
-@click.option("--no-kafka", is_flag=True,
-              help="Do not start the local broker (use KAFKA_BOOTSTRAP's cluster).")
+@click.option(
+    "--no-kafka",
+    is_flag=True,
+    help="Do not start the local broker (use KAFKA_BOOTSTRAP's cluster).",
+)
+@click.option(
+    "--api-port",
+    default=8080,
+    show_default=True,
+    help="Port of the HTTP API and web UI (0: do not serve them).",
+)
 @click.option("-v", "--verbose", is_flag=True)
 @one_line_errors
-def dev(modules: tuple[str, ...], no_kafka: bool, verbose: bool) -> None:
+def dev(modules: tuple[str, ...], no_kafka: bool, api_port: int, verbose: bool) -> None:
     """Local Kafka, topics, an orchestrator and a worker in one command; Ctrl-C stops
     everything it started."""
     _logging(verbose)
@@ -92,9 +129,11 @@ def dev(modules: tuple[str, ...], no_kafka: bool, verbose: bool) -> None:
     started_kafka = False
     if not no_kafka:
         if not script.exists():
-            raise click.ClickException("compose/kafka/kafka.sh not found: run from a "
-                                       "replayflow checkout, or set KAFKA_BOOTSTRAP and "
-                                       "pass --no-kafka")
+            raise click.ClickException(
+                "compose/kafka/kafka.sh not found: run from a "
+                "replayflow checkout, or set KAFKA_BOOTSTRAP and "
+                "pass --no-kafka"
+            )
         status = subprocess.run(["bash", str(script), "status"], capture_output=True)
         click.echo("starting the local Kafka broker ...")
         subprocess.run(["bash", str(script), "up"], check=True)
@@ -104,12 +143,13 @@ def dev(modules: tuple[str, ...], no_kafka: bool, verbose: bool) -> None:
         report = apply_topics(config.bootstrap, load_topics(config))
         click.echo(f"topics: {report.summary()}")
         if not report.ok:
-            raise click.ClickException("topics differ from topics/topics.yaml: run "
-                                       "`replayflow topics apply` for details")
+            raise click.ClickException(
+                "topics differ from topics/topics.yaml: run `replayflow topics apply` for details"
+            )
         registry = attach_documents(load_registry(modules))
         stop = threading.Event()
         _stop_on_signals(stop)
-        with LocalRuntime(config, registry):
+        with LocalRuntime(config, registry), _api_server(config, api_port):
             names = ", ".join(sorted(registry.workflows)) or "none"
             click.echo(f"replayflow is running (workflows: {names}); Ctrl-C stops it")
             stop.wait()
@@ -117,6 +157,27 @@ def dev(modules: tuple[str, ...], no_kafka: bool, verbose: bool) -> None:
     finally:
         if started_kafka:
             subprocess.run(["bash", str(script), "down"], check=False)
+
+
+@contextlib.contextmanager
+def _api_server(config: Settings, port: int) -> Iterator[None]:
+    """The HTTP API and web UI in a child process (`replayflow serve`), when port > 0."""
+    if port <= 0:
+        yield
+        return
+    from replayflow.api.process import ApiServer
+
+    server = ApiServer(config, port, data_dir=config.data_dir.resolve() / "api-dev")
+    server.start()
+    try:
+        server.wait_ready(90)
+        click.echo(f"API: {server.url}  UI: {server.url}/ui/  (log {server.log_path})")
+    except (RuntimeError, TimeoutError) as exc:
+        click.echo(f"the API did not start ({exc}); workflows run without it", err=True)
+    try:
+        yield
+    finally:
+        server.stop()
 
 
 def _limits(values: tuple[str, ...]) -> dict[str, int]:

@@ -34,8 +34,14 @@ def one_line_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except (ReplayflowError, KafkaException, TimeoutError, ValueError, LookupError,
-                ImportError) as exc:
+        except (
+            ReplayflowError,
+            KafkaException,
+            TimeoutError,
+            ValueError,
+            LookupError,
+            ImportError,
+        ) as exc:
             raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
 
     return wrapper  # type: ignore[return-value]
@@ -71,5 +77,10 @@ def parse_json(text: str | None, what: str) -> Any:
 
 
 modules_option = click.option(
-    "-m", "--module", "modules", multiple=True, metavar="MODULE",
-    help="Python module with @rf.workflow / @rf.step definitions (repeatable).")
+    "-m",
+    "--module",
+    "modules",
+    multiple=True,
+    metavar="MODULE",
+    help="Python module with @rf.workflow / @rf.step definitions (repeatable).",
+)

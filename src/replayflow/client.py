@@ -45,8 +45,13 @@ from replayflow.processors.kafka_config import (
 from replayflow.settings import Settings
 from replayflow.topics import Topics
 
-_FINAL_EVENTS = {"WorkflowCompleted", "WorkflowFailed", "WorkflowCancelled",
-                 "WorkflowTerminated", "WorkflowTimedOut"}
+_FINAL_EVENTS = {
+    "WorkflowCompleted",
+    "WorkflowFailed",
+    "WorkflowCancelled",
+    "WorkflowTerminated",
+    "WorkflowTimedOut",
+}
 
 
 class ResultTimeout(ReplayflowError, TimeoutError):
@@ -75,8 +80,9 @@ class _CompletionWatcher(threading.Thread):
 
     def __init__(self, settings: Settings, topic: str, partitions: int) -> None:
         super().__init__(name="replayflow-completions", daemon=True)
-        self._consumer = Consumer(consumer_config(settings, None, **{
-            "group.id": f"replayflow-client-{uuid.uuid4().hex}"}))
+        self._consumer = Consumer(
+            consumer_config(settings, None, **{"group.id": f"replayflow-client-{uuid.uuid4().hex}"})
+        )
         ends = []
         for p in range(partitions):
             _, high = watermarks(self._consumer, topic, p)
@@ -129,31 +135,47 @@ class Client:
 
     # -- commands --------------------------------------------------------------------
 
-    def start(self, workflow: str | WorkflowDef, input: Any = None, id: str | None = None,
-              version: str | None = None) -> Handle:
+    def start(
+        self,
+        workflow: str | WorkflowDef,
+        input: Any = None,
+        id: str | None = None,
+        version: str | None = None,
+    ) -> Handle:
         """Start an instance. With an id that exists already nothing changes (the first
         start wins) and the handle reads that instance's result."""
         return self.start_many([(workflow, input, id)], version=version)[0]
 
-    def start_many(self, starts: Iterable[tuple[str | WorkflowDef, Any, str | None]],
-                   version: str | None = None) -> list[Handle]:
+    def start_many(
+        self,
+        starts: Iterable[tuple[str | WorkflowDef, Any, str | None]],
+        version: str | None = None,
+    ) -> list[Handle]:
         self._ensure_watcher()
         handles = []
         now = time.time()
         for workflow, input, instance_id in starts:
             name = workflow.name if isinstance(workflow, WorkflowDef) else workflow
             instance_id = check_instance_id(instance_id or f"{name}-{uuid.uuid4().hex}")
-            self._send(StartWorkflow(instance_id=instance_id, workflow=name,
-                                     input=dump(input, "the workflow input"),
-                                     version=version),
-                       telemetry.start_headers(name, instance_id))
+            self._send(
+                StartWorkflow(
+                    instance_id=instance_id,
+                    workflow=name,
+                    input=dump(input, "the workflow input"),
+                    version=version,
+                ),
+                telemetry.start_headers(name, instance_id),
+            )
             handles.append(Handle(self, instance_id, now))
         self._producer.flush(30)
         return handles
 
     def send_event(self, instance_id: str, name: str, payload: Any = None) -> None:
-        self._send(SendEvent(instance_id=instance_id, name=name,
-                             payload=dump(payload, "the event payload")))
+        self._send(
+            SendEvent(
+                instance_id=instance_id, name=name, payload=dump(payload, "the event payload")
+            )
+        )
         self._producer.flush(30)
 
     def cancel(self, instance_id: str, reason: str = "") -> None:
@@ -174,13 +196,16 @@ class Client:
         self._send(ResumeWorkflow(instance_id=instance_id, reason=reason))
         self._producer.flush(30)
 
-    def restart(self, instance_id: str, from_step: str | None = None, reason: str = "",
-                ) -> Handle:
+    def restart(
+        self,
+        instance_id: str,
+        from_step: str | None = None,
+        reason: str = "",
+    ) -> Handle:
         """Run the instance again from the start, or from a named step (the results
         recorded before it are kept). Its next completion is read with the handle."""
         self._ensure_watcher()
-        self._send(RestartWorkflow(instance_id=instance_id, from_step=from_step,
-                                   reason=reason))
+        self._send(RestartWorkflow(instance_id=instance_id, from_step=from_step, reason=reason))
         self._producer.flush(30)
         return Handle(self, instance_id, time.time())
 
@@ -189,16 +214,16 @@ class Client:
         value = codec.encode(command)
         while True:
             try:
-                self._producer.produce(self.topics.commands, key=key, value=value,
-                                       headers=headers)
+                self._producer.produce(self.topics.commands, key=key, value=value, headers=headers)
                 return
             except BufferError:
                 self._producer.poll(0.05)
 
     # -- results and history ---------------------------------------------------------
 
-    def completion(self, instance_id: str, timeout: float | None = 60.0,
-                   since: float | None = None) -> Completion:
+    def completion(
+        self, instance_id: str, timeout: float | None = 60.0, since: float | None = None
+    ) -> Completion:
         """The instance's completion record, waiting up to `timeout` seconds."""
         watcher = self._watcher
         if watcher is not None:
@@ -218,8 +243,9 @@ class Client:
             raise ResultTimeout(f"no completion for {instance_id!r} within {timeout} s")
         return found
 
-    def result(self, instance_id: str, timeout: float | None = 60.0,
-               since: float | None = None) -> Any:
+    def result(
+        self, instance_id: str, timeout: float | None = 60.0, since: float | None = None
+    ) -> Any:
         """The output of a completed instance; WorkflowError for any other ending."""
         completion = self.completion(instance_id, timeout, since)
         if completion.status != "COMPLETED":
@@ -231,10 +257,16 @@ class Client:
         again until a final event appears or that many seconds pass."""
         deadline = time.monotonic() + wait_final
         while True:
-            events = [e for e in self._scan(self.topics.history, instance_id)
-                      if getattr(e, "instance_id", None) == instance_id]
-            if not wait_final or any(type(e).__name__ in _FINAL_EVENTS for e in events) \
-                    or time.monotonic() > deadline:
+            events = [
+                e
+                for e in self._scan(self.topics.history, instance_id)
+                if getattr(e, "instance_id", None) == instance_id
+            ]
+            if (
+                not wait_final
+                or any(type(e).__name__ in _FINAL_EVENTS for e in events)
+                or time.monotonic() > deadline
+            ):
                 return events
             time.sleep(0.2)
 
@@ -249,8 +281,11 @@ class Client:
         """Decode the records of one key, reading its partition to the current end."""
         key = instance_id.encode()
         partition = murmur2_partition(key, self._partition_count(topic))
-        consumer = Consumer(consumer_config(self.settings, None, **{
-            "group.id": f"replayflow-scan-{uuid.uuid4().hex}"}))
+        consumer = Consumer(
+            consumer_config(
+                self.settings, None, **{"group.id": f"replayflow-scan-{uuid.uuid4().hex}"}
+            )
+        )
         try:
             tp = TopicPartition(topic, partition)
             low, high = watermarks(consumer, topic, partition)
@@ -277,8 +312,9 @@ class Client:
             metadata = self._producer.list_topics(topic, timeout=30)
             partitions = metadata.topics[topic].partitions
             if not partitions:
-                raise ReplayflowError(f"topic {topic!r} does not exist: run "
-                                      "`replayflow topics apply`")
+                raise ReplayflowError(
+                    f"topic {topic!r} does not exist: run `replayflow topics apply`"
+                )
             self._partitions[topic] = len(partitions)
         return self._partitions[topic]
 
@@ -286,8 +322,9 @@ class Client:
         with self._lock:
             if self._watcher is None:
                 topic = self.topics.completions
-                self._watcher = _CompletionWatcher(self.settings, topic,
-                                                   self._partition_count(topic))
+                self._watcher = _CompletionWatcher(
+                    self.settings, topic, self._partition_count(topic)
+                )
                 self._watcher.start()
             return self._watcher
 
@@ -310,12 +347,18 @@ class AsyncClient:
     def __init__(self, settings: Settings | None = None) -> None:
         self._client = Client(settings)
 
-    async def start(self, workflow: str | WorkflowDef, input: Any = None,
-                    id: str | None = None, version: str | None = None) -> Handle:
+    async def start(
+        self,
+        workflow: str | WorkflowDef,
+        input: Any = None,
+        id: str | None = None,
+        version: str | None = None,
+    ) -> Handle:
         return await asyncio.to_thread(self._client.start, workflow, input, id, version)
 
-    async def start_many(self, starts: Sequence[tuple[str | WorkflowDef, Any, str | None]]
-                         ) -> list[Handle]:
+    async def start_many(
+        self, starts: Sequence[tuple[str | WorkflowDef, Any, str | None]]
+    ) -> list[Handle]:
         return await asyncio.to_thread(self._client.start_many, starts)
 
     async def send_event(self, instance_id: str, name: str, payload: Any = None) -> None:
@@ -339,8 +382,9 @@ class AsyncClient:
     async def resume(self, instance_id: str, reason: str = "") -> None:
         await asyncio.to_thread(self._client.resume, instance_id, reason)
 
-    async def restart(self, instance_id: str, from_step: str | None = None,
-                      reason: str = "") -> Handle:
+    async def restart(
+        self, instance_id: str, from_step: str | None = None, reason: str = ""
+    ) -> Handle:
         return await asyncio.to_thread(self._client.restart, instance_id, from_step, reason)
 
     async def close(self) -> None:

@@ -25,7 +25,8 @@ class StepContext:
 
 
 _current: contextvars.ContextVar[StepContext | None] = contextvars.ContextVar(
-    "replayflow_step", default=None)
+    "replayflow_step", default=None
+)
 
 
 def current_step() -> StepContext:
@@ -37,8 +38,13 @@ def current_step() -> StepContext:
 
 
 def _context(task: Task) -> StepContext:
-    return StepContext(instance_id=task.instance_id, workflow=task.workflow, step=task.step,
-                       attempt=task.attempt, idempotency_key=task.idempotency_key)
+    return StepContext(
+        instance_id=task.instance_id,
+        workflow=task.workflow,
+        step=task.step,
+        attempt=task.attempt,
+        idempotency_key=task.idempotency_key,
+    )
 
 
 def _arguments(task: Task) -> tuple[list[Any], dict[str, Any]]:
@@ -51,22 +57,29 @@ def _result(task: Task, value: Any, max_payload: int) -> CompleteStep | FailStep
         text = dump(value, f"the result of step {task.step!r}", max_payload)
     except PayloadError as exc:
         return _failed(task, error_info(exc, retryable=False))
-    return CompleteStep(instance_id=task.instance_id, step=task.step, attempt=task.attempt,
-                        result=text)
+    return CompleteStep(
+        instance_id=task.instance_id, step=task.step, attempt=task.attempt, result=text
+    )
 
 
 def _failed(task: Task, error: ErrorInfo) -> FailStep:
-    return FailStep(instance_id=task.instance_id, step=task.step, attempt=task.attempt,
-                    error=error)
+    return FailStep(instance_id=task.instance_id, step=task.step, attempt=task.attempt, error=error)
 
 
 def unknown_step(task: Task) -> FailStep:
-    return _failed(task, ErrorInfo(type="UnknownStep", retryable=True, message=(
-        f"no step function {task.function!r} is registered in this worker")))
+    return _failed(
+        task,
+        ErrorInfo(
+            type="UnknownStep",
+            retryable=True,
+            message=(f"no step function {task.function!r} is registered in this worker"),
+        ),
+    )
 
 
-def run_sync(step: StepDef, task: Task, max_payload: int = DEFAULT_MAX_PAYLOAD
-             ) -> CompleteStep | FailStep:
+def run_sync(
+    step: StepDef, task: Task, max_payload: int = DEFAULT_MAX_PAYLOAD
+) -> CompleteStep | FailStep:
     """Run a plain-function step (in the caller's thread)."""
     token = _current.set(_context(task))
     try:
@@ -81,8 +94,9 @@ def run_sync(step: StepDef, task: Task, max_payload: int = DEFAULT_MAX_PAYLOAD
     return _result(task, value, max_payload)
 
 
-async def run_async(step: StepDef, task: Task, max_payload: int = DEFAULT_MAX_PAYLOAD
-                    ) -> CompleteStep | FailStep:
+async def run_async(
+    step: StepDef, task: Task, max_payload: int = DEFAULT_MAX_PAYLOAD
+) -> CompleteStep | FailStep:
     """Run an async step on the running loop."""
     token = _current.set(_context(task))
     try:

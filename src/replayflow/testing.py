@@ -89,10 +89,14 @@ class Handle:
 class Environment:
     """An in-process engine: the fold, timers, steps and admission, on a virtual clock."""
 
-    def __init__(self, *items: WorkflowDef | StepDef | ModuleType | Iterable[Any],
-                 start: datetime = DEFAULT_START, cache_size: int = 10_000,
-                 limits: Limits | None = None,
-                 concurrency: dict[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        *items: WorkflowDef | StepDef | ModuleType | Iterable[Any],
+        start: datetime = DEFAULT_START,
+        cache_size: int = 10_000,
+        limits: Limits | None = None,
+        concurrency: dict[str, int] | None = None,
+    ) -> None:
         self.registry = Registry.of(*items)
         for versions in list(self.registry.workflows.values()):
             for workflow in versions.values():
@@ -101,8 +105,9 @@ class Environment:
                     if isinstance(value, StepDef) and value.name not in self.registry.steps:
                         self.registry.add(value)
         dsl_builtins.register(self.registry)  # DSL built-in steps; same-named steps win
-        self.decider = Decider(self.registry, cache_size=cache_size, limits=limits,
-                               concurrency=concurrency)
+        self.decider = Decider(
+            self.registry, cache_size=cache_size, limits=limits, concurrency=concurrency
+        )
         self.now = round(start.timestamp() * 1000)
         self.states: dict[str, InstanceState] = {}
         self.histories: dict[str, list[HistoryEvent]] = {}
@@ -123,18 +128,33 @@ class Environment:
 
     # -- what tests do ---------------------------------------------------------------
 
-    def start(self, workflow: WorkflowDef | str, input: Any = None, id: str | None = None,
-              version: str | None = None) -> Handle:
+    def start(
+        self,
+        workflow: WorkflowDef | str,
+        input: Any = None,
+        id: str | None = None,
+        version: str | None = None,
+    ) -> Handle:
         name = workflow.name if isinstance(workflow, WorkflowDef) else workflow
         instance_id = id or f"{name}-{next(self._ids)}"
-        self._submit(StartWorkflow(instance_id=instance_id, workflow=name,
-                                   input=dump(input, "the workflow input", self._max_payload),
-                                   version=version))
+        self._submit(
+            StartWorkflow(
+                instance_id=instance_id,
+                workflow=name,
+                input=dump(input, "the workflow input", self._max_payload),
+                version=version,
+            )
+        )
         return Handle(self, instance_id)
 
     def send_event(self, instance_id: str, name: str, payload: Any = None) -> None:
-        self._submit(SendEvent(instance_id=instance_id, name=name,
-                               payload=dump(payload, "the event payload", self._max_payload)))
+        self._submit(
+            SendEvent(
+                instance_id=instance_id,
+                name=name,
+                payload=dump(payload, "the event payload", self._max_payload),
+            )
+        )
 
     def cancel(self, instance_id: str, reason: str = "") -> None:
         self._submit(CancelWorkflow(instance_id=instance_id, reason=reason))
@@ -164,14 +184,20 @@ class Environment:
 
     def restart(self, instance_id: str, from_step: str | None = None, reason: str = "") -> None:
         """Run the instance again from the start, or from a step (results before it kept)."""
-        self._submit(RestartWorkflow(instance_id=instance_id, from_step=from_step,
-                                     reason=reason))
+        self._submit(RestartWorkflow(instance_id=instance_id, from_step=from_step, reason=reason))
 
-    def fail_step(self, name: str, times: int = 1, error: str = "injected failure",
-                  retryable: bool = True, type: str = "InjectedFailure") -> None:
+    def fail_step(
+        self,
+        name: str,
+        times: int = 1,
+        error: str = "injected failure",
+        retryable: bool = True,
+        type: str = "InjectedFailure",
+    ) -> None:
         """Make the next `times` attempts of a step (its key or function name) fail."""
-        self._failures[name] = _Failure(times, ErrorInfo(type=type, message=error,
-                                                         retryable=retryable))
+        self._failures[name] = _Failure(
+            times, ErrorInfo(type=type, message=error, retryable=retryable)
+        )
 
     def hold_step(self, name: str) -> None:
         """Keep the attempts of a step (key or function name) from running: they pile up
@@ -249,8 +275,9 @@ class Environment:
             self._live_timers.pop((command.instance_id, timer_id), None)
         for timer_id, due in decision.timers_set:
             self._live_timers[(command.instance_id, timer_id)] = due
-            heapq.heappush(self._timers, (due, next(self._timer_order), command.instance_id,
-                                          timer_id))
+            heapq.heappush(
+                self._timers, (due, next(self._timer_order), command.instance_id, timer_id)
+            )
         self._tasks.extend(decision.tasks)
         self._commands.extend(decision.commands)
         if decision.completion is not None:
@@ -265,8 +292,7 @@ class Environment:
         queue.entries = [e for e in queue.entries if e[0] not in taken]
         self._commands.extend(decision.grants)
         running = len(decision.state.running)
-        self.max_running[command.limiter] = max(self.max_running.get(command.limiter, 0),
-                                                running)
+        self.max_running[command.limiter] = max(self.max_running.get(command.limiter, 0), running)
 
     def _execute(self, task: Task) -> None:
         if task.step in self._holding or task.function in self._holding:
@@ -275,8 +301,14 @@ class Environment:
         failure = self._failures.get(task.step) or self._failures.get(task.function)
         if failure is not None and failure.times > 0:
             failure.times -= 1
-            self._commands.append(FailStep(instance_id=task.instance_id, step=task.step,
-                                           attempt=task.attempt, error=failure.error))
+            self._commands.append(
+                FailStep(
+                    instance_id=task.instance_id,
+                    step=task.step,
+                    attempt=task.attempt,
+                    error=failure.error,
+                )
+            )
             return
         step = self.registry.step(task.function)
         self._commands.append(unknown_step(task) if step is None else run_sync(step, task))

@@ -9,11 +9,10 @@ from replayflow.client import Client
 from replayflow.core.messages import WorkflowCompleted
 from replayflow.settings import Settings
 from replayflow.topics import Topics
-from tests.chaos.test_crashes import (  # the cluster fixture is shared
+from tests.chaos.conftest import (
     WORKLOADS,
     Cluster,
     Process,
-    cluster,  # noqa: F401
     completions_by_id,
     histories,
 )
@@ -21,8 +20,10 @@ from tests.chaos.workloads import TopicTail, wait_until
 
 
 def _orchestrator(cluster: Cluster, name: str) -> Process:
-    process = cluster._start(name, ["orchestrator", "-m", WORKLOADS, "--id", name,
-                                    "--data", str(cluster.tmp_path / name)])
+    process = cluster._start(
+        name,
+        ["orchestrator", "-m", WORKLOADS, "--id", name, "--data", str(cluster.tmp_path / name)],
+    )
     return process
 
 
@@ -32,8 +33,11 @@ def test_orchestrators_join_and_leave_without_loss_or_repeats(
     # Durable sleeps keep instances (and their timers) in flight while partitions move.
     total = 1200
     first = _orchestrator(cluster, "orch-a")
-    wait_until(lambda: first.output().count(" assigned (") >= (settings.partitions or 1), 60,
-               "the first orchestrator to get every partition")
+    wait_until(
+        lambda: first.output().count(" assigned (") >= (settings.partitions or 1),
+        60,
+        "the first orchestrator to get every partition",
+    )
     cluster.worker()
     ids = [f"shared-{i:04d}" for i in range(total)]
     seen: set[str] = set()
@@ -47,17 +51,22 @@ def test_orchestrators_join_and_leave_without_loss_or_repeats(
 
         client.start_many([("chaos-sleeper", 3, instance_id) for instance_id in ids[:600]])
         second = _orchestrator(cluster, "orch-b")  # joins while 600 instances sleep
-        wait_until(lambda: " assigned (" in second.output(), 60,
-                   "the second orchestrator to get partitions", interval=0.1)
+        wait_until(
+            lambda: " assigned (" in second.output(),
+            60,
+            "the second orchestrator to get partitions",
+            interval=0.1,
+        )
         client.start_many([("chaos-sleeper", 3, instance_id) for instance_id in ids[600:]])
         time.sleep(1.0)
         in_flight = total - progress()
         first.stop()  # leaves while instances sleep: its timers move with its partitions
         left_at = time.monotonic()
-        wait_until(lambda: progress() >= total, 120, "every workflow to complete",
-                   interval=0.1)
-        print(f"\n{in_flight} in flight when orch-a left; all done "
-              f"{time.monotonic() - left_at:.1f} s later")
+        wait_until(lambda: progress() >= total, 120, "every workflow to complete", interval=0.1)
+        print(
+            f"\n{in_flight} in flight when orch-a left; all done "
+            f"{time.monotonic() - left_at:.1f} s later"
+        )
         assert in_flight > 0, "nothing was in flight: the leave was not exercised"
 
     counts = completions_by_id(settings)

@@ -1,7 +1,8 @@
 """A 'travel-agent' whose code changed after instances ran: replay must report it."""
 
-import replayflow as rf
 from examples.agent import think
+
+import replayflow as rf
 
 
 @rf.workflow(name="travel-agent", version="1", timeout="30d")

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from examples import agent
+
 from replayflow.core.definitions import Registry
 from replayflow.processors.runtime import LocalRuntime
 from replayflow.settings import Settings
@@ -24,17 +24,30 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def runtime(settings: Settings, tmp_path: Path) -> Iterator[Settings]:
     apply_topics(settings.bootstrap, load_topics(settings))
-    config = Settings(bootstrap=settings.bootstrap, namespace=settings.namespace,
-                      partitions=settings.partitions, data_dir=tmp_path)
+    config = Settings(
+        bootstrap=settings.bootstrap,
+        namespace=settings.namespace,
+        partitions=settings.partitions,
+        data_dir=tmp_path,
+    )
     with LocalRuntime(config, Registry.of(agent)):
         yield config
 
 
 def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "KAFKA_BOOTSTRAP": settings.bootstrap,
-           "REPLAYFLOW_NAMESPACE": settings.namespace}
-    return subprocess.run([sys.executable, "-m", "replayflow.cli", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=120)
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP": settings.bootstrap,
+        "REPLAYFLOW_NAMESPACE": settings.namespace,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "replayflow.cli", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_a_workflow_through_the_cli(runtime: Settings) -> None:

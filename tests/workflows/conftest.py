@@ -47,8 +47,9 @@ class MemoryEngine:
     def __init__(self) -> None:
         self.env = Environment(definitions)
 
-    def start(self, workflow: WorkflowDef, input: Any = None,
-              id: str | None = None) -> MemoryHandle:
+    def start(
+        self, workflow: WorkflowDef, input: Any = None, id: str | None = None
+    ) -> MemoryHandle:
         instance_id = id or f"{workflow.name}-{uuid.uuid4().hex}"
         self.env.start(workflow, input, id=instance_id)
         return MemoryHandle(self.env, instance_id)
@@ -67,8 +68,7 @@ class MemoryEngine:
 
 
 @pytest.fixture(scope="session")
-def kafka_engine(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
-                 ) -> Iterator[Any]:
+def kafka_engine(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """One orchestrator and worker for the whole suite on the real broker."""
     from tests.workflows.kafka_engine import KafkaEngine
 

@@ -143,8 +143,7 @@ async def inbox(ctx: rf.Context, count: int) -> list[Any]:
 
 @rf.workflow(name="suite_parallel")
 async def parallel(ctx: rf.Context, numbers: list[int]) -> list[int]:
-    return list(await ctx.all([ctx.step(f"square_{i}", square, n)
-                               for i, n in enumerate(numbers)]))
+    return list(await ctx.all([ctx.step(f"square_{i}", square, n) for i, n in enumerate(numbers)]))
 
 
 @rf.workflow(name="suite_cancellable")
@@ -174,8 +173,9 @@ async def deterministic(ctx: rf.Context) -> dict[str, Any]:
 @rf.workflow(name="suite_checkout")
 async def checkout(ctx: rf.Context, order: dict[str, Any]) -> dict[str, Any]:
     """Parallel steps, a retried step, a sleep and an event: the recorded regression."""
-    reservation, trusted = await ctx.all([ctx.step("reserve", reserve, order["item"]),
-                                          ctx.step("fraud_check", fraud_check, order)])
+    reservation, trusted = await ctx.all(
+        [ctx.step("reserve", reserve, order["item"]), ctx.step("fraud_check", fraud_check, order)]
+    )
     if not trusted:
         await ctx.step("release", release, reservation["reservation"])
         return {"status": "rejected"}
@@ -183,5 +183,4 @@ async def checkout(ctx: rf.Context, order: dict[str, Any]) -> dict[str, Any]:
     await ctx.sleep("settle", "1s")
     shipping = await ctx.wait_for_event("shipped", timeout="1h")
     label = await ctx.step("ship", ship, order["item"], shipping["carrier"])
-    return {"status": "shipped", "charge_attempts": attempts, "label": label,
-            **reservation}
+    return {"status": "shipped", "charge_attempts": attempts, "label": label, **reservation}

@@ -29,16 +29,20 @@ class KafkaEngine:
     name = "kafka"
 
     def __init__(self, bootstrap: str, data_dir: Path) -> None:
-        self.settings = Settings(bootstrap=bootstrap, namespace=f"suite{uuid.uuid4().hex[:8]}",
-                                 partitions=3, data_dir=data_dir)
+        self.settings = Settings(
+            bootstrap=bootstrap,
+            namespace=f"suite{uuid.uuid4().hex[:8]}",
+            partitions=3,
+            data_dir=data_dir,
+        )
         report = apply_topics(self.settings.bootstrap, load_topics(self.settings))
         assert report.ok, report.summary()
-        self.runtime = LocalRuntime(self.settings, Registry.of(definitions),
-                                    orchestrator_id="suite-orchestrator").start()
+        self.runtime = LocalRuntime(
+            self.settings, Registry.of(definitions), orchestrator_id="suite-orchestrator"
+        ).start()
         self.client = Client(self.settings)
 
-    def start(self, workflow: WorkflowDef, input: Any = None,
-              id: str | None = None) -> KafkaHandle:
+    def start(self, workflow: WorkflowDef, input: Any = None, id: str | None = None) -> KafkaHandle:
         return KafkaHandle(self.client.start(workflow, input, id=id))
 
     def send_event(self, instance_id: str, name: str, payload: Any = None) -> None:

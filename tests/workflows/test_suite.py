@@ -95,16 +95,20 @@ def test_non_retryable_failure_fails_with_the_error_recorded(engine: Any) -> Non
     assert scheduled(history) == [("charge", 1)]  # no retry for a NonRetryableError
     (failed,) = of_type(history, StepFailed)
     assert (failed.error.type, failed.error.retryable, failed.retry_at) == (
-        "CardDeclined", False, None)
+        "CardDeclined",
+        False,
+        None,
+    )
 
 
 def test_step_failed_caught_for_compensation(engine: Any) -> None:
-    handle = engine.start(d.compensate, {"item": "book", "amount": 500},
-                          id=new_id("compensate"))
+    handle = engine.start(d.compensate, {"item": "book", "amount": 500}, id=new_id("compensate"))
     assert handle.result(timeout=RESULT_TIMEOUT) == {
-        "status": "compensated", "error": "CardDeclined", "released": "r-book"}
-    assert scheduled(engine.history(handle.id)) == [("reserve", 1), ("charge", 1),
-                                                     ("release", 1)]
+        "status": "compensated",
+        "error": "CardDeclined",
+        "released": "r-book",
+    }
+    assert scheduled(engine.history(handle.id)) == [("reserve", 1), ("charge", 1), ("release", 1)]
 
 
 def test_compensation_not_needed_when_the_step_succeeds(engine: Any) -> None:
@@ -126,8 +130,7 @@ def test_sleep(engine: Any) -> None:
 def test_wait_for_event_delivered(engine: Any) -> None:
     handle = engine.start(d.wait_event, None, id=new_id("approval"))
     engine.send_event(handle.id, "approval", {"by": "ann"})
-    assert handle.result(timeout=RESULT_TIMEOUT) == {"approval": {"by": "ann"},
-                                                     "timed_out": False}
+    assert handle.result(timeout=RESULT_TIMEOUT) == {"approval": {"by": "ann"}, "timed_out": False}
 
 
 def test_wait_for_event_timed_out(engine: Any) -> None:
@@ -160,8 +163,11 @@ def test_checkout(engine: Any) -> None:
     handle = engine.start(d.checkout, {"item": "lamp", "amount": 40}, id=new_id("checkout"))
     engine.send_event(handle.id, "shipped", {"carrier": "ups"})  # kept until it is awaited
     assert handle.result(timeout=RESULT_TIMEOUT) == {
-        "status": "shipped", "charge_attempts": 2, "label": "lamp via ups",
-        "reservation": "r-lamp"}
+        "status": "shipped",
+        "charge_attempts": 2,
+        "label": "lamp via ups",
+        "reservation": "r-lamp",
+    }
     assert_replays(engine.history(handle.id))
 
 

@@ -89,8 +89,14 @@ class FirstRequest(Request):
 class Context:
     """Passed to every workflow function. Everything it returns is the same on replay."""
 
-    def __init__(self, instance_id: str, workflow: str, version: str, started_at: int,
-                 max_payload: int = DEFAULT_MAX_PAYLOAD) -> None:
+    def __init__(
+        self,
+        instance_id: str,
+        workflow: str,
+        version: str,
+        started_at: int,
+        max_payload: int = DEFAULT_MAX_PAYLOAD,
+    ) -> None:
         self.instance_id = instance_id
         self.workflow = workflow
         self.version = version
@@ -101,8 +107,15 @@ class Context:
 
     # -- durable operations --------------------------------------------------------
 
-    def step(self, name: str, fn: StepDef | str, *args: Any, retry: Retry | None = None,
-             timeout: Duration | None = None, **kwargs: Any) -> StepRequest:
+    def step(
+        self,
+        name: str,
+        fn: StepDef | str,
+        *args: Any,
+        retry: Retry | None = None,
+        timeout: Duration | None = None,
+        **kwargs: Any,
+    ) -> StepRequest:
         """Run `fn` as a durable step; await the result. `name` identifies the call in
         history: give calls in a loop distinct names, or reuse one and get name#2, ..."""
         check_name(name, "step name")
@@ -114,16 +127,20 @@ class Context:
             # By name: the fold takes the policies the step was declared with.
             function, policy, timeout_ms = check_name(fn, "step function"), None, UNSET
         else:
-            raise ValidationError(f"ctx.step({name!r}, ...) needs a function declared with "
-                                  f"@rf.step (or its name), got {fn!r}")
+            raise ValidationError(
+                f"ctx.step({name!r}, ...) needs a function declared with "
+                f"@rf.step (or its name), got {fn!r}"
+            )
         if retry is not None:
             policy = retry
         if timeout is not None:
             timeout_ms = to_ms(timeout)
-        payload = dump({"args": list(args), "kwargs": kwargs}, f"the input of step {name!r}",
-                       self._max_payload)
-        return StepRequest(name=name, function=function, input=payload, retry=policy,
-                           timeout_ms=timeout_ms)
+        payload = dump(
+            {"args": list(args), "kwargs": kwargs}, f"the input of step {name!r}", self._max_payload
+        )
+        return StepRequest(
+            name=name, function=function, input=payload, retry=policy, timeout_ms=timeout_ms
+        )
 
     def sleep(self, name: str, duration: Duration) -> SleepRequest:
         """Sleep durably: a sleep of a year costs one timer entry, not a process."""
@@ -132,34 +149,39 @@ class Context:
     def sleep_until(self, name: str, when: datetime) -> SleepRequest:
         if when.tzinfo is None:
             raise ValidationError("sleep_until needs a timezone-aware datetime")
-        return SleepRequest(name=check_name(name, "sleep name"),
-                            until=round(when.timestamp() * 1000))
+        return SleepRequest(
+            name=check_name(name, "sleep name"), until=round(when.timestamp() * 1000)
+        )
 
     def wait_for_event(self, name: str, timeout: Duration | None = None) -> EventRequest:
         """Wait for an event sent to this instance (events sent earlier are kept, in
         order). Raises rf.EventTimeout when the timeout passes first."""
-        return EventRequest(name=check_name(name, "event name"),
-                            timeout_ms=None if timeout is None else to_ms(timeout))
+        return EventRequest(
+            name=check_name(name, "event name"),
+            timeout_ms=None if timeout is None else to_ms(timeout),
+        )
 
-    def child(self, name: str, workflow: str | WorkflowDef, input: Any = None,
-              version: str | None = None) -> ChildRequest:
+    def child(
+        self, name: str, workflow: str | WorkflowDef, input: Any = None, version: str | None = None
+    ) -> ChildRequest:
         """Start a child workflow instance and await its output. Its id is derived from
         this instance's and `name`; a child that does not complete raises rf.StepFailed.
         Cancelling or terminating this instance does the same to a running child."""
         check_name(name, "child name")
         target = workflow.name if isinstance(workflow, WorkflowDef) else workflow
         payload = dump(input, f"the input of child {name!r}", self._max_payload)
-        return ChildRequest(name=name, workflow=check_name(target, "workflow name"),
-                            version=version, input=payload)
+        return ChildRequest(
+            name=name, workflow=check_name(target, "workflow name"), version=version, input=payload
+        )
 
-    def all(self, requests: Iterable[Request], return_exceptions: bool = False
-            ) -> AllRequest:
+    def all(self, requests: Iterable[Request], return_exceptions: bool = False) -> AllRequest:
         """Await several steps, sleeps, event waits or children at once; a list of their
         results. The first failure (in the order outcomes were recorded) is raised, or,
         with return_exceptions, every member is awaited and failures come back in place
         as exceptions (rf.StepFailed, rf.EventTimeout, rf.Cancelled)."""
-        return AllRequest(members=_members(requests, "ctx.all"),
-                          return_exceptions=return_exceptions)
+        return AllRequest(
+            members=_members(requests, "ctx.all"), return_exceptions=return_exceptions
+        )
 
     def first(self, requests: Iterable[Request]) -> FirstRequest:
         """Await the first of several operations to finish: (its index, its result), or
@@ -195,7 +217,9 @@ def _members(requests: Iterable[Request], what: str) -> list[Single]:
     members: list[Single] = []
     for request in requests:
         if not isinstance(request, StepRequest | SleepRequest | EventRequest | ChildRequest):
-            raise ValidationError(f"{what} takes ctx.step, ctx.sleep, ctx.wait_for_event or "
-                                  f"ctx.child calls, got {request!r}")
+            raise ValidationError(
+                f"{what} takes ctx.step, ctx.sleep, ctx.wait_for_event or "
+                f"ctx.child calls, got {request!r}"
+            )
         members.append(request)
     return members

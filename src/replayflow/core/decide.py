@@ -100,9 +100,14 @@ class Decider:
     Holds a bounded cache of live coroutines; a miss rebuilds by replaying the recorded
     calls, which gives the same decisions (tests check both paths)."""
 
-    def __init__(self, registry: Registry, *, cache_size: int = 10_000,
-                 limits: Limits | None = None,
-                 concurrency: dict[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        cache_size: int = 10_000,
+        limits: Limits | None = None,
+        concurrency: dict[str, int] | None = None,
+    ) -> None:
         self.registry = registry
         self.limits = limits or Limits()
         self.cache = DriverCache(cache_size)
@@ -142,16 +147,32 @@ class Decider:
         workflow = self.registry.workflow(cmd.workflow, cmd.version)
         if workflow is None:
             known = self.registry.workflows.get(cmd.workflow)
-            why = (f"unknown version {cmd.version!r} of workflow {cmd.workflow!r} "
-                   f"(known: {', '.join(sorted(known))})" if known
-                   else f"unknown workflow {cmd.workflow!r}")
+            why = (
+                f"unknown version {cmd.version!r} of workflow {cmd.workflow!r} "
+                f"(known: {', '.join(sorted(known))})"
+                if known
+                else f"unknown workflow {cmd.workflow!r}"
+            )
             return Decision(state=None, rejected=why)
-        info = Info(instance_id=cmd.instance_id, workflow=workflow.name,
-                    version=workflow.version, status=Status.RUNNING, input=cmd.input,
-                    started_at=now, parent_id=cmd.parent_id, parent_step=cmd.parent_step)
+        info = Info(
+            instance_id=cmd.instance_id,
+            workflow=workflow.name,
+            version=workflow.version,
+            status=Status.RUNNING,
+            input=cmd.input,
+            started_at=now,
+            parent_id=cmd.parent_id,
+            parent_step=cmd.parent_step,
+        )
         b = DecisionBuilder(info=info, calls=[], now=now)
-        b.emit(WorkflowStarted, workflow=workflow.name, version=workflow.version,
-               input=cmd.input, parent_id=cmd.parent_id, parent_step=cmd.parent_step)
+        b.emit(
+            WorkflowStarted,
+            workflow=workflow.name,
+            version=workflow.version,
+            input=cmd.input,
+            parent_id=cmd.parent_id,
+            parent_step=cmd.parent_step,
+        )
         if workflow.timeout_ms is not None:
             b.set_timer(WORKFLOW_TIMEOUT, now + workflow.timeout_ms)
         limit = self.concurrency.get(workflow.name, workflow.concurrency)
@@ -159,8 +180,9 @@ class Decider:
             limiter = limiter_key(workflow.name)
             b.update_info(status=Status.QUEUED, limiter=limiter)
             b.emit(WorkflowQueued, limiter=limiter)
-            b.commands.append(AcquireSlot(limiter=limiter, instance_id=cmd.instance_id,
-                                          limit=limit))
+            b.commands.append(
+                AcquireSlot(limiter=limiter, instance_id=cmd.instance_id, limit=limit)
+            )
             return b.build()
         return self._run(b, workflow)
 
@@ -169,8 +191,10 @@ class Decider:
             return Decision(state=state)
         if state.status.is_final:
             # Ended while it waited in the queue: hand the slot straight back.
-            return Decision(state=state, commands=(
-                ReleaseSlot(limiter=state.info.limiter, instance_id=cmd.instance_id),))
+            return Decision(
+                state=state,
+                commands=(ReleaseSlot(limiter=state.info.limiter, instance_id=cmd.instance_id),),
+            )
         if state.status is not Status.QUEUED:
             return Decision(state=state)  # a duplicate grant
         b = DecisionBuilder.from_state(state, now)
@@ -180,24 +204,36 @@ class Decider:
 
     # -- step results ----------------------------------------------------------------
 
-    def _complete_step(self, state: InstanceState | None, cmd: CompleteStep,
-                       now: int) -> Decision:
+    def _complete_step(self, state: InstanceState | None, cmd: CompleteStep, now: int) -> Decision:
         call = _current_attempt(state, cmd.step, cmd.attempt)
         if state is None or call is None:
             return Decision(state=state)  # duplicate, straggler or late: changes nothing
         try:
-            check_size(cmd.result, f"the result of step {cmd.step!r}",
-                       self.limits.max_payload)
+            check_size(cmd.result, f"the result of step {cmd.step!r}", self.limits.max_payload)
             load(cmd.result, f"the result of step {cmd.step!r}")
         except PayloadError as exc:
-            return self._fail_step(state, FailStep(
-                instance_id=cmd.instance_id, step=cmd.step, attempt=cmd.attempt,
-                error=ErrorInfo(type="PayloadError", message=str(exc), retryable=False)), now)
+            return self._fail_step(
+                state,
+                FailStep(
+                    instance_id=cmd.instance_id,
+                    step=cmd.step,
+                    attempt=cmd.attempt,
+                    error=ErrorInfo(type="PayloadError", message=str(exc), retryable=False),
+                ),
+                now,
+            )
         b = DecisionBuilder.from_state(state, now)
         seq = b.emit(StepCompleted, step=call.key, attempt=call.attempt, result=cmd.result)
         b.cancel_timer(_attempt_timeout(call.key, call.attempt))
-        b.put_call(replace(call, status=CallStatus.COMPLETED, result=cmd.result,
-                           resolved_seq=seq, resolved_at=now))
+        b.put_call(
+            replace(
+                call,
+                status=CallStatus.COMPLETED,
+                result=cmd.result,
+                resolved_seq=seq,
+                resolved_at=now,
+            )
+        )
         return self._run(b, self._workflow_of(state.info))
 
     def _fail_step(self, state: InstanceState | None, cmd: FailStep, now: int) -> Decision:
@@ -218,10 +254,12 @@ class Decider:
             b.set_timer(_retry_timer(call.key, call.attempt), due)
             b.put_call(replace(call, status=CallStatus.BACKOFF, error=error))
             return
-        seq = b.emit(StepFailed, step=call.key, attempt=call.attempt, error=error,
-                     retry_at=None)
-        b.put_call(replace(call, status=CallStatus.FAILED, error=error, resolved_seq=seq,
-                           resolved_at=b.now))
+        seq = b.emit(StepFailed, step=call.key, attempt=call.attempt, error=error, retry_at=None)
+        b.put_call(
+            replace(
+                call, status=CallStatus.FAILED, error=error, resolved_seq=seq, resolved_at=b.now
+            )
+        )
 
     # -- timers ----------------------------------------------------------------------
 
@@ -249,19 +287,33 @@ class Decider:
                 return self._build_unawaited(b)
             if purpose == "timeout" and call.status is CallStatus.SCHEDULED:
                 timeout = call.timeout_ms or 0
-                self._fail_attempt(b, call, ErrorInfo(
-                    type="StepTimeout", retryable=True,
-                    message=f"attempt {attempt} did not report within {timeout} ms"))
+                self._fail_attempt(
+                    b,
+                    call,
+                    ErrorInfo(
+                        type="StepTimeout",
+                        retryable=True,
+                        message=f"attempt {attempt} did not report within {timeout} ms",
+                    ),
+                )
         elif parts[0] == "sleep":
             call = b.calls[int(parts[1])]
             if call.status is CallStatus.WAITING:
-                b.put_call(replace(call, status=CallStatus.COMPLETED, result="null",
-                                   resolved_seq=seq, resolved_at=now))
+                b.put_call(
+                    replace(
+                        call,
+                        status=CallStatus.COMPLETED,
+                        result="null",
+                        resolved_seq=seq,
+                        resolved_at=now,
+                    )
+                )
         elif parts[0] == "event":
             call = b.calls[int(parts[1])]
             if call.status is CallStatus.WAITING:
-                b.put_call(replace(call, status=CallStatus.TIMED_OUT, resolved_seq=seq,
-                                   resolved_at=now))
+                b.put_call(
+                    replace(call, status=CallStatus.TIMED_OUT, resolved_seq=seq, resolved_at=now)
+                )
         return self._run(b, self._workflow_of(state.info))
 
     # -- events and lifecycle ------------------------------------------------------------
@@ -273,8 +325,7 @@ class Decider:
             return Decision(state=state)  # an event for a finished instance changes nothing
         try:
             check_name(cmd.name, "event name")
-            check_size(cmd.payload, f"the payload of event {cmd.name!r}",
-                       self.limits.max_payload)
+            check_size(cmd.payload, f"the payload of event {cmd.name!r}", self.limits.max_payload)
             load(cmd.payload, f"the payload of event {cmd.name!r}")
         except ValidationError as exc:
             return Decision(state=state, rejected=str(exc))
@@ -291,15 +342,29 @@ class Decider:
         waiting = None
         if isinstance(outcome, Waiting):
             # A repeated wait for one name has key name#n: match on the name itself.
-            waiting = next((c for c in (b.calls[i] for i in driver.awaiting())
-                            if c.kind is CallKind.EVENT and _event_name(c) == cmd.name
-                            and c.status is CallStatus.WAITING), None)
+            waiting = next(
+                (
+                    c
+                    for c in (b.calls[i] for i in driver.awaiting())
+                    if c.kind is CallKind.EVENT
+                    and _event_name(c) == cmd.name
+                    and c.status is CallStatus.WAITING
+                ),
+                None,
+            )
         if waiting is None:
             b.update_info(inbox=(*b.info.inbox, (cmd.name, cmd.payload)))
             return self._settle(b, driver, outcome)
         b.cancel_timer(f"event/{waiting.index}/timeout")
-        b.put_call(replace(waiting, status=CallStatus.COMPLETED, result=cmd.payload,
-                           resolved_seq=seq, resolved_at=now))
+        b.put_call(
+            replace(
+                waiting,
+                status=CallStatus.COMPLETED,
+                result=cmd.payload,
+                resolved_seq=seq,
+                resolved_at=now,
+            )
+        )
         return self._settle(b, driver, self._advance(b, driver))
 
     def _cancel(self, state: InstanceState | None, cmd: CancelWorkflow, now: int) -> Decision:
@@ -314,8 +379,12 @@ class Decider:
         b = DecisionBuilder.from_state(state, now)
         cancel_seq = b.emit(CancelRequested, reason=cmd.reason)
         if state.status is not Status.RUNNING:
-            self._end(b, Status.CANCELLED, event=(WorkflowCancelled, {"reason": cmd.reason}),
-                      reason=cmd.reason)
+            self._end(
+                b,
+                Status.CANCELLED,
+                event=(WorkflowCancelled, {"reason": cmd.reason}),
+                reason=cmd.reason,
+            )
             return b.build()
         error = ErrorInfo(type="Cancelled", message=cmd.reason, retryable=False)
         self._stop_children(b, state.pending_calls(), "cancelled", terminate=False)
@@ -324,21 +393,31 @@ class Decider:
             b.cancel_timer(_retry_timer(call.key, call.attempt))
             b.cancel_timer(f"sleep/{call.index}")
             b.cancel_timer(f"event/{call.index}/timeout")
-            b.put_call(replace(call, status=CallStatus.CANCELLED, error=error,
-                               resolved_seq=cancel_seq, resolved_at=now))
+            b.put_call(
+                replace(
+                    call,
+                    status=CallStatus.CANCELLED,
+                    error=error,
+                    resolved_seq=cancel_seq,
+                    resolved_at=now,
+                )
+            )
         b.update_info(reason=cmd.reason)
         return self._run(b, self._workflow_of(state.info))
 
-    def _terminate(self, state: InstanceState | None, cmd: TerminateWorkflow,
-                   now: int) -> Decision:
+    def _terminate(self, state: InstanceState | None, cmd: TerminateWorkflow, now: int) -> Decision:
         if state is None:
             return Decision(state=None, rejected=f"no instance {cmd.instance_id!r}")
         if state.status.is_final:
             return Decision(state=state)
         b = DecisionBuilder.from_state(state, now)
         self.cache.drop(state.info.instance_id)
-        self._end(b, Status.TERMINATED, event=(WorkflowTerminated, {"reason": cmd.reason}),
-                  reason=cmd.reason)
+        self._end(
+            b,
+            Status.TERMINATED,
+            event=(WorkflowTerminated, {"reason": cmd.reason}),
+            reason=cmd.reason,
+        )
         return b.build()
 
     def _pause(self, state: InstanceState | None, cmd: PauseWorkflow, now: int) -> Decision:
@@ -362,25 +441,36 @@ class Decider:
         b.update_info(status=Status.RUNNING, error=None)
         # Attempts whose backoff ended during the pause go out now.
         for call in state.pending_calls():
-            if call.status is CallStatus.BACKOFF and \
-                    _retry_timer(call.key, call.attempt) not in b.timers:
+            if (
+                call.status is CallStatus.BACKOFF
+                and _retry_timer(call.key, call.attempt) not in b.timers
+            ):
                 self._schedule_attempt(b, replace(call, attempt=call.attempt + 1))
         workflow = self._workflow_of(state.info)
         driver = self._driver(b, workflow)
         return self._settle(b, driver, self._deliver_inbox(b, driver))
 
-    def _restart(self, state: InstanceState | None, cmd: RestartWorkflow,
-                 now: int) -> Decision:
+    def _restart(self, state: InstanceState | None, cmd: RestartWorkflow, now: int) -> Decision:
         if state is None:
             return Decision(state=None, rejected=f"no instance {cmd.instance_id!r}")
         keep = 0
         if cmd.from_step is not None:
-            found = next((c for c in state.calls if c.key == cmd.from_step
-                          and c.kind in (CallKind.STEP, CallKind.CHILD)), None)
+            found = next(
+                (
+                    c
+                    for c in state.calls
+                    if c.key == cmd.from_step and c.kind in (CallKind.STEP, CallKind.CHILD)
+                ),
+                None,
+            )
             if found is None:
-                return Decision(state=state, rejected=(
-                    f"instance {cmd.instance_id!r} has no step {cmd.from_step!r} to restart "
-                    "from"))
+                return Decision(
+                    state=state,
+                    rejected=(
+                        f"instance {cmd.instance_id!r} has no step {cmd.from_step!r} to restart "
+                        "from"
+                    ),
+                )
             keep = found.index
         workflow = self._workflow_of(state.info)
         self.cache.drop(state.info.instance_id)
@@ -393,31 +483,46 @@ class Decider:
         b.removed_calls.update(c.index for c in dropped)
         b.changed_calls.difference_update(c.index for c in dropped)
         base = max([state.info.attempt_base, *(c.attempt for c in dropped)])
-        held_slot = state.info.limiter is not None and not state.status.is_final \
+        held_slot = (
+            state.info.limiter is not None
+            and not state.status.is_final
             and state.status is not Status.QUEUED
-        b.update_info(status=Status.RUNNING, output=None, error=None, reason=None,
-                      ended_at=None, run=state.info.run + 1, attempt_base=base,
-                      started_at=now, admitted_at=None)
+        )
+        b.update_info(
+            status=Status.RUNNING,
+            output=None,
+            error=None,
+            reason=None,
+            ended_at=None,
+            run=state.info.run + 1,
+            attempt_base=base,
+            started_at=now,
+            admitted_at=None,
+        )
         if workflow.timeout_ms is not None:
             b.set_timer(WORKFLOW_TIMEOUT, now + workflow.timeout_ms)
         if state.info.limiter is not None and not held_slot:
             limit = self.concurrency.get(workflow.name, workflow.concurrency) or 1
             b.update_info(status=Status.QUEUED)
             b.emit(WorkflowQueued, limiter=state.info.limiter)
-            b.commands.append(AcquireSlot(limiter=state.info.limiter,
-                                          instance_id=cmd.instance_id, limit=limit))
+            b.commands.append(
+                AcquireSlot(limiter=state.info.limiter, instance_id=cmd.instance_id, limit=limit)
+            )
             return b.build()
         return self._run(b, workflow)
 
-    def _stop_children(self, b: DecisionBuilder, calls: list[Call], why: str,
-                       terminate: bool = True) -> None:
+    def _stop_children(
+        self, b: DecisionBuilder, calls: list[Call], why: str, terminate: bool = True
+    ) -> None:
         for call in calls:
             if call.kind is CallKind.CHILD and call.status.is_pending:
                 child = _child_id(b.info, call)
                 reason = f"parent {b.info.instance_id!r} {why}"
-                b.commands.append(TerminateWorkflow(instance_id=child, reason=reason)
-                                  if terminate else
-                                  CancelWorkflow(instance_id=child, reason=reason))
+                b.commands.append(
+                    TerminateWorkflow(instance_id=child, reason=reason)
+                    if terminate
+                    else CancelWorkflow(instance_id=child, reason=reason)
+                )
 
     def _deliver_inbox(self, b: DecisionBuilder, driver: Driver) -> Outcome:
         """Advance, handing kept events to waits the code awaits now (they may have
@@ -427,14 +532,28 @@ class Decider:
             awaited = [b.calls[i] for i in driver.awaiting()]
             match = None
             for position, (name, payload) in enumerate(b.info.inbox):
-                match = next((c for c in awaited if c.kind is CallKind.EVENT
-                              and _event_name(c) == name
-                              and c.status is CallStatus.WAITING), None)
+                match = next(
+                    (
+                        c
+                        for c in awaited
+                        if c.kind is CallKind.EVENT
+                        and _event_name(c) == name
+                        and c.status is CallStatus.WAITING
+                    ),
+                    None,
+                )
                 if match is not None:
-                    b.update_info(inbox=b.info.inbox[:position] + b.info.inbox[position + 1:])
+                    b.update_info(inbox=b.info.inbox[:position] + b.info.inbox[position + 1 :])
                     b.cancel_timer(f"event/{match.index}/timeout")
-                    b.put_call(replace(match, status=CallStatus.COMPLETED, result=payload,
-                                       resolved_seq=b.next_seq() - 1, resolved_at=b.now))
+                    b.put_call(
+                        replace(
+                            match,
+                            status=CallStatus.COMPLETED,
+                            result=payload,
+                            resolved_seq=b.next_seq() - 1,
+                            resolved_at=b.now,
+                        )
+                    )
                     break
             if match is None:
                 break
@@ -447,8 +566,10 @@ class Decider:
         workflow = self.registry.workflow(info.workflow, info.version)
         if workflow is None:
             # The code for a running instance's version was removed from the deployment.
-            raise LookupError(f"workflow {info.workflow!r} version {info.version!r} is not "
-                              "registered, but an instance of it is running")
+            raise LookupError(
+                f"workflow {info.workflow!r} version {info.version!r} is not "
+                "registered, but an instance of it is running"
+            )
         return workflow
 
     def _run(self, b: DecisionBuilder, workflow: WorkflowDef) -> Decision:
@@ -468,8 +589,9 @@ class Decider:
         return driver
 
     def _advance(self, b: DecisionBuilder, driver: Driver) -> Outcome:
-        return driver.advance(b.calls, lambda m, key: self._new_call(b, m, key),
-                              self.limits.max_calls)
+        return driver.advance(
+            b.calls, lambda m, key: self._new_call(b, m, key), self.limits.max_calls
+        )
 
     def _settle(self, b: DecisionBuilder, driver: Driver, outcome: Outcome) -> Decision:
         """Record what the coroutine did: wait (keep it live), return, or raise."""
@@ -483,11 +605,13 @@ class Decider:
                 output = dump(outcome.value, "the workflow output", self.limits.max_payload)
             except PayloadError as exc:
                 failure = error_info(exc, retryable=False)
-                self._end(b, Status.FAILED, event=(WorkflowFailed, {"error": failure}),
-                          error=failure)
+                self._end(
+                    b, Status.FAILED, event=(WorkflowFailed, {"error": failure}), error=failure
+                )
                 return b.build()
-            self._end(b, Status.COMPLETED, event=(WorkflowCompleted, {"output": output}),
-                      output=output)
+            self._end(
+                b, Status.COMPLETED, event=(WorkflowCompleted, {"output": output}), output=output
+            )
             return b.build()
         error = outcome.error
         if isinstance(error, NonDeterminismError):
@@ -497,8 +621,9 @@ class Decider:
             return b.build()
         if isinstance(error, Cancelled):
             reason = b.info.reason or error.reason
-            self._end(b, Status.CANCELLED, event=(WorkflowCancelled, {"reason": reason}),
-                      reason=reason)
+            self._end(
+                b, Status.CANCELLED, event=(WorkflowCancelled, {"reason": reason}), reason=reason
+            )
             return b.build()
         info = error_info(error, retryable=False)
         self._end(b, Status.FAILED, event=(WorkflowFailed, {"error": info}), error=info)
@@ -517,20 +642,33 @@ class Decider:
         index = len(b.calls)
         if isinstance(member, StepRequest):
             retry, timeout_ms = self._step_policies(member)
-            call = Call(index=index, kind=CallKind.STEP, key=key,
-                        status=CallStatus.SCHEDULED, function=member.function,
-                        input=member.input, retry=retry.to_dict(),
-                        timeout_ms=timeout_ms, attempt=0)
+            call = Call(
+                index=index,
+                kind=CallKind.STEP,
+                key=key,
+                status=CallStatus.SCHEDULED,
+                function=member.function,
+                input=member.input,
+                retry=retry.to_dict(),
+                timeout_ms=timeout_ms,
+                attempt=0,
+            )
             first = b.info.attempt_base + 1
-            return self._schedule_attempt(b, replace(call, attempt=first, first_attempt=first),
-                                          append=False)
+            return self._schedule_attempt(
+                b, replace(call, attempt=first, first_attempt=first), append=False
+            )
         if isinstance(member, ChildRequest):
             return self._start_child(b, member, key, index)
         if isinstance(member, SleepRequest):
             b.emit(TimerStarted, timer=f"sleep/{index}", due=member.until)
             b.set_timer(f"sleep/{index}", member.until)
-            call = Call(index=index, kind=CallKind.SLEEP, key=key, status=CallStatus.WAITING,
-                        deadline=member.until)
+            call = Call(
+                index=index,
+                kind=CallKind.SLEEP,
+                key=key,
+                status=CallStatus.WAITING,
+                deadline=member.until,
+            )
             b.changed_calls.add(index)
             return call
         assert isinstance(member, EventRequest)
@@ -539,15 +677,22 @@ class Decider:
         b.changed_calls.add(index)
         for position, (name, payload) in enumerate(b.info.inbox):
             if name == member.name:  # sent before the wait: delivered in arrival order
-                inbox = b.info.inbox[:position] + b.info.inbox[position + 1:]
+                inbox = b.info.inbox[:position] + b.info.inbox[position + 1 :]
                 b.update_info(inbox=inbox)
-                return Call(index=index, kind=CallKind.EVENT, key=key,
-                            status=CallStatus.COMPLETED, result=payload, resolved_seq=seq,
-                            resolved_at=b.now)
+                return Call(
+                    index=index,
+                    kind=CallKind.EVENT,
+                    key=key,
+                    status=CallStatus.COMPLETED,
+                    result=payload,
+                    resolved_seq=seq,
+                    resolved_at=b.now,
+                )
         if deadline is not None:
             b.set_timer(f"event/{index}/timeout", deadline)
-        return Call(index=index, kind=CallKind.EVENT, key=key, status=CallStatus.WAITING,
-                    deadline=deadline)
+        return Call(
+            index=index, kind=CallKind.EVENT, key=key, status=CallStatus.WAITING, deadline=deadline
+        )
 
     def _step_policies(self, member: StepRequest) -> tuple[Retry, int | None]:
         """A step called by name gets the retry and timeout it was declared with."""
@@ -558,34 +703,72 @@ class Decider:
             timeout_ms = declared.timeout_ms if declared else None
         return retry, timeout_ms
 
-    def _start_child(self, b: DecisionBuilder, member: ChildRequest, key: str,
-                     index: int) -> Call:
+    def _start_child(self, b: DecisionBuilder, member: ChildRequest, key: str, index: int) -> Call:
         first = b.info.attempt_base + 1
-        call = Call(index=index, kind=CallKind.CHILD, key=key, status=CallStatus.SCHEDULED,
-                    function=member.workflow, input=member.input, attempt=first,
-                    first_attempt=first, retry=Retry(limit=1, jitter=False).to_dict())
+        call = Call(
+            index=index,
+            kind=CallKind.CHILD,
+            key=key,
+            status=CallStatus.SCHEDULED,
+            function=member.workflow,
+            input=member.input,
+            attempt=first,
+            first_attempt=first,
+            retry=Retry(limit=1, jitter=False).to_dict(),
+        )
         b.changed_calls.add(index)
-        b.emit(StepScheduled, step=key, function=f"workflow:{member.workflow}",
-               attempt=first, input=member.input, timeout_ms=None)
+        b.emit(
+            StepScheduled,
+            step=key,
+            function=f"workflow:{member.workflow}",
+            attempt=first,
+            input=member.input,
+            timeout_ms=None,
+        )
         if self.registry.workflow(member.workflow, member.version) is None:
             # Known now, not later: fail the call instead of a start nobody can run.
-            error = ErrorInfo(type="UnknownWorkflow", retryable=False,
-                              message=f"unknown child workflow {member.workflow!r}")
+            error = ErrorInfo(
+                type="UnknownWorkflow",
+                retryable=False,
+                message=f"unknown child workflow {member.workflow!r}",
+            )
             seq = b.emit(StepFailed, step=key, attempt=first, error=error, retry_at=None)
-            return replace(call, status=CallStatus.FAILED, error=error, resolved_seq=seq,
-                           resolved_at=b.now)
-        b.commands.append(StartWorkflow(
-            instance_id=_child_id(b.info, call), workflow=member.workflow,
-            input=member.input, version=member.version, parent_id=b.info.instance_id,
-            parent_step=f"{first}:{key}"))
+            return replace(
+                call, status=CallStatus.FAILED, error=error, resolved_seq=seq, resolved_at=b.now
+            )
+        b.commands.append(
+            StartWorkflow(
+                instance_id=_child_id(b.info, call),
+                workflow=member.workflow,
+                input=member.input,
+                version=member.version,
+                parent_id=b.info.instance_id,
+                parent_step=f"{first}:{key}",
+            )
+        )
         return call
 
     def _schedule_attempt(self, b: DecisionBuilder, call: Call, append: bool = True) -> Call:
-        b.emit(StepScheduled, step=call.key, function=call.function, attempt=call.attempt,
-               input=call.input, timeout_ms=call.timeout_ms)
-        b.tasks.append(Task(instance_id=b.info.instance_id, workflow=b.info.workflow,
-                            step=call.key, function=call.function, attempt=call.attempt,
-                            input=call.input, scheduled_at=b.now, timeout_ms=call.timeout_ms))
+        b.emit(
+            StepScheduled,
+            step=call.key,
+            function=call.function,
+            attempt=call.attempt,
+            input=call.input,
+            timeout_ms=call.timeout_ms,
+        )
+        b.tasks.append(
+            Task(
+                instance_id=b.info.instance_id,
+                workflow=b.info.workflow,
+                step=call.key,
+                function=call.function,
+                attempt=call.attempt,
+                input=call.input,
+                scheduled_at=b.now,
+                timeout_ms=call.timeout_ms,
+            )
+        )
         if call.timeout_ms is not None:
             b.set_timer(_attempt_timeout(call.key, call.attempt), b.now + call.timeout_ms)
         call = replace(call, status=CallStatus.SCHEDULED)
@@ -595,19 +778,29 @@ class Decider:
             b.changed_calls.add(call.index)
         return call
 
-    def _end(self, b: DecisionBuilder, status: Status,
-             event: tuple[type[Any], dict[str, Any]], **info: Any) -> None:
+    def _end(
+        self,
+        b: DecisionBuilder,
+        status: Status,
+        event: tuple[type[Any], dict[str, Any]],
+        **info: Any,
+    ) -> None:
         """Finish the instance: the final event, the completion, timers and slot freed."""
         event_type, fields = event
         b.emit(event_type, **fields)
         b.cancel_all_timers()
         b.update_info(status=status, ended_at=b.now, **info)
-        b.completion = Completion(instance_id=b.info.instance_id, workflow=b.info.workflow,
-                                  version=b.info.version, status=status.value, at=b.now,
-                                  output=b.info.output, error=b.info.error)
+        b.completion = Completion(
+            instance_id=b.info.instance_id,
+            workflow=b.info.workflow,
+            version=b.info.version,
+            status=status.value,
+            at=b.now,
+            output=b.info.output,
+            error=b.info.error,
+        )
         if b.info.limiter is not None:
-            b.commands.append(ReleaseSlot(limiter=b.info.limiter,
-                                          instance_id=b.info.instance_id))
+            b.commands.append(ReleaseSlot(limiter=b.info.limiter, instance_id=b.info.instance_id))
         if b.info.parent_id is not None and b.info.parent_step is not None:
             b.commands.append(_report_to_parent(b.info, status))
         self._stop_children(b, [c for c in b.calls if c.status.is_pending], status.value.lower())
@@ -659,11 +852,20 @@ def _report_to_parent(info: Info, status: Status) -> CompleteStep | FailStep:
     attempt_text, _, step = info.parent_step.partition(":")
     attempt = int(attempt_text)
     if status is Status.COMPLETED:
-        return CompleteStep(instance_id=info.parent_id, step=step, attempt=attempt,
-                            result=info.output or "null")
-    error = info.error or ErrorInfo(type=f"Child{status.value.title()}",
-                                    message=info.reason or "", retryable=False)
-    return FailStep(instance_id=info.parent_id, step=step, attempt=attempt,
-                    error=ErrorInfo(type=error.type, retryable=False, details=error.details,
-                                    message=f"child {info.instance_id!r} ended "
-                                            f"{status.value}: {error.message}"))
+        return CompleteStep(
+            instance_id=info.parent_id, step=step, attempt=attempt, result=info.output or "null"
+        )
+    error = info.error or ErrorInfo(
+        type=f"Child{status.value.title()}", message=info.reason or "", retryable=False
+    )
+    return FailStep(
+        instance_id=info.parent_id,
+        step=step,
+        attempt=attempt,
+        error=ErrorInfo(
+            type=error.type,
+            retryable=False,
+            details=error.details,
+            message=f"child {info.instance_id!r} ended {status.value}: {error.message}",
+        ),
+    )

@@ -58,8 +58,9 @@ class DecisionBuilder:
     @classmethod
     def from_state(cls, state: InstanceState, now: int) -> DecisionBuilder:
         # The calls list is copied once per decision; records themselves are shared.
-        return cls(info=state.info, calls=list(state.calls), now=now,
-                   timers=dict(state.info.timers))
+        return cls(
+            info=state.info, calls=list(state.calls), now=now, timers=dict(state.info.timers)
+        )
 
     # -- history ---------------------------------------------------------------------
 
@@ -68,8 +69,9 @@ class DecisionBuilder:
 
     def emit(self, event_type: type[Any], **fields: Any) -> int:
         seq = self.next_seq()
-        self.events.append(event_type(instance_id=self.info.instance_id, seq=seq,
-                                      at=self.now, **fields))
+        self.events.append(
+            event_type(instance_id=self.info.instance_id, seq=seq, at=self.now, **fields)
+        )
         return seq
 
     # -- calls -----------------------------------------------------------------------
@@ -109,14 +111,20 @@ class DecisionBuilder:
     # -- result ----------------------------------------------------------------------
 
     def build(self) -> Decision:
-        info = replace(self.info, seq=self.info.seq + len(self.events),
-                       timers=tuple(sorted(self.timers.items())))
+        info = replace(
+            self.info,
+            seq=self.info.seq + len(self.events),
+            timers=tuple(sorted(self.timers.items())),
+        )
         return Decision(
             state=InstanceState(info=info, calls=tuple(self.calls)),
-            events=tuple(self.events), tasks=tuple(self.tasks),
+            events=tuple(self.events),
+            tasks=tuple(self.tasks),
             timers_set=tuple(self.timers_set.items()),
             timers_cancelled=tuple(self.timers_cancelled.items()),
-            commands=tuple(self.commands), completion=self.completion,
+            commands=tuple(self.commands),
+            completion=self.completion,
             changed_calls=frozenset(self.changed_calls),
             removed_calls=frozenset(self.removed_calls - set(range(len(self.calls)))),
-            changed=True)
+            changed=True,
+        )

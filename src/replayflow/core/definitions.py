@@ -54,21 +54,30 @@ class WorkflowDef:
 @overload
 def step(fn: Callable[..., Any], /) -> StepDef: ...
 @overload
-def step(*, name: str | None = None, retry: Retry | None = None,
-         timeout: Duration | None = None) -> Callable[[Callable[..., Any]], StepDef]: ...
+def step(
+    *, name: str | None = None, retry: Retry | None = None, timeout: Duration | None = None
+) -> Callable[[Callable[..., Any]], StepDef]: ...
 
 
-def step(fn: Callable[..., Any] | None = None, /, *, name: str | None = None,
-         retry: Retry | None = None, timeout: Duration | None = None
-         ) -> StepDef | Callable[[Callable[..., Any]], StepDef]:
+def step(
+    fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    retry: Retry | None = None,
+    timeout: Duration | None = None,
+) -> StepDef | Callable[[Callable[..., Any]], StepDef]:
     """Declare a step: `@rf.step` or `@rf.step(retry=rf.Retry(...), timeout="10m")`."""
 
     def wrap(f: Callable[..., Any]) -> StepDef:
         if isinstance(f, StepDef):
             raise ValidationError(f"{f.name} is a step already")
-        return StepDef(name=check_name(name or f.__name__, "step name"), fn=f,
-                       retry=retry or DEFAULT_RETRY,
-                       timeout_ms=None if timeout is None else to_ms(timeout))
+        return StepDef(
+            name=check_name(name or f.__name__, "step name"),
+            fn=f,
+            retry=retry or DEFAULT_RETRY,
+            timeout_ms=None if timeout is None else to_ms(timeout),
+        )
 
     return wrap(fn) if fn is not None else wrap
 
@@ -76,15 +85,24 @@ def step(fn: Callable[..., Any] | None = None, /, *, name: str | None = None,
 @overload
 def workflow(fn: WorkflowFn, /) -> WorkflowDef: ...
 @overload
-def workflow(*, name: str | None = None, version: str = "1",
-             timeout: Duration | None = None, concurrency: int | None = None
-             ) -> Callable[[WorkflowFn], WorkflowDef]: ...
+def workflow(
+    *,
+    name: str | None = None,
+    version: str = "1",
+    timeout: Duration | None = None,
+    concurrency: int | None = None,
+) -> Callable[[WorkflowFn], WorkflowDef]: ...
 
 
-def workflow(fn: WorkflowFn | None = None, /, *, name: str | None = None,
-             version: str = "1", timeout: Duration | None = None,
-             concurrency: int | None = None) -> WorkflowDef | Callable[[WorkflowFn],
-                                                                       WorkflowDef]:
+def workflow(
+    fn: WorkflowFn | None = None,
+    /,
+    *,
+    name: str | None = None,
+    version: str = "1",
+    timeout: Duration | None = None,
+    concurrency: int | None = None,
+) -> WorkflowDef | Callable[[WorkflowFn], WorkflowDef]:
     """Declare a workflow: an `async def f(ctx, input)` whose awaits are durable."""
 
     def wrap(f: WorkflowFn) -> WorkflowDef:
@@ -95,10 +113,14 @@ def workflow(fn: WorkflowFn | None = None, /, *, name: str | None = None,
             raise ValidationError(f"workflow {f.__name__!r} takes (ctx) or (ctx, input)")
         if concurrency is not None and (not isinstance(concurrency, int) or concurrency < 1):
             raise ValidationError(f"concurrency must be a positive integer, got {concurrency!r}")
-        return WorkflowDef(name=check_name(name or f.__name__, "workflow name"),
-                           version=check_version(str(version)), fn=f,
-                           timeout_ms=None if timeout is None else to_ms(timeout),
-                           concurrency=concurrency, takes_input=len(params) == 2)
+        return WorkflowDef(
+            name=check_name(name or f.__name__, "workflow name"),
+            version=check_version(str(version)),
+            fn=f,
+            timeout_ms=None if timeout is None else to_ms(timeout),
+            concurrency=concurrency,
+            takes_input=len(params) == 2,
+        )
 
     return wrap(fn) if fn is not None else wrap
 
@@ -133,14 +155,16 @@ class Registry:
             versions = self.workflows.setdefault(item.name, {})
             known = versions.get(item.version)
             if known is not None and known.fn is not item.fn:
-                raise ValidationError(f"workflow {item.name!r} version {item.version!r} "
-                                      "is declared twice")
+                raise ValidationError(
+                    f"workflow {item.name!r} version {item.version!r} is declared twice"
+                )
             versions[item.version] = item
         elif isinstance(item, StepDef):
             known_step = self.steps.get(item.name)
             if known_step is not None and known_step.fn is not item.fn:
-                raise ValidationError(f"two steps are named {item.name!r}: give one "
-                                      "@rf.step(name=...)")
+                raise ValidationError(
+                    f"two steps are named {item.name!r}: give one @rf.step(name=...)"
+                )
             self.steps[item.name] = item
         elif isinstance(item, ModuleType):
             for value in list(vars(item).values()):

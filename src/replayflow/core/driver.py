@@ -64,10 +64,8 @@ _FAILED = (CallStatus.FAILED, CallStatus.CANCELLED, CallStatus.TIMED_OUT)
 class Driver:
     """One instance's coroutine and its position in the recorded calls."""
 
-    def __init__(self, workflow: WorkflowDef, info: Info, start_at: int,
-                 max_payload: int) -> None:
-        self.ctx = Context(info.instance_id, info.workflow, info.version, start_at,
-                           max_payload)
+    def __init__(self, workflow: WorkflowDef, info: Info, start_at: int, max_payload: int) -> None:
+        self.ctx = Context(info.instance_id, info.workflow, info.version, start_at, max_payload)
         self._input = load(info.input, "the workflow input")
         self._workflow = workflow
         self._coro: Coroutine[Any, Any, Any] | None = None
@@ -91,18 +89,31 @@ class Driver:
             try:
                 request = self._coro.send(value) if ok else self._coro.throw(value)
             except StopIteration as stop:
-                return self._finish(self._unconsumed(calls, "it returned")
-                                    or Returned(stop.value))
+                return self._finish(self._unconsumed(calls, "it returned") or Returned(stop.value))
             except BaseException as exc:  # user code may raise anything; it ends the run
-                return self._finish(self._unconsumed(calls, f"it raised {type(exc).__name__}")
-                                    or Raised(exc))
-            if not isinstance(request, StepRequest | SleepRequest | EventRequest | ChildRequest
-                              | AllRequest | FirstRequest):
+                return self._finish(
+                    self._unconsumed(calls, f"it raised {type(exc).__name__}") or Raised(exc)
+                )
+            if not isinstance(
+                request,
+                StepRequest
+                | SleepRequest
+                | EventRequest
+                | ChildRequest
+                | AllRequest
+                | FirstRequest,
+            ):
                 self.close()
-                return self._finish(Raised(ReplayflowError(
-                    f"a workflow may await only ctx operations, got {request!r}")))
-            members = (request.members if isinstance(request, AllRequest | FirstRequest)
-                       else [request])
+                return self._finish(
+                    Raised(
+                        ReplayflowError(
+                            f"a workflow may await only ctx operations, got {request!r}"
+                        )
+                    )
+                )
+            members = (
+                request.members if isinstance(request, AllRequest | FirstRequest) else [request]
+            )
             indices = []
             for member in members:
                 key = self._key(member)
@@ -112,13 +123,21 @@ class Driver:
                     mismatch = _mismatch(calls[index], member, key)
                     if mismatch:
                         self.close()
-                        return self._finish(Raised(NonDeterminismError(
-                            index + 1, calls[index].describe(), mismatch)))
+                        return self._finish(
+                            Raised(
+                                NonDeterminismError(index + 1, calls[index].describe(), mismatch)
+                            )
+                        )
                 elif index >= max_calls:
                     self.close()
-                    return self._finish(Raised(LimitExceeded(
-                        f"the instance reached its limit of {max_calls} awaits "
-                        "(steps, sleeps and waits)")))
+                    return self._finish(
+                        Raised(
+                            LimitExceeded(
+                                f"the instance reached its limit of {max_calls} awaits "
+                                "(steps, sleeps and waits)"
+                            )
+                        )
+                    )
                 else:
                     calls.append(new_call(member, key))
                 indices.append(index)
@@ -143,8 +162,11 @@ class Driver:
         if self._position >= len(calls):
             return None
         recorded = calls[self._position]
-        return Raised(NonDeterminismError(self._position + 1, recorded.describe(),
-                                          f"no further await ({how})"))
+        return Raised(
+            NonDeterminismError(
+                self._position + 1, recorded.describe(), f"no further await ({how})"
+            )
+        )
 
     def _finish(self, outcome: Outcome) -> Outcome:
         self.finished = True
@@ -167,8 +189,10 @@ class Driver:
             if any(c.status.is_pending for c in members):
                 return None
             self._resume(max((c.resolved_at or 0 for c in members), default=None))
-            return True, [_exception(c) if c.status in _FAILED else load(c.result, c.describe())
-                          for c in members]
+            return True, [
+                _exception(c) if c.status in _FAILED else load(c.result, c.describe())
+                for c in members
+            ]
         failures = [c for c in members if c.status in _FAILED]
         if failures:
             first = min(failures, key=lambda c: c.resolved_seq or 0)
@@ -181,8 +205,11 @@ class Driver:
         return True, values if isinstance(request, AllRequest) else values[0]
 
     def _answer_first(self, members: list[Call]) -> tuple[bool, Any] | None:
-        resolved = [(c.resolved_seq or 0, position, c) for position, c in enumerate(members)
-                    if not c.status.is_pending]
+        resolved = [
+            (c.resolved_seq or 0, position, c)
+            for position, c in enumerate(members)
+            if not c.status.is_pending
+        ]
         if not resolved:
             return None
         _, position, winner = min(resolved)

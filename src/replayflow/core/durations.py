@@ -9,8 +9,7 @@ from replayflow.core.errors import ValidationError
 
 Duration = str | int | float | timedelta
 
-_UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000,
-             "w": 604_800_000}
+_UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 
 
@@ -31,8 +30,9 @@ def to_ms(value: Duration) -> int:
             total += float(match.group(1)) * _UNITS_MS[match.group(2)]
             pos = match.end()
         if not text or pos != len(text):
-            raise ValidationError(f"not a duration: {value!r} (use e.g. '500ms', '10s', "
-                                  "'1h30m', '7d')")
+            raise ValidationError(
+                f"not a duration: {value!r} (use e.g. '500ms', '10s', '1h30m', '7d')"
+            )
         ms = round(total)
     else:
         raise ValidationError(f"not a duration: {value!r}")

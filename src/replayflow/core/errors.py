@@ -36,8 +36,9 @@ class StepFailed(ReplayflowError):
     non-retryable error, or a timeout on the last attempt). Catch it to compensate."""
 
     def __init__(self, step: str, error: ErrorInfo, attempts: int) -> None:
-        super().__init__(f"step {step!r} failed after {attempts} attempt(s): "
-                         f"{error.type}: {error.message}")
+        super().__init__(
+            f"step {step!r} failed after {attempts} attempt(s): {error.type}: {error.message}"
+        )
         self.step = step
         self.error = error
         self.attempts = attempts
@@ -65,8 +66,10 @@ class NonDeterminismError(ReplayflowError):
     The instance is suspended, never continued down the wrong path."""
 
     def __init__(self, position: int, recorded: str, requested: str) -> None:
-        super().__init__(f"non-determinism at await #{position}: history holds {recorded}, "
-                         f"the code asked for {requested}")
+        super().__init__(
+            f"non-determinism at await #{position}: history holds {recorded}, "
+            f"the code asked for {requested}"
+        )
         self.position = position
         self.recorded = recorded
         self.requested = requested
@@ -89,10 +92,19 @@ def error_info(exc: BaseException, retryable: bool | None = None) -> ErrorInfo:
         retryable = not isinstance(exc, NonRetryableError | PayloadError)
     if isinstance(exc, StepFailed):
         # The step's own error stays readable by machines, not only inside the message.
-        cause = json.dumps({"step": exc.step, "attempts": exc.attempts,
-                            "cause": {"type": exc.error.type, "message": exc.error.message}})
+        cause = json.dumps(
+            {
+                "step": exc.step,
+                "attempts": exc.attempts,
+                "cause": {"type": exc.error.type, "message": exc.error.message},
+            }
+        )
         return ErrorInfo(type="StepFailed", message=str(exc), retryable=False, details=cause)
     # An exception may carry structured details as JSON text (e.g. an RFC 7807 problem).
     details = getattr(exc, "details", None)
-    return ErrorInfo(type=type(exc).__name__, message=str(exc), retryable=retryable,
-                     details=details if isinstance(details, str) else None)
+    return ErrorInfo(
+        type=type(exc).__name__,
+        message=str(exc),
+        retryable=retryable,
+        details=details if isinstance(details, str) else None,
+    )

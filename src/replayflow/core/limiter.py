@@ -39,8 +39,9 @@ class LimiterDecision:
     grants: tuple[GrantSlot, ...] = ()
 
 
-def decide_limiter(state: LimiterState | None, command: AcquireSlot | ReleaseSlot,
-                   queue: LimiterQueue) -> LimiterDecision:
+def decide_limiter(
+    state: LimiterState | None, command: AcquireSlot | ReleaseSlot, queue: LimiterQueue
+) -> LimiterDecision:
     if isinstance(command, AcquireSlot):
         current = state or LimiterState(key=command.limiter, limit=command.limit)
         current = replace(current, limit=command.limit)  # the newest limit applies
@@ -53,12 +54,14 @@ def decide_limiter(state: LimiterState | None, command: AcquireSlot | ReleaseSlo
             return replace(
                 admitted,
                 state=replace(current, running=current.running | {command.instance_id}),
-                grants=(*admitted.grants, GrantSlot(instance_id=command.instance_id)))
+                grants=(*admitted.grants, GrantSlot(instance_id=command.instance_id)),
+            )
         ticket = current.next_ticket
         return replace(
             admitted,
             state=replace(current, next_ticket=ticket + 1, queued=current.queued + 1),
-            enqueued=((ticket, command.instance_id),))
+            enqueued=((ticket, command.instance_id),),
+        )
     if isinstance(command, ReleaseSlot):
         if state is None or command.instance_id not in state.running:
             return LimiterDecision(state=state or LimiterState(key=command.limiter, limit=1))
@@ -81,4 +84,6 @@ def _admit(state: LimiterState, queue: LimiterQueue) -> LimiterDecision:
             grants.append(GrantSlot(instance_id=instance_id))
     return LimiterDecision(
         state=replace(state, running=frozenset(running), queued=state.queued - len(dequeued)),
-        dequeued=tuple(dequeued), grants=tuple(grants))
+        dequeued=tuple(dequeued),
+        grants=tuple(grants),
+    )

@@ -16,7 +16,8 @@ def check_instance_id(value: object) -> str:
     if not isinstance(value, str) or not _INSTANCE_ID.fullmatch(value):
         raise ValidationError(
             f"invalid instance id {value!r}: 1 to {MAX_ID_LENGTH} characters of letters, "
-            "digits and ._:@/+=- starting with a letter or digit")
+            "digits and ._:@/+=- starting with a letter or digit"
+        )
     return value
 
 
@@ -24,14 +25,16 @@ def check_name(value: object, what: str = "name") -> str:
     if not isinstance(value, str) or not _NAME.fullmatch(value):
         raise ValidationError(
             f"invalid {what} {value!r}: 1 to 128 characters of letters, digits and _.- "
-            "starting with a letter or _")
+            "starting with a letter or _"
+        )
     return value
 
 
 def check_version(value: object) -> str:
     if not isinstance(value, str) or not _VERSION.fullmatch(value):
-        raise ValidationError(f"invalid version {value!r}: letters, digits and _.+- "
-                              "starting with a letter or digit")
+        raise ValidationError(
+            f"invalid version {value!r}: letters, digits and _.+- starting with a letter or digit"
+        )
     return value
 
 

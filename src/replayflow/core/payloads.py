@@ -13,8 +13,7 @@ DEFAULT_MAX_PAYLOAD = 1024 * 1024
 def dump(value: Any, what: str, limit: int = DEFAULT_MAX_PAYLOAD) -> str:
     """JSON text of a value, or PayloadError naming what it was and why it won't go."""
     try:
-        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False,
-                          allow_nan=False)
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise PayloadError(f"{what} is not a JSON value: {exc}") from None
     check_size(text, what, limit)

@@ -32,8 +32,9 @@ class Retry:
         if not isinstance(self.limit, int) or self.limit < 1:
             raise ValidationError(f"Retry.limit must be an integer >= 1, got {self.limit!r}")
         if self.backoff not in ("constant", "linear", "exponential"):
-            raise ValidationError(f"Retry.backoff must be constant, linear or exponential, "
-                                  f"got {self.backoff!r}")
+            raise ValidationError(
+                f"Retry.backoff must be constant, linear or exponential, got {self.backoff!r}"
+            )
         to_ms(self.delay)
         if self.max_delay is not None:
             to_ms(self.max_delay)
@@ -54,17 +55,24 @@ class Retry:
         return ms
 
     def to_dict(self) -> dict[str, object]:
-        return {"limit": self.limit, "delay": to_ms(self.delay), "backoff": self.backoff,
-                "max_delay": None if self.max_delay is None else to_ms(self.max_delay),
-                "jitter": self.jitter}
+        return {
+            "limit": self.limit,
+            "delay": to_ms(self.delay),
+            "backoff": self.backoff,
+            "max_delay": None if self.max_delay is None else to_ms(self.max_delay),
+            "jitter": self.jitter,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> Retry:
         max_delay = data.get("max_delay")
-        return cls(limit=int(str(data["limit"])), delay=int(str(data["delay"])) / 1000,
-                   backoff=str(data["backoff"]),  # type: ignore[arg-type]
-                   max_delay=None if max_delay is None else int(str(max_delay)) / 1000,
-                   jitter=bool(data["jitter"]))
+        return cls(
+            limit=int(str(data["limit"])),
+            delay=int(str(data["delay"])) / 1000,
+            backoff=str(data["backoff"]),  # type: ignore[arg-type]
+            max_delay=None if max_delay is None else int(str(max_delay)) / 1000,
+            jitter=bool(data["jitter"]),
+        )
 
 
 NO_RETRY = Retry(limit=1, jitter=False)

@@ -47,24 +47,47 @@ def input_commands(history: Sequence[HistoryEvent]) -> Iterator[tuple[Command, i
     fired: str | None = None  # a step timeout's StepFailed is caused by its TimerFired
     for event in history:
         if isinstance(event, WorkflowStarted):
-            yield StartWorkflow(instance_id=event.instance_id, workflow=event.workflow,
-                                input=event.input, version=event.version,
-                                parent_id=event.parent_id,
-                                parent_step=event.parent_step), event.at
+            yield (
+                StartWorkflow(
+                    instance_id=event.instance_id,
+                    workflow=event.workflow,
+                    input=event.input,
+                    version=event.version,
+                    parent_id=event.parent_id,
+                    parent_step=event.parent_step,
+                ),
+                event.at,
+            )
         elif isinstance(event, WorkflowAdmitted):
             yield GrantSlot(instance_id=event.instance_id), event.at
         elif isinstance(event, StepCompleted):
-            yield CompleteStep(instance_id=event.instance_id, step=event.step,
-                               attempt=event.attempt, result=event.result), event.at
+            yield (
+                CompleteStep(
+                    instance_id=event.instance_id,
+                    step=event.step,
+                    attempt=event.attempt,
+                    result=event.result,
+                ),
+                event.at,
+            )
         elif isinstance(event, StepFailed):
             if fired != f"step/{event.step}/timeout/{event.attempt}":
-                yield FailStep(instance_id=event.instance_id, step=event.step,
-                               attempt=event.attempt, error=event.error), event.at
+                yield (
+                    FailStep(
+                        instance_id=event.instance_id,
+                        step=event.step,
+                        attempt=event.attempt,
+                        error=event.error,
+                    ),
+                    event.at,
+                )
         elif isinstance(event, TimerFired):
             yield FireTimer(instance_id=event.instance_id, timer=event.timer), event.at
         elif isinstance(event, EventReceived):
-            yield SendEvent(instance_id=event.instance_id, name=event.name,
-                            payload=event.payload), event.at
+            yield (
+                SendEvent(instance_id=event.instance_id, name=event.name, payload=event.payload),
+                event.at,
+            )
         elif isinstance(event, CancelRequested):
             yield CancelWorkflow(instance_id=event.instance_id, reason=event.reason), event.at
         elif isinstance(event, WorkflowPaused):
@@ -72,11 +95,14 @@ def input_commands(history: Sequence[HistoryEvent]) -> Iterator[tuple[Command, i
         elif isinstance(event, WorkflowResumed):
             yield ResumeWorkflow(instance_id=event.instance_id, reason=event.reason), event.at
         elif isinstance(event, WorkflowRestarted):
-            yield RestartWorkflow(instance_id=event.instance_id, from_step=event.from_step,
-                                  reason=event.reason), event.at
+            yield (
+                RestartWorkflow(
+                    instance_id=event.instance_id, from_step=event.from_step, reason=event.reason
+                ),
+                event.at,
+            )
         elif isinstance(event, WorkflowTerminated):
-            yield TerminateWorkflow(instance_id=event.instance_id,
-                                    reason=event.reason), event.at
+            yield TerminateWorkflow(instance_id=event.instance_id, reason=event.reason), event.at
         fired = event.timer if isinstance(event, TimerFired) else None
 
 
@@ -89,8 +115,9 @@ class ReplayReport:
     position: int | None = None  # its index in the recorded history
 
 
-def replay(history: Iterable[HistoryEvent], registry: Registry,
-           decider: Decider | None = None) -> ReplayReport:
+def replay(
+    history: Iterable[HistoryEvent], registry: Registry, decider: Decider | None = None
+) -> ReplayReport:
     """Re-fold a recorded history with the current code; report the first difference."""
     recorded = list(history)
     decider = decider or Decider(registry, cache_size=0)
@@ -102,21 +129,32 @@ def replay(history: Iterable[HistoryEvent], registry: Registry,
         except LookupError as exc:
             return ReplayReport(False, tuple(produced), state, str(exc), len(produced))
         if decision.rejected:
-            return ReplayReport(False, tuple(produced), state,
-                                f"the current code rejects {type(command).__name__}: "
-                                f"{decision.rejected}", len(produced))
+            return ReplayReport(
+                False,
+                tuple(produced),
+                state,
+                f"the current code rejects {type(command).__name__}: {decision.rejected}",
+                len(produced),
+            )
         state = decision.state
         produced.extend(decision.events)
     for position, (want, got) in enumerate(zip(recorded, produced, strict=False)):
         if want != got:
-            return ReplayReport(False, tuple(produced), state,
-                                f"event #{position + 1}: history has {want}, the current "
-                                f"code gives {got}", position)
+            return ReplayReport(
+                False,
+                tuple(produced),
+                state,
+                f"event #{position + 1}: history has {want}, the current code gives {got}",
+                position,
+            )
     if len(recorded) != len(produced):
         position = min(len(recorded), len(produced))
-        extra = (f"history has {recorded[position]} and the current code gives nothing more"
-                 if len(recorded) > len(produced)
-                 else f"the current code gives {produced[position]} beyond the history")
-        return ReplayReport(False, tuple(produced), state, f"event #{position + 1}: {extra}",
-                            position)
+        extra = (
+            f"history has {recorded[position]} and the current code gives nothing more"
+            if len(recorded) > len(produced)
+            else f"the current code gives {produced[position]} beyond the history"
+        )
+        return ReplayReport(
+            False, tuple(produced), state, f"event #{position + 1}: {extra}", position
+        )
     return ReplayReport(True, tuple(produced), state)

@@ -30,8 +30,9 @@ class Status(StrEnum):
         return self in FINAL_STATUSES
 
 
-FINAL_STATUSES = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED,
-                            Status.TERMINATED, Status.TIMED_OUT})
+FINAL_STATUSES = frozenset(
+    {Status.COMPLETED, Status.FAILED, Status.CANCELLED, Status.TERMINATED, Status.TIMED_OUT}
+)
 
 
 class CallKind(StrEnum):

@@ -41,8 +41,12 @@ class PartitionFolder:
     """The fold of one partition. Keeps recently used instance states in memory; states
     touched by the batch in flight are pinned until the batch commits or aborts."""
 
-    def __init__(self, store: PartitionStore, decider: Decider, cache_size: int = 10_000,
-                 ) -> None:
+    def __init__(
+        self,
+        store: PartitionStore,
+        decider: Decider,
+        cache_size: int = 10_000,
+    ) -> None:
         self.store = store
         self.partition = store.partition
         self.decider = decider
@@ -56,9 +60,12 @@ class PartitionFolder:
 
     # -- one batch -------------------------------------------------------------------
 
-    def fold(self, command: Command, now: int, source: tuple[str, int, int, bytes | None,
-                                                             bytes | None] | None = None
-             ) -> None:
+    def fold(
+        self,
+        command: Command,
+        now: int,
+        source: tuple[str, int, int, bytes | None, bytes | None] | None = None,
+    ) -> None:
         """Fold one decoded command. `source` (topic, partition, offset, key, value)
         lets a rejected command reach the dead-letter topic with its original bytes."""
         if isinstance(command, AcquireSlot | ReleaseSlot):
@@ -92,18 +99,33 @@ class PartitionFolder:
             self.fold(FireTimer(instance_id=instance_id, timer=timer_id), now)
         return len(due)
 
-    def dead_letter(self, source: tuple[str, int, int, bytes | None, bytes | None] | None,
-                    reason: str, error_type: str, now: int) -> None:
+    def dead_letter(
+        self,
+        source: tuple[str, int, int, bytes | None, bytes | None] | None,
+        reason: str,
+        error_type: str,
+        now: int,
+    ) -> None:
         topic, partition, offset, key, value = source or ("", self.partition, -1, None, None)
         log.warning("dead letter from %s[%d]@%d: %s", topic, partition, offset, reason)
-        record = DeadLetter(source_topic=topic, partition=partition, offset=offset, key=key,
-                            value=value, reason=reason, error_type=error_type, at=now)
+        record = DeadLetter(
+            source_topic=topic,
+            partition=partition,
+            offset=offset,
+            key=key,
+            value=value,
+            reason=reason,
+            error_type=error_type,
+            at=now,
+        )
         self.records.append(Record("dlq", key, codec.encode(record), None))
 
     def changelog(self) -> list[Record]:
         """The batch's state changes as changelog records, in the order they apply."""
-        return [Record("state", key, value, self.partition)
-                for key, value in self.pending.changes.items()]
+        return [
+            Record("state", key, value, self.partition)
+            for key, value in self.pending.changes.items()
+        ]
 
     def committed(self, changelog_offset: int | None) -> None:
         """The transaction committed: write RocksDB, keep touched states in the cache."""
@@ -143,12 +165,12 @@ class PartitionFolder:
         if raw is None:
             return None
         info = serde.load_info(raw)
-        calls = tuple(serde.load_call(value)
-                      for _, value in self.store.scan(keys.calls_prefix(instance_id)))
+        calls = tuple(
+            serde.load_call(value) for _, value in self.store.scan(keys.calls_prefix(instance_id))
+        )
         return InstanceState(info=info, calls=calls)
 
-    def _apply(self, instance_id: str, before: InstanceState | None,
-               decision: Decision) -> None:
+    def _apply(self, instance_id: str, before: InstanceState | None, decision: Decision) -> None:
         state = decision.state
         if not decision.changed or state is None:
             self._emit_commands(decision.commands)
@@ -172,16 +194,17 @@ class PartitionFolder:
         for task in decision.tasks:
             self.records.append(Record("tasks", key, codec.encode(task), p))
         if decision.completion is not None:
-            self.records.append(Record("completions", key, codec.encode(decision.completion),
-                                       p))
+            self.records.append(Record("completions", key, codec.encode(decision.completion), p))
         self._emit_commands(decision.commands)
 
     def _emit_commands(self, commands: tuple[Command, ...]) -> None:
         for command in commands:
-            target = command.limiter if isinstance(command, AcquireSlot | ReleaseSlot) \
+            target = (
+                command.limiter
+                if isinstance(command, AcquireSlot | ReleaseSlot)
                 else command.instance_id
-            self.records.append(Record("commands", target.encode(), codec.encode(command),
-                                       None))
+            )
+            self.records.append(Record("commands", target.encode(), codec.encode(command), None))
 
     def _remember(self, instance_id: str, state: InstanceState) -> None:
         if state.status.is_final:

@@ -53,7 +53,7 @@ def murmur2_partition(key: bytes, partitions: int) -> int:
     length = len(key)
     h = (seed ^ length) & 0xFFFFFFFF
     for i in range(0, length - length % 4, 4):
-        k = int.from_bytes(key[i:i + 4], "little")
+        k = int.from_bytes(key[i : i + 4], "little")
         k = (k * m) & 0xFFFFFFFF
         k ^= k >> r
         k = (k * m) & 0xFFFFFFFF
@@ -74,16 +74,16 @@ def murmur2_partition(key: bytes, partitions: int) -> int:
     return (h & 0x7FFFFFFF) % partitions
 
 
-def watermarks(consumer: Any, topic: str, partition: int, timeout: float = 30.0
-               ) -> tuple[int, int]:
+def watermarks(consumer: Any, topic: str, partition: int, timeout: float = 30.0) -> tuple[int, int]:
     """(low, high) offsets of a partition, retried while a new topic's leader is elected."""
     from confluent_kafka import KafkaException, TopicPartition
 
     deadline = time.monotonic() + timeout
     while True:
         try:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition),
-                                                       timeout=max(1.0, timeout / 3))
+            low, high = consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), timeout=max(1.0, timeout / 3)
+            )
             return int(low), int(high)
         except KafkaException as exc:
             error = exc.args[0] if exc.args else None

@@ -50,11 +50,18 @@ class OrchestratorStats:
 
 
 class Orchestrator:
-    def __init__(self, settings: Settings, registry: Registry, *,
-                 instance_id: str | None = None, data_dir: Path | None = None,
-                 batch_size: int = 2000, cache_size: int = 10_000,
-                 concurrency: dict[str, int] | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: Registry,
+        *,
+        instance_id: str | None = None,
+        data_dir: Path | None = None,
+        batch_size: int = 2000,
+        cache_size: int = 10_000,
+        concurrency: dict[str, int] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.settings = settings
         self.topics = Topics(settings)
         self.instance_id = instance_id or f"orchestrator-{socket.gethostname()}-{os.getpid()}"
@@ -80,16 +87,33 @@ class Orchestrator:
 
     def run(self, ready: threading.Event | None = None) -> None:
         """Run until stop(). Fatal Kafka errors (fencing) end the loop with an error."""
-        self._producer = Producer(producer_config(
-            self.settings, **{"transactional.id": group_name(self.settings, self.instance_id),
-                              "transaction.timeout.ms": 60_000}))
+        self._producer = Producer(
+            producer_config(
+                self.settings,
+                **{
+                    "transactional.id": group_name(self.settings, self.instance_id),
+                    "transaction.timeout.ms": 60_000,
+                },
+            )
+        )
         self._producer.init_transactions(30)
-        self._consumer = Consumer(consumer_config(
-            self.settings, "orchestrator",
-            **{"group.instance.id": self.instance_id, "session.timeout.ms": 10_000,
-               "max.poll.interval.ms": 120_000}))
-        self._consumer.subscribe([self.topics.commands], on_assign=self._on_assign,
-                                 on_revoke=self._on_revoke, on_lost=self._on_revoke)
+        self._consumer = Consumer(
+            consumer_config(
+                self.settings,
+                "orchestrator",
+                **{
+                    "group.instance.id": self.instance_id,
+                    "session.timeout.ms": 10_000,
+                    "max.poll.interval.ms": 120_000,
+                },
+            )
+        )
+        self._consumer.subscribe(
+            [self.topics.commands],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_revoke,
+        )
         log.info("orchestrator %s started", self.instance_id)
         try:
             while not self._stop.is_set():
@@ -157,7 +181,9 @@ class Orchestrator:
             if offsets:
                 self._producer.send_offsets_to_transaction(
                     [TopicPartition(self.topics.commands, p, o) for p, o in offsets.items()],
-                    self._consumer.consumer_group_metadata(), 30)
+                    self._consumer.consumer_group_metadata(),
+                    30,
+                )
             self._producer.commit_transaction(60)
         except KafkaException as exc:
             self._abort(exc, folders, offsets, messages)
@@ -181,33 +207,53 @@ class Orchestrator:
             # FireTimer is made by the orchestrator itself; from outside it would let
             # anyone end a sleep early.
             self.stats.dead_letters += 1
-            folder.dead_letter(source, f"{type(command).__name__} is not a command "
-                               "accepted on this topic", "NotACommand", now)
+            folder.dead_letter(
+                source,
+                f"{type(command).__name__} is not a command accepted on this topic",
+                "NotACommand",
+                now,
+            )
             return
         try:
             folder.fold(command, now, source)
         except Exception as exc:  # a bug must not block the partition: park the input
-            log.exception("folding %s failed", type(command).__name__,
-                          extra=telemetry.fields(getattr(command, "instance_id", None)))
+            log.exception(
+                "folding %s failed",
+                type(command).__name__,
+                extra=telemetry.fields(getattr(command, "instance_id", None)),
+            )
             self.stats.dead_letters += 1
-            folder.dead_letter(source, f"the fold failed: {type(exc).__name__}: {exc}",
-                               "FoldError", now)
+            folder.dead_letter(
+                source, f"the fold failed: {type(exc).__name__}: {exc}", "FoldError", now
+            )
 
-    def _produce(self, record: Record,
-                 on_delivery: Callable[[KafkaError | None, Message], None] | None = None
-                 ) -> None:
+    def _produce(
+        self,
+        record: Record,
+        on_delivery: Callable[[KafkaError | None, Message], None] | None = None,
+    ) -> None:
         assert self._producer is not None
         topic = getattr(self.topics, record.topic)
         headers = self.telemetry.task_headers(record.topic, record.key)
         while True:
             try:
                 if record.partition is None:
-                    self._producer.produce(topic, value=record.value, key=record.key,
-                                           headers=headers, on_delivery=on_delivery)
+                    self._producer.produce(
+                        topic,
+                        value=record.value,
+                        key=record.key,
+                        headers=headers,
+                        on_delivery=on_delivery,
+                    )
                 else:
-                    self._producer.produce(topic, value=record.value, key=record.key,
-                                           partition=record.partition, headers=headers,
-                                           on_delivery=on_delivery)
+                    self._producer.produce(
+                        topic,
+                        value=record.value,
+                        key=record.key,
+                        partition=record.partition,
+                        headers=headers,
+                        on_delivery=on_delivery,
+                    )
                 return
             except BufferError:
                 self._producer.poll(0.05)  # queue full: let deliveries drain
@@ -218,8 +264,13 @@ class Orchestrator:
             if offset > self._changelog_offsets.get(partition, -1):
                 self._changelog_offsets[partition] = offset
 
-    def _abort(self, exc: KafkaException, folders: list[PartitionFolder],
-               offsets: dict[int, int], messages: list[Message]) -> None:
+    def _abort(
+        self,
+        exc: KafkaException,
+        folders: list[PartitionFolder],
+        offsets: dict[int, int],
+        messages: list[Message],
+    ) -> None:
         assert self._producer is not None and self._consumer is not None
         error = exc.args[0] if exc.args else None
         if isinstance(error, KafkaError) and error.fatal():
@@ -253,11 +304,11 @@ class Orchestrator:
             store = PartitionStore(self.data_dir / f"p{tp.partition}", tp.partition)
             restored = restore_partition(self.settings, self.topics.state, store)
             self.stats.restored_records += restored
-            self._folders[tp.partition] = PartitionFolder(store, self.decider,
-                                                          self.cache_size)
+            self._folders[tp.partition] = PartitionFolder(store, self.decider, self.cache_size)
             self._folders[tp.partition].observer = self.telemetry.partition(tp.partition, store)
-            log.info("partition %d assigned (%d changelog records restored)", tp.partition,
-                     restored)
+            log.info(
+                "partition %d assigned (%d changelog records restored)", tp.partition, restored
+            )
         self.stats.assigned = sorted(self._folders)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:

@@ -20,12 +20,16 @@ log = logging.getLogger("replayflow.restore")
 BATCH = 10_000
 
 
-def restore_partition(settings: Settings, topic: str, store: PartitionStore,
-                      timeout: float = 120.0) -> int:
+def restore_partition(
+    settings: Settings, topic: str, store: PartitionStore, timeout: float = 120.0
+) -> int:
     """Apply changelog records after the store's offset; returns how many were applied."""
     start = store.changelog_offset() + 1
-    consumer = Consumer(consumer_config(settings, None, **{"group.id": "replayflow-restore",
-                                                           "enable.auto.offset.store": False}))
+    consumer = Consumer(
+        consumer_config(
+            settings, None, **{"group.id": "replayflow-restore", "enable.auto.offset.store": False}
+        )
+    )
     try:
         low, high = watermarks(consumer, topic, store.partition)
         if high <= max(start, low):
@@ -58,8 +62,10 @@ def restore_partition(settings: Settings, topic: str, store: PartitionStore,
             if position >= high or (not messages and last >= high - 1):
                 break
             if time.monotonic() > deadline:
-                raise TimeoutError(f"restoring partition {store.partition} from {topic} did "
-                                   f"not reach offset {high} in {timeout} s")
+                raise TimeoutError(
+                    f"restoring partition {store.partition} from {topic} did "
+                    f"not reach offset {high} in {timeout} s"
+                )
         store.write(changes, last)
         return applied
     finally:

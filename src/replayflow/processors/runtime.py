@@ -17,12 +17,23 @@ log = logging.getLogger("replayflow.runtime")
 
 
 class LocalRuntime:
-    def __init__(self, settings: Settings, registry: Registry, *,
-                 orchestrator_id: str | None = None, data_dir: Path | None = None,
-                 worker_concurrency: int = 500,
-                 concurrency: dict[str, int] | None = None) -> None:
-        self.orchestrator = Orchestrator(settings, registry, instance_id=orchestrator_id,
-                                         data_dir=data_dir, concurrency=concurrency)
+    def __init__(
+        self,
+        settings: Settings,
+        registry: Registry,
+        *,
+        orchestrator_id: str | None = None,
+        data_dir: Path | None = None,
+        worker_concurrency: int = 500,
+        concurrency: dict[str, int] | None = None,
+    ) -> None:
+        self.orchestrator = Orchestrator(
+            settings,
+            registry,
+            instance_id=orchestrator_id,
+            data_dir=data_dir,
+            concurrency=concurrency,
+        )
         self.worker = Worker(settings, registry, concurrency=worker_concurrency)
         self._threads: list[threading.Thread] = []
         self._ready = threading.Event()
@@ -30,10 +41,15 @@ class LocalRuntime:
 
     def start(self, timeout: float = 60.0) -> LocalRuntime:
         self._threads = [
-            threading.Thread(target=self._guard, args=(self.orchestrator.run, self._ready),
-                             name="replayflow-orchestrator", daemon=True),
-            threading.Thread(target=self._guard, args=(self.worker.run,),
-                             name="replayflow-worker", daemon=True),
+            threading.Thread(
+                target=self._guard,
+                args=(self.orchestrator.run, self._ready),
+                name="replayflow-orchestrator",
+                daemon=True,
+            ),
+            threading.Thread(
+                target=self._guard, args=(self.worker.run,), name="replayflow-worker", daemon=True
+            ),
         ]
         for thread in self._threads:
             thread.start()

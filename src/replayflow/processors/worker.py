@@ -71,8 +71,15 @@ class _Offsets:
 
 
 class Worker:
-    def __init__(self, settings: Settings, registry: Registry, *, concurrency: int = 500,
-                 threads: int = 32, commit_interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: Registry,
+        *,
+        concurrency: int = 500,
+        threads: int = 32,
+        commit_interval: float = 1.0,
+    ) -> None:
         self.settings = settings
         self.topics = Topics(settings)
         self.registry = registry
@@ -93,9 +100,13 @@ class Worker:
         asyncio.run(self.run_async())
 
     async def run_async(self) -> None:
-        consumer = Consumer(consumer_config(
-            self.settings, "worker", **{"session.timeout.ms": 10_000,
-                                        "max.poll.interval.ms": 300_000}))
+        consumer = Consumer(
+            consumer_config(
+                self.settings,
+                "worker",
+                **{"session.timeout.ms": 10_000, "max.poll.interval.ms": 300_000},
+            )
+        )
         producer = Producer(producer_config(self.settings))
         consumer.subscribe([self.topics.tasks], on_revoke=self._on_revoke)
         loop = asyncio.get_running_loop()
@@ -132,8 +143,7 @@ class Worker:
             consumer.close()
             self.telemetry.close()
 
-    async def _run(self, message: Message, producer: Producer,
-                   slots: asyncio.Semaphore) -> None:
+    async def _run(self, message: Message, producer: Producer, slots: asyncio.Semaphore) -> None:
         _, partition, offset = located(message)
         try:
             try:
@@ -168,24 +178,37 @@ class Worker:
                 return await asyncio.wait_for(run_async(step, task), timeout)
             loop = asyncio.get_running_loop()
             # The copied context carries the step's span into the thread.
-            future = loop.run_in_executor(self._threads, contextvars.copy_context().run,
-                                          run_sync, step, task)
+            future = loop.run_in_executor(
+                self._threads, contextvars.copy_context().run, run_sync, step, task
+            )
             return await asyncio.wait_for(future, timeout)
         except TimeoutError:
             # A thread cannot be stopped; its late result is dropped here, and the fold
             # would ignore it anyway (the attempt is over).
-            return FailStep(instance_id=task.instance_id, step=task.step,
-                            attempt=task.attempt, error=ErrorInfo(
-                                type="StepTimeout", retryable=True,
-                                message=f"attempt {task.attempt} ran over {timeout} s"))
+            return FailStep(
+                instance_id=task.instance_id,
+                step=task.step,
+                attempt=task.attempt,
+                error=ErrorInfo(
+                    type="StepTimeout",
+                    retryable=True,
+                    message=f"attempt {task.attempt} ran over {timeout} s",
+                ),
+            )
 
-    def _send(self, producer: Producer, instance_id: str, outcome: CompleteStep | FailStep,
-              headers: telemetry.KafkaHeaders | None = None) -> None:
+    def _send(
+        self,
+        producer: Producer,
+        instance_id: str,
+        outcome: CompleteStep | FailStep,
+        headers: telemetry.KafkaHeaders | None = None,
+    ) -> None:
         value = codec.encode(outcome)
         while True:
             try:
-                producer.produce(self.topics.commands, key=instance_id.encode(), value=value,
-                                 headers=headers)
+                producer.produce(
+                    self.topics.commands, key=instance_id.encode(), value=value, headers=headers
+                )
                 return
             except BufferError:
                 producer.poll(0.05)
@@ -193,9 +216,11 @@ class Worker:
     def _commit(self, consumer: Consumer, producer: Producer) -> None:
         # Results must be on the log before the offsets that stand for them.
         producer.flush(30)
-        offsets = [TopicPartition(self.topics.tasks, p, o)
-                   for p, o in self._offsets.committable().items()
-                   if self._committed.get(p) != o]
+        offsets = [
+            TopicPartition(self.topics.tasks, p, o)
+            for p, o in self._offsets.committable().items()
+            if self._committed.get(p) != o
+        ]
         if not offsets:
             return
         try:

@@ -37,8 +37,7 @@ class PartitionStore:
             it.seek(prefix)
             while it.valid():
                 key = it.key()
-                if (end is None and not key.startswith(prefix)) or (end is not None
-                                                                     and key >= end):
+                if (end is None and not key.startswith(prefix)) or (end is not None and key >= end):
                     break
                 yield key, it.value()
                 it.next()
@@ -90,8 +89,9 @@ class Pending:
 
     def scan(self, prefix: bytes, limit: int) -> list[tuple[bytes, bytes]]:
         """Up to `limit` live entries under `prefix`, in key order, pending ones included."""
-        added = sorted((k, v) for k, v in self.changes.items()
-                       if v is not None and k.startswith(prefix))
+        added = sorted(
+            (k, v) for k, v in self.changes.items() if v is not None and k.startswith(prefix)
+        )
         found: list[tuple[bytes, bytes]] = []
         for key, value in self.store.scan(prefix):
             if len(found) >= limit + len(added):

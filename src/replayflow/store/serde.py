@@ -18,59 +18,125 @@ def _error(data: dict[str, Any] | None) -> ErrorInfo | None:
 def _error_dict(error: ErrorInfo | None) -> dict[str, Any] | None:
     if error is None:
         return None
-    return {"type": error.type, "message": error.message, "retryable": error.retryable,
-            "details": error.details}
+    return {
+        "type": error.type,
+        "message": error.message,
+        "retryable": error.retryable,
+        "details": error.details,
+    }
 
 
 def dump_info(info: Info) -> bytes:
     data = {
-        "id": info.instance_id, "wf": info.workflow, "v": info.version,
-        "st": info.status.value, "in": info.input, "t0": info.started_at, "seq": info.seq,
-        "out": info.output, "err": _error_dict(info.error), "why": info.reason,
-        "t1": info.ended_at, "adm": info.admitted_at, "pid": info.parent_id,
-        "pstep": info.parent_step, "lim": info.limiter, "run": info.run,
+        "id": info.instance_id,
+        "wf": info.workflow,
+        "v": info.version,
+        "st": info.status.value,
+        "in": info.input,
+        "t0": info.started_at,
+        "seq": info.seq,
+        "out": info.output,
+        "err": _error_dict(info.error),
+        "why": info.reason,
+        "t1": info.ended_at,
+        "adm": info.admitted_at,
+        "pid": info.parent_id,
+        "pstep": info.parent_step,
+        "lim": info.limiter,
+        "run": info.run,
         "abase": info.attempt_base,
-        "timers": [list(t) for t in info.timers], "inbox": [list(e) for e in info.inbox],
+        "timers": [list(t) for t in info.timers],
+        "inbox": [list(e) for e in info.inbox],
     }
     return json.dumps(data, separators=(",", ":")).encode()
 
 
 def load_info(raw: bytes) -> Info:
     d = json.loads(raw)
-    return Info(instance_id=d["id"], workflow=d["wf"], version=d["v"],
-                status=Status(d["st"]), input=d["in"], started_at=d["t0"], seq=d["seq"],
-                output=d["out"], error=_error(d["err"]), reason=d["why"], ended_at=d["t1"],
-                admitted_at=d["adm"], parent_id=d["pid"], parent_step=d["pstep"],
-                limiter=d["lim"], run=d.get("run", 0), attempt_base=d.get("abase", 0),
-                timers=tuple((t, due) for t, due in d["timers"]),
-                inbox=tuple((n, p) for n, p in d["inbox"]))
+    return Info(
+        instance_id=d["id"],
+        workflow=d["wf"],
+        version=d["v"],
+        status=Status(d["st"]),
+        input=d["in"],
+        started_at=d["t0"],
+        seq=d["seq"],
+        output=d["out"],
+        error=_error(d["err"]),
+        reason=d["why"],
+        ended_at=d["t1"],
+        admitted_at=d["adm"],
+        parent_id=d["pid"],
+        parent_step=d["pstep"],
+        limiter=d["lim"],
+        run=d.get("run", 0),
+        attempt_base=d.get("abase", 0),
+        timers=tuple((t, due) for t, due in d["timers"]),
+        inbox=tuple((n, p) for n, p in d["inbox"]),
+    )
 
 
 def dump_call(call: Call) -> bytes:
     data = {
-        "i": call.index, "k": call.kind.value, "key": call.key, "st": call.status.value,
-        "fn": call.function, "in": call.input, "retry": call.retry, "to": call.timeout_ms,
-        "a": call.attempt, "a1": call.first_attempt, "dl": call.deadline, "res": call.result,
-        "err": _error_dict(call.error), "rseq": call.resolved_seq, "rat": call.resolved_at,
+        "i": call.index,
+        "k": call.kind.value,
+        "key": call.key,
+        "st": call.status.value,
+        "fn": call.function,
+        "in": call.input,
+        "retry": call.retry,
+        "to": call.timeout_ms,
+        "a": call.attempt,
+        "a1": call.first_attempt,
+        "dl": call.deadline,
+        "res": call.result,
+        "err": _error_dict(call.error),
+        "rseq": call.resolved_seq,
+        "rat": call.resolved_at,
     }
     return json.dumps(data, separators=(",", ":")).encode()
 
 
 def load_call(raw: bytes) -> Call:
     d = json.loads(raw)
-    return Call(index=d["i"], kind=CallKind(d["k"]), key=d["key"], status=CallStatus(d["st"]),
-                function=d["fn"], input=d["in"], retry=d["retry"], timeout_ms=d["to"],
-                attempt=d["a"], first_attempt=d.get("a1", 1), deadline=d["dl"], result=d["res"], error=_error(d["err"]),
-                resolved_seq=d["rseq"], resolved_at=d["rat"])
+    return Call(
+        index=d["i"],
+        kind=CallKind(d["k"]),
+        key=d["key"],
+        status=CallStatus(d["st"]),
+        function=d["fn"],
+        input=d["in"],
+        retry=d["retry"],
+        timeout_ms=d["to"],
+        attempt=d["a"],
+        first_attempt=d.get("a1", 1),
+        deadline=d["dl"],
+        result=d["res"],
+        error=_error(d["err"]),
+        resolved_seq=d["rseq"],
+        resolved_at=d["rat"],
+    )
 
 
 def dump_limiter(state: LimiterState) -> bytes:
-    return json.dumps({"key": state.key, "limit": state.limit,
-                       "running": sorted(state.running), "next": state.next_ticket,
-                       "queued": state.queued}, separators=(",", ":")).encode()
+    return json.dumps(
+        {
+            "key": state.key,
+            "limit": state.limit,
+            "running": sorted(state.running),
+            "next": state.next_ticket,
+            "queued": state.queued,
+        },
+        separators=(",", ":"),
+    ).encode()
 
 
 def load_limiter(raw: bytes) -> LimiterState:
     d = json.loads(raw)
-    return LimiterState(key=d["key"], limit=d["limit"], running=frozenset(d["running"]),
-                        next_ticket=d["next"], queued=d["queued"])
+    return LimiterState(
+        key=d["key"],
+        limit=d["limit"],
+        running=frozenset(d["running"]),
+        next_ticket=d["next"],
+        queued=d["queued"],
+    )

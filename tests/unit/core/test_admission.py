@@ -40,8 +40,7 @@ async def free(ctx: rf.Context) -> object:
 def test_instances_over_the_limit_are_queued() -> None:
     env = Environment(limited)
     handles = [env.start(limited, n, id=f"q{n}") for n in range(5)]
-    assert [env.status(h.id) for h in handles] == [rf.Status.RUNNING] * 2 + [
-        rf.Status.QUEUED] * 3
+    assert [env.status(h.id) for h in handles] == [rf.Status.RUNNING] * 2 + [rf.Status.QUEUED] * 3
     assert kinds(env.history("q4")) == ["WorkflowStarted", "WorkflowQueued"]
     queued = env.history("q4")[1]
     assert isinstance(queued, WorkflowQueued) and queued.limiter == LIMITER
@@ -57,8 +56,11 @@ def test_queued_instances_are_admitted_first_in_first_out() -> None:
         env.advance("1s")
         env.send_event(finisher, "go")
         assert env.status(finisher) == rf.Status.COMPLETED
-        admitted += [i for i in ("q2", "q3", "q4") if i not in admitted
-                     and env.status(i) is not rf.Status.QUEUED]
+        admitted += [
+            i
+            for i in ("q2", "q3", "q4")
+            if i not in admitted and env.status(i) is not rf.Status.QUEUED
+        ]
         assert sum(env.status(i) == rf.Status.RUNNING for i in env.states) <= 2
     assert admitted == ["q2", "q3", "q4"]
     for instance_id in ("q2", "q3", "q4"):
@@ -81,8 +83,7 @@ def test_an_admitted_instance_runs_from_its_admission_time() -> None:
 def test_concurrency_set_on_the_decider_overrides_the_code() -> None:
     env = Environment(free, concurrency={"adm_free": 1})
     first, second = env.start(free), env.start(free)
-    assert (env.status(first.id), env.status(second.id)) == (rf.Status.RUNNING,
-                                                             rf.Status.QUEUED)
+    assert (env.status(first.id), env.status(second.id)) == (rf.Status.RUNNING, rf.Status.QUEUED)
     env.send_event(first.id, "go", 1)
     assert env.status(second.id) == rf.Status.RUNNING
     assert env.max_running[limiter_key("adm_free")] == 1
@@ -127,8 +128,9 @@ class Queue:
         return self.entries[:n]
 
 
-def fold_limiter(commands: list[AcquireSlot | ReleaseSlot]) -> tuple[LimiterState,
-                                                                       list[str], Queue]:
+def fold_limiter(
+    commands: list[AcquireSlot | ReleaseSlot],
+) -> tuple[LimiterState, list[str], Queue]:
     state: LimiterState | None = None
     queue = Queue()
     granted: list[str] = []
@@ -156,15 +158,17 @@ def test_limiter_grants_up_to_the_limit_then_queues_fifo() -> None:
     state, granted, queue = fold_limiter([acquire(i) for i in "abcde"])
     assert granted == ["a", "b"] and state.running == {"a", "b"}
     assert [i for _, i in queue.entries] == ["c", "d", "e"] and state.queued == 3
-    state, granted, queue = fold_limiter([*(acquire(i) for i in "abcde"), release("b"),
-                                          release("a"), release("c")])
+    state, granted, queue = fold_limiter(
+        [*(acquire(i) for i in "abcde"), release("b"), release("a"), release("c")]
+    )
     assert granted == ["a", "b", "c", "d", "e"]
     assert state.running == {"d", "e"} and state.queued == 0
 
 
 def test_a_newcomer_does_not_overtake_the_queue() -> None:
-    state, granted, _ = fold_limiter([acquire("a", 1), acquire("b", 1), release("a"),
-                                      acquire("c", 1)])
+    state, granted, _ = fold_limiter(
+        [acquire("a", 1), acquire("b", 1), release("a"), acquire("c", 1)]
+    )
     assert granted == ["a", "b"] and state.running == {"b"} and state.queued == 1
 
 
@@ -174,8 +178,9 @@ def test_limiter_ignores_duplicate_acquires_of_a_running_instance_and_stray_rele
 
 
 def test_a_raised_limit_admits_the_waiting_at_once_in_order() -> None:
-    state, granted, queue = fold_limiter([acquire("a", 1), acquire("b", 1), acquire("c", 1),
-                                          acquire("d", 3)])
+    state, granted, queue = fold_limiter(
+        [acquire("a", 1), acquire("b", 1), acquire("c", 1), acquire("d", 3)]
+    )
     assert granted == ["a", "b", "c"] and state.limit == 3
     assert [i for _, i in queue.entries] == ["d"] and state.queued == 1
     state, granted, queue = fold_limiter([acquire("a", 1), acquire("b", 1), acquire("c", 4)])
@@ -183,6 +188,7 @@ def test_a_raised_limit_admits_the_waiting_at_once_in_order() -> None:
 
 
 def test_a_lowered_limit_lets_running_instances_finish_and_admits_none() -> None:
-    state, granted, _ = fold_limiter([acquire("a", 3), acquire("b", 3), acquire("c", 1),
-                                      release("a")])
+    state, granted, _ = fold_limiter(
+        [acquire("a", 3), acquire("b", 3), acquire("c", 1), release("a")]
+    )
     assert granted == ["a", "b"] and state.running == {"b"} and state.queued == 1

@@ -147,8 +147,7 @@ def test_a_stale_driver_is_never_fed_a_state_it_does_not_reflect() -> None:
     state = cached.decide(None, start, T0).state
     assert state == fresh.decide(None, start, T0).state
     x = CompleteStep(instance_id="s", step="t0", attempt=1, result="0")
-    y = FailStep(instance_id="s", step="t1", attempt=1,
-                 error=ErrorInfo(type="E", message="m"))
+    y = FailStep(instance_id="s", step="t1", attempt=1, error=ErrorInfo(type="E", message="m"))
     cached.decide(state, x, T0 + 1)  # advances the live coroutine, then "aborts"
     assert cached.decide(state, y, T0 + 2) == fresh.decide(state, y, T0 + 2)
     # And the other way round: the state X produced, folded on.
@@ -161,8 +160,7 @@ def test_events_kept_for_later_and_retries_keep_the_live_coroutine() -> None:
     fold = Fold.of(rich, flaky, broken, plain, cache_size=10)
     fold(StartWorkflow(instance_id="k", workflow="cr_rich", input="1"))
     fold(SendEvent(instance_id="k", name="msg", payload='"early"'))  # into the inbox
-    fold(FailStep(instance_id="k", step="t0", attempt=1,
-                  error=ErrorInfo(type="E", message="m")))
+    fold(FailStep(instance_id="k", step="t0", attempt=1, error=ErrorInfo(type="E", message="m")))
     retry_timer = next(t for t in fold.timers if t.startswith("step/t0/retry"))
     fold(FireTimer(instance_id="k", timer=retry_timer), at=fold.timers[retry_timer])
     fold(CompleteStep(instance_id="k", step="t0", attempt=2, result="0"))

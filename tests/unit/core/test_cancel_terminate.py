@@ -25,8 +25,11 @@ from replayflow.testing import Environment
 from .helpers import T0, Fold, kinds
 
 
-@rf.step(name="ct_work", timeout="1m",
-         retry=Retry(limit=3, delay="10s", backoff="constant", jitter=False))
+@rf.step(
+    name="ct_work",
+    timeout="1m",
+    retry=Retry(limit=3, delay="10s", backoff="constant", jitter=False),
+)
 def work() -> str:
     return "worked"
 
@@ -59,8 +62,7 @@ async def swallows(ctx: rf.Context) -> str:
 @rf.workflow(name="ct_parallel")
 async def parallel(ctx: rf.Context) -> object:
     try:
-        return await ctx.all([ctx.step("a", work), ctx.step("b", work),
-                              ctx.wait_for_event("e")])
+        return await ctx.all([ctx.step("a", work), ctx.step("b", work), ctx.wait_for_event("e")])
     except rf.Cancelled:
         return "cancelled"
 
@@ -74,8 +76,12 @@ def test_cancel_raises_at_the_current_await_and_cleanup_runs() -> None:
         handle.result()
     assert caught.value.status == rf.Status.CANCELLED
     history = env.history(handle.id)
-    assert kinds(history)[-4:] == ["CancelRequested", "StepScheduled", "StepCompleted",
-                                   "WorkflowCancelled"]
+    assert kinds(history)[-4:] == [
+        "CancelRequested",
+        "StepScheduled",
+        "StepCompleted",
+        "WorkflowCancelled",
+    ]
     requested = [e for e in history if isinstance(e, CancelRequested)]
     assert [r.reason for r in requested] == ["customer asked"]
     undo_result = [e for e in history if isinstance(e, StepCompleted) and e.step == "undo"]
@@ -112,8 +118,10 @@ def test_cancel_during_a_retry_backoff_cancels_the_retry() -> None:
     env.cancel(handle.id, "stop")
     assert "step/work/retry/1" not in dict(env.states[handle.id].info.timers)
     env.advance("1m")
-    assert sum(1 for e in env.history(handle.id)
-               if isinstance(e, StepScheduled) and e.step == "work") == 1
+    assert (
+        sum(1 for e in env.history(handle.id) if isinstance(e, StepScheduled) and e.step == "work")
+        == 1
+    )
 
 
 def test_cancel_in_ctx_all_cancels_every_pending_branch() -> None:
@@ -147,8 +155,12 @@ def test_cancel_of_a_queued_instance_ends_it_at_once() -> None:
     assert env.status(second.id) == rf.Status.QUEUED
     env.cancel(second.id, "not needed")
     assert env.status(second.id) == rf.Status.CANCELLED
-    assert kinds(env.history(second.id)) == ["WorkflowStarted", "WorkflowQueued",
-                                             "CancelRequested", "WorkflowCancelled"]
+    assert kinds(env.history(second.id)) == [
+        "WorkflowStarted",
+        "WorkflowQueued",
+        "CancelRequested",
+        "WorkflowCancelled",
+    ]
     env.send_event(first.id, "go", 1)
     assert first.result() == 1
     assert env.status(second.id) == rf.Status.CANCELLED  # its turn came; it stayed ended

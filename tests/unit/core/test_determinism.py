@@ -136,8 +136,11 @@ def test_stored_state_rebuilt_with_a_renamed_step_suspends_naming_both() -> None
         return int(await ctx.step("b_renamed", fetch, a))
 
     decider = Decider(changed_registry(renamed), cache_size=0)
-    decision = decider.decide(env.states[instance_id], CompleteStep(
-        instance_id=instance_id, step="b", attempt=1, result="3"), env.now)
+    decision = decider.decide(
+        env.states[instance_id],
+        CompleteStep(instance_id=instance_id, step="b", attempt=1, result="3"),
+        env.now,
+    )
     assert decision.state is not None and decision.state.status is Status.SUSPENDED
     suspended = decision.events[-1]
     assert isinstance(suspended, WorkflowSuspended)
@@ -159,8 +162,9 @@ def test_a_new_result_folded_into_stored_state_with_changed_code_suspends() -> N
         return int(a)
 
     decider = Decider(changed_registry(sleeps_instead), cache_size=0)
-    decision = decider.decide(stored, CompleteStep(instance_id=instance_id, step="b",
-                                                   attempt=1, result="3"), env.now)
+    decision = decider.decide(
+        stored, CompleteStep(instance_id=instance_id, step="b", attempt=1, result="3"), env.now
+    )
     assert decision.state is not None and decision.state.status is Status.SUSPENDED
     assert kinds(decision.events) == ["StepCompleted", "WorkflowSuspended"]
     message = decision.state.info.error.message  # type: ignore[union-attr]
@@ -178,8 +182,11 @@ def test_a_step_running_another_function_is_non_determinism() -> None:
         return int(await ctx.step("b", fetch, a))
 
     decider = Decider(changed_registry(other_function), cache_size=0)
-    decision = decider.decide(env.states[instance_id], CompleteStep(
-        instance_id=instance_id, step="b", attempt=1, result="3"), env.now)
+    decision = decider.decide(
+        env.states[instance_id],
+        CompleteStep(instance_id=instance_id, step="b", attempt=1, result="3"),
+        env.now,
+    )
     assert decision.state is not None and decision.state.status is Status.SUSPENDED
     message = decision.state.info.error.message  # type: ignore[union-attr]
     assert "'d_other'" in message and "'d_fetch'" in message
@@ -193,8 +200,11 @@ def test_code_that_ends_early_while_history_holds_more_is_non_determinism() -> N
         return int(await ctx.step("a", fetch, 1))
 
     decider = Decider(changed_registry(returns_early), cache_size=0)
-    decision = decider.decide(env.states[instance_id], CompleteStep(
-        instance_id=instance_id, step="b", attempt=1, result="3"), env.now)
+    decision = decider.decide(
+        env.states[instance_id],
+        CompleteStep(instance_id=instance_id, step="b", attempt=1, result="3"),
+        env.now,
+    )
     assert decision.state is not None and decision.state.status is Status.SUSPENDED
     assert decision.completion is None
     message = decision.state.info.error.message  # type: ignore[union-attr]
@@ -209,8 +219,9 @@ def test_a_suspended_instance_never_continues() -> None:
         await ctx.step("a", fetch, 1)
         return int(await ctx.step("c", fetch, 2))
 
-    fold = Fold(Decider(changed_registry(renamed), cache_size=0),
-                state=env.states[instance_id], now=env.now)
+    fold = Fold(
+        Decider(changed_registry(renamed), cache_size=0), state=env.states[instance_id], now=env.now
+    )
     # An event makes the code catch up to its current await, which finds the change.
     decision = fold(SendEvent(instance_id=instance_id, name="nudge"))
     assert kinds(decision.events) == ["EventReceived", "WorkflowSuspended"]
@@ -228,7 +239,10 @@ def test_a_suspended_instance_never_continues() -> None:
 def test_a_rebuild_with_the_recorded_code_does_not_suspend() -> None:
     env, instance_id = started_two_steps()
     decider = Decider(changed_registry(two_steps), cache_size=0)
-    decision = decider.decide(env.states[instance_id], CompleteStep(
-        instance_id=instance_id, step="b", attempt=1, result="3"), env.now)
+    decision = decider.decide(
+        env.states[instance_id],
+        CompleteStep(instance_id=instance_id, step="b", attempt=1, result="3"),
+        env.now,
+    )
     assert decision.state is not None and decision.state.status is Status.COMPLETED
     assert decision.state.info.output == "3"

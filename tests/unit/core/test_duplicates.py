@@ -77,8 +77,7 @@ def test_a_second_result_for_the_same_attempt_changes_nothing() -> None:
     assert fold(result).changed
     assert_no_change(fold, result)
     # Another value for the same attempt (a retried worker that ran twice): still nothing.
-    assert_no_change(fold, CompleteStep(instance_id="i", step="first", attempt=1,
-                                        result="999"))
+    assert_no_change(fold, CompleteStep(instance_id="i", step="first", attempt=1, result="999"))
     assert fold.state is not None and fold.state.calls[0].result == "10"
 
 
@@ -88,8 +87,7 @@ def test_a_second_failure_for_the_same_attempt_changes_nothing() -> None:
     assert kinds(fold(failure).events) == ["StepFailed"]
     assert_no_change(fold, failure)
     # A success for the attempt that already failed is a straggler too.
-    assert_no_change(fold, CompleteStep(instance_id="i", step="first", attempt=1,
-                                        result="10"))
+    assert_no_change(fold, CompleteStep(instance_id="i", step="first", attempt=1, result="10"))
 
 
 def test_results_for_attempts_that_are_not_current_change_nothing() -> None:
@@ -100,8 +98,7 @@ def test_results_for_attempts_that_are_not_current_change_nothing() -> None:
     fold(FailStep(instance_id="i", step="first", attempt=1, error=ERROR))
     fold(FireTimer(instance_id="i", timer="step/first/retry/1"), at=T0 + 1000)
     assert fold.state is not None and fold.state.calls[0].attempt == 2
-    assert_no_change(fold, CompleteStep(instance_id="i", step="first", attempt=1,
-                                        result="10"))
+    assert_no_change(fold, CompleteStep(instance_id="i", step="first", attempt=1, result="10"))
 
 
 def test_a_result_for_an_unknown_instance_changes_nothing() -> None:
@@ -175,8 +172,14 @@ def test_a_second_cancel_does_not_interrupt_the_cleanup(reason: str) -> None:
         handle.result()
     assert caught.value.status == rf.Status.CANCELLED
     history = env.history(handle.id)
-    assert kinds(history) == ["WorkflowStarted", "EventAwaited", "CancelRequested",
-                              "StepScheduled", "StepCompleted", "WorkflowCancelled"]
+    assert kinds(history) == [
+        "WorkflowStarted",
+        "EventAwaited",
+        "CancelRequested",
+        "StepScheduled",
+        "StepCompleted",
+        "WorkflowCancelled",
+    ]
     assert env.states[handle.id].info.reason == reason
 
 
@@ -188,6 +191,5 @@ def test_a_duplicate_grant_changes_nothing() -> None:
     fold = Fold.of(limited)
     fold(StartWorkflow(instance_id="l", workflow="dup_limited"))
     assert fold.status == "QUEUED"
-    assert kinds(fold(GrantSlot(instance_id="l")).events) == ["WorkflowAdmitted",
-                                                              "EventAwaited"]
+    assert kinds(fold(GrantSlot(instance_id="l")).events) == ["WorkflowAdmitted", "EventAwaited"]
     assert_no_change(fold, GrantSlot(instance_id="l"))

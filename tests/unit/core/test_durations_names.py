@@ -32,26 +32,49 @@ async def flow(ctx: rf.Context) -> str:
     return "ok"
 
 
-@pytest.mark.parametrize(("value", "ms"), [
-    ("500ms", 500), ("10s", 10_000), ("1m", 60_000), ("1h30m", 5_400_000),
-    ("7d", 604_800_000), ("2w", 1_209_600_000), ("1.5s", 1500), (" 1h 2m ", 3_720_000),
-    ("10S", 10_000), ("0s", 0), (2.5, 2500), (3, 3000), (0, 0),
-    (timedelta(minutes=2), 120_000),
-])
+@pytest.mark.parametrize(
+    ("value", "ms"),
+    [
+        ("500ms", 500),
+        ("10s", 10_000),
+        ("1m", 60_000),
+        ("1h30m", 5_400_000),
+        ("7d", 604_800_000),
+        ("2w", 1_209_600_000),
+        ("1.5s", 1500),
+        (" 1h 2m ", 3_720_000),
+        ("10S", 10_000),
+        ("0s", 0),
+        (2.5, 2500),
+        (3, 3000),
+        (0, 0),
+        (timedelta(minutes=2), 120_000),
+    ],
+)
 def test_durations(value: object, ms: int) -> None:
     assert to_ms(value) == ms  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("value", ["", "10", "s", "10 parsecs", "1h-5m", "-1s", -1,
-                                   timedelta(seconds=-1), True, None, [1]])
+@pytest.mark.parametrize(
+    "value",
+    ["", "10", "s", "10 parsecs", "1h-5m", "-1s", -1, timedelta(seconds=-1), True, None, [1]],
+)
 def test_invalid_durations(value: object) -> None:
     with pytest.raises(rf.ValidationError):
         to_ms(value)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(("ms", "text"), [(0, "0ms"), (999, "999ms"), (1500, "1.5s"),
-                                          (60_000, "1m"), (5_400_000, "1h30m"),
-                                          (90_061_000, "1d1h1m1s")])
+@pytest.mark.parametrize(
+    ("ms", "text"),
+    [
+        (0, "0ms"),
+        (999, "999ms"),
+        (1500, "1.5s"),
+        (60_000, "1m"),
+        (5_400_000, "1h30m"),
+        (90_061_000, "1d1h1m1s"),
+    ],
+)
 def test_format_ms(ms: int, text: str) -> None:
     assert format_ms(ms) == text
 
@@ -61,21 +84,26 @@ def test_valid_names(name: str) -> None:
     assert check_name(name) == name
 
 
-@pytest.mark.parametrize("name", ["", "1starts_with_digit", "has space", "slash/name",
-                                  "hash#2", "A" * 129, "ünï", None, 5])
+@pytest.mark.parametrize(
+    "name",
+    ["", "1starts_with_digit", "has space", "slash/name", "hash#2", "A" * 129, "ünï", None, 5],
+)
 def test_invalid_names(name: object) -> None:
     with pytest.raises(rf.ValidationError, match="invalid step name"):
         check_name(name, "step name")
 
 
-@pytest.mark.parametrize("instance_id", ["a", "order-1", "user@example.com",
-                                         "tenant:42/order=7+x", "9" * MAX_ID_LENGTH])
+@pytest.mark.parametrize(
+    "instance_id", ["a", "order-1", "user@example.com", "tenant:42/order=7+x", "9" * MAX_ID_LENGTH]
+)
 def test_valid_instance_ids(instance_id: str) -> None:
     assert check_instance_id(instance_id) == instance_id
 
 
-@pytest.mark.parametrize("instance_id", ["", "-leading", "~limiter:x", "has space",
-                                         "9" * (MAX_ID_LENGTH + 1), "tab\t", None])
+@pytest.mark.parametrize(
+    "instance_id",
+    ["", "-leading", "~limiter:x", "has space", "9" * (MAX_ID_LENGTH + 1), "tab\t", None],
+)
 def test_invalid_instance_ids(instance_id: object) -> None:
     with pytest.raises(rf.ValidationError, match="invalid instance id"):
         check_instance_id(instance_id)
@@ -96,7 +124,8 @@ def test_a_start_with_a_bad_id_is_rejected_with_a_clear_error() -> None:
 def test_a_start_of_an_unknown_workflow_or_version_is_rejected() -> None:
     fold = Fold.of(flow)
     assert fold(StartWorkflow(instance_id="i", workflow="nope")).rejected == (
-        "unknown workflow 'nope'")
+        "unknown workflow 'nope'"
+    )
     rejected = fold(StartWorkflow(instance_id="i", workflow="nm_flow", version="9")).rejected
     assert rejected is not None and "unknown version '9'" in rejected and "1" in rejected
     env = Environment(flow)
@@ -181,9 +210,11 @@ def test_ctx_calls_check_their_names() -> None:
     async def not_a_step(ctx: rf.Context) -> None:
         await ctx.step("fine", print)  # type: ignore[arg-type]
 
-    for workflow, message in [(bad_step, "invalid step name"),
-                              (bad_sleep, "invalid sleep name"),
-                              (not_a_step, "needs a function declared with @rf.step")]:
+    for workflow, message in [
+        (bad_step, "invalid step name"),
+        (bad_sleep, "invalid sleep name"),
+        (not_a_step, "needs a function declared with @rf.step"),
+    ]:
         env = Environment(workflow)
         with pytest.raises(rf.WorkflowError) as caught:
             env.start(workflow).result()

@@ -66,7 +66,8 @@ def test_an_event_is_delivered_to_the_waiting_workflow() -> None:
     assert handle.result() == {"by": "ann", "ok": True}
     received = [e for e in env.history(handle.id) if isinstance(e, EventReceived)]
     assert [(r.name, r.payload, r.at) for r in received] == [
-        ("approval", '{"by":"ann","ok":true}', T0 + 120_000)]
+        ("approval", '{"by":"ann","ok":true}', T0 + 120_000)
+    ]
 
 
 def test_events_sent_before_the_wait_are_kept_and_delivered_in_order() -> None:
@@ -74,8 +75,7 @@ def test_events_sent_before_the_wait_are_kept_and_delivered_in_order() -> None:
     handle = env.start(gated)
     for name, payload in [("b", 1), ("a", 1), ("b", 2), ("a", 2)]:
         env.send_event(handle.id, name, payload)
-    assert env.states[handle.id].info.inbox == (("b", "1"), ("a", "1"), ("b", "2"),
-                                                ("a", "2"))
+    assert env.states[handle.id].info.inbox == (("b", "1"), ("a", "1"), ("b", "2"), ("a", "2"))
     env.send_event(handle.id, "go")
     assert handle.result() == {"a": [1, 2], "b": [1, 2]}
     assert env.states[handle.id].info.inbox == ()
@@ -169,9 +169,11 @@ def test_events_for_unknown_instances_and_bad_events_are_rejected() -> None:
     fold = Fold.of(one)
     assert fold(SendEvent(instance_id="ghost", name="approval")).rejected
     fold(StartWorkflow(instance_id="e", workflow="ev_one"))
-    for bad in (SendEvent(instance_id="e", name="approval", payload="{not json"),
-                SendEvent(instance_id="e", name="bad name!", payload="1"),
-                SendEvent(instance_id="e", name="", payload="1")):
+    for bad in (
+        SendEvent(instance_id="e", name="approval", payload="{not json"),
+        SendEvent(instance_id="e", name="bad name!", payload="1"),
+        SendEvent(instance_id="e", name="", payload="1"),
+    ):
         decision = fold(bad)
         assert decision.rejected and not decision.changed
         assert decision.state == fold.state
@@ -226,6 +228,9 @@ def test_a_wait_left_behind_by_a_failed_ctx_all_does_not_take_events(cache_size:
     env.send_event(handle.id, "x", 42)
     assert handle.result() == 42
     statuses = [(c.key, c.status) for c in env.states[handle.id].calls]
-    assert statuses == [("refuses", CallStatus.FAILED), ("x", CallStatus.WAITING),
-                        ("x#2", CallStatus.COMPLETED)]
+    assert statuses == [
+        ("refuses", CallStatus.FAILED),
+        ("x", CallStatus.WAITING),
+        ("x#2", CallStatus.COMPLETED),
+    ]
     assert env.replay(handle.id).identical

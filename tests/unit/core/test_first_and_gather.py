@@ -18,16 +18,18 @@ def fg_ok(x: int) -> int:
 
 @rf.workflow(name="fg-gather")
 async def gather(ctx: rf.Context) -> list:
-    results = await ctx.all([ctx.step("a", fg_ok, 1), ctx.step("b", fg_fail, 2),
-                             ctx.step("c", fg_ok, 3)], return_exceptions=True)
+    results = await ctx.all(
+        [ctx.step("a", fg_ok, 1), ctx.step("b", fg_fail, 2), ctx.step("c", fg_ok, 3)],
+        return_exceptions=True,
+    )
     return [r.error.type if isinstance(r, rf.StepFailed) else r for r in results]
 
 
 @rf.workflow(name="fg-race")
 async def race(ctx: rf.Context) -> dict:
-    index, value = await ctx.first([ctx.wait_for_event("approve"),
-                                    ctx.wait_for_event("reject"),
-                                    ctx.sleep("deadline", "1h")])
+    index, value = await ctx.first(
+        [ctx.wait_for_event("approve"), ctx.wait_for_event("reject"), ctx.sleep("deadline", "1h")]
+    )
     later = await ctx.wait_for_event("after")
     return {"winner": index, "value": value, "later": later}
 

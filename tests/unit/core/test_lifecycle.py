@@ -83,8 +83,9 @@ def test_restart_from_a_step_keeps_the_results_before_it() -> None:
     env.restart("r1", from_step="second", reason="re-run the tail")
     assert env.status("r1") is Status.COMPLETED
     assert CALLS == ["second"]  # 'first' and the event were kept
-    assert any(isinstance(e, WorkflowRestarted) and e.from_step == "second"
-               for e in env.history("r1"))
+    assert any(
+        isinstance(e, WorkflowRestarted) and e.from_step == "second" for e in env.history("r1")
+    )
     assert env.replay("r1").identical
 
 
@@ -108,8 +109,7 @@ def test_stale_result_from_before_a_restart_changes_nothing() -> None:
     stale = env.held[0]
     env.restart("r3", from_step="second")
     before = env.states["r3"]
-    env.deliver(CompleteStep(instance_id="r3", step="second", attempt=stale.attempt,
-                             result="999"))
+    env.deliver(CompleteStep(instance_id="r3", step="second", attempt=stale.attempt, result="999"))
     assert env.states["r3"] is before  # the old attempt's result is not this run's
     env.release_held()
     assert env.result("r3")["b"] == 20

@@ -121,8 +121,7 @@ def test_an_oversized_step_result_fails_the_step_for_good() -> None:
 def test_an_oversized_result_from_a_worker_is_checked_by_the_fold() -> None:
     fold = Fold.of(big_result, big, limits=SMALL)
     fold(StartWorkflow(instance_id="i", workflow="lim_big_result"))
-    decision = fold(CompleteStep(instance_id="i", step="big", attempt=1,
-                                 result=f'"{"r" * 100}"'))
+    decision = fold(CompleteStep(instance_id="i", step="big", attempt=1, result=f'"{"r" * 100}"'))
     assert kinds(decision.events) == ["StepFailed", "WorkflowCompleted"]
     assert fold.state is not None and fold.state.info.output == '{"failed":"PayloadError"}'
 

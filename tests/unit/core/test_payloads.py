@@ -45,16 +45,16 @@ async def round_trip(ctx: rf.Context, value: object) -> object:
     return await ctx.step("id", identity, value)
 
 
-@pytest.mark.parametrize("value", [None, True, 0, -1.5, "ünïcode ✓", [1, [2]],
-                                   {"a": {"b": [None]}}])
+@pytest.mark.parametrize(
+    "value", [None, True, 0, -1.5, "ünïcode ✓", [1, [2]], {"a": {"b": [None]}}]
+)
 def test_json_values_round_trip(value: object) -> None:
     assert load(dump(value, "v"), "v") == value
     env = Environment(round_trip)
     assert env.start(round_trip, value).result() == value
 
 
-@pytest.mark.parametrize("value", [{1, 2}, b"x", object(), math.nan, math.inf,
-                                   {"k": lambda: 1}])
+@pytest.mark.parametrize("value", [{1, 2}, b"x", object(), math.nan, math.inf, {"k": lambda: 1}])
 def test_non_json_values_are_payload_errors(value: object) -> None:
     with pytest.raises(rf.PayloadError, match="the thing is not a JSON value"):
         dump(value, "the thing")

@@ -38,8 +38,9 @@ from replayflow.core.state import CallStatus, InstanceState
 
 from .helpers import T0
 
-PROPERTY_SETTINGS = settings(max_examples=100, deadline=None,
-                             suppress_health_check=[HealthCheck.too_slow])
+PROPERTY_SETTINGS = settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 RETRY = Retry(limit=4, delay="1s", backoff="exponential", jitter=True)
 MAX_FAILURES = 2  # per step, so RETRY.limit is never used up
@@ -57,8 +58,13 @@ def value(x: Any) -> Any:
 @rf.workflow(name="pp_flow")
 async def flow(ctx: rf.Context) -> dict[str, Any]:
     try:
-        a, b, x = await ctx.all([ctx.step("a", value, 1), ctx.step("b", value, 2, timeout="10s"),
-                                 ctx.wait_for_event("x")])
+        a, b, x = await ctx.all(
+            [
+                ctx.step("a", value, 1),
+                ctx.step("b", value, 2, timeout="10s"),
+                ctx.wait_for_event("x"),
+            ]
+        )
         y = [await ctx.wait_for_event("y") for _ in range(2)]
         await ctx.sleep("pause", "5s")
         c = await ctx.step("c", value, 3)
@@ -114,8 +120,7 @@ class World:
         """Steps out with a worker: key -> current attempt."""
         if self.state is None or self.state.status.is_final:
             return {}
-        return {c.key: c.attempt for c in self.state.calls
-                if c.status is CallStatus.SCHEDULED}
+        return {c.key: c.attempt for c in self.state.calls if c.status is CallStatus.SCHEDULED}
 
     def timers(self) -> dict[str, int]:
         return dict(self.state.info.timers) if self.state is not None else {}
@@ -142,18 +147,23 @@ def essential_commands() -> list[Command]:
 
 
 @PROPERTY_SETTINGS
-@given(order=st.permutations(essential_commands()),
-       duplicates=st.lists(st.tuples(st.integers(0, 1), st.integers(0, 20)), max_size=6),
-       restarts=st.lists(st.integers(0, 20), max_size=2))
+@given(
+    order=st.permutations(essential_commands()),
+    duplicates=st.lists(st.tuples(st.integers(0, 1), st.integers(0, 20)), max_size=6),
+    restarts=st.lists(st.integers(0, 20), max_size=2),
+)
 def test_results_and_events_in_any_order_give_the_same_output(
-        order: list[Command], duplicates: list[tuple[int, int]], restarts: list[int]) -> None:
+    order: list[Command], duplicates: list[tuple[int, int]], restarts: list[int]
+) -> None:
     # Duplicates of the two step results, and duplicate starts, inserted anywhere.
     commands: list[Command] = list(order)
     for which, position in duplicates:
         commands.insert(min(position, len(commands)), essential_commands()[which])
     for position in restarts:
-        commands.insert(min(position, len(commands)),
-                        StartWorkflow(instance_id=ID, workflow="pp_flow", input='"other"'))
+        commands.insert(
+            min(position, len(commands)),
+            StartWorkflow(instance_id=ID, workflow="pp_flow", input='"other"'),
+        )
     world = World()
     world.fold(START)
     for command in commands:
@@ -168,7 +178,8 @@ def test_results_and_events_in_any_order_give_the_same_output(
     assert world.state is not None and world.state.info.input == "null"  # the first start
     # Unawaited events stay in the inbox, in arrival order.
     assert [name for name, _ in world.state.info.inbox] == [
-        c.name for c in commands if isinstance(c, SendEvent) and c.name in ("noise", "other")]
+        c.name for c in commands if isinstance(c, SendEvent) and c.name in ("noise", "other")
+    ]
     world.assert_replays()
 
 
@@ -212,20 +223,24 @@ class Script:
         event(f"action: {kind}")
         if kind == "fire":
             parts = arg[0].split("/")
-            event(f"fired: {parts[0]}/{parts[-2]}" if parts[0] == "step" else
-                  f"fired: {parts[0]}")
+            event(f"fired: {parts[0]}/{parts[-2]}" if parts[0] == "step" else f"fired: {parts[0]}")
         world = self.world
         world.now += self.data.draw(st.integers(0, 3_000), label="delay")
         command: Command
         if kind == "complete":
             step, attempt = arg
-            command = CompleteStep(instance_id=ID, step=step, attempt=attempt,
-                                   result=json.dumps(RESULTS[step]))
+            command = CompleteStep(
+                instance_id=ID, step=step, attempt=attempt, result=json.dumps(RESULTS[step])
+            )
         elif kind == "fail":
             step, attempt = arg
             self.failures[step] = self.failures.get(step, 0) + 1
-            command = FailStep(instance_id=ID, step=step, attempt=attempt,
-                               error=ErrorInfo(type="Flaky", message=f"{step}#{attempt}"))
+            command = FailStep(
+                instance_id=ID,
+                step=step,
+                attempt=attempt,
+                error=ErrorInfo(type="Flaky", message=f"{step}#{attempt}"),
+            )
         elif kind == "fire":
             timer, due = arg
             world.now = max(world.now, due)
@@ -255,8 +270,9 @@ class Script:
 
     def run(self, allow_cancel: bool) -> None:
         self.world.fold(START)
-        self.delivered.append(StartWorkflow(instance_id=ID, workflow="pp_flow",
-                                            input='"late start"'))
+        self.delivered.append(
+            StartWorkflow(instance_id=ID, workflow="pp_flow", input='"late start"')
+        )
         # A client may cancel or terminate from a drawn point on (not only at once).
         cancel_from = self.data.draw(st.integers(0, 20), label="cancel from")
         for count in range(200):
@@ -271,7 +287,8 @@ class Script:
 @PROPERTY_SETTINGS
 @given(data=st.data())
 def test_any_interleaving_with_duplicates_and_stragglers_gives_the_same_output(
-        data: st.DataObject) -> None:
+    data: st.DataObject,
+) -> None:
     script = Script(data)
     script.run(allow_cancel=False)
     world = script.world

@@ -53,13 +53,18 @@ def test_the_fixtures_cover_what_they_claim() -> None:
         assert kind in checkout
     assert checkout[1:3] == ["StepScheduled", "StepScheduled"]  # the parallel pair
     cancelled = [type(e).__name__ for e in record.load("cancelled_with_cleanup")]
-    assert cancelled[-4:] == ["CancelRequested", "StepScheduled", "StepCompleted",
-                              "WorkflowCancelled"]
+    assert cancelled[-4:] == [
+        "CancelRequested",
+        "StepScheduled",
+        "StepCompleted",
+        "WorkflowCancelled",
+    ]
     timed_out = record.load("event_timeout")
     assert [type(e).__name__ for e in timed_out][-2:] == ["TimerFired", "WorkflowCompleted"]
     failed = [e for e in record.load("compensated") if isinstance(e, StepFailed)]
-    assert [f.error for f in failed] == [ErrorInfo(
-        type="CardDeclined", message="amount 500 is over the card limit", retryable=False)]
+    assert [f.error for f in failed] == [
+        ErrorInfo(type="CardDeclined", message="amount 500 is over the card limit", retryable=False)
+    ]
 
 
 def test_a_fixture_replayed_against_changed_code_is_caught() -> None:

@@ -79,9 +79,19 @@ def test_input_commands_are_the_inputs_of_the_history() -> None:
     commands = [type(c).__name__ for c, _ in input_commands(history)]
     # The timeout's StepFailed comes from the TimerFired before it, not from a FailStep;
     # the late result of the timed-out attempt never made it into history at all.
-    assert commands == ["StartWorkflow", "GrantSlot", "FireTimer", "SendEvent", "FireTimer",
-                        "CompleteStep", "FailStep", "FireTimer", "FailStep", "FireTimer",
-                        "CompleteStep"]
+    assert commands == [
+        "StartWorkflow",
+        "GrantSlot",
+        "FireTimer",
+        "SendEvent",
+        "FireTimer",
+        "CompleteStep",
+        "FailStep",
+        "FireTimer",
+        "FailStep",
+        "FireTimer",
+        "CompleteStep",
+    ]
     for (command, at), event in zip(input_commands(history[:1]), history, strict=False):
         assert isinstance(command, StartWorkflow) and at == event.at
         assert (command.workflow, command.version, command.input) == ("rp_flow", "1", "1")
@@ -128,8 +138,7 @@ def test_a_suspended_history_does_not_replay_as_if_nothing_happened() -> None:
     handle = env.start(waits, id="s")
     env.cancel(handle.id, "stop")  # the cleanup step is out with a worker
     decider = Decider(rf.Registry.of(changed, slow), cache_size=0)
-    fold = Fold(decider, state=env.states[handle.id], now=env.now,
-                history=env.history(handle.id))
+    fold = Fold(decider, state=env.states[handle.id], now=env.now, history=env.history(handle.id))
     fold(CompleteStep(instance_id="s", step="cleanup", attempt=1, result="1"))
     assert fold.status == "SUSPENDED"
     report = replay(fold.history, REGISTRY)  # the original code completes the cleanup
@@ -140,8 +149,9 @@ def test_a_suspended_history_does_not_replay_as_if_nothing_happened() -> None:
 
 def test_a_changed_result_changes_later_decisions_and_is_reported() -> None:
     history = recorded_flow()
-    position = next(i for i, e in enumerate(history)
-                    if isinstance(e, StepCompleted) and e.step == "slow")
+    position = next(
+        i for i, e in enumerate(history) if isinstance(e, StepCompleted) and e.step == "slow"
+    )
     tampered = list(history)
     tampered[position] = dataclasses.replace(history[position], result="41")
     report = replay(tampered, REGISTRY)

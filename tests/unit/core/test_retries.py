@@ -13,8 +13,7 @@ from replayflow.testing import Environment
 from .helpers import T0, Fold, kinds
 
 
-@rf.step(name="r_unreliable", retry=Retry(limit=4, delay="2s", backoff="constant",
-                                           jitter=False))
+@rf.step(name="r_unreliable", retry=Retry(limit=4, delay="2s", backoff="constant", jitter=False))
 def unreliable() -> str:
     attempt = rf.current_step().attempt
     if attempt < 3:
@@ -22,8 +21,7 @@ def unreliable() -> str:
     return f"ok on {attempt}"
 
 
-@rf.step(name="r_always_fails", retry=Retry(limit=3, delay="1s", backoff="constant",
-                                             jitter=False))
+@rf.step(name="r_always_fails", retry=Retry(limit=3, delay="1s", backoff="constant", jitter=False))
 def always_fails() -> None:
     raise RuntimeError("still broken")
 
@@ -58,8 +56,12 @@ async def compensating_flow(ctx: rf.Context) -> dict[str, object]:
         await ctx.step("call", always_fails)
     except rf.StepFailed as exc:
         undone = await ctx.step("undo", undo)
-        return {"caught": exc.step, "attempts": exc.attempts, "cause": exc.error.type,
-                "undo": undone}
+        return {
+            "caught": exc.step,
+            "attempts": exc.attempts,
+            "cause": exc.error.type,
+            "undo": undone,
+        }
     return {"caught": None}
 
 
@@ -70,10 +72,13 @@ async def declining_flow(ctx: rf.Context) -> None:
 
 @rf.workflow(name="r_policy_flow")
 async def policy_flow(ctx: rf.Context, policy: dict[str, object]) -> None:
-    retry = Retry(limit=int(str(policy["limit"])), delay=str(policy["delay"]),
-                  backoff=policy["backoff"],  # type: ignore[arg-type]
-                  max_delay=policy.get("max_delay"),  # type: ignore[arg-type]
-                  jitter=bool(policy.get("jitter", False)))
+    retry = Retry(
+        limit=int(str(policy["limit"])),
+        delay=str(policy["delay"]),
+        backoff=policy["backoff"],  # type: ignore[arg-type]
+        max_delay=policy.get("max_delay"),  # type: ignore[arg-type]
+        jitter=bool(policy.get("jitter", False)),
+    )
     await ctx.step("call", always_fails, retry=retry)
 
 
@@ -90,10 +95,15 @@ def test_a_failing_step_is_retried_until_it_succeeds() -> None:
     assert handle.result() == "ok on 3"
     history = env.history(handle.id)
     assert [(e.step, e.attempt) for e in history if isinstance(e, StepScheduled)] == [
-        ("call", 1), ("call", 2), ("call", 3)]
+        ("call", 1),
+        ("call", 2),
+        ("call", 3),
+    ]
     failed = failures(env, handle.id)
     assert [(f.attempt, f.error.type, f.retry_at - f.at) for f in failed if f.retry_at] == [
-        (1, "ConnectionError", 2000), (2, "ConnectionError", 2000)]
+        (1, "ConnectionError", 2000),
+        (2, "ConnectionError", 2000),
+    ]
 
 
 def test_the_next_attempt_waits_for_its_retry_timer() -> None:
@@ -132,8 +142,12 @@ def test_running_out_of_attempts_fails_the_instance_with_the_error_recorded() ->
 def test_step_failed_can_be_caught_for_compensation() -> None:
     env = Environment(compensating_flow)
     handle = env.start(compensating_flow)
-    assert handle.result() == {"caught": "call", "attempts": 3, "cause": "RuntimeError",
-                               "undo": "undone"}
+    assert handle.result() == {
+        "caught": "call",
+        "attempts": 3,
+        "cause": "RuntimeError",
+        "undo": "undone",
+    }
     assert env.status(handle.id) == rf.Status.COMPLETED
 
 
@@ -152,19 +166,30 @@ def test_non_retryable_error_stops_retrying_at_once() -> None:
 def test_a_non_retryable_fail_step_from_a_worker_is_final() -> None:
     fold = Fold.of(unreliable_flow, unreliable)
     fold(StartWorkflow(instance_id="w", workflow="r_unreliable_flow"))
-    decision = fold(FailStep(instance_id="w", step="call", attempt=1,
-                             error=ErrorInfo(type="Fatal", message="no", retryable=False)))
+    decision = fold(
+        FailStep(
+            instance_id="w",
+            step="call",
+            attempt=1,
+            error=ErrorInfo(type="Fatal", message="no", retryable=False),
+        )
+    )
     assert kinds(decision.events) == ["StepFailed", "WorkflowFailed"]
     assert fold.status == "FAILED"
 
 
-@pytest.mark.parametrize(("policy", "waits"), [
-    ({"limit": 4, "delay": "1s", "backoff": "constant"}, [1000, 1000, 1000]),
-    ({"limit": 4, "delay": "1s", "backoff": "linear"}, [1000, 2000, 3000]),
-    ({"limit": 5, "delay": "1s", "backoff": "exponential"}, [1000, 2000, 4000, 8000]),
-    ({"limit": 5, "delay": "1s", "backoff": "exponential", "max_delay": "3s"},
-     [1000, 2000, 3000, 3000]),
-])
+@pytest.mark.parametrize(
+    ("policy", "waits"),
+    [
+        ({"limit": 4, "delay": "1s", "backoff": "constant"}, [1000, 1000, 1000]),
+        ({"limit": 4, "delay": "1s", "backoff": "linear"}, [1000, 2000, 3000]),
+        ({"limit": 5, "delay": "1s", "backoff": "exponential"}, [1000, 2000, 4000, 8000]),
+        (
+            {"limit": 5, "delay": "1s", "backoff": "exponential", "max_delay": "3s"},
+            [1000, 2000, 3000, 3000],
+        ),
+    ],
+)
 def test_backoff_sets_the_retry_time(policy: dict[str, object], waits: list[int]) -> None:
     env = Environment(policy_flow)
     handle = env.start(policy_flow, policy)
@@ -179,8 +204,13 @@ def test_backoff_sets_the_retry_time(policy: dict[str, object], waits: list[int]
 
 
 def test_jitter_is_deterministic_and_within_half_to_full_delay() -> None:
-    policy = {"limit": 6, "delay": "10s", "backoff": "exponential", "jitter": True,
-              "max_delay": None}
+    policy = {
+        "limit": 6,
+        "delay": "10s",
+        "backoff": "exponential",
+        "jitter": True,
+        "max_delay": None,
+    }
 
     def waits(instance_id: str) -> list[int]:
         env = Environment(policy_flow)
@@ -202,12 +232,16 @@ def test_jitter_is_deterministic_and_within_half_to_full_delay() -> None:
 
 
 def test_retry_delay_ms_without_jitter() -> None:
-    assert [Retry(delay="1s", backoff="constant", jitter=False).delay_ms(n, "s")
-            for n in (1, 2, 3)] == [1000, 1000, 1000]
-    assert [Retry(delay="1s", backoff="linear", jitter=False).delay_ms(n, "s")
-            for n in (1, 2, 3)] == [1000, 2000, 3000]
-    assert [Retry(delay="1s", backoff="exponential", max_delay=None, jitter=False)
-            .delay_ms(n, "s") for n in (1, 2, 3, 4)] == [1000, 2000, 4000, 8000]
+    assert [
+        Retry(delay="1s", backoff="constant", jitter=False).delay_ms(n, "s") for n in (1, 2, 3)
+    ] == [1000, 1000, 1000]
+    assert [
+        Retry(delay="1s", backoff="linear", jitter=False).delay_ms(n, "s") for n in (1, 2, 3)
+    ] == [1000, 2000, 3000]
+    assert [
+        Retry(delay="1s", backoff="exponential", max_delay=None, jitter=False).delay_ms(n, "s")
+        for n in (1, 2, 3, 4)
+    ] == [1000, 2000, 4000, 8000]
     assert Retry(delay="1s", max_delay="5s", jitter=False).delay_ms(10, "s") == 5000
     # A huge attempt number neither overflows nor escapes the cap.
     assert Retry(delay="1s", max_delay="1h", jitter=False).delay_ms(10_000, "s") == 3_600_000
@@ -232,13 +266,23 @@ def test_retry_round_trips_through_its_recorded_form() -> None:
 
 def test_retry_defaults() -> None:
     assert (DEFAULT_RETRY.limit, DEFAULT_RETRY.backoff, DEFAULT_RETRY.jitter) == (
-        3, "exponential", True)
+        3,
+        "exponential",
+        True,
+    )
 
 
-@pytest.mark.parametrize("bad", [
-    {"limit": 0}, {"limit": 1.5}, {"backoff": "fibonacci"}, {"delay": "soon"},
-    {"delay": -1}, {"max_delay": "never"},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"limit": 0},
+        {"limit": 1.5},
+        {"backoff": "fibonacci"},
+        {"delay": "soon"},
+        {"delay": -1},
+        {"max_delay": "never"},
+    ],
+)
 def test_invalid_retry_policies_are_rejected(bad: dict[str, object]) -> None:
     with pytest.raises(rf.ValidationError):
         Retry(**bad)  # type: ignore[arg-type]
@@ -251,6 +295,7 @@ def test_ctx_step_retry_overrides_the_steps_own_policy() -> None:
 
     fold = Fold.of(override_flow, always_fails)
     fold(StartWorkflow(instance_id="o", workflow="r_override_flow"), at=T0)
-    decision = fold(FailStep(instance_id="o", step="call", attempt=1,
-                             error=ErrorInfo(type="E", message="m")))
+    decision = fold(
+        FailStep(instance_id="o", step="call", attempt=1, error=ErrorInfo(type="E", message="m"))
+    )
     assert kinds(decision.events) == ["StepFailed", "WorkflowFailed"]

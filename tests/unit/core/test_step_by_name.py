@@ -9,8 +9,7 @@ from replayflow.core.messages import StepFailed, StepScheduled
 from replayflow.testing import Environment
 
 
-@rf.step(name="declared_flaky", retry=rf.Retry(limit=4, delay="1s", jitter=False),
-         timeout="30s")
+@rf.step(name="declared_flaky", retry=rf.Retry(limit=4, delay="1s", jitter=False), timeout="30s")
 def declared_flaky() -> str:
     if rf.current_step().attempt < 3:
         raise ConnectionError("not yet")

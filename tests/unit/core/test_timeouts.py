@@ -22,8 +22,9 @@ from replayflow.testing import Environment
 from .helpers import T0, Fold, kinds
 
 
-@rf.step(name="t_slow", timeout="10s",
-         retry=Retry(limit=2, delay="1s", backoff="constant", jitter=False))
+@rf.step(
+    name="t_slow", timeout="10s", retry=Retry(limit=2, delay="1s", backoff="constant", jitter=False)
+)
 def slow() -> str:
     return f"attempt {rf.current_step().attempt}"
 
@@ -60,7 +61,10 @@ def test_an_attempt_that_does_not_report_in_time_fails_and_is_retried() -> None:
     failed = [e for e in env.history(handle.id) if isinstance(e, StepFailed)]
     assert len(failed) == 1
     assert (failed[0].attempt, failed[0].error.type, failed[0].error.retryable) == (
-        1, "StepTimeout", True)
+        1,
+        "StepTimeout",
+        True,
+    )
     assert failed[0].retry_at == failed[0].at + 1000
     assert env.states[handle.id].calls[0].status is CallStatus.BACKOFF
 
@@ -76,14 +80,12 @@ def test_a_late_result_for_a_timed_out_attempt_changes_nothing() -> None:
     env.advance("11s")  # attempt 1 timed out, attempt 2 is out
     before_state, before_history = env.states[handle.id], env.history(handle.id)
 
-    env.deliver(CompleteStep(instance_id=handle.id, step="call", attempt=1,
-                             result='"too late"'))
+    env.deliver(CompleteStep(instance_id=handle.id, step="call", attempt=1, result='"too late"'))
     assert env.states[handle.id] == before_state
     assert env.history(handle.id) == before_history
     assert not env.rejected
 
-    env.deliver(CompleteStep(instance_id=handle.id, step="call", attempt=2,
-                             result='"in time"'))
+    env.deliver(CompleteStep(instance_id=handle.id, step="call", attempt=2, result='"in time"'))
     assert handle.result() == "in time"
 
 
@@ -96,7 +98,9 @@ def test_a_timeout_on_the_last_attempt_fails_the_step() -> None:
     assert caught.value.error is not None and "StepTimeout" in caught.value.error.message
     failed = [e for e in env.history(handle.id) if isinstance(e, StepFailed)]
     assert [(f.attempt, f.error.type, f.retry_at is None) for f in failed] == [
-        (1, "StepTimeout", False), (2, "StepTimeout", True)]
+        (1, "StepTimeout", False),
+        (2, "StepTimeout", True),
+    ]
 
 
 def test_ctx_step_timeout_overrides_the_steps_own() -> None:
@@ -110,8 +114,7 @@ def test_a_result_in_time_cancels_the_attempt_timeout() -> None:
     fold = Fold.of(slow_flow, slow)
     first = fold(StartWorkflow(instance_id="s", workflow="t_slow_flow"), at=T0)
     assert first.timers_set == (("step/call/timeout/1", T0 + 10_000),)
-    done = fold(CompleteStep(instance_id="s", step="call", attempt=1, result='"x"'),
-                at=T0 + 500)
+    done = fold(CompleteStep(instance_id="s", step="call", attempt=1, result='"x"'), at=T0 + 500)
     assert done.timers_cancelled == (("step/call/timeout/1", T0 + 10_000),)
     assert fold.status == "COMPLETED"
     # The timer may still fire if the cancel lost the race: nothing happens.
@@ -181,4 +184,5 @@ def test_a_completed_steps_cancelled_timeout_does_not_move_the_clock() -> None:
     completed = [e for e in env.history(handle.id) if isinstance(e, StepCompleted)]
     assert completed[0].at == T0
     assert [e.timeout_ms for e in env.history(handle.id) if isinstance(e, StepScheduled)] == [
-        10_000]
+        10_000
+    ]
