@@ -841,8 +841,10 @@ def _retry_timer(key: str, attempt: int) -> str:
 def _child_id(info: Info, call: Call) -> str:
     # Deterministic, so a replay addresses the same child; a restarted parent's new run
     # gets new children.
+    # A repeated name's key is "name#n"; '#' cannot stand in an instance id, and '+'
+    # cannot stand in a name, so "name+n" is unambiguous.
     suffix = f"@{info.run}" if info.run else ""
-    return f"{info.instance_id}/{call.key}{suffix}"
+    return f"{info.instance_id}/{call.key.replace('#', '+')}{suffix}"
 
 
 def _report_to_parent(info: Info, status: Status) -> CompleteStep | FailStep:

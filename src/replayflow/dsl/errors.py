@@ -3,8 +3,9 @@
 A fault travels through the engine as an exception. Raised in the workflow code it
 ends the instance FAILED with ErrorInfo(type="WorkflowFault"); raised in a built-in
 step it fails the step for good (it is a NonRetryableError: the DSL's own retry
-policies decide what happens next). The problem itself rides in ErrorInfo.details
-(JSON) when the core keeps an exception's `details`, else at the end of the message.
+policies decide what happens next). The problem itself rides in ErrorInfo.details as
+JSON (the core keeps an exception's `details` when it is JSON text), and from there in
+a failed step's or child's error to the awaiting instance.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ STANDARD = {
     "communication": 500,
     "runtime": 500,
 }
-_MARK = " problem="
 
 
 def standard_type(kind: str) -> str:
@@ -63,7 +63,7 @@ class WorkflowFault(NonRetryableError):
             text += f": {self.problem['detail']}"
         if self.problem.get("instance"):
             text += f" at {self.problem['instance']}"
-        super().__init__(text + _MARK + self.details)
+        super().__init__(text)
 
     def at(self, instance: str) -> WorkflowFault:
         """This fault with `instance` set, unless it has one already."""
@@ -96,27 +96,25 @@ def expression_error(detail: str, where: str = "") -> WorkflowFault:
 
 def problem_of(error: ErrorInfo) -> dict[str, Any]:
     """The problem details recorded for a failure, whatever raised it."""
-    for text in (
-        error.details,
-        error.message.rpartition(_MARK)[2] if _MARK in error.message else None,
-    ):
-        if not text:
-            continue
+    data: Any = None
+    if error.details:
         try:
-            data = json.loads(text)
+            data = json.loads(error.details)
         except ValueError:
-            continue
-        if isinstance(data, dict) and "type" in data and "status" in data:
-            return data
-        if isinstance(data, dict) and isinstance(data.get("cause"), dict):
-            cause = data["cause"]
-            return problem_of(
-                ErrorInfo(
-                    type=str(cause.get("type")),
-                    message=str(cause.get("message", "")),
-                    details=cause.get("details"),
-                )
+            data = None
+    if isinstance(data, dict) and "type" in data and "status" in data:
+        return data
+    if isinstance(data, dict) and isinstance(data.get("cause"), dict):
+        # rf.StepFailed's recorded form: {"step", "attempts", "cause": {type, message}}
+        cause = data["cause"]
+        details = cause.get("details")
+        return problem_of(
+            ErrorInfo(
+                type=str(cause.get("type")),
+                message=str(cause.get("message", "")),
+                details=details if isinstance(details, str) else None,
             )
+        )
     if error.type == "StepTimeout":
         return {
             "type": standard_type("timeout"),

@@ -5,25 +5,27 @@ fn=run)`, where `run(ctx, input)` walks D's tasks. Pure tasks (set, switch, for,
 the data flow and its jq expressions) are code between awaits and simply run again on
 replay; every side effect is a ctx operation recorded in history: call http / call of
 a Python function / emit are steps (run by workers), wait is ctx.sleep, listen is
-ctx.wait_for_event, run workflow is ctx.child, fork awaits its branches' operations
-together with ctx.all. Await names come from the task's JSON pointer
-("/do/0/fetch" -> "do.0.fetch"), so a replay asks for the same names in the same order.
+ctx.wait_for_event (ctx.first over several event types), run workflow is ctx.child,
+and each fork branch is a child instance of the same document that runs only that
+branch (ctx.all over the branches, ctx.first with `compete`). Await names come from the
+task's JSON pointer ("/do/0/fetch" -> "do.0.fetch"), so a replay asks for the same
+names in the same order.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import jsonschema
 
-from replayflow.core.context import AllRequest, Context, Request
+from replayflow.core.context import ChildRequest, Context, Request
 from replayflow.core.definitions import WorkflowDef
 from replayflow.core.errors import EventTimeout, StepFailed
-from replayflow.core.names import check_name, check_version
+from replayflow.core.names import MAX_ID_LENGTH, check_name, check_version
 from replayflow.dsl import expressions
 from replayflow.dsl.durations import duration_ms
 from replayflow.dsl.errors import WorkflowFault, fault, fault_of
@@ -37,6 +39,8 @@ task_observers: list[Callable[[str, str, str], None]] = []
 
 RUNTIME = {"name": "replayflow", "version": "0.1.0", "metadata": {}}
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+#: The input key that makes an instance of a document run one fork branch of it.
+BRANCH = "$replayflow.branch"
 
 
 def await_name(pointer: str, suffix: str = "") -> str:
@@ -95,7 +99,7 @@ class Run:
             "input": raw_input,
             "startedAt": date_descriptor(ctx.now_ms()),
         }
-        self._counts: dict[tuple[str, str], int] = {}
+        self._counts: dict[str, int] = {}
         self.deadline: int | None = None
         self.deadline_where = ""
 
@@ -144,11 +148,17 @@ class Run:
 
     # -- awaiting ------------------------------------------------------------------
 
-    def _key(self, request: Any) -> str:
-        kind = request.kind.value
-        count = self._counts.get((kind, request.name), 0) + 1
-        self._counts[(kind, request.name)] = count
-        return request.name if count == 1 else f"{request.name}#{count}"
+    def child_name(self, pointer: str) -> str:
+        """A unique ctx.child name for the task at `pointer`. The driver would number a
+        repeated name 'name#2', which is no valid instance id part, so repeats (a
+        loop) are numbered here; a name that would make the child id too long is
+        shortened to a digest."""
+        count = self._counts.get(pointer, 0) + 1
+        self._counts[pointer] = count
+        name = await_name(pointer, "" if count == 1 else f".n{count}")
+        if len(self.ctx.instance_id) + 1 + len(name) + 12 > MAX_ID_LENGTH:
+            name = "c." + hashlib.sha256(name.encode()).hexdigest()[:24]
+        return name
 
     def remaining_ms(self) -> int | None:
         if self.deadline is None:
@@ -157,17 +167,20 @@ class Run:
 
     async def wait(self, request: Request, where: str) -> Any:
         """Await a ctx operation; failures become DSL faults at `where`."""
-        members = request.members if isinstance(request, AllRequest) else [request]
-        for member in members:
-            member._rf_key = self._key(member)  # type: ignore[attr-defined]
         try:
             value = await request
-        except StepFailed as exc:
-            raise fault_of(exc, where) from None
-        except EventTimeout:
-            raise self.timeout_fault(where) from None
+        except (StepFailed, EventTimeout) as exc:
+            raise self.failure(exc, where) from None
         self.check_deadline()
         return value
+
+    def failure(self, exc: BaseException, where: str) -> BaseException:
+        """What the DSL raises for a failed await: a fault, or the core's Cancelled."""
+        if isinstance(exc, StepFailed):
+            return fault_of(exc, where)
+        if isinstance(exc, EventTimeout):
+            return self.timeout_fault(where)
+        return exc
 
     def timeout_fault(self, where: str) -> WorkflowFault:
         return fault(
@@ -290,88 +303,70 @@ class Run:
             directive = None
         return output, directive
 
-    # -- fork: branches share the await stream -----------------------------------------
+    # -- fork: each branch a child instance -----------------------------------------------
 
-    async def run_branches(
-        self, coros: list[Coroutine[Any, Any, Any]], compete: bool, where: str
-    ) -> Any:
-        """Run coroutines side by side: each round, every live branch runs to its next
-        await, and their operations are awaited together (ctx.all). With `compete`, the
-        first branch to finish wins (the lowest index among those finishing in the same
-        round) and the others are dropped."""
-        n = len(coros)
-        results: list[Any] = [None] * n
-        live = set(range(n))
-        sends: dict[int, tuple[bool, Any]] = {i: (True, None) for i in range(n)}
-        recovering = False
+    def branch(
+        self, name: str, task: dict[str, Any], pointer: str, data: Any, scope: Scope
+    ) -> ChildRequest:
+        """A child instance of this document that runs the branch task at `pointer`."""
+        spec: dict[str, Any] = {
+            "pointer": pointer,
+            "name": name,
+            "input": data,
+            "context": self.context,
+            "vars": scope.vars,
+            "workflow": {k: v for k, v in self.workflow.items() if k != "definition"},
+            "deadline": self.deadline,
+            "deadlineWhere": self.deadline_where,
+        }
+        if resolve(self.document, pointer) is not task:
+            spec["task"] = task  # not at its pointer (the body of a use.functions entry)
+        return self.ctx.child(
+            self.child_name(pointer), self.ctx.workflow, {BRANCH: spec}, version=self.ctx.version
+        )
 
-        def close_all() -> None:
-            for i in live:
-                coros[i].close()
-
+    async def run_branch(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """In a branch instance: run the one task, report its output and `$context`."""
+        pointer, name = spec["pointer"], spec["name"]
+        task = spec.get("task") or resolve(self.document, pointer)
+        if not isinstance(task, dict):
+            raise fault("runtime", f"no fork branch {name!r} at {pointer}", pointer)
+        self.workflow.update(spec.get("workflow") or {})
+        self.context = spec.get("context", {})
+        self.deadline, self.deadline_where = spec.get("deadline"), spec.get("deadlineWhere", "")
+        self.check_deadline()
+        scope = Scope(dict(spec.get("vars") or {}))
         try:
-            while live:
-                requests: dict[int, Any] = {}
-                for i in sorted(live):
-                    ok, value = sends.pop(i, (True, None))
-                    try:
-                        request = coros[i].send(value) if ok else coros[i].throw(value)
-                    except StopIteration as stop:
-                        results[i] = stop.value
-                        live.discard(i)
-                        if compete:
-                            close_all()
-                            live.clear()
-                            return stop.value
-                        continue
-                    requests[i] = request
-                if not requests:
-                    break
-                members: list[Any] = []
-                spans: dict[int, tuple[int, int, bool]] = {}
-                for i, request in requests.items():
-                    group = request.members if isinstance(request, AllRequest) else [request]
-                    spans[i] = (len(members), len(group), isinstance(request, AllRequest))
-                    members.extend(group)
-                try:
-                    values = await self.ctx.all(members)
-                except (StepFailed, EventTimeout) as exc:
-                    key = exc.step if isinstance(exc, StepFailed) else exc.name
-                    owner = next(
-                        (
-                            i
-                            for i, (start, size, _) in spans.items()
-                            if any(
-                                getattr(m, "_rf_key", None) == key
-                                for m in members[start : start + size]
-                            )
-                        ),
-                        None,
-                    )
-                    if owner is None:
-                        raise
-                    for i in list(live):
-                        if i != owner:
-                            coros[i].close()
-                            live.discard(i)
-                    sends[owner] = (False, exc)
-                    recovering = True
-                    continue
-                self.check_deadline()
-                for i, (start, size, grouped) in spans.items():
-                    chunk = values[start : start + size]
-                    sends[i] = (True, chunk if grouped else chunk[0])
-        except BaseException:
-            close_all()
-            raise
-        if recovering and not compete:
-            raise fault(
-                "runtime",
-                "a fork branch recovered from an error after its sibling "
-                "branches were stopped; their outputs are lost",
-                where,
-            )
-        return results
+            output, _ = await self.run_task(name, task, pointer, spec.get("input"), scope)
+        except _End as end:
+            return {"output": end.output, "context": self.context, "end": True}
+        return {"output": output, "context": self.context, "end": False}
+
+    def merge_branches(self, results: list[dict[str, Any]]) -> list[Any]:
+        """Branch outputs; `$context` as the last branch (in document order) that changed
+        it left it; a branch that ended the workflow (`then: end`) ends it."""
+        before = self.context
+        for result in results:
+            if result.get("context") != before:
+                self.context = result.get("context")
+        for result in results:
+            if result.get("end"):
+                raise _End(result.get("output"))
+        return [result.get("output") for result in results]
+
+
+def resolve(document: Any, pointer: str) -> Any:
+    """The value at a JSON pointer of the document, or None."""
+    value = document
+    for token in pointer.strip("/").split("/") if pointer.strip("/") else []:
+        token = token.replace("~1", "/").replace("~0", "~")
+        if isinstance(value, dict):
+            value = value.get(token)
+        elif isinstance(value, list) and token.isdigit() and int(token) < len(value):
+            value = value[int(token)]
+        else:
+            return None
+    return value
 
 
 def build(document: dict[str, Any], secrets: Secrets | None = None) -> WorkflowDef:
@@ -388,6 +383,10 @@ def build(document: dict[str, Any], secrets: Secrets | None = None) -> WorkflowD
         timeout_ms = duration_ms(timeout["after"])
 
     async def run(ctx: Context, input: Any) -> Any:
+        if isinstance(input, dict) and isinstance(input.get(BRANCH), dict):
+            # A fork branch of an instance of this document (see Run.branch).
+            spec = input[BRANCH]
+            return await Run(document, ctx, None, resolver).run_branch(spec)
         return await Run(document, ctx, input, resolver).execute(input)
 
     run.__name__ = run.__qualname__ = f"dsl_{_UNSAFE.sub('_', name)}"

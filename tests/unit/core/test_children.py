@@ -59,3 +59,13 @@ def test_an_unknown_child_workflow_fails_the_call() -> None:
     env = Environment(orphan)
     with pytest.raises(rf.WorkflowError, match=r"UnknownWorkflow|unknown child"):
         env.start(orphan, id="o1").result()
+
+
+def test_a_child_name_used_again_gets_its_own_instance() -> None:
+    @rf.workflow(name="ch-loop")
+    async def loop(ctx: rf.Context) -> list[int]:
+        return [await ctx.child("each", child, x) for x in (1, 2, 3)]
+
+    env = Environment(loop, child)
+    assert env.start(loop, id="lp").result() == [2, 4, 6]
+    assert env.status("lp/each+3") is Status.COMPLETED

@@ -174,9 +174,16 @@ do:
     env, output = run(wf)
     assert output == ["doggie", "milou"]
     instance = next(iter(env.states))
-    # Both calls are scheduled before either result is in.
-    kinds = [type(e).__name__ for e in env.history(instance)]
-    assert kinds[1:3] == ["StepScheduled", "StepScheduled"]
+    # Both branches (child instances) start before either result is in.
+    history = env.history(instance)
+    assert [type(e).__name__ for e in history[1:3]] == ["StepScheduled", "StepScheduled"]
+    assert [getattr(e, "function", None) for e in history[1:3]] == ["workflow:sample"] * 2
+    branches = [i for i in env.states if i.startswith(instance + "/")]
+    assert len(branches) == 2
+    for branch in branches:
+        scheduled = [e for e in env.history(branch) if isinstance(e, StepScheduled)]
+        assert [s.function for s in scheduled] == ["rf_http_call"]
+        assert env.replay(branch).identical
     assert env.replay(instance).identical
 
 

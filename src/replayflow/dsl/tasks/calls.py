@@ -144,8 +144,6 @@ async def run_run(
     scope: Scope,
     args: dict[str, Any],
 ) -> Any:
-    from replayflow.dsl.interpreter import await_name
-
     spec = task["run"]
     workflow = spec.get("workflow")
     if not isinstance(workflow, dict):
@@ -160,5 +158,5 @@ async def run_run(
     version = workflow.get("version")
     if version == "latest":
         version = None
-    request = run.ctx.child(await_name(pointer), workflow["name"], child_input, version=version)
+    request = run.ctx.child(run.child_name(pointer), workflow["name"], child_input, version=version)
     return await run.wait(request, pointer)

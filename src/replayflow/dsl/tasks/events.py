@@ -72,6 +72,9 @@ def _matches(
     args: dict[str, Any],
     where: str,
 ) -> bool:
+    """Whether `event` passes the filter. Correlation keys without `expect` take the
+    value of the first matching event: they are recorded only when the whole filter
+    matches."""
     for key, wanted in (spec.get("with") or {}).items():
         actual = event.get(key)
         if expressions.is_expression(wanted):
@@ -82,16 +85,65 @@ def _matches(
                 return False
         elif actual != wanted:
             return False
+    learned: dict[str, Any] = {}
     for key, rule in (spec.get("correlate") or {}).items():
         value = run.eval(rule["from"], event, args, f"{where}/correlate/{key}/from")
         expect = rule.get("expect")
         if expect is None:
-            expect = correlation.setdefault(key, value)
+            if key not in correlation:
+                learned[key] = value
+                continue
+            expect = correlation[key]
         elif expressions.is_expression(expect):
             expect = run.eval(expect, None, args, f"{where}/correlate/{key}/expect")
         if value != expect:
             return False
+    correlation.update(learned)
     return True
+
+
+def _event_type(spec: Any, where: str) -> str:
+    event_type = (spec.get("with") or {}).get("type") if isinstance(spec, dict) else None
+    if not isinstance(event_type, str) or expressions.is_expression(event_type):
+        raise fault(
+            "configuration",
+            "listen filters need a literal event `type`",
+            where,
+            title="Unsupported listen",
+        )
+    return event_type
+
+
+async def _next_event(
+    run: Run,
+    filters: list[tuple[dict[str, Any], str]],
+    pointer: str,
+    correlation: dict[str, Any],
+    args: dict[str, Any],
+) -> tuple[int, dict[str, Any]]:
+    """The next event that passes one of `filters` ((filter, where) pairs): (the index
+    of the first filter it passes, the event). One wait per distinct event type; with
+    several types, ctx.first takes the event recorded first. Events that pass no filter
+    are dropped."""
+    types: list[str] = []
+    for spec, where in filters:
+        event_type = _event_type(spec, where)
+        if event_type not in types:
+            types.append(event_type)
+    while True:
+        timeout = run.remaining_ms()
+        seconds = None if timeout is None else timeout / 1000
+        waits = [run.ctx.wait_for_event(event_name(t), timeout=seconds) for t in types]
+        if len(waits) == 1:
+            index, payload = 0, await run.wait(waits[0], pointer)
+        else:
+            index, payload = await run.wait(run.ctx.first(waits), pointer)
+        event = _envelope(types[index], payload)
+        for position, (spec, where) in enumerate(filters):
+            if _event_type(spec, where) != types[index]:
+                continue
+            if _matches(run, spec, event, correlation, args, where):
+                return position, event
 
 
 async def _next_match(
@@ -102,23 +154,8 @@ async def _next_match(
     args: dict[str, Any],
     where: str,
 ) -> dict[str, Any]:
-    event_type = (spec.get("with") or {}).get("type")
-    if not isinstance(event_type, str) or expressions.is_expression(event_type):
-        raise fault(
-            "configuration",
-            "listen filters need a literal event `type`",
-            where,
-            title="Unsupported listen",
-        )
-    while True:
-        timeout = run.remaining_ms()
-        request = run.ctx.wait_for_event(
-            event_name(event_type), timeout=None if timeout is None else timeout / 1000
-        )
-        payload = await run.wait(request, pointer)
-        event = _envelope(event_type, payload)
-        if _matches(run, spec, event, correlation, args, where):
-            return event
+    _, event = await _next_event(run, [(spec, where)], pointer, correlation, args)
+    return event
 
 
 def _read(event: dict[str, Any], mode: str) -> Any:
@@ -164,31 +201,40 @@ async def run_listen(
                 )
             )
     elif "any" in to:
-        filters = to["any"]
-        types = {(f.get("with") or {}).get("type") for f in filters}
-        if len(filters) == 0 or len(types) != 1:
+        filters = [(f, f"{where}/any/{i}") for i, f in enumerate(to["any"])]
+        if not filters:
             raise fault(
                 "configuration",
-                "listen.to.any needs one event type for now "
-                "(waiting for any of several types needs a core ctx.any)",
+                "listen.to.any: [] (any event of any type) is not supported",
                 where,
                 title="Unsupported listen",
             )
         until = to.get("until")
+        # `until` as an event filter: its events are awaited alongside (and not kept).
+        stops: list[tuple[dict[str, Any], str]] = []
+        if isinstance(until, dict):
+            if "all" in until:
+                raise fault(
+                    "configuration",
+                    "listen.to.until.all is not supported",
+                    f"{where}/until",
+                    title="Unsupported listen",
+                )
+            if "one" in until:
+                stops = [(until["one"], f"{where}/until/one")]
+            else:
+                stops = [
+                    (f, f"{where}/until/any/{i}") for i, f in enumerate(until.get("any") or [])
+                ]
         while True:
-            event = await _next_match(run, filters[0], pointer, correlation, args, f"{where}/any/0")
-            if isinstance(until, dict):
-                consumed.append(_read(event, mode))
-                one = until.get("one") or (until.get("any") or [None])[0]
-                if one is not None and _matches(
-                    run, one, event, correlation, args, f"{where}/until"
-                ):
-                    consumed.pop()
-                    break
-                continue
+            position, event = await _next_event(run, stops + filters, pointer, correlation, args)
+            if position < len(stops):
+                break
             consumed.append(_read(event, mode))
             if until is None:
                 break
+            if isinstance(until, dict):
+                continue
             if expressions.truthy(
                 run.eval(until, consumed, {**args, "events": consumed}, f"{where}/until")
             ):

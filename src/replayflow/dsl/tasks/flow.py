@@ -99,18 +99,27 @@ async def run_fork(
     scope: Scope,
     args: dict[str, Any],
 ) -> Any:
+    """Each branch runs as a child instance (Run.branch), so branches make progress
+    independently. `compete`: the branch whose outcome is recorded first wins (its
+    failure faults the fork); the others run on unawaited and are stopped when this
+    instance ends. Otherwise every branch is awaited, and a branch fault (the first in
+    document order) faults the fork once all have finished."""
     spec = task["fork"]
-    branches = entries(spec.get("branches"))
     base = f"{pointer}/fork/branches"
-    coros = [
-        run.run_task(branch, definition, task_pointer(base, i, branch), data, scope)
-        for i, (branch, definition) in enumerate(branches)
+    children = [
+        run.branch(branch, definition, task_pointer(base, i, branch), data, scope)
+        for i, (branch, definition) in enumerate(entries(spec.get("branches")))
     ]
-    compete = bool(spec.get("compete", False))
-    result = await run.run_branches(coros, compete, pointer)
-    if compete:
-        return result[0] if isinstance(result, tuple) else result
-    return [output for output, _ in result]
+    if not children:
+        return [] if not spec.get("compete") else data
+    if spec.get("compete", False):
+        _, result = await run.wait(run.ctx.first(children), pointer)
+        return run.merge_branches([result])[0]
+    results = await run.wait(run.ctx.all(children, return_exceptions=True), pointer)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise run.failure(result, pointer)
+    return run.merge_branches(results)
 
 
 def _error_matches(
