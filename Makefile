@@ -29,7 +29,7 @@ KAFKA := KAFKA_BOOTSTRAP='$(USER_BOOTSTRAP)' compose/kafka/kafka.sh
 # Ctrl-C) stops the broker if it started it. A broker from `make up` stays up.
 APPLY := $(BIN)/replayflow topics apply
 
-.PHONY: help venv up down status logs kafka-reset demo test test-unit lint bench clean distclean
+.PHONY: help venv up down status logs kafka-reset demo test test-unit lint bench clean distclean browser
 
 help: ## list the targets
 	@echo "replayflow: durable workflows for Python, event-sourced on Apache Kafka"
@@ -70,7 +70,10 @@ kafka-reset: ## stop the local broker and delete all its data (.kafka/)
 demo: venv examples/demo.py ## run examples/demo.py on the local broker (started for it, then stopped)
 	@$(KAFKA) run -- bash -c '$(APPLY) && $(BIN)/python examples/demo.py'
 
-test: venv ## all tests on a real broker (one that runs already is used and left running)
+browser: ## Debian's chromium + chromedriver for the UI tests (apt-get, only when missing)
+	@[ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
+
+test: venv browser ## all tests on a real broker (one that runs already is used and left running)
 	@$(KAFKA) run -- bash -c '$(APPLY) && $(BIN)/python -m pytest $(PYTEST_ARGS)' \
 	  || { rc=$$?; [ $$rc -ne 5 ] || echo "pytest collected no tests: that is a failure" >&2; exit $$rc; }
 

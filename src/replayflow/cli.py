@@ -28,7 +28,7 @@ def main() -> None:
 
 
 def _register() -> None:
-    from replayflow import cli_instances, cli_run
+    from replayflow import cli_dsl, cli_instances, cli_run
     from replayflow.cli_topics import topics
 
     main.add_command(topics)
@@ -40,12 +40,20 @@ def _register() -> None:
         cli_instances.result,
         cli_instances.send_event,
         cli_instances.cancel,
-        cli_instances.terminate, cli_instances.pause,
-        cli_instances.resume, cli_instances.restart,
+        cli_instances.terminate,
+        cli_instances.pause,
+        cli_instances.resume,
+        cli_instances.restart,
         cli_instances.history,
         cli_instances.replay,
         cli_instances.dlq,
+        cli_dsl.validate,
+        cli_dsl.deploy,
     ):
+        main.add_command(command)
+    from replayflow.cli_api import COMMANDS as api_commands  # serve, status, list
+
+    for command in api_commands:
         main.add_command(command)
 
 

@@ -1,0 +1,202 @@
+"""Dead letters: list the entries of replayflow.dlq and redrive one, once.
+
+An entry's id is `<dlq partition>-<dlq offset>`. Redriving produces the entry's
+original key and value back to its source topic and, in the SAME Kafka transaction, a
+marker record on the entry's dlq partition (same key; JSON value
+{"redrive_of": id, ...}; header `replayflow-redrive`). The transactional id is derived
+from the entry, so two redrives of one entry (from any processes) fence each other:
+the later one starts only after the earlier has committed or been aborted, reads the
+partition (read_committed) and finds the marker if there is one -> 409. A redrive
+therefore happens at most once per entry, and a committed one always has its marker.
+Markers are not Avro, so DeadLetter readers (`replayflow dlq`) skip them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+
+from replayflow import codec
+from replayflow.core.messages import DeadLetter
+from replayflow.processors.kafka_config import consumer_config, producer_config, watermarks
+from replayflow.settings import Settings
+from replayflow.topics import Topics
+
+MARKER_HEADER = "replayflow-redrive"
+
+
+class DeadLetterError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _marker_of(message: Any) -> str | None:
+    for name, _ in message.headers() or ():
+        if name == MARKER_HEADER:
+            try:
+                return str(json.loads(message.value())["redrive_of"])
+            except (ValueError, KeyError, TypeError):
+                return None
+    return None
+
+
+class DeadLetters:
+    def __init__(self, settings: Settings, node: str) -> None:
+        self.settings = settings
+        self.node = node
+        self.topic = Topics(settings).dlq
+
+    def _consumer(self) -> Consumer:
+        return Consumer(
+            consumer_config(
+                self.settings, None, **{"group.id": f"replayflow-api-dlq-{uuid.uuid4().hex}"}
+            )
+        )
+
+    def _read(self, consumer: Consumer, starts: dict[int, int]) -> list[Any]:
+        """Every message of the given partitions from the given offsets to their end."""
+        ends = {}
+        for partition, start in starts.items():
+            low, high = watermarks(consumer, self.topic, partition)
+            if high > max(low, start):
+                ends[partition] = high
+        if not ends:
+            return []
+        consumer.assign(
+            [
+                TopicPartition(
+                    self.topic, p, max(starts[p], 0) if starts[p] >= 0 else OFFSET_BEGINNING
+                )
+                for p in ends
+            ]
+        )
+        messages = []
+        deadline = time.monotonic() + 30
+        while ends and time.monotonic() < deadline:
+            for message in consumer.consume(1000, timeout=0.5):
+                if message.error() is None:
+                    messages.append(message)
+            for tp in consumer.position([TopicPartition(self.topic, p) for p in list(ends)]):
+                if tp.offset >= ends[tp.partition]:
+                    del ends[tp.partition]
+        return messages
+
+    def _partitions(self, consumer: Consumer) -> list[int]:
+        metadata = consumer.list_topics(self.topic, timeout=30).topics.get(self.topic)
+        if metadata is None or metadata.error is not None:
+            return []
+        return sorted(metadata.partitions)
+
+    def list(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The newest `limit` entries, newest last, each with whether it was redriven."""
+        consumer = self._consumer()
+        try:
+            messages = self._read(consumer, {p: -1 for p in self._partitions(consumer)})
+        finally:
+            consumer.close()
+        entries: dict[str, dict[str, Any]] = {}
+        redriven: dict[str, dict[str, Any]] = {}
+        for message in messages:
+            entry_id = f"{message.partition()}-{message.offset()}"
+            marker = _marker_of(message)
+            if marker is not None:
+                redriven[marker] = json.loads(message.value())
+                continue
+            try:
+                record = codec.decode(message.value() or b"")
+            except codec.CodecError:
+                continue
+            if isinstance(record, DeadLetter):
+                entries[entry_id] = _entry(entry_id, record)
+        for redriven_id, done in redriven.items():
+            if redriven_id in entries:
+                entries[redriven_id]["redriven"] = True
+                entries[redriven_id]["redriven_at"] = done.get("at")
+        ordered = sorted(entries.values(), key=lambda e: (e["at"], e["id"]))
+        return ordered[-limit:]
+
+    def redrive(self, entry_id: str) -> dict[str, Any]:
+        partition, offset = (int(x) for x in entry_id.split("-"))
+        producer = Producer(
+            producer_config(
+                self.settings,
+                **{
+                    "transactional.id": f"{self.topic}.redrive.{entry_id}",
+                    "transaction.timeout.ms": 60000,
+                },
+            )
+        )
+        producer.init_transactions(30)  # fences an earlier redrive of this entry
+        consumer = self._consumer()
+        try:
+            if partition not in self._partitions(consumer):
+                raise DeadLetterError(404, f"no dead-letter entry {entry_id}")
+            messages = self._read(consumer, {partition: offset})
+        finally:
+            consumer.close()
+        if not messages or messages[0].offset() != offset:
+            raise DeadLetterError(404, f"no dead-letter entry {entry_id}")
+        first = messages[0]
+        try:
+            record = codec.decode(first.value() or b"")
+        except codec.CodecError:
+            record = None
+        if not isinstance(record, DeadLetter):
+            raise DeadLetterError(404, f"{entry_id} is not a dead-letter entry")
+        for message in messages[1:]:
+            if _marker_of(message) == entry_id:
+                marker = json.loads(message.value())
+                raise DeadLetterError(
+                    409,
+                    f"{entry_id} was redriven already "
+                    f"(at {marker.get('at')} by {marker.get('by')})",
+                )
+        if record.value is None:
+            raise DeadLetterError(409, f"{entry_id} has no original value to redrive")
+        at = int(time.time() * 1000)
+        marker = {"redrive_of": entry_id, "at": at, "by": self.node, "to": record.source_topic}
+        producer.begin_transaction()
+        producer.produce(
+            record.source_topic,
+            key=record.key,
+            value=record.value,
+            headers=[("replayflow-redriven-from", entry_id.encode())],
+        )
+        producer.produce(
+            self.topic,
+            key=first.key(),
+            value=json.dumps(marker).encode(),
+            partition=partition,
+            headers=[(MARKER_HEADER, b"1")],
+        )
+        producer.commit_transaction(30)
+        return {"id": entry_id, "redriven": True, "to": record.source_topic, "at": at}
+
+
+def _entry(entry_id: str, record: DeadLetter) -> dict[str, Any]:
+    value = record.value or b""
+    try:
+        decoded = codec.decode(value)
+        original: Any = {"type": type(decoded).__name__}
+    except codec.CodecError:
+        original = None
+    return {
+        "id": entry_id,
+        "source_topic": record.source_topic,
+        "source_partition": record.partition,
+        "source_offset": record.offset,
+        "key": record.key.decode("utf-8", "replace") if record.key else None,
+        "value_hex": value[:4096].hex() if value else None,
+        "value_size": len(value),
+        "original": original,
+        "reason": record.reason,
+        "error_type": record.error_type,
+        "at": record.at,
+        "redriven": False,
+        "redriven_at": None,
+    }
