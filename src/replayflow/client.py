@@ -125,12 +125,16 @@ class _CompletionWatcher(threading.Thread):
 
 
 class Client:
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, watch_completions: bool = True) -> None:
+        """With watch_completions (the default) the client follows the completions
+        topic from its first start, so results of what it started are never missed.
+        A long-running sender that never reads results (an API process) turns it off."""
         self.settings = settings or Settings.from_env()
         self.topics = Topics(self.settings)
         self._producer = Producer(producer_config(self.settings))
         self._partitions: dict[str, int] = {}
         self._watcher: _CompletionWatcher | None = None
+        self._watch = watch_completions
         self._lock = threading.Lock()
 
     # -- commands --------------------------------------------------------------------
@@ -151,7 +155,8 @@ class Client:
         starts: Iterable[tuple[str | WorkflowDef, Any, str | None]],
         version: str | None = None,
     ) -> list[Handle]:
-        self._ensure_watcher()
+        if self._watch:
+            self._ensure_watcher()
         handles = []
         now = time.time()
         for workflow, input, instance_id in starts:

@@ -25,7 +25,7 @@ class Commands:
     def client(self) -> Client:
         with self._lock:
             if self._client is None:
-                self._client = Client(self.settings)
+                self._client = Client(self.settings, watch_completions=False)
             return self._client
 
     async def start_many(self, specs: list[tuple[str, Any, str | None, str | None]]) -> list[str]:
