@@ -82,48 +82,27 @@ def send_event(instance_id: str, name: str, payload_json: str | None) -> None:
     click.echo(f"sent {name!r} to {instance_id}")
 
 
-@click.command()
-@click.argument("instance_id")
-@click.option("--reason", default="", help="Recorded in history.")
-@one_line_errors
-def cancel(instance_id: str, reason: str) -> None:
-    """Cancel an instance: rf.Cancelled is raised at its current await."""
-    with Client(settings()) as client:
-        client.cancel(instance_id, reason)
-    click.echo(f"cancel sent to {instance_id}")
+def _lifecycle(name: str, help_text: str) -> click.Command:
+    """A command that sends one lifecycle request (with a reason) to an instance."""
+
+    @click.command(name, help=help_text)
+    @click.argument("instance_id")
+    @click.option("--reason", default="", help="Recorded in history.")
+    @one_line_errors
+    def command(instance_id: str, reason: str) -> None:
+        with Client(settings()) as client:
+            getattr(client, name)(instance_id, reason)
+        click.echo(f"{name} sent to {instance_id}")
+
+    return command
 
 
-@click.command()
-@click.argument("instance_id")
-@click.option("--reason", default="", help="Recorded in history.")
-@one_line_errors
-def terminate(instance_id: str, reason: str) -> None:
-    """Stop an instance at once; no workflow code runs."""
-    with Client(settings()) as client:
-        client.terminate(instance_id, reason)
-    click.echo(f"terminate sent to {instance_id}")
-
-
-@click.command()
-@click.argument("instance_id")
-@click.option("--reason", default="", help="Recorded in history.")
-@one_line_errors
-def pause(instance_id: str, reason: str) -> None:
-    """Pause an instance: results are recorded, its code waits for resume."""
-    with Client(settings()) as client:
-        client.pause(instance_id, reason)
-    click.echo(f"pause sent to {instance_id}")
-
-
-@click.command()
-@click.argument("instance_id")
-@click.option("--reason", default="", help="Recorded in history.")
-@one_line_errors
-def resume(instance_id: str, reason: str) -> None:
-    """Resume a paused instance, or retry a suspended one after a code fix."""
-    with Client(settings()) as client:
-        client.resume(instance_id, reason)
-    click.echo(f"resume sent to {instance_id}")
+cancel = _lifecycle("cancel", "Cancel an instance: rf.Cancelled is raised at its current await.")
+terminate = _lifecycle("terminate", "Stop an instance at once; no workflow code runs.")
+pause = _lifecycle("pause", "Pause an instance: results are recorded, its code waits for resume.")
+resume = _lifecycle(
+    "resume", "Resume a paused instance, or retry a suspended one after a code fix."
+)
 
 
 @click.command()
