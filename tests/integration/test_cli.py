@@ -84,3 +84,20 @@ def test_errors_are_one_line(runtime: Settings) -> None:
     bad_json = cli(runtime, "start", "travel-agent", "{not json")
     assert bad_json.returncode == 1
     assert "Traceback" not in bad_json.stderr and "INPUT is not JSON" in bad_json.stderr
+
+
+def test_lifecycle_commands(runtime: Settings) -> None:
+    assert (
+        cli(runtime, "start", "travel-agent", '{"goal": "Oslo"}', "--id", "trip-lc").returncode == 0
+    )
+    for command in ("pause", "resume", "cancel"):
+        done = cli(runtime, command, "trip-lc", "--reason", f"cli {command}")
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == f"{command} sent to trip-lc"
+    ended = cli(runtime, "result", "trip-lc", "--timeout", "60")
+    assert ended.returncode == 1
+    assert "ended CANCELLED" in ended.stderr
+    history = cli(runtime, "history", "trip-lc").stdout
+    for event in ("WorkflowPaused", "WorkflowResumed", "CancelRequested", "WorkflowCancelled"):
+        assert event in history
+    assert "reason=cli cancel" in history
