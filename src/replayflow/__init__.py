@@ -28,8 +28,25 @@ from replayflow.core.policy import Retry
 from replayflow.core.state import Status
 from replayflow.execution import StepContext, current_step
 
+# Loaded on first use: `import replayflow` stays free of Kafka clients for code that only
+# declares workflows; rf.Client, rf.AsyncClient and rf.testing work as attributes.
+_LAZY = {"Client": "replayflow.client", "AsyncClient": "replayflow.client"}
+
+
+def __getattr__(name: str) -> object:
+    import importlib
+
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    if name == "testing":
+        return importlib.import_module("replayflow.testing")
+    raise AttributeError(f"module 'replayflow' has no attribute {name!r}")
+
+
 __all__ = [
+    "AsyncClient",
     "Cancelled",
+    "Client",
     "Context",
     "EventTimeout",
     "LimitExceeded",
