@@ -16,7 +16,13 @@ import replayflow as rf
 from replayflow import codec
 from replayflow.client import Client
 from replayflow.core.definitions import Registry
-from replayflow.core.messages import Completion, DeadLetter, StartWorkflow, WorkflowQueued
+from replayflow.core.messages import (
+    AcquireSlot,
+    Completion,
+    DeadLetter,
+    StartWorkflow,
+    WorkflowQueued,
+)
 from replayflow.processors.kafka_config import murmur2_partition, producer_config
 from replayflow.processors.runtime import LocalRuntime
 from replayflow.settings import Settings
@@ -50,18 +56,19 @@ def ids_on(partition: int, partitions: int, count: int, prefix: str) -> list[str
     return found
 
 
-def bad_records(partition: int) -> list[tuple[str, bytes | None, bytes]]:
-    """(kind, key, value) of every kind of bad input, distinct per partition."""
+def bad_records(partition: int, partitions: int) -> list[tuple[str, bytes | None, bytes]]:
+    """(kind, key, value) of every kind of bad input, distinct per partition; each is
+    produced to `partition`."""
     start = StartWorkflow
+    [nobody] = ids_on(partition, partitions, 1, "nobody")
+    [elsewhere] = ids_on((partition + 1) % partitions, partitions, 1, "elsewhere")
     return [
         ("garbage", b"junk", b"\x00\xffnot avro at all " + bytes([partition])),
         ("unknown-fingerprint", b"fp", codec.MAGIC + os.urandom(8) + b"\x02\x04body"),
         (
             "unknown-workflow",
-            f"nobody-{partition}".encode(),
-            codec.encode(
-                start(instance_id=f"nobody-{partition}", workflow="no-such-workflow", input="1")
-            ),
+            nobody.encode(),
+            codec.encode(start(instance_id=nobody, workflow="no-such-workflow", input="1")),
         ),
         (
             "bad-id-spaces",
@@ -79,6 +86,23 @@ def bad_records(partition: int) -> list[tuple[str, bytes | None, bytes]]:
                     instance_id=f"x-{partition}", seq=1, at=1, limiter="~limiter:doubling"
                 )
             ),
+        ),
+        (
+            # A good start on a partition its id does not hash to (a non-murmur2 client).
+            "wrong-partition",
+            elsewhere.encode(),
+            codec.encode(start(instance_id=elsewhere, workflow="doubling", input="1")),
+        ),
+        (
+            "wrong-key",
+            b"some-other-key",
+            codec.encode(start(instance_id=f"keyed-{partition}", workflow="doubling", input="1")),
+        ),
+        (
+            # Admission commands are the orchestrator's own.
+            "internal-command",
+            b"~limiter:doubling",
+            codec.encode(AcquireSlot(limiter="~limiter:doubling", instance_id="x", limit=1)),
         ),
     ]
 
@@ -101,7 +125,7 @@ def test_bad_commands_go_to_the_dlq(settings: Settings, tmp_path: Path) -> None:
         return callback
 
     for p in range(partitions):
-        bad = bad_records(p)
+        bad = bad_records(p, partitions)
         ids = ids_on(p, partitions, len(bad) + 1, f"good-{settings.namespace}")
         for i, instance_id in enumerate(ids):
             value = codec.encode(
@@ -127,7 +151,7 @@ def test_bad_commands_go_to_the_dlq(settings: Settings, tmp_path: Path) -> None:
                 )
     producer.flush(30)
     bad_sent = {where: kv for where, kv in sent.items() if kv[0] != "good"}
-    assert len(bad_sent) == 6 * partitions
+    assert len(bad_sent) == len(bad_records(0, partitions)) * partitions
     # Every partition got both kinds, interleaved.
     for p in range(partitions):
         kinds = [sent[k][0] for k in sorted(k for k in sent if k[0] == p)]
@@ -162,6 +186,9 @@ def test_bad_commands_go_to_the_dlq(settings: Settings, tmp_path: Path) -> None:
         "bad-id-spaces": "Rejected",
         "bad-id-empty": "Rejected",
         "not-a-command": "NotACommand",
+        "wrong-partition": "WrongPartition",
+        "wrong-key": "WrongKey",
+        "internal-command": "NotACommand",
     }
     for where, (kind, value) in bad_sent.items():
         letter = by_source[where]
@@ -175,6 +202,7 @@ def test_bad_commands_go_to_the_dlq(settings: Settings, tmp_path: Path) -> None:
     assert "no-such-workflow" in reasons["unknown-workflow"]
     assert "instance id" in reasons["bad-id-spaces"]
     assert "instance id" in reasons["bad-id-empty"]
+    assert "murmur2" in reasons["wrong-partition"]
 
     # Every good one completed exactly once, and nothing else did.
     completions = [r.decoded() for r in read_topic(settings, topics.completions)]

@@ -80,7 +80,8 @@ def test_wrong_partition_count_is_mismatched_and_cli_fails(
     settings: Settings, admin: AdminClient
 ) -> None:
     topics = Topics(settings)
-    _create(admin, NewTopic(topics.tasks, 2, 1))
+    declared = load_topics(settings)["tasks"].config  # only the partition count differs
+    _create(admin, NewTopic(topics.tasks, 2, 1, config=dict(declared)))
 
     report = apply_topics(admin, load_topics(settings))
 
@@ -105,7 +106,7 @@ def test_config_difference_is_reported(settings: Settings, admin: AdminClient) -
             topics.history,
             3,
             1,
-            config={"cleanup.policy": "compact", "retention.ms": "2592000000"},
+            config={**load_topics(settings)["history"].config, "cleanup.policy": "compact"},
         ),
     )
 
@@ -118,8 +119,9 @@ def test_config_difference_is_reported(settings: Settings, admin: AdminClient) -
 def test_every_difference_is_reported(settings: Settings, admin: AdminClient) -> None:
     """Partitions and several config keys differ: one reason each, none dropped."""
     topics = Topics(settings)
-    _create(admin, NewTopic(topics.commands, 1, 1, config={"retention.ms": "1000"}))
     specs = load_topics(settings)
+    declared = {**specs["commands"].config, "retention.ms": "1000"}
+    _create(admin, NewTopic(topics.commands, 1, 1, config=declared))
     specs["commands"] = dataclasses.replace(
         specs["commands"], config={**specs["commands"].config, "no.such.config": "1"}
     )

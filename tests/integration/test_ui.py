@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -75,7 +76,48 @@ def browser() -> Iterator[webdriver.Chrome]:
 
 
 def wait_for(driver: webdriver.Chrome, predicate: Any, timeout: float = 20) -> Any:
-    return WebDriverWait(driver, timeout, poll_frequency=0.2).until(predicate)
+    # The page re-renders as it polls the API: an element found a moment ago may be
+    # gone, so a predicate that meets a stale element is simply tried again.
+    return WebDriverWait(
+        driver, timeout, poll_frequency=0.2, ignored_exceptions=(StaleElementReferenceException,)
+    ).until(predicate)
+
+
+def click(driver: webdriver.Chrome, selector: str) -> None:
+    wait_for(driver, lambda d: d.find_element(By.CSS_SELECTOR, selector).click() or True)
+
+
+def timeline(driver: webdriver.Chrome, count: int) -> list[dict[str, Any]]:
+    """The timeline entries as plain values, once `count` of them are shown."""
+
+    def snapshot(d: webdriver.Chrome) -> list[dict[str, Any]] | None:
+        entries = d.find_elements(By.CSS_SELECTOR, "#timeline .entry")
+        if len(entries) != count:
+            return None
+        return [
+            {
+                "key": e.get_attribute("data-key"),
+                "kind": e.get_attribute("data-kind"),
+                "text": e.text,
+                "attempts": [a.text for a in e.find_elements(By.CSS_SELECTOR, ".attempt")],
+            }
+            for e in entries
+        ]
+
+    return wait_for(driver, snapshot)  # type: ignore[no-any-return]
+
+
+def history_kinds(driver: webdriver.Chrome) -> list[str]:
+    return wait_for(  # type: ignore[no-any-return]
+        driver,
+        lambda d: (
+            [
+                row.find_elements(By.TAG_NAME, "td")[2].text
+                for row in d.find_elements(By.CSS_SELECTOR, "#history tbody tr")
+            ]
+            or None
+        ),
+    )
 
 
 def test_list_page_shows_instances_and_live_counts(
@@ -103,13 +145,13 @@ def test_list_page_shows_instances_and_live_counts(
         assert "COMPLETED" in shown[instance_id] and "greeter" in shown[instance_id]
     assert "RUNNING" in shown[waiting]
     wait_for(browser, lambda d: d.find_element(By.ID, "count-COMPLETED").text == "3")
-    assert browser.find_element(By.ID, "count-RUNNING").text == "1"
+    wait_for(browser, lambda d: d.find_element(By.ID, "count-RUNNING").text == "1")
     # Live: ending the waiting instance moves the counts without a reload.
     api.post(f"/v1/instances/{waiting}/terminate", {"reason": "ui test"})
     wait_for(browser, lambda d: d.find_element(By.ID, "count-TERMINATED").text == "1")
-    assert browser.find_element(By.ID, "count-RUNNING").text == "0"
+    wait_for(browser, lambda d: d.find_element(By.ID, "count-RUNNING").text == "0")
     # Filter by status.
-    browser.find_element(By.CSS_SELECTOR, '.count[data-status="TERMINATED"]').click()
+    click(browser, '.count[data-status="TERMINATED"]')
     wait_for(
         browser,
         lambda d: (
@@ -121,7 +163,7 @@ def test_list_page_shows_instances_and_live_counts(
         ),
     )
     ARTIFACTS.mkdir(exist_ok=True)
-    browser.find_element(By.CSS_SELECTOR, '.count[data-status=""]').click()
+    click(browser, '.count[data-status=""]')
     wait_for(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#instances tbody tr")) >= 4)
     browser.save_screenshot(str(ARTIFACTS / "ui-list.png"))
 
@@ -138,36 +180,24 @@ def test_instance_page_shows_timeline_attempts_waits_and_history(
 
     browser.get(stack["server"].url + "/ui/#/instance/" + greeted)
     wait_for(browser, lambda d: "COMPLETED" in d.find_element(By.ID, "i-title").text)
-    entries = wait_for(
-        browser,
-        lambda d: (lambda e: e if len(e) == 2 else None)(
-            d.find_elements(By.CSS_SELECTOR, "#timeline .entry")
-        ),
-    )
-    assert [e.get_attribute("data-key") for e in entries] == ["greet", "wobbly"]
-    wobbly = entries[1]
-    attempts = wobbly.find_elements(By.CSS_SELECTOR, ".attempt")
+    entries = timeline(browser, 2)
+    assert [e["key"] for e in entries] == ["greet", "wobbly"]
+    attempts = entries[1]["attempts"]
     assert len(attempts) == 2
-    assert "attempt 1: failed" in attempts[0].text and "ConnectionError" in attempts[0].text
-    assert "attempt 2: completed" in attempts[1].text
-    assert '"grace"' in browser.find_element(By.ID, "i-input").text
-    assert "hello grace" in browser.find_element(By.ID, "i-output").text
-    history = browser.find_elements(By.CSS_SELECTOR, "#history tbody tr")
-    kinds = [row.find_elements(By.TAG_NAME, "td")[2].text for row in history]
+    assert "attempt 1: failed" in attempts[0] and "ConnectionError" in attempts[0]
+    assert "attempt 2: completed" in attempts[1]
+    assert '"grace"' in wait_for(browser, lambda d: d.find_element(By.ID, "i-input").text)
+    assert "hello grace" in wait_for(browser, lambda d: d.find_element(By.ID, "i-output").text)
+    kinds = history_kinds(browser)
     assert kinds[0] == "WorkflowStarted" and kinds[-1] == "WorkflowCompleted"
     assert "StepFailed" in kinds
     ARTIFACTS.mkdir(exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / "ui-instance.png"))
 
     browser.get(stack["server"].url + "/ui/#/instance/" + napped)
-    entries = wait_for(
-        browser,
-        lambda d: (lambda e: e if len(e) == 3 else None)(
-            d.find_elements(By.CSS_SELECTOR, "#timeline .entry")
-        ),
-    )
-    assert [e.get_attribute("data-kind") for e in entries] == ["step", "sleep", "step"]
-    assert "until" in entries[1].text
+    entries = timeline(browser, 3)
+    assert [e["kind"] for e in entries] == ["step", "sleep", "step"]
+    assert "until" in entries[1]["text"]
 
     # A wait shows as waiting while it waits.
     waiting = f"page-{run}-approval"
@@ -182,7 +212,7 @@ def test_instance_page_shows_timeline_attempts_waits_and_history(
     )
     api.post(f"/v1/instances/{waiting}/events", {"name": "approve", "payload": {"by": "ui"}})
     wait_for(browser, lambda d: "COMPLETED" in d.find_element(By.ID, "i-title").text)
-    assert '"by": "ui"' in browser.find_element(By.ID, "i-output").text
+    assert '"by": "ui"' in wait_for(browser, lambda d: d.find_element(By.ID, "i-output").text)
 
 
 def test_ui_asks_for_a_token_when_the_api_needs_one(stack: dict[str, Any]) -> None:

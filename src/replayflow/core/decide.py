@@ -14,6 +14,7 @@ fired timer is matched to its purpose without extra state:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -92,6 +93,9 @@ def limiter_key(workflow: str) -> str:
 class Limits:
     max_calls: int = 25_000
     max_payload: int = DEFAULT_MAX_PAYLOAD
+    # Events kept for a later wait live in the instance's state record; bounding them
+    # keeps that record within what the log accepts.
+    max_inbox: int = 4 * DEFAULT_MAX_PAYLOAD
 
 
 class Decider:
@@ -140,6 +144,7 @@ class Decider:
             return Decision(state=state)  # the first start wins
         try:
             check_instance_id(cmd.instance_id)
+            _check_parent(cmd)
             check_size(cmd.input, "the workflow input", self.limits.max_payload)
             load(cmd.input, "the workflow input")
         except ValidationError as exc:
@@ -329,6 +334,16 @@ class Decider:
             load(cmd.payload, f"the payload of event {cmd.name!r}")
         except ValidationError as exc:
             return Decision(state=state, rejected=str(exc))
+        kept = sum(len(payload) for _, payload in state.info.inbox) + len(cmd.payload)
+        if kept > self.limits.max_inbox:
+            return Decision(
+                state=state,
+                rejected=(
+                    f"instance {cmd.instance_id!r} already keeps {len(state.info.inbox)} events "
+                    f"nobody waits for; this one would exceed the {self.limits.max_inbox}-byte "
+                    "inbox limit"
+                ),
+            )
         b = DecisionBuilder.from_state(state, now)
         seq = b.emit(EventReceived, name=cmd.name, payload=cmd.payload)
         if state.status is not Status.RUNNING:
@@ -871,3 +886,19 @@ def _report_to_parent(info: Info, status: Status) -> CompleteStep | FailStep:
             message=f"child {info.instance_id!r} ended {status.value}: {error.message}",
         ),
     )
+
+
+_PARENT_STEP = re.compile(r"\d+:[A-Za-z_][A-Za-z0-9_.-]*(#\d+)?")
+
+
+def _check_parent(cmd: StartWorkflow) -> None:
+    """A child's start names its parent and the parent's call ("<attempt>:<key>")."""
+    if cmd.parent_id is None and cmd.parent_step is None:
+        return
+    if cmd.parent_id is None or cmd.parent_step is None:
+        raise ValidationError("a child's start needs both parent_id and parent_step")
+    check_instance_id(cmd.parent_id)
+    if not _PARENT_STEP.fullmatch(cmd.parent_step):
+        raise ValidationError(
+            f"invalid parent_step {cmd.parent_step!r}: expected '<attempt>:<step name>'"
+        )

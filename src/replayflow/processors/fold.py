@@ -26,6 +26,13 @@ from replayflow.telemetry.orchestrator import NULL_OBSERVER, FoldObserver
 
 log = logging.getLogger("replayflow.orchestrator")
 
+# The largest record a decision may produce. topics.yaml allows 8 MiB per record; the
+# rest is room for the envelope. A decision that would exceed it is refused (its command
+# goes to the dead-letter topic) instead of failing the transaction again and again.
+MAX_RECORD_BYTES = 7 * 1024 * 1024
+
+Source = tuple[str, int, int, bytes | None, bytes | None]
+
 
 @dataclass(frozen=True)
 class Record:
@@ -64,7 +71,7 @@ class PartitionFolder:
         self,
         command: Command,
         now: int,
-        source: tuple[str, int, int, bytes | None, bytes | None] | None = None,
+        source: Source | None = None,
     ) -> None:
         """Fold one decoded command. `source` (topic, partition, offset, key, value)
         lets a rejected command reach the dead-letter topic with its original bytes."""
@@ -81,7 +88,10 @@ class PartitionFolder:
         if decision.rejected is not None:
             self.dead_letter(source, decision.rejected, "Rejected", now)
             return
-        self._apply(instance_id, state, decision)
+        too_large = self._apply(instance_id, state, decision)
+        if too_large is not None:
+            self.dead_letter(source, too_large, "RecordTooLarge", now)
+            return
         self.folded += 1
 
     def fire_due_timers(self, now: int, limit: int = 1000) -> int:
@@ -96,12 +106,22 @@ class PartitionFolder:
         for key in due:
             _, instance_id, timer_id = keys.parse_timer(key)
             self.pending.delete(key)
-            self.fold(FireTimer(instance_id=instance_id, timer=timer_id), now)
+            command = FireTimer(instance_id=instance_id, timer=timer_id)
+            try:
+                self.fold(command, now)
+            except Exception as exc:  # a bug must not stop the loop: park the timer
+                log.exception("firing timer %s of %s failed", timer_id, instance_id)
+                self.dead_letter(
+                    ("timers", self.partition, -1, instance_id.encode(), codec.encode(command)),
+                    f"firing timer {timer_id!r} failed: {type(exc).__name__}: {exc}",
+                    "FoldError",
+                    now,
+                )
         return len(due)
 
     def dead_letter(
         self,
-        source: tuple[str, int, int, bytes | None, bytes | None] | None,
+        source: Source | None,
         reason: str,
         error_type: str,
         now: int,
@@ -164,38 +184,57 @@ class PartitionFolder:
         raw = self.store.get(keys.info(instance_id))
         if raw is None:
             return None
-        info = serde.load_info(raw)
+        info = serde.load_info(raw, (self.store.get(keys.input(instance_id)) or b"null").decode())
         calls = tuple(
             serde.load_call(value) for _, value in self.store.scan(keys.calls_prefix(instance_id))
         )
         return InstanceState(info=info, calls=calls)
 
-    def _apply(self, instance_id: str, before: InstanceState | None, decision: Decision) -> None:
+    def _apply(
+        self, instance_id: str, before: InstanceState | None, decision: Decision
+    ) -> str | None:
+        """Stage the decision's writes and records; or, when one record would be too
+        large for the log, stage nothing and say why."""
         state = decision.state
         if not decision.changed or state is None:
             self._emit_commands(decision.commands)
-            return
-        self._touched[instance_id] = state
-        self.observer.decided(before, decision)
-        self.pending.put(keys.info(instance_id), serde.dump_info(state.info))
+            return None
+        writes: list[tuple[bytes, bytes | None]] = [
+            (keys.info(instance_id), serde.dump_info(state.info))
+        ]
+        if before is None:
+            writes.append((keys.input(instance_id), state.info.input.encode()))
         calls: tuple[Call, ...] = state.calls
-        for index in decision.changed_calls:
-            self.pending.put(keys.call(instance_id, index), serde.dump_call(calls[index]))
-        for index in decision.removed_calls:
-            self.pending.delete(keys.call(instance_id, index))
-        for timer_id, due in decision.timers_set:
-            self.pending.put(keys.timer(due, instance_id, timer_id), b"")
-        for timer_id, due in decision.timers_cancelled:
-            self.pending.delete(keys.timer(due, instance_id, timer_id))
+        writes += [
+            (keys.call(instance_id, i), serde.dump_call(calls[i])) for i in decision.changed_calls
+        ]
+        writes += [(keys.call(instance_id, i), None) for i in decision.removed_calls]
+        writes += [(keys.timer(due, instance_id, t), b"") for t, due in decision.timers_set]
+        writes += [(keys.timer(due, instance_id, t), None) for t, due in decision.timers_cancelled]
         key = instance_id.encode()
         p = self.partition
-        for event in decision.events:
-            self.records.append(Record("history", key, codec.encode(event), p))
-        for task in decision.tasks:
-            self.records.append(Record("tasks", key, codec.encode(task), p))
+        records = [Record("history", key, codec.encode(e), p) for e in decision.events]
+        records += [Record("tasks", key, codec.encode(t), p) for t in decision.tasks]
         if decision.completion is not None:
-            self.records.append(Record("completions", key, codec.encode(decision.completion), p))
+            records.append(Record("completions", key, codec.encode(decision.completion), p))
+        largest = max(
+            [len(v) for _, v in writes if v is not None] + [len(r.value or b"") for r in records]
+        )
+        if largest > MAX_RECORD_BYTES:
+            return (
+                f"folding it would write a record of {largest} bytes, over the "
+                f"{MAX_RECORD_BYTES}-byte limit of the log"
+            )
+        self._touched[instance_id] = state
+        self.observer.decided(before, decision)
+        for write_key, value in writes:
+            if value is None:
+                self.pending.delete(write_key)
+            else:
+                self.pending.put(write_key, value)
+        self.records += records
         self._emit_commands(decision.commands)
+        return None
 
     def _emit_commands(self, commands: tuple[Command, ...]) -> None:
         for command in commands:

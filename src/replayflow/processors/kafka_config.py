@@ -20,6 +20,8 @@ def producer_config(settings: Settings, **extra: Any) -> dict[str, Any]:
         "enable.idempotence": True,
         "linger.ms": 5,
         "compression.type": "lz4",
+        # Records up to the topics' max.message.bytes (8 MiB) must fit in a request.
+        "message.max.bytes": 10 * 1024 * 1024,
     }
     config.update(extra)
     return config

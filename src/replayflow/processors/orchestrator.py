@@ -22,20 +22,30 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from replayflow import codec, telemetry
 from replayflow.core.decide import Decider
 from replayflow.core.definitions import Registry
-from replayflow.core.messages import Command, FireTimer
+from replayflow.core.errors import ValidationError
+from replayflow.core.messages import AcquireSlot, Command, FireTimer, GrantSlot, ReleaseSlot
+from replayflow.core.names import check_instance_id
 from replayflow.processors.fold import PartitionFolder, Record
 from replayflow.processors.kafka_config import (
     consumer_config,
     group_name,
     located,
+    murmur2_partition,
     producer_config,
 )
-from replayflow.processors.restore import restore_partition
+from replayflow.processors.restore import StaleStore, is_stale, restore_partition
 from replayflow.settings import Settings
 from replayflow.store.partition import PartitionStore
 from replayflow.topics import Topics
 
 log = logging.getLogger("replayflow.orchestrator")
+
+# Set on the commands the orchestrator itself produces (admission grants and releases).
+ORIGIN_HEADER = ("replayflow-origin", b"orchestrator")
+
+
+def _internal(message: Message) -> bool:
+    return ORIGIN_HEADER in (message.headers() or [])
 
 
 @dataclass
@@ -77,6 +87,7 @@ class Orchestrator:
         self._stop = threading.Event()
         self._changelog_offsets: dict[int, int] = {}
         self._consumer: Consumer | None = None
+        self._partition_count = 1
         self._producer: Producer | None = None
         self.telemetry = telemetry.for_orchestrator(group_name(settings, "orchestrator"))
 
@@ -214,6 +225,12 @@ class Orchestrator:
                 now,
             )
             return
+        misrouted = self._misrouted(command, message)
+        if misrouted is not None:
+            self.stats.dead_letters += 1
+            reason, error_type = misrouted
+            folder.dead_letter(source, reason, error_type, now)
+            return
         try:
             folder.fold(command, now, source)
         except Exception as exc:  # a bug must not block the partition: park the input
@@ -227,6 +244,43 @@ class Orchestrator:
                 source, f"the fold failed: {type(exc).__name__}: {exc}", "FoldError", now
             )
 
+    def _misrouted(self, command: Command, message: Message) -> tuple[str, str] | None:
+        """Why a command must not be folded where it arrived, or None.
+
+        An instance lives on the partition murmur2 gives its id: a command keyed or
+        partitioned otherwise would create a second copy of the instance elsewhere.
+        Admission commands are the orchestrator's own and carry its origin header."""
+        if isinstance(command, AcquireSlot | ReleaseSlot | GrantSlot) and not _internal(message):
+            return (
+                f"{type(command).__name__} is internal to the orchestrator",
+                "NotACommand",
+            )
+        target = (
+            command.limiter
+            if isinstance(command, AcquireSlot | ReleaseSlot)
+            else (command.instance_id)
+        )
+        if not isinstance(command, AcquireSlot | ReleaseSlot):
+            try:
+                check_instance_id(target)
+            except ValidationError as exc:
+                return str(exc), "Rejected"
+        key = target.encode()
+        if message.key() != key:
+            return (
+                f"the record key {message.key()!r} is not the instance id {target!r}",
+                "WrongKey",
+            )
+        _, partition, _ = located(message)
+        expected = murmur2_partition(key, self._partition_count)
+        if partition != expected:
+            return (
+                f"{target!r} belongs on partition {expected} (murmur2 of the key, as Java "
+                f"clients partition), not {partition}: produce with the murmur2 partitioner",
+                "WrongPartition",
+            )
+        return None
+
     def _produce(
         self,
         record: Record,
@@ -235,6 +289,8 @@ class Orchestrator:
         assert self._producer is not None
         topic = getattr(self.topics, record.topic)
         headers = self.telemetry.task_headers(record.topic, record.key)
+        if record.topic == "commands":
+            headers = [*(headers or []), ORIGIN_HEADER]
         while True:
             try:
                 if record.partition is None:
@@ -298,11 +354,14 @@ class Orchestrator:
     # -- rebalancing -----------------------------------------------------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        topic = self.topics.commands
+        self._partition_count = len(
+            consumer.list_topics(topic, timeout=30).topics[topic].partitions
+        )
         for tp in partitions:
             if tp.partition in self._folders:
                 continue
-            store = PartitionStore(self.data_dir / f"p{tp.partition}", tp.partition)
-            restored = restore_partition(self.settings, self.topics.state, store)
+            store, restored = self._restored_store(tp.partition)
             self.stats.restored_records += restored
             self._folders[tp.partition] = PartitionFolder(store, self.decider, self.cache_size)
             self._folders[tp.partition].observer = self.telemetry.partition(tp.partition, store)
@@ -310,6 +369,23 @@ class Orchestrator:
                 "partition %d assigned (%d changelog records restored)", tp.partition, restored
             )
         self.stats.assigned = sorted(self._folders)
+
+    def _restored_store(self, partition: int) -> tuple[PartitionStore, int]:
+        """The partition's store, brought up to date from the changelog; rebuilt from
+        the whole changelog when the local copy is too old to trust its tail."""
+        path = self.data_dir / f"p{partition}"
+        store = PartitionStore(path, partition)
+        if is_stale(store, int(time.time() * 1000)):
+            log.info("partition %d: local store is stale, rebuilding it", partition)
+            store.destroy()
+            store = PartitionStore(path, partition)
+        try:
+            return store, restore_partition(self.settings, self.topics.state, store)
+        except StaleStore as exc:
+            log.info("%s: rebuilding it", exc)
+            store.destroy()
+            store = PartitionStore(path, partition)
+            return store, restore_partition(self.settings, self.topics.state, store)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:

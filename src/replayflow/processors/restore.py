@@ -19,6 +19,20 @@ log = logging.getLogger("replayflow.restore")
 
 BATCH = 10_000
 
+# A compacted changelog drops tombstones after delete.retention.ms (24 h by default). A
+# store last written longer ago than half of that may miss deletions that its tail no
+# longer shows, so it is rebuilt from the whole changelog instead.
+STALE_AFTER_MS = 12 * 3600 * 1000
+
+
+class StaleStore(Exception):
+    """The local store cannot be brought up to date from the changelog's tail."""
+
+
+def is_stale(store: PartitionStore, now_ms: int) -> bool:
+    written = store.written_at()
+    return written is not None and now_ms - written > STALE_AFTER_MS
+
 
 def restore_partition(
     settings: Settings, topic: str, store: PartitionStore, timeout: float = 120.0
@@ -32,6 +46,11 @@ def restore_partition(
     )
     try:
         low, high = watermarks(consumer, topic, store.partition)
+        if 0 < start < low:
+            raise StaleStore(
+                f"partition {store.partition}'s store stops at offset {start - 1}, but the "
+                f"changelog now starts at {low}"
+            )
         if high <= max(start, low):
             return 0
         begin = start if start > low else OFFSET_BEGINNING

@@ -1,30 +1,40 @@
 """Key layout of a partition store. Keys sort so that prefix scans find one instance's
 calls in order, timers by due time, and an admission queue first in, first out.
 
-    i/<instance>/info               instance info
-    i/<instance>/c/<index:08d>      one call record
+    i/<instance>\\0info             instance info (all but the input)
+    i/<instance>\\0input            the instance's input, written once
+    i/<instance>\\0c/<index:08d>    one call record
     t/<due:015d>/<instance>\\0<timer> timer index (value empty)
     l/<limiter>                     limiter state
     q/<limiter>\\0<ticket:016d>      admission queue entry (value: instance id)
     m/changelog-offset              last changelog offset applied (see PartitionStore)
+    m/written-at                    wall-clock ms of the last write
+
+An instance id may contain '/' (a child's is "<parent>/<name>") but never NUL, so NUL
+ends the id and one instance's prefix never covers another's keys.
 """
 
 from __future__ import annotations
 
 CHANGELOG_OFFSET = b"m/changelog-offset"
+WRITTEN_AT = b"m/written-at"  # wall-clock ms of the last write: how stale a store is
 TIMERS = b"t/"
 
 
 def info(instance_id: str) -> bytes:
-    return f"i/{instance_id}/info".encode()
+    return f"i/{instance_id}\0info".encode()
+
+
+def input(instance_id: str) -> bytes:
+    return f"i/{instance_id}\0input".encode()
 
 
 def calls_prefix(instance_id: str) -> bytes:
-    return f"i/{instance_id}/c/".encode()
+    return f"i/{instance_id}\0c/".encode()
 
 
 def call(instance_id: str, index: int) -> bytes:
-    return f"i/{instance_id}/c/{index:08d}".encode()
+    return f"i/{instance_id}\0c/{index:08d}".encode()
 
 
 def timer(due: int, instance_id: str, timer_id: str) -> bytes:

@@ -9,6 +9,7 @@ write), the tail of the changelog repairs it on start.
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -59,7 +60,13 @@ class PartitionStore:
                 batch.put(key, value)
         if changelog_offset is not None:
             batch.put(keys.CHANGELOG_OFFSET, str(changelog_offset).encode())
+        batch.put(keys.WRITTEN_AT, str(int(time.time() * 1000)).encode())
         self._db.write(batch)
+
+    def written_at(self) -> int | None:
+        """Wall-clock ms of the last write; None for a new store."""
+        raw = self.get(keys.WRITTEN_AT)
+        return None if raw is None else int(raw)
 
     def close(self) -> None:
         self._db.close()

@@ -26,13 +26,18 @@ def _error_dict(error: ErrorInfo | None) -> dict[str, Any] | None:
     }
 
 
+def _dumps(data: dict[str, Any]) -> bytes:
+    # ensure_ascii=False: non-ASCII text stays UTF-8 instead of 6-byte \u escapes, so a
+    # record is never much larger than the payloads the fold accepted.
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 def dump_info(info: Info) -> bytes:
     data = {
         "id": info.instance_id,
         "wf": info.workflow,
         "v": info.version,
         "st": info.status.value,
-        "in": info.input,
         "t0": info.started_at,
         "seq": info.seq,
         "out": info.output,
@@ -48,17 +53,18 @@ def dump_info(info: Info) -> bytes:
         "timers": [list(t) for t in info.timers],
         "inbox": [list(e) for e in info.inbox],
     }
-    return json.dumps(data, separators=(",", ":")).encode()
+    return _dumps(data)
 
 
-def load_info(raw: bytes) -> Info:
+def load_info(raw: bytes, input: str) -> Info:
+    """The info record, with the input that is stored apart (written once, at start)."""
     d = json.loads(raw)
     return Info(
         instance_id=d["id"],
         workflow=d["wf"],
         version=d["v"],
         status=Status(d["st"]),
-        input=d["in"],
+        input=input,
         started_at=d["t0"],
         seq=d["seq"],
         output=d["out"],
@@ -94,7 +100,7 @@ def dump_call(call: Call) -> bytes:
         "rseq": call.resolved_seq,
         "rat": call.resolved_at,
     }
-    return json.dumps(data, separators=(",", ":")).encode()
+    return _dumps(data)
 
 
 def load_call(raw: bytes) -> Call:
@@ -119,16 +125,15 @@ def load_call(raw: bytes) -> Call:
 
 
 def dump_limiter(state: LimiterState) -> bytes:
-    return json.dumps(
+    return _dumps(
         {
             "key": state.key,
             "limit": state.limit,
             "running": sorted(state.running),
             "next": state.next_ticket,
             "queued": state.queued,
-        },
-        separators=(",", ":"),
-    ).encode()
+        }
+    )
 
 
 def load_limiter(raw: bytes) -> LimiterState:

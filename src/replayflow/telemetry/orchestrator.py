@@ -80,7 +80,7 @@ def _raw_status(raw: bytes) -> str | None:
 
 
 def _classify_raw(info: bytes, flags: int) -> str | None:
-    status = _raw_status(info) or serde.load_info(info).status.value
+    status = _raw_status(info) or serde.load_info(info, "null").status.value
     if status == InstanceStatus.RUNNING:
         if flags & _PENDING_STEP or not flags & _PENDING_WAIT:
             return "running"
@@ -230,11 +230,11 @@ class PartitionObserver:
         n = 0
         try:
             for key, value in rows:
-                if key.endswith(b"/info"):
+                if key.endswith(b"\0info"):
                     found = _classify_raw(value, pending.pop(key[2:-5], 0))
                     if found is not None:
                         self.counts[found] += 1
-                elif key[-11:-8] == b"/c/":
+                elif key[-11:-8] == b"\0c/":
                     flags = _call_flags(value)
                     if flags:
                         instance = key[2:-11]

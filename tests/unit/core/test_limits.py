@@ -159,3 +159,21 @@ def test_payloads_at_the_limit_pass() -> None:
     handle = env.start(event, "a" * 62)  # 64 bytes of JSON with the quotes
     env.send_event(handle.id, "e", "b" * 62)
     assert handle.result() == "b" * 62
+
+
+def test_events_kept_for_a_later_wait_are_bounded() -> None:
+    import replayflow as rf
+    from replayflow.core.decide import Limits
+    from replayflow.testing import Environment
+
+    @rf.workflow(name="never-waits")
+    async def never_waits(ctx: rf.Context) -> None:
+        await ctx.sleep("long", "1d")
+
+    env = Environment(never_waits, limits=Limits(max_payload=100, max_inbox=250))
+    env.start(never_waits, id="inbox")
+    env.send_event("inbox", "e", "x" * 90)
+    env.send_event("inbox", "e", "y" * 90)
+    with pytest.raises(rf.ValidationError, match="inbox limit"):
+        env.send_event("inbox", "e", "z" * 90)
+    assert len(env.states["inbox"].info.inbox) == 2
