@@ -16,7 +16,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
 from replayflow import codec, telemetry
 from replayflow.core.definitions import Registry
@@ -41,6 +41,7 @@ class WorkerStats:
     completed: int = 0
     failed: int = 0
     bad_tasks: int = 0
+    undelivered: int = 0
 
 
 class _Offsets:
@@ -144,7 +145,10 @@ class Worker:
             self.telemetry.close()
 
     async def _run(self, message: Message, producer: Producer, slots: asyncio.Semaphore) -> None:
+        # The task's offset stays in flight until its result is on the log (see _send):
+        # a result lost in the producer means the step runs again, never that it is lost.
         _, partition, offset = located(message)
+        sent = False
         try:
             try:
                 task = codec.decode(message.value() or b"")
@@ -163,9 +167,11 @@ class Worker:
                 self.stats.completed += 1
             else:
                 self.stats.failed += 1
-            self._send(producer, task.instance_id, outcome, attempt.headers)
+            self._send(producer, task.instance_id, outcome, attempt.headers, (partition, offset))
+            sent = True
         finally:
-            self._offsets.end(partition, offset)
+            if not sent:
+                self._offsets.end(partition, offset)
             slots.release()
 
     async def _execute(self, task: Task) -> CompleteStep | FailStep:
@@ -202,12 +208,27 @@ class Worker:
         instance_id: str,
         outcome: CompleteStep | FailStep,
         headers: telemetry.KafkaHeaders | None = None,
+        task_at: tuple[int, int] | None = None,
     ) -> None:
         value = codec.encode(outcome)
+
+        def delivered(error: KafkaError | None, _message: Message) -> None:
+            if error is not None:
+                # Left in flight: the offset is not committed past it, so the step runs
+                # again after a restart, and the fold keeps only the first result.
+                self.stats.undelivered += 1
+                log.error("result of %s/%s not delivered: %s", instance_id, outcome.step, error)
+            elif task_at is not None:
+                self._offsets.end(*task_at)
+
         while True:
             try:
                 producer.produce(
-                    self.topics.commands, key=instance_id.encode(), value=value, headers=headers
+                    self.topics.commands,
+                    key=instance_id.encode(),
+                    value=value,
+                    headers=headers,
+                    on_delivery=delivered,
                 )
                 return
             except BufferError:
