@@ -88,6 +88,8 @@ lint: venv ## ruff check, ruff format --check, mypy
 
 bench: venv benchmarks/run.py ## run benchmarks/run.py on the local broker (started for it, then stopped)
 	@$(KAFKA) run -- bash -c '$(APPLY) && $(BIN)/python benchmarks/run.py'
+bench-scale: venv benchmarks/scale.py ## 50k waiting + 200k queued instances, one orchestrator (benchmarks/scale.py)
+	@$(KAFKA) run -- bash -c '$(APPLY) && $(BIN)/python benchmarks/scale.py $(SCALE_ARGS)'
 
 examples/demo.py benchmarks/run.py:
 	@echo "error: $@ is not written yet" >&2; exit 1

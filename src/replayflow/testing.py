@@ -67,8 +67,8 @@ class _Failure:
 class _Queue:
     entries: list[tuple[int, str]] = field(default_factory=list)
 
-    def head(self, n: int) -> list[tuple[int, str]]:
-        return self.entries[:n]
+    def head(self, n: int, start: int) -> list[tuple[int, str]]:
+        return [entry for entry in self.entries if entry[0] >= start][:n]
 
 
 class Handle:

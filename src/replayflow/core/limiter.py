@@ -23,11 +23,13 @@ class LimiterState:
     running: frozenset[str] = frozenset()
     next_ticket: int = 1  # queue order: tickets only grow
     queued: int = 0
+    head: int = 1  # no ticket below this one is queued: the queue is read from here
 
 
 class LimiterQueue(Protocol):
-    def head(self, n: int) -> Sequence[tuple[int, str]]:
-        """The first n (ticket, instance id) entries, oldest first."""
+    def head(self, n: int, start: int) -> Sequence[tuple[int, str]]:
+        """The first n (ticket, instance id) entries from ticket `start` on, oldest
+        first."""
         ...
 
 
@@ -77,13 +79,19 @@ def _admit(state: LimiterState, queue: LimiterQueue) -> LimiterDecision:
     running = set(state.running)
     dequeued: list[int] = []
     grants: list[GrantSlot] = []
-    for ticket, instance_id in queue.head(min(free, state.queued)):
+    for ticket, instance_id in queue.head(min(free, state.queued), state.head):
         dequeued.append(ticket)
         if instance_id not in running:
             running.add(instance_id)
             grants.append(GrantSlot(instance_id=instance_id))
+    head = max(dequeued) + 1 if dequeued else state.head
     return LimiterDecision(
-        state=replace(state, running=frozenset(running), queued=state.queued - len(dequeued)),
+        state=replace(
+            state,
+            running=frozenset(running),
+            queued=state.queued - len(dequeued),
+            head=head,
+        ),
         dequeued=tuple(dequeued),
         grants=tuple(grants),
     )

@@ -62,6 +62,7 @@ class PartitionFolder:
         self._cache_size = cache_size
         self._touched: dict[str, InstanceState | None] = {}
         self.records: list[Record] = []
+        self._queue_added: dict[str, list[tuple[int, str]]] = {}  # enqueued this batch
         self.folded = 0
         self.observer: FoldObserver = NULL_OBSERVER  # telemetry, set by the orchestrator
 
@@ -171,6 +172,7 @@ class PartitionFolder:
         self.pending = Pending(self.store)
         self._touched = {}
         self.records = []
+        self._queue_added = {}
 
     # -- instances -------------------------------------------------------------------
 
@@ -260,10 +262,13 @@ class PartitionFolder:
     def _fold_limiter(self, command: AcquireSlot | ReleaseSlot) -> None:
         raw = self.pending.get(keys.limiter(command.limiter))
         state: LimiterState | None = None if raw is None else serde.load_limiter(raw)
-        decision = decide_limiter(state, command, _StoredQueue(self.pending, command.limiter))
+        added = self._queue_added.setdefault(command.limiter, [])
+        queue = _StoredQueue(self.pending, command.limiter, added)
+        decision = decide_limiter(state, command, queue)
         self.pending.put(keys.limiter(command.limiter), serde.dump_limiter(decision.state))
         for ticket, instance_id in decision.enqueued:
             self.pending.put(keys.queue_entry(command.limiter, ticket), instance_id.encode())
+            added.append((ticket, instance_id))
         for ticket in decision.dequeued:
             self.pending.delete(keys.queue_entry(command.limiter, ticket))
         self._emit_commands(decision.grants)
@@ -271,9 +276,32 @@ class PartitionFolder:
 
 
 class _StoredQueue:
-    def __init__(self, pending: Pending, limiter: str) -> None:
-        self._pending = pending
-        self._prefix = keys.queue_prefix(limiter)
+    """An admission queue read from RocksDB and the batch's pending writes.
 
-    def head(self, n: int) -> list[tuple[int, str]]:
-        return [(keys.queue_ticket(k), v.decode()) for k, v in self._pending.scan(self._prefix, n)]
+    Reading starts at the limiter's head ticket, so entries dequeued earlier (and their
+    tombstones) are never walked again; entries this batch enqueued are kept in order
+    by the folder, so the pending writes are never scanned."""
+
+    def __init__(self, pending: Pending, limiter: str, added: list[tuple[int, str]]) -> None:
+        self._pending = pending
+        self._limiter = limiter
+        self._added = added
+
+    def head(self, n: int, start: int) -> list[tuple[int, str]]:
+        found: list[tuple[int, str]] = []
+        prefix = keys.queue_prefix(self._limiter)
+        changes = self._pending.changes
+        for key, value in self._pending.store.scan(
+            prefix, seek=keys.queue_entry(self._limiter, start)
+        ):
+            if len(found) >= n:
+                return found
+            if key in changes:
+                continue  # dequeued in this batch
+            found.append((keys.queue_ticket(key), value.decode()))
+        for ticket, instance_id in self._added:
+            if len(found) >= n:
+                break
+            if ticket >= start and changes.get(keys.queue_entry(self._limiter, ticket)):
+                found.append((ticket, instance_id))
+        return found

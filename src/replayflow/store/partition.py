@@ -31,11 +31,14 @@ class PartitionStore:
         value: bytes | None = self._db.get(key)
         return value
 
-    def scan(self, prefix: bytes, end: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
-        """Keys from `prefix` in order, while they start with it (or are below `end`)."""
+    def scan(
+        self, prefix: bytes, end: bytes | None = None, seek: bytes | None = None
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """Keys from `prefix` (or from `seek`) in order, while they start with `prefix`
+        (or are below `end`)."""
         it = self._db.iter()
         try:
-            it.seek(prefix)
+            it.seek(seek or prefix)
             while it.valid():
                 key = it.key()
                 if (end is None and not key.startswith(prefix)) or (end is not None and key >= end):

@@ -132,6 +132,7 @@ def dump_limiter(state: LimiterState) -> bytes:
             "running": sorted(state.running),
             "next": state.next_ticket,
             "queued": state.queued,
+            "head": state.head,
         }
     )
 
@@ -144,4 +145,5 @@ def load_limiter(raw: bytes) -> LimiterState:
         running=frozenset(d["running"]),
         next_ticket=d["next"],
         queued=d["queued"],
+        head=d.get("head", 1),
     )

@@ -124,8 +124,8 @@ def test_a_grant_for_an_instance_that_ended_in_the_queue_hands_the_slot_back() -
 class Queue:
     entries: list[tuple[int, str]] = field(default_factory=list)
 
-    def head(self, n: int) -> list[tuple[int, str]]:
-        return self.entries[:n]
+    def head(self, n: int, start: int) -> list[tuple[int, str]]:
+        return [entry for entry in self.entries if entry[0] >= start][:n]
 
 
 def fold_limiter(
