@@ -195,7 +195,7 @@ class Orchestrator:
                     self._consumer.consumer_group_metadata(),
                     30,
                 )
-            self._producer.commit_transaction(60)
+            self._commit_transaction()
         except KafkaException as exc:
             self._abort(exc, folders, offsets, messages)
             return
@@ -204,6 +204,24 @@ class Orchestrator:
             folder.committed(self._changelog_offsets.get(folder.partition))
         self.stats.batches += 1
         self.stats.commands += sum(1 for m in messages if m.error() is None)
+
+    def _commit_transaction(self, attempts: int = 5) -> None:
+        """Commit; a retriable error leaves the outcome unknown, so the commit is tried
+        again (aborting then could abort a transaction that in fact committed)."""
+        assert self._producer is not None
+        for attempt in range(1, attempts + 1):
+            try:
+                self._producer.commit_transaction(60)
+                return
+            except KafkaException as exc:
+                error = exc.args[0] if exc.args else None
+                if (
+                    attempt == attempts
+                    or not isinstance(error, KafkaError)
+                    or not error.retriable()
+                ):
+                    raise
+                log.warning("commit failed (%s), trying again", error)
 
     def _fold_message(self, folder: PartitionFolder, message: Message, now: int) -> None:
         key, value = message.key(), message.value()
