@@ -19,7 +19,7 @@ from replayflow.core.messages import (
     FireTimer,
     ReleaseSlot,
 )
-from replayflow.core.state import Call, InstanceState
+from replayflow.core.state import Call, CallKind, InstanceState, Status
 from replayflow.store import keys, serde
 from replayflow.store.partition import PartitionStore, Pending
 from replayflow.telemetry.orchestrator import NULL_OBSERVER, FoldObserver
@@ -248,8 +248,9 @@ class PartitionFolder:
             self.records.append(Record("commands", target.encode(), codec.encode(command), None))
 
     def _remember(self, instance_id: str, state: InstanceState) -> None:
-        if state.status.is_final:
-            # Finished instances are rarely read again; keep memory for running ones.
+        if not _busy(state):
+            # Finished, queued and merely waiting instances are rarely read again soon:
+            # they cost disk, not memory, and a later command reads them back.
             self._cache.pop(instance_id, None)
             return
         self._cache[instance_id] = state
@@ -273,6 +274,16 @@ class PartitionFolder:
             self.pending.delete(keys.queue_entry(command.limiter, ticket))
         self._emit_commands(decision.grants)
         self.folded += 1
+
+
+def _busy(state: InstanceState) -> bool:
+    """Running with a step or child out: its next result comes soon."""
+    if state.status is not Status.RUNNING:
+        return False
+    return any(
+        c.kind in (CallKind.STEP, CallKind.CHILD) and c.status.is_pending
+        for c in reversed(state.calls[-64:])  # pending calls sit at the end
+    )
 
 
 class _StoredQueue:

@@ -13,9 +13,20 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from rocksdict import Options, Rdict, WriteBatch
+from rocksdict import Options, Rdict, WriteBatch, WriteBufferManager
 
 from replayflow.store import keys
+
+WRITE_BUFFER_BYTES = 8 * 1024 * 1024  # one memtable of one partition store
+WRITE_BUFFERS_PER_PROCESS = 128 * 1024 * 1024  # all partition stores of a process
+_write_buffers: WriteBufferManager | None = None
+
+
+def _shared_write_buffers() -> WriteBufferManager:
+    global _write_buffers
+    if _write_buffers is None:
+        _write_buffers = WriteBufferManager(WRITE_BUFFERS_PER_PROCESS, False)
+    return _write_buffers
 
 
 class PartitionStore:
@@ -25,6 +36,10 @@ class PartitionStore:
         path.mkdir(parents=True, exist_ok=True)
         options = Options(raw_mode=True)
         options.create_if_missing(True)
+        # One process holds a store per partition: their memtables share one budget
+        # instead of each keeping RocksDB's 64 MiB (x2) default.
+        options.set_write_buffer_size(WRITE_BUFFER_BYTES)
+        options.set_write_buffer_manager(_shared_write_buffers())
         self._db = Rdict(str(path), options)
 
     def get(self, key: bytes) -> bytes | None:
