@@ -82,6 +82,7 @@ from replayflow.core.policy import Retry
 from replayflow.core.state import Call, CallKind, CallStatus, Info, InstanceState, Status
 
 WORKFLOW_TIMEOUT = "workflow/timeout"
+_SOON = (CallKind.STEP, CallKind.CHILD)  # awaits whose outcome usually comes soon
 LIMITER_PREFIX = "~limiter:"  # '~' cannot start an instance id, so keys never collide
 
 
@@ -613,7 +614,12 @@ class Decider:
         if isinstance(outcome, Waiting):
             decision = b.build()
             driver.seq = decision.state.info.seq if decision.state else -1
-            self.cache.put(b.info.instance_id, driver)
+            if any(b.calls[i].kind in _SOON for i in driver.awaiting()):
+                self.cache.put(b.info.instance_id, driver)
+            else:
+                # Waiting on sleeps or events only: it may wait for days, so its memory
+                # goes back; the next decision rebuilds it from the recorded calls.
+                driver.close()
             return decision
         if isinstance(outcome, Returned):
             try:

@@ -112,10 +112,27 @@ def test_cached_and_rebuilt_runs_write_the_same_histories(cache_size: int) -> No
     assert other.completions == cached.completions
 
 
-def test_a_warm_cache_runs_the_code_from_the_top_once() -> None:
+@rf.workflow(name="cr_steps")
+async def steps_only(ctx: rf.Context, n: int) -> list[object]:
+    BODY_RUNS[ctx.instance_id] += 1
+    first = await ctx.all([ctx.step(f"s{i}", flaky, i) for i in range(n)])
+    return [first, await ctx.step("last", plain, n)]
+
+
+def test_a_warm_cache_runs_the_code_from_the_top_once_while_steps_run() -> None:
     BODY_RUNS.clear()
-    run(10_000)
-    assert BODY_RUNS == {"a": 1, "b": 1, "c": 1}
+    env = Environment(steps_only, cache_size=10_000)
+    env.start(steps_only, 3, id="s")
+    assert env.result("s") == [[0, 3, 6], 3]
+    assert BODY_RUNS == {"s": 1}  # retries, parallel results and the last step: no rebuild
+
+
+def test_an_instance_waiting_only_on_sleeps_or_events_leaves_the_cache() -> None:
+    BODY_RUNS.clear()
+    env = run(10_000)
+    # Each wake-up after a sleep or an event wait rebuilds; step results never do.
+    assert 1 < BODY_RUNS["a"] <= 6
+    assert len(env.decider.cache) == 0
 
 
 def test_without_a_cache_every_decision_rebuilds() -> None:
@@ -127,9 +144,10 @@ def test_without_a_cache_every_decision_rebuilds() -> None:
 
 
 def test_the_cache_is_bounded_and_forgets_finished_instances() -> None:
-    env = Environment(rich, cancellable, cache_size=2)
+    env = Environment(steps_only, cache_size=2)
+    env.hold_step("cr_plain")
     for n in range(5):
-        env.start(cancellable, id=f"c{n}")
+        env.start(steps_only, 0, id=f"c{n}")  # each waits on its held step
     assert len(env.decider.cache) == 2
     for n in range(5):
         env.terminate(f"c{n}", "done")
