@@ -147,8 +147,12 @@ format_storage() {
     # updated by KRaft itself).
     [ -f "$DATA/meta.properties" ] && return 0
     local cluster_id
+    # A Kafka cluster id is a base64url UUID; one that starts with '-' would be read
+    # as an option by kafka-storage, so draw again.
     cluster_id="$("$PYTHON" -c 'import base64, uuid
-print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
+while (cid := base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")).startswith("-"):
+    pass
+print(cid)')"
     say "formatting $DATA (cluster id $cluster_id)"
     mkdir -p "$DATA" "$LOGS"
     java_cmd
