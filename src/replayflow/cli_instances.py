@@ -62,7 +62,14 @@ def result(instance_id: str, timeout: float) -> None:
         _print_result(client, instance_id, timeout)
 
 
+def progress(message: str) -> None:
+    """A line on stderr for a person watching (never in pipes or logs)."""
+    if sys.stderr.isatty():
+        click.echo(message, err=True)
+
+
 def _print_result(client: Client, instance_id: str, timeout: float) -> None:
+    progress(f"waiting for {instance_id} to end (up to {timeout:g} s) ...")
     try:
         output = client.result(instance_id, timeout)
     except WorkflowError as exc:
@@ -124,6 +131,7 @@ def restart(instance_id: str, from_step: str | None, reason: str) -> None:
 def history(instance_id: str, as_json: bool) -> None:
     """Print an instance's history as a table."""
     with Client(settings()) as client:
+        progress(f"reading the history of {instance_id} ...")
         events = client.history(instance_id)
     if not events:
         raise click.ClickException(f"no history for {instance_id!r}")
@@ -154,6 +162,7 @@ def replay(instance_id: str, modules: tuple[str, ...]) -> None:
     the first difference (exit 1)."""
     registry = load_registry(modules)
     with Client(settings()) as client:
+        progress(f"reading the history of {instance_id} ...")
         events = client.history(instance_id)
     if not events:
         raise click.ClickException(f"no history for {instance_id!r}")
@@ -171,6 +180,7 @@ def replay(instance_id: str, modules: tuple[str, ...]) -> None:
 @one_line_errors
 def dlq(limit: int, as_json: bool) -> None:
     """List dead-letter entries with their reasons, newest last."""
+    progress("reading the dead-letter topic ...")
     entries = read_dead_letters()
     for entry in entries[-limit:]:
         if as_json:
