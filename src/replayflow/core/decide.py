@@ -82,7 +82,17 @@ from replayflow.core.policy import Retry
 from replayflow.core.state import Call, CallKind, CallStatus, Info, InstanceState, Status
 
 WORKFLOW_TIMEOUT = "workflow/timeout"
-_SOON = (CallKind.STEP, CallKind.CHILD)  # awaits whose outcome usually comes soon
+SHORT_SLEEP_MS = 60_000  # a sleep this short (a retry backoff, a poll) keeps the coroutine
+
+
+def _soon(call: Call, now: int) -> bool:
+    """Whether an awaited call is likely to resolve soon: a step or child out, or a
+    short sleep. Instances awaiting only long sleeps or events leave the cache."""
+    if call.kind in (CallKind.STEP, CallKind.CHILD):
+        return True
+    return call.kind is CallKind.SLEEP and (call.deadline or 0) - now <= SHORT_SLEEP_MS
+
+
 LIMITER_PREFIX = "~limiter:"  # '~' cannot start an instance id, so keys never collide
 
 
@@ -614,7 +624,7 @@ class Decider:
         if isinstance(outcome, Waiting):
             decision = b.build()
             driver.seq = decision.state.info.seq if decision.state else -1
-            if any(b.calls[i].kind in _SOON for i in driver.awaiting()):
+            if any(_soon(b.calls[i], b.now) for i in driver.awaiting()):
                 self.cache.put(b.info.instance_id, driver)
             else:
                 # Waiting on sleeps or events only: it may wait for days, so its memory
