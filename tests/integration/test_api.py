@@ -242,13 +242,33 @@ def test_send_event_cancel_terminate_pause_resume_restart(api: Api) -> None:
 
     assert api.post(f"/v1/instances/{ids['term']}/terminate").status_code == 202
     instance_when(api, ids["term"], "TERMINATED")
+    steps = api.get(f"/v1/instances/{ids['term']}/steps").json()["items"]
+    assert [(e["kind"], e["status"]) for e in steps] == [
+        ("step", "completed"),
+        ("wait", "terminated"),
+    ]
+    assert all(e["ended_at"] is not None for e in steps)
 
+    # An event sent while paused is kept, and the resume hands it to the wait.
     assert api.post(f"/v1/instances/{ids['pause']}/pause", {"reason": "ops"}).status_code == 202
-    instance_when(api, ids["pause"], "PAUSED")
-    assert api.post(f"/v1/instances/{ids['pause']}/resume").status_code == 202
-    instance_when(api, ids["pause"], "RUNNING")
+    assert instance_when(api, ids["pause"], "PAUSED")["reason"] == "ops"
     api.post(f"/v1/instances/{ids['pause']}/events", {"name": "approve", "payload": 2})
-    instance_when(api, ids["pause"], "COMPLETED")
+    wait(
+        lambda: any(
+            e["kind"] == "event"
+            for e in api.get(f"/v1/instances/{ids['pause']}/steps").json()["items"]
+        ),
+        what="event kept while paused",
+    )
+    assert api.post(f"/v1/instances/{ids['pause']}/resume").status_code == 202
+    paused = instance_when(api, ids["pause"], "COMPLETED")
+    assert (paused["output"], paused["reason"]) == ("2", None)
+    steps = api.get(f"/v1/instances/{ids['pause']}/steps").json()["items"]
+    assert [(e["kind"], e["status"]) for e in steps] == [
+        ("step", "completed"),
+        ("wait", "completed"),
+        ("event", "delivered"),
+    ]
 
     api.post(f"/v1/instances/{ids['restart']}/events", {"name": "approve", "payload": 3})
     instance_when(api, ids["restart"], "COMPLETED")
@@ -302,6 +322,9 @@ def test_bad_json_oversized_body_and_auth(api: Api, env: dict[str, Any]) -> None
     url = env["server"].url
     response = httpx.post(url + "/v1/instances", content=b"{nope", headers=api.headers)
     assert response.status_code == 400 and "not valid JSON" in response.text
+    deep = b'{"workflow": "greeter", "input": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    response = httpx.post(url + "/v1/instances", content=deep, headers=api.headers)
+    assert response.status_code == 400 and "nested too deeply" in response.text
     huge = b'{"workflow": "greeter", "input": "' + b"x" * (5 * 1024 * 1024) + b'"}'
     response = httpx.post(url + "/v1/instances", content=huge, headers=api.headers)
     assert response.status_code == 413, response.text

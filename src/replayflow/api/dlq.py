@@ -120,18 +120,10 @@ class DeadLetters:
         ordered = sorted(entries.values(), key=lambda e: (e["at"], e["id"]))
         return ordered[-limit:]
 
-    def redrive(self, entry_id: str) -> dict[str, Any]:
+    def _check(self, entry_id: str) -> tuple[Any, DeadLetter]:
+        """The entry's message and record; DeadLetterError 404 when there is no such
+        dead letter, 409 when it was redriven already (or has nothing to redrive)."""
         partition, offset = (int(x) for x in entry_id.split("-"))
-        producer = Producer(
-            producer_config(
-                self.settings,
-                **{
-                    "transactional.id": f"{self.topic}.redrive.{entry_id}",
-                    "transaction.timeout.ms": 60000,
-                },
-            )
-        )
-        producer.init_transactions(30)  # fences an earlier redrive of this entry
         consumer = self._consumer()
         try:
             if partition not in self._partitions(consumer):
@@ -158,23 +150,52 @@ class DeadLetters:
                 )
         if record.value is None:
             raise DeadLetterError(409, f"{entry_id} has no original value to redrive")
-        at = int(time.time() * 1000)
-        marker = {"redrive_of": entry_id, "at": at, "by": self.node, "to": record.source_topic}
-        producer.begin_transaction()
-        producer.produce(
-            record.source_topic,
-            key=record.key,
-            value=record.value,
-            headers=[("replayflow-redriven-from", entry_id.encode())],
+        return first, record
+
+    def redrive(self, entry_id: str) -> dict[str, Any]:
+        # A first check without a producer: unknown and redriven entries cost no
+        # transactional id (and no fencing of a redrive under way).
+        self._check(entry_id)
+        producer = Producer(
+            producer_config(
+                self.settings,
+                **{
+                    "transactional.id": f"{self.topic}.redrive.{entry_id}",
+                    "transaction.timeout.ms": 60000,
+                },
+            )
         )
-        producer.produce(
-            self.topic,
-            key=first.key(),
-            value=json.dumps(marker).encode(),
-            partition=partition,
-            headers=[(MARKER_HEADER, b"1")],
-        )
-        producer.commit_transaction(30)
+        try:
+            producer.init_transactions(30)  # fences an earlier redrive of this entry
+            # Again after fencing: an earlier redrive has committed (its marker is read
+            # now) or been aborted.
+            first, record = self._check(entry_id)
+            partition = first.partition()
+            at = int(time.time() * 1000)
+            marker = {
+                "redrive_of": entry_id,
+                "at": at,
+                "by": self.node,
+                "to": record.source_topic,
+            }
+            producer.begin_transaction()
+            producer.produce(
+                record.source_topic,
+                key=record.key,
+                value=record.value,
+                headers=[("replayflow-redriven-from", entry_id.encode())],
+            )
+            producer.produce(
+                self.topic,
+                key=first.key(),
+                value=json.dumps(marker).encode(),
+                partition=partition,
+                headers=[(MARKER_HEADER, b"1")],
+            )
+            producer.commit_transaction(30)
+        finally:
+            producer.flush(10)
+            del producer
         return {"id": entry_id, "redriven": True, "to": record.source_topic, "at": at}
 
 

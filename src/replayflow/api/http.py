@@ -107,6 +107,8 @@ async def _json_body(request: web.Request, required: bool = True) -> Any:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ApiError(400, "the body is nested too deeply") from None
 
 
 def _object(body: Any, what: str = "the body") -> dict[str, Any]:
@@ -141,7 +143,10 @@ def _string(
 
 
 def _payload(value: Any, what: str) -> Any:
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    try:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    except RecursionError:  # parsed a little under the limit, but too deep to write
+        raise ApiError(400, f"{what} is nested too deeply") from None
     if len(text.encode("utf-8")) > MAX_JSON:
         raise ApiError(413, f"{what} is over the payload limit of {MAX_JSON} bytes")
     return value

@@ -206,6 +206,12 @@ def project(event: Any, get: Getter) -> list[Write]:
         return []
     if row is None:
         row = _new_row(instance_id, event)
+    elif "open" not in row:  # a row written before the open list existed: build it once
+        row["open"] = [
+            n
+            for n in range(row.get("calls", 0))
+            if (w.get(call_key(instance_id, n)) or {}).get("status") in OPEN
+        ]
     old_status = row["status"]
     entry = event_json(event)
     w.put(history_key(instance_id, seq), entry)
@@ -257,6 +263,7 @@ def _new_row(instance_id: str, event: Any) -> dict[str, Any]:
         "cancel_requested": False,
         "waits": [],
         "inbox": [],
+        "open": [],
         "events": 0,
         "recent": [],
     }
@@ -307,7 +314,11 @@ def _apply_to_row(row: dict[str, Any], event: Any) -> None:
         row["status"] = "PAUSED"
         row["reason"] = event.reason or None
     elif kind == "WorkflowResumed":
-        row["status"] = "RUNNING"
+        # The engine clears the error (suspended) and the pause reason goes with the
+        # pause; a cancel asked for meanwhile keeps its reason.
+        row.update(status="RUNNING", error=None)
+        if not row.get("cancel_requested"):
+            row["reason"] = None
     elif kind == "WorkflowRestarted":
         row.update(
             status="RUNNING",
@@ -338,8 +349,49 @@ def _call(
     return {"n": n, **create}
 
 
+OPEN = frozenset({"scheduled", "backoff", "waiting"})  # a call's statuses until it ends
+# What an ending does to the calls still open.
+_CLOSED_AS = {
+    "WorkflowCompleted": "cancelled",
+    "WorkflowFailed": "cancelled",
+    "WorkflowCancelled": "cancelled",
+    "WorkflowTerminated": "terminated",
+    "WorkflowTimedOut": "timed_out",
+}
+
+
 def _put_call(w: _Writes, row: dict[str, Any], call: dict[str, Any]) -> None:
+    """Write a timeline entry, keeping the row's `open` list (call numbers not final)."""
     w.put(call_key(row["id"], call["n"]), call)
+    open_calls = row.setdefault("open", [])
+    n = call["n"]
+    if call.get("status") in OPEN:
+        if n not in open_calls:
+            open_calls.append(n)
+    elif n in open_calls:
+        open_calls.remove(n)
+
+
+def _open_calls(row: dict[str, Any]) -> list[int]:
+    """Numbers of the calls not final yet (a copy: closing one changes the list)."""
+    return list(row.get("open", []))
+
+
+def _close(
+    w: _Writes, row: dict[str, Any], n: int, status: str, at: int, *, only_open: bool = True
+) -> None:
+    """End one call (and its attempt in flight) with `status` at `at`."""
+    call = w.get(call_key(row["id"], n))
+    if call is None or (only_open and call.get("status") not in OPEN):
+        return
+    if call.get("status") in OPEN or call.get("ended_at") is None:
+        call["ended_at"] = at
+    call["status"] = status
+    call.pop("retry_at", None)
+    for attempt in call.get("attempts", []):
+        if attempt.get("status") == "scheduled":
+            attempt.update(status=status, ended_at=at, duration_ms=at - attempt["scheduled_at"])
+    _put_call(w, row, call)
 
 
 def _apply_to_timeline(w: _Writes, row: dict[str, Any], event: Any) -> None:
@@ -495,15 +547,63 @@ def _apply_to_timeline(w: _Writes, row: dict[str, Any], event: Any) -> None:
         assert call is not None
         row["inbox"].append([event.name, call["n"]])
         _put_call(w, row, call)
-    elif kind in _ENDINGS or kind == "WorkflowRestarted":
-        # Whatever still waits stops waiting with the instance.
-        ended = kind != "WorkflowRestarted"
-        for _, n in row["waits"]:
-            call = w.get(call_key(row["id"], n))
-            if call is not None and call["status"] == "waiting":
-                call.update(status="cancelled" if ended else "dropped", ended_at=at)
-                _put_call(w, row, call)
+    elif kind in _ENDINGS:
+        # Whatever is still open (steps in flight or in backoff, sleeps, waits) ends with
+        # the instance: the engine cancels every timer and stops its children.
+        for n in _open_calls(row):
+            _close(w, row, n, _CLOSED_AS[kind], at)
         row["waits"] = []
+    elif kind == "WorkflowRestarted":
+        _restart_timeline(w, row, event)
+    elif kind == "WorkflowResumed":
+        _deliver_inbox(w, row, at)
+
+
+def _restart_timeline(w: _Writes, row: dict[str, Any], event: Any) -> None:
+    """The engine deletes the calls from `from_step` on (all of them without one) and
+    cancels every timer: those entries become "dropped" (a step the new run schedules
+    again turns back to "scheduled"), and so does every open sleep and wait before it."""
+    at = event.at
+    first = 0
+    if event.from_step is not None:
+        n = w.get(identity_key(row["id"], f"step:{event.from_step}"))
+        first = row.get("calls", 0) if n is None else n
+    for n in range(first, row.get("calls", 0)):
+        call = w.get(call_key(row["id"], n))
+        if call is not None and call.get("kind") in ("step", "child", "sleep", "wait"):
+            _close(w, row, n, "dropped", at, only_open=False)
+    for n in _open_calls(row):
+        call = w.get(call_key(row["id"], n))
+        if call is not None and call.get("kind") in ("sleep", "wait"):
+            _close(w, row, n, "dropped", at)
+    row["waits"] = []
+
+
+def _deliver_inbox(w: _Writes, row: dict[str, Any], at: int) -> None:
+    """On resume the engine hands events kept while paused or suspended to the waits
+    that await them, without a new event: match the inbox to open waits by name (oldest
+    event first, as the engine does)."""
+    position = 0
+    while position < len(row["inbox"]):
+        name, received_n = row["inbox"][position]
+        waiting = next((i for i, (wname, _) in enumerate(row["waits"]) if wname == name), None)
+        if waiting is None:
+            position += 1
+            continue
+        row["inbox"].pop(position)
+        _, n = row["waits"].pop(waiting)
+        received = w.get(call_key(row["id"], received_n))
+        call = w.get(call_key(row["id"], n))
+        if call is not None:
+            call.update(
+                status="completed",
+                ended_at=at,
+                result=None if received is None else received.get("result"),
+            )
+            _put_call(w, row, call)
+        if received is not None:
+            received.update(status="delivered")
+            _put_call(w, row, received)
 
 
 # ------------------------------------------------------------------------- read side

@@ -24,10 +24,11 @@ class LocalStore:
     def __init__(self, table: Any, app: Any) -> None:
         self.table = table
         self.app = app
-        # partition -> Counter(group -> entries), built lazily per partition by a scan and
-        # then kept current by the projection agent; dropped on every rebalance.
+        # partition -> Counter(group -> entries), built lazily per partition by a scan
+        # (never while faust restores the table) and then kept current by the
+        # projection agent; dropped on every rebalance and after every recovery.
         self._counters: dict[int, Counter[str]] = {}
-        self._generation: int | None = None
+        self._generation: tuple[Any, Any] | None = None
 
     # -- partitions ----------------------------------------------------------------
 
@@ -86,20 +87,42 @@ class LocalStore:
 
     # -- counters ---------------------------------------------------------------------
 
-    def _check_generation(self) -> None:
+    def _restoring(self) -> bool:
+        """Whether faust is restoring the table from its changelog now. Restore writes
+        go to the databases directly, past `apply`, so a counter built meanwhile would
+        miss them for good."""
+        return bool(getattr(self.app, "in_recovery", False))
+
+    def _epoch(self) -> tuple[Any, Any]:
+        """Changes on every rebalance (consumer generation) and every end of a table
+        recovery (faust stamps it: `Recovery._recovery_ended_at`, set when the actives
+        are restored and again when the whole recovery completes)."""
         generation = getattr(self.app, "consumer_generation_id", None)
-        if generation != self._generation:
+        try:
+            recovery = self.app.tables.recovery
+        except Exception:  # no table manager (yet)
+            recovery = None
+        return generation, getattr(recovery, "_recovery_ended_at", None)
+
+    def _check_generation(self) -> None:
+        epoch = self._epoch()
+        if epoch != self._generation:
             self._counters.clear()
-            self._generation = generation
+            self._generation = epoch
 
     def counters(self) -> Counter[str]:
-        """Index entries per group over the active partitions."""
+        """Index entries per group over the active partitions. Counters are cached per
+        partition only outside a restore, and recounted after every recovery."""
         self._check_generation()
+        restoring = self._restoring()
         total: Counter[str] = Counter()
         for partition, db in self._dbs():
-            if partition not in self._counters:
-                self._counters[partition] = self._count(db)
-            total.update(self._counters[partition])
+            counter = self._counters.get(partition)
+            if counter is None:
+                counter = self._count(db)
+                if not restoring:
+                    self._counters[partition] = counter
+            total.update(counter)
         return +total
 
     @staticmethod

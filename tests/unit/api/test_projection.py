@@ -21,6 +21,9 @@ from replayflow.core.messages import (
     WorkflowRestarted,
     WorkflowResumed,
     WorkflowStarted,
+    WorkflowSuspended,
+    WorkflowTerminated,
+    WorkflowTimedOut,
 )
 
 ID = "order-1"
@@ -188,3 +191,135 @@ def test_public_instance_hides_bookkeeping() -> None:
 
 def test_events_without_an_instance_are_ignored() -> None:
     assert p.project(object(), {}.get) == []
+
+
+def calls(store: dict[bytes, bytes]) -> list[tuple[str, str, str, int | None]]:
+    return [(e["kind"], e["key"], e["status"], e["ended_at"]) for e in timeline(store)]
+
+
+def test_ending_closes_steps_in_flight_sleeps_and_waits() -> None:
+    opened = [
+        started(),
+        StepScheduled(ID, 2, 1000, step="a", function="a", attempt=1, input="[]"),
+        StepScheduled(ID, 3, 1000, step="b", function="b", attempt=1, input="[]"),
+        StepFailed(ID, 4, 1100, step="b", attempt=1, error=ErrorInfo("E", "x"), retry_at=9000),
+        TimerStarted(ID, 5, 1100, timer="sleep/2", due=99999),
+        EventAwaited(ID, 6, 1100, name="go", deadline=None),
+    ]
+    for ending, status in (
+        (WorkflowCancelled(ID, 7, 1500, reason="bye"), "cancelled"),
+        (WorkflowTerminated(ID, 7, 1500, reason="kill"), "terminated"),
+        (WorkflowTimedOut(ID, 7, 1500), "timed_out"),
+    ):
+        store = p.fold_all([*opened, ending])
+        assert calls(store) == [
+            ("step", "a", status, 1500),
+            ("step", "b", status, 1500),
+            ("sleep", "sleep/2", status, 1500),
+            ("wait", "go", status, 1500),
+        ]
+        a = timeline(store)[0]["attempts"][0]
+        assert (a["status"], a["ended_at"], a["duration_ms"]) == (status, 1500, 500)
+        assert row(store)["open"] == []
+
+
+def test_open_list_follows_the_calls() -> None:
+    store = p.fold_all(happy_path()[:2])
+    assert row(store)["open"] == [0]
+    store = p.fold_all(happy_path()[2:7], store)
+    assert row(store)["open"] == [1]  # the sleep
+    store = p.fold_all(happy_path()[7:], store)
+    assert row(store)["open"] == []
+
+
+def test_row_without_open_list_gets_one() -> None:
+    store = p.fold_all(
+        [
+            started(),
+            StepScheduled(ID, 2, 1000, step="a", function="a", attempt=1, input="[]"),
+        ]
+    )
+    old = row(store)
+    del old["open"]
+    store[p.instance_key(ID)] = p._dumps(old)
+    store = p.fold_all([WorkflowTerminated(ID, 3, 1200, reason="kill")], store)
+    assert calls(store) == [("step", "a", "terminated", 1200)]
+
+
+def three_steps() -> list[Any]:
+    events: list[Any] = [started()]
+    for i, step in enumerate(("s1", "s2", "s3")):
+        events += [
+            StepScheduled(ID, 2 + 2 * i, 1000, step=step, function="f", attempt=1, input="[]"),
+            StepCompleted(ID, 3 + 2 * i, 1100, step=step, attempt=1, result=f'"{step}"'),
+        ]
+    return [*events, WorkflowCompleted(ID, 8, 1200, output='"done"')]
+
+
+def test_restart_drops_the_calls_from_the_step_on() -> None:
+    store = p.fold_all(
+        [
+            *three_steps(),
+            WorkflowRestarted(ID, 9, 1300, from_step="s2"),
+            StepScheduled(ID, 10, 1300, step="s2", function="f", attempt=2, input="[]"),
+        ]
+    )
+    assert [(k, s) for _, k, s, _ in calls(store)] == [
+        ("s1", "completed"),
+        ("s2", "scheduled"),
+        ("s3", "dropped"),
+    ]
+    entries = timeline(store)
+    assert entries[0]["result"] == '"s1"' and entries[1]["result"] is None
+    assert row(store)["open"] == [1]
+
+
+def test_restart_from_the_start_drops_every_call_and_open_sleep() -> None:
+    store = p.fold_all(
+        [
+            started(),
+            StepScheduled(ID, 2, 1000, step="s1", function="f", attempt=1, input="[]"),
+            TimerStarted(ID, 3, 1100, timer="sleep/1", due=99999),
+            WorkflowRestarted(ID, 4, 1300, from_step=None),
+        ]
+    )
+    assert calls(store) == [("step", "s1", "dropped", 1300), ("sleep", "sleep/1", "dropped", 1300)]
+    assert row(store)["open"] == []
+
+
+def test_resume_clears_error_and_pause_reason() -> None:
+    store = p.fold_all(
+        [
+            started(),
+            WorkflowSuspended(ID, 2, 1100, error=ErrorInfo("Boom", "x")),
+            WorkflowResumed(ID, 3, 1200),
+            WorkflowPaused(ID, 4, 1300, reason="maintenance"),
+            WorkflowResumed(ID, 5, 1400),
+            WorkflowCompleted(ID, 6, 1500, output="1"),
+        ]
+    )
+    r = row(store)
+    assert (r["status"], r["error"], r["reason"]) == ("COMPLETED", None, None)
+
+
+def test_resume_delivers_events_kept_while_paused() -> None:
+    store = p.fold_all(
+        [
+            started(),
+            EventAwaited(ID, 2, 1100, name="approve", deadline=None),
+            WorkflowPaused(ID, 3, 1200, reason="hold"),
+            EventReceived(ID, 4, 1300, name="other", payload="0"),
+            EventReceived(ID, 5, 1300, name="approve", payload="true"),
+        ]
+    )
+    assert [s for _, _, s, _ in calls(store)] == ["waiting", "buffered", "buffered"]
+    store = p.fold_all([WorkflowResumed(ID, 6, 1400)], store)
+    entries = timeline(store)
+    assert [(e["key"], e["status"]) for e in entries] == [
+        ("approve", "completed"),
+        ("other", "buffered"),
+        ("approve", "delivered"),
+    ]
+    assert (entries[0]["result"], entries[0]["ended_at"]) == ("true", 1400)
+    r = row(store)
+    assert r["waits"] == [] and [name for name, _ in r["inbox"]] == ["other"]
