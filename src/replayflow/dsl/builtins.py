@@ -3,7 +3,8 @@ Environment) registers them unless a step of the same name is registered already
 
 - `rf_http_call(request)`: one HTTP request with httpx, the Idempotency-Key header set
   to the step's idempotency key (the same for every attempt). Returns the DSL's HTTP
-  response object; a status outside 2xx (3xx allowed with `redirect`) or a network
+  response object (its `request.headers` without Authorization, Proxy-Authorization
+  and Cookie); a status outside 2xx (3xx allowed with `redirect`) or a network
   error raises a communication WorkflowFault.
 - `rf_emit(topic, event)`: publishes a CloudEvent (JSON structured mode) to a Kafka
   topic, keyed by the instance id. Where it goes is pluggable: `capture_events()`
@@ -30,6 +31,7 @@ _sink: Sink | None = None
 _producer: Any = None
 _lock = threading.Lock()
 _JSON_TYPES = ("application/json", "+json", "text/json")
+_CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 
 
 def _content(response: Any, mode: str) -> Any:
@@ -84,8 +86,10 @@ def http_call(request: dict[str, Any]) -> dict[str, Any]:
             title=response.reason_phrase or "HTTP error",
             status=response.status_code,
         )
+    # The result is recorded in history: credentials sent are not echoed back.
+    shown = {k: v for k, v in headers.items() if k.lower() not in _CREDENTIAL_HEADERS}
     return {
-        "request": {"method": method, "uri": uri, "headers": headers},
+        "request": {"method": method, "uri": uri, "headers": shown},
         "statusCode": response.status_code,
         "headers": dict(response.headers),
         "content": _content(response, request.get("output", "content")),

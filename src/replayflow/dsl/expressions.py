@@ -7,15 +7,17 @@ error) reach the program as one array input, so a compiled program is reused for
 every evaluation with the same argument names.
 
 jq builtins that read the clock, the process environment or other inputs would make a
-replay compute something else than the live run did: they are rejected when a
-document is validated, and again before an expression is compiled.
+replay compute something else than the live run did: they are reported when a
+document is validated (a text scan, for readable messages), and every compiled
+program starts with definitions that shadow them (they raise an error when run) and
+binds `$ENV` to null, so no spelling (string interpolation, ...) reaches them.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import jq
@@ -41,12 +43,40 @@ FORBIDDEN = frozenset(
         "gmtime",
         "strflocaltime",
         "get_prog_origin",
+        "get_jq_origin",
+        "builtins",
+        "modulemeta",
     }
 )
 FORBIDDEN_VARIABLES = frozenset({"ENV", "__prog_args"})
 
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 _TOKEN = re.compile(r"(\$?)([A-Za-z_][A-Za-z0-9_]*)(::[A-Za-z_][A-Za-z0-9_]*)?")
+
+
+#: The arities of each forbidden builtin (jq 1.7): all are shadowed.
+_ARITIES = {"debug": (0, 1), "halt_error": (0, 1), "strflocaltime": (1,)}
+_QUIET = frozenset({"debug", "stderr"})  # side effects only: shadowed as `.`
+
+
+def _shadow(name: str, arity: int) -> str:
+    params = "" if arity == 0 else "(" + "; ".join(f"a{i}" for i in range(arity)) + ")"
+    body = "." if name in _QUIET else f'error("{name} is not deterministic")'
+    return f"def {name}{params}: {body}; "
+
+
+#: Put in front of every program: non-deterministic builtins fail when called.
+PRELUDE = "".join(
+    _shadow(name, arity) for name in sorted(FORBIDDEN) for arity in _ARITIES.get(name, (0,))
+) + "".join(f"null as ${name} | " for name in sorted(FORBIDDEN_VARIABLES))
+
+
+class Lazy:
+    """An argument computed only for the expressions that name it (`$secrets`: a
+    secret that is missing faults only where it is used)."""
+
+    def __init__(self, compute: Callable[[str], Any]) -> None:
+        self.compute = compute
 
 
 class ExpressionError(ValueError):
@@ -124,9 +154,11 @@ def _compile(program: str, names: tuple[str, ...]) -> Any:
     bad = forbidden_uses(program)
     if bad:
         raise ExpressionError(f"uses {', '.join(sorted(set(bad)))}: not deterministic")
+    if re.match(r"(import|include)\b", program.lstrip()):
+        raise ExpressionError("jq modules (import, include) are not supported")
     binds = "".join(f".[{i + 1}] as ${name} | " for i, name in enumerate(names))
     try:
-        return jq.compile(f"{binds}.[0] | ({program})")
+        return jq.compile(f"{PRELUDE}{binds}.[0] | ({program})")
     except ValueError as exc:
         raise ExpressionError(
             str(exc).splitlines()[0] if str(exc) else "does not compile"
@@ -137,10 +169,17 @@ def evaluate(text: str, data: Any, args: Mapping[str, Any], where: str = "") -> 
     """The first result of expression `text` on `data` (None when it yields nothing).
     Failures raise the DSL's expression error (status 400) at `where`."""
     program = strip(text)
-    names = tuple(sorted(args))
+    names = tuple(
+        sorted(
+            n
+            for n, v in args.items()
+            if not isinstance(v, Lazy) or re.search(rf"\${re.escape(n)}\b", program)
+        )
+    )
+    values = [args[n].compute(where) if isinstance(args[n], Lazy) else args[n] for n in names]
     try:
         compiled = _compile(program, names)
-        results = compiled.input_value([data, *(args[n] for n in names)]).all()
+        results = compiled.input_value([data, *values]).all()
     except ExpressionError as exc:
         raise expression_error(f"{program!r}: {exc}", where) from None
     except ValueError as exc:

@@ -41,6 +41,12 @@ RUNTIME = {"name": "replayflow", "version": "0.1.0", "metadata": {}}
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 #: The input key that makes an instance of a document run one fork branch of it.
 BRANCH = "$replayflow.branch"
+#: Tasks run one after the other without awaiting anything before the run faults: a
+#: loop (`then:`, `for`, `try` with retries) that never awaits would otherwise spin
+#: inside one decision for ever. Replays recount from the start, so this is stable.
+MAX_TASKS_BETWEEN_AWAITS = 10_000
+#: How deeply `use.functions` entries may call each other.
+MAX_FUNCTION_DEPTH = 64
 
 
 def await_name(pointer: str, suffix: str = "") -> str:
@@ -102,13 +108,16 @@ class Run:
         self._counts: dict[str, int] = {}
         self.deadline: int | None = None
         self.deadline_where = ""
+        self.tasks_since_await = 0
+        self.function_depth = 0
 
     # -- expressions ---------------------------------------------------------------
 
     def args(
         self, scope: Scope, task: dict[str, Any] | None = None, **extra: Any
     ) -> dict[str, Any]:
-        secrets = self.secrets.resolve(self.use.get("secrets") or [])
+        names = self.use.get("secrets") or []
+        secrets = expressions.Lazy(lambda where: self.secrets.resolve(names, where))
         args = {
             "context": self.context,
             "workflow": self.workflow,
@@ -145,6 +154,10 @@ class Run:
             raise fault(
                 "validation", f"{what} does not match its schema: {exc.message}", where
             ) from None
+        except jsonschema.SchemaError as exc:
+            raise fault(
+                "configuration", f"{what} schema is not a valid JSON Schema: {exc.message}", where
+            ) from None
 
     # -- awaiting ------------------------------------------------------------------
 
@@ -167,6 +180,7 @@ class Run:
 
     async def wait(self, request: Request, where: str) -> Any:
         """Await a ctx operation; failures become DSL faults at `where`."""
+        self.tasks_since_await = 0
         try:
             value = await request
         except (StepFailed, EventTimeout) as exc:
@@ -226,8 +240,14 @@ class Run:
                 break
             elif directive == "end":
                 raise _End(data)
-            else:
+            elif directive in by_name:
                 index = by_name[directive]
+            else:
+                raise fault(
+                    "configuration",
+                    f"flow directive {directive!r} names no task of this scope",
+                    f"{here}/then",
+                )
         return data
 
     async def run_task(
@@ -248,6 +268,14 @@ class Run:
             self.eval(task["if"], data, args, f"{pointer}/if")
         ):
             return data, None
+        self.tasks_since_await += 1
+        if self.tasks_since_await > MAX_TASKS_BETWEEN_AWAITS:
+            raise fault(
+                "runtime",
+                f"{MAX_TASKS_BETWEEN_AWAITS} tasks ran without awaiting anything (a step, "
+                "wait, listen, ...): a loop that never awaits is taken for a runaway",
+                pointer,
+            )
         for observer in task_observers:
             observer(self.ctx.instance_id, pointer, name)
         inp = task.get("input") or {}
@@ -264,7 +292,10 @@ class Run:
             after = timeout["after"]
             if expressions.is_expression(after):
                 after = self.eval(after, task_input, args, f"{pointer}/timeout/after")
-            due = started + duration_ms(after)
+            try:
+                due = started + duration_ms(after)
+            except ValueError as exc:
+                raise fault("configuration", str(exc), f"{pointer}/timeout/after") from None
             if self.deadline is None or due < self.deadline:
                 self.deadline, self.deadline_where = due, pointer
         try:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import base64
+import json
 import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from replayflow.core.context import UNSET, StepRequest
+from replayflow.core.names import check_name
+from replayflow.core.payloads import DEFAULT_MAX_PAYLOAD, dump
 from replayflow.core.policy import NO_RETRY, Retry
 from replayflow.dsl import expressions
 from replayflow.dsl.errors import fault
@@ -37,6 +41,9 @@ def _auth_header(run: Run, auth: Any, data: Any, args: dict[str, Any], where: st
         if not isinstance(auth, dict):
             raise fault("configuration", "unknown authentication policy", where)
     auth = run.render(auth, data, args, where)
+    for scheme in ("basic", "bearer"):
+        if isinstance(auth.get(scheme), dict) and isinstance(auth[scheme].get("use"), str):
+            auth = {scheme: _secret_credentials(run, auth[scheme]["use"], f"{where}/{scheme}")}
     if "basic" in auth:
         basic = auth["basic"]
         token = base64.b64encode(
@@ -46,6 +53,22 @@ def _auth_header(run: Run, auth: Any, data: Any, args: dict[str, Any], where: st
     if "bearer" in auth:
         return f"Bearer {auth['bearer'].get('token', '')}"
     raise fault("configuration", "only basic and bearer authentication are supported", where)
+
+
+def _secret_credentials(run: Run, secret: str, where: str) -> dict[str, Any]:
+    """`basic: {use: creds}`: the credentials are secret `creds` (a JSON object, or a
+    mapping in a secrets file), declared in `use.secrets`."""
+    if secret not in (run.use.get("secrets") or []):
+        raise fault("configuration", f"secret {secret!r} is not declared in use.secrets", where)
+    value = run.secrets.get(secret, where)
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            value = None
+    if not isinstance(value, dict):
+        raise fault("configuration", f"secret {secret!r} is not a JSON object", where)
+    return value
 
 
 def expand_uri(uri: str, data: Any) -> str:
@@ -124,15 +147,39 @@ async def run_call(
         )
     functions = run.use.get("functions") or {}
     if target in functions:
+        from replayflow.dsl.interpreter import MAX_FUNCTION_DEPTH
+
         arguments = run.render(spec, data, args, f"{pointer}/with")
-        output, _ = await run.run_task(
-            target, functions[target], f"{pointer}/call", arguments, scope
-        )
+        if run.function_depth >= MAX_FUNCTION_DEPTH:
+            raise fault(
+                "configuration",
+                f"use.functions calls nested more than {MAX_FUNCTION_DEPTH} deep "
+                f"(does {target!r} call itself?)",
+                pointer,
+            )
+        run.function_depth += 1
+        try:
+            output, _ = await run.run_task(
+                target, functions[target], f"{pointer}/call", arguments, scope
+            )
+        finally:
+            run.function_depth -= 1
         return output
     # A Python function registered as a step in the workers.
     arguments = run.render(spec, data, args, f"{pointer}/with")
     kwargs = arguments if isinstance(arguments, dict) else {"input": arguments}
-    return await run.wait(run.ctx.step(await_name(pointer), target, **kwargs), pointer)
+    return await run.wait(python_step(run, await_name(pointer), target, kwargs), pointer)
+
+
+def python_step(run: Run, name: str, function: str, kwargs: dict[str, Any]) -> StepRequest:
+    """The request ctx.step(name, function, **kwargs) makes, built directly: `with:` keys
+    may be named like ctx.step's own parameters (name, fn, retry, timeout). The step
+    keeps the retry policy and timeout it was declared with."""
+    check_name(name, "step name")
+    check_name(function, "step function")
+    limit = getattr(run.ctx, "_max_payload", DEFAULT_MAX_PAYLOAD)
+    payload = dump({"args": [], "kwargs": kwargs}, f"the input of step {name!r}", limit)
+    return StepRequest(name=name, function=function, input=payload, retry=None, timeout_ms=UNSET)
 
 
 async def run_run(

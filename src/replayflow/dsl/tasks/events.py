@@ -80,10 +80,7 @@ def _matches(
         if expressions.is_expression(wanted):
             if not expressions.truthy(run.eval(wanted, actual, args, f"{where}/with/{key}")):
                 return False
-        elif isinstance(wanted, str) and isinstance(actual, str):
-            if actual != wanted and not re.fullmatch(wanted, actual):
-                return False
-        elif actual != wanted:
+        elif actual != wanted:  # literal: a string is not a pattern
             return False
     learned: dict[str, Any] = {}
     for key, rule in (spec.get("correlate") or {}).items():

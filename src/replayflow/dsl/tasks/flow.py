@@ -5,12 +5,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from replayflow.dsl import expressions
-from replayflow.dsl.durations import duration_ms
+from replayflow.dsl.durations import MAX_MS, duration_ms
 from replayflow.dsl.errors import WorkflowFault, fault, normalize_type
 from replayflow.dsl.model import entries, task_pointer
 
 if TYPE_CHECKING:
     from replayflow.dsl.interpreter import Run, Scope
+
+
+#: Retries of a policy without any `limit` (no attempt count, no duration).
+DEFAULT_RETRY_LIMIT = 100
 
 
 async def run_do(
@@ -140,8 +144,8 @@ def _error_matches(
     return True
 
 
-def _backoff_ms(run: Run, policy: dict[str, Any], attempt: int) -> int:
-    delay = duration_ms(policy.get("delay") or {"seconds": 0})
+def _backoff_ms(run: Run, policy: dict[str, Any], attempt: int, where: str) -> int:
+    delay = _duration(policy.get("delay") or {"seconds": 0}, f"{where}/delay")
     backoff = policy.get("backoff") or {}
     if "exponential" in backoff:
         ms = delay * 2 ** min(attempt - 1, 30)
@@ -151,7 +155,8 @@ def _backoff_ms(run: Run, policy: dict[str, Any], attempt: int) -> int:
         ms = delay
     jitter = policy.get("jitter")
     if isinstance(jitter, dict):
-        low, high = duration_ms(jitter.get("from", 0)), duration_ms(jitter.get("to", 0))
+        low = _duration(jitter.get("from", 0), f"{where}/jitter/from")
+        high = _duration(jitter.get("to", 0), f"{where}/jitter/to")
         ms += low + round(run.ctx.random() * max(high - low, 0))
     return int(ms)
 
@@ -196,7 +201,7 @@ async def run_try(
             if isinstance(policy, dict) and _may_retry(
                 run, policy, attempt, started, data, caught_args, pointer
             ):
-                delay = _backoff_ms(run, policy, attempt)
+                delay = min(_backoff_ms(run, policy, attempt, f"{pointer}/catch/retry"), MAX_MS)
                 await run.wait(run.ctx.sleep(await_name(pointer, ".retry"), delay / 1000), pointer)
                 continue
             if "do" in catch:
@@ -224,13 +229,23 @@ def _may_retry(
         return False
     limit = policy.get("limit") or {}
     count = (limit.get("attempt") or {}).get("count")
+    durations = ((limit.get("attempt") or {}).get("duration"), limit.get("duration"))
+    if count is None and all(spec is None for spec in durations):
+        count = DEFAULT_RETRY_LIMIT
     if count is not None and attempt > int(count):
         return False
     elapsed = run.ctx.now_ms() - started
-    for spec in ((limit.get("attempt") or {}).get("duration"), limit.get("duration")):
-        if spec is not None and elapsed >= duration_ms(spec):
+    for spec in durations:
+        if spec is not None and elapsed >= _duration(spec, f"{pointer}/catch/retry/limit"):
             return False
     return True
+
+
+def _duration(spec: Any, where: str) -> int:
+    try:
+        return duration_ms(spec)
+    except ValueError as exc:
+        raise fault("configuration", str(exc), where) from None
 
 
 async def run_raise(
