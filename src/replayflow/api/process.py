@@ -23,6 +23,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: on Linux, ask for SIGTERM when the parent dies, so a
+    killed `dev` or demo never leaves its API process behind."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 class ApiServer:
     def __init__(
         self,
@@ -69,6 +79,7 @@ class ApiServer:
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,  # only prctl: safe in a threaded parent
         )
         return self
 
