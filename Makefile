@@ -81,6 +81,10 @@ test-unit: venv ## the tests that need no broker (all but the `kafka`-marked one
 	@$(BIN)/python -m pytest -m 'not kafka' $(PYTEST_ARGS) \
 	  || { rc=$$?; [ $$rc -ne 5 ] || echo "pytest collected no tests: that is a failure" >&2; exit $$rc; }
 
+.PHONY: record-histories
+record-histories: venv ## rewrite tests/fixtures/histories/*.json (on purpose only: review the diff)
+	$(BIN)/python -m tests.fixtures.record
+
 lint: venv ## ruff check, ruff format --check, mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from examples import agent, pipeline
-from replayflow.cli_instances import history_table
+from replayflow.cli.instances import history_table
 from replayflow.client import Client
 from replayflow.core.definitions import Registry
 from replayflow.processors.runtime import LocalRuntime

@@ -10,6 +10,8 @@ async def checkout(ctx: rf.Context, order):
     return await ctx.step("charge", charge, order)
 """
 
+from importlib.metadata import version as _distribution_version
+
 from replayflow.core.context import Context
 from replayflow.core.definitions import Registry, StepDef, WorkflowDef, step, workflow
 from replayflow.core.errors import (
@@ -68,4 +70,5 @@ __all__ = [
     "workflow",
 ]
 
-__version__ = "0.1.0"
+# The version is declared once, in pyproject.toml; the installed distribution carries it.
+__version__ = _distribution_version("replayflow")

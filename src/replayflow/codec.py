@@ -44,6 +44,7 @@ from fastavro.read import SchemaResolutionError
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 from replayflow.core import messages
+from replayflow.core.errors import ReplayflowError
 
 #: Modules whose dataclasses map to records by name. The core's messages, and the DSL's
 #: deployed-document record (a module of dataclasses only, cheap to import).
@@ -61,7 +62,7 @@ ToDict = Callable[[Any], dict[str, Any]]
 FromDict = Callable[[dict[str, Any]], Any]
 
 
-class CodecError(Exception):
+class CodecError(ReplayflowError):
     """Bytes that are not a replayflow record, or an object that cannot be written.
 
     ``reason`` says what is wrong in words fit for a dead-letter record.

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from replayflow.core.errors import ReplayflowError
+
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 
 # Kafka topic names: [a-zA-Z0-9._-], at most 249 characters.
@@ -30,7 +32,7 @@ _NAMESPACE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
 MAX_NAMESPACE_LENGTH = 100
 
 
-class SettingsError(ValueError):
+class SettingsError(ReplayflowError, ValueError):
     """A setting has a value replayflow cannot use; the message names the variable."""
 
 

@@ -20,6 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+from replayflow.core.errors import ReplayflowError
 from replayflow.settings import Settings
 
 COMMANDS = "commands"
@@ -44,7 +45,7 @@ _kafka_log.addHandler(logging.NullHandler())
 _SET_VALUED = frozenset({"cleanup.policy"})
 
 
-class TopicsError(Exception):
+class TopicsError(ReplayflowError):
     """topics.yaml is invalid, Kafka cannot be reached, or a topic could not be created."""
 
 

@@ -12,7 +12,7 @@ from replayflow import dsl
 from replayflow.core.errors import WorkflowError
 from replayflow.dsl import interpreter
 from replayflow.testing import Environment
-from tests.ctk.gherkin import Scenario, quoted
+from tests.ctk.features import Scenario, quoted
 
 
 def yaml_value(text: str | None) -> Any:

@@ -18,7 +18,8 @@ from replayflow.dsl.documents import DocumentStore, deploy
 from replayflow.processors.runtime import LocalRuntime
 from replayflow.settings import Settings
 from replayflow.topics import apply_topics, load_topics
-from tests.ctk.gherkin import Scenario
+from tests.ctk import kit
+from tests.ctk.features import Scenario
 from tests.ctk.runner import Outcome, run_scenario
 from tests.ctk.server import Services
 from tests.ctk.test_ctk import EXPECTED_FAILURES, scenarios
@@ -110,6 +111,7 @@ def services() -> Iterator[Services]:
 
 def test_ctk_on_kafka(settings: Settings, tmp_path: Path, services: Services) -> None:
     """Every CTK scenario that passes in memory passes on the Kafka engine too."""
+    kit.require()
     apply_topics(settings.bootstrap, load_topics(settings))
     registry = Registry()
     runtime = LocalRuntime(

@@ -9,10 +9,11 @@ import threading
 from typing import Any
 
 from replayflow.client import Client
+from replayflow.core.errors import ReplayflowError
 from replayflow.settings import Settings
 
 
-class CommandUnavailable(Exception):
+class CommandUnavailable(ReplayflowError):
     """The client of this build has no such operation."""
 
 

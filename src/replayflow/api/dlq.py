@@ -21,6 +21,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from replayflow import codec
+from replayflow.core.errors import ReplayflowError
 from replayflow.core.messages import DeadLetter
 from replayflow.processors.kafka_config import consumer_config, producer_config, watermarks
 from replayflow.settings import Settings
@@ -29,7 +30,7 @@ from replayflow.topics import Topics
 MARKER_HEADER = "replayflow-redrive"
 
 
-class DeadLetterError(Exception):
+class DeadLetterError(ReplayflowError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status

@@ -48,7 +48,7 @@ _REASON_MAX = 1000
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class ApiError(Exception):
+class ApiError(ReplayflowError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status

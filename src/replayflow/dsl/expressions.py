@@ -22,6 +22,7 @@ from typing import Any
 
 import jq
 
+from replayflow.core.errors import ReplayflowError
 from replayflow.dsl.errors import expression_error
 
 #: jq builtins a deterministic engine cannot offer.
@@ -79,7 +80,7 @@ class Lazy:
         self.compute = compute
 
 
-class ExpressionError(ValueError):
+class ExpressionError(ReplayflowError, ValueError):
     """An expression that does not compile or uses a forbidden builtin."""
 
 

@@ -18,6 +18,7 @@ import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib import metadata
 from typing import Any
 
 import jsonschema
@@ -37,7 +38,7 @@ from replayflow.dsl.secrets import Secrets
 #: more than once for one instance.
 task_observers: list[Callable[[str, str, str], None]] = []
 
-RUNTIME = {"name": "replayflow", "version": "0.1.0", "metadata": {}}
+RUNTIME = {"name": "replayflow", "version": metadata.version("replayflow"), "metadata": {}}
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 #: The input key that makes an instance of a document run one fork branch of it.
 BRANCH = "$replayflow.branch"

@@ -14,8 +14,10 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from replayflow.core.errors import ReplayflowError
 
-class LoadError(ValueError):
+
+class LoadError(ReplayflowError, ValueError):
     """Text that is not a YAML or JSON document; `line` is 1-based when known."""
 
     def __init__(self, message: str, line: int | None = None) -> None:

@@ -11,6 +11,7 @@ import time
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
+from replayflow.core.errors import ReplayflowError
 from replayflow.processors.kafka_config import consumer_config, watermarks
 from replayflow.settings import Settings
 from replayflow.store.partition import PartitionStore
@@ -25,7 +26,7 @@ BATCH = 10_000
 STALE_AFTER_MS = 12 * 3600 * 1000
 
 
-class StaleStore(Exception):
+class StaleStore(ReplayflowError):
     """The local store cannot be brought up to date from the changelog's tail."""
 
 

@@ -1,11 +1,12 @@
 """Committed histories (tests/fixtures/histories/*.json), replayed on every run against
 the current code: a change that would break replay of instances already in flight fails
-here. Regenerate on purpose only: `python -m tests.fixtures.record` (or RECORD=1 pytest)."""
+here. This test only reads the fixtures; it never writes them. Re-record on purpose
+only, as a separate command: `make record-histories` (`python -m tests.fixtures.record`),
+then review the diff of the JSON files before committing it."""
 
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
@@ -17,12 +18,6 @@ from tests.workflows import definitions
 
 REGISTRY = rf.Registry.of(definitions)
 NAMES = sorted(record.SCENARIOS)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def regenerate() -> None:
-    if os.environ.get("RECORD") == "1":
-        record.main([])
 
 
 def test_every_scenario_has_a_committed_fixture() -> None:

@@ -134,13 +134,10 @@ def test_cli_validate_exits_non_zero_on_any_invalid(tmp_path: object) -> None:
 
 
 def test_every_example_validates_and_every_invalid_fixture_is_rejected() -> None:
-    from pathlib import Path
-
     from replayflow.dsl.validate import validate_file
+    from tests.ctk import kit
 
-    ctk = Path("/work/shared/ctk")
-    if not ctk.exists():
-        pytest.skip("no CTK checkout")
+    ctk = kit.require()
     examples = sorted((ctk / "examples").glob("*.yaml"))
     assert len(examples) == 66
     for path in examples:

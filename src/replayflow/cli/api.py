@@ -15,7 +15,7 @@ from typing import Any
 import click
 import httpx
 
-from replayflow.cli_support import one_line_errors, settings
+from replayflow.cli.support import one_line_errors, settings
 
 DEFAULT_API = "http://127.0.0.1:8080"
 

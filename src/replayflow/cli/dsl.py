@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from replayflow.cli_support import one_line_errors, settings
+from replayflow.cli.support import one_line_errors, settings
 from replayflow.core.definitions import Registry
 
 

@@ -1,7 +1,7 @@
 """The `replayflow` command line.
 
 This module only builds the top-level group; each command group lives in its own
-module (`replayflow.cli_topics`, ...) and is registered in `_register()`.
+module of this package (`replayflow.cli.topics`, ...) and is registered in `_register()`.
 """
 
 from __future__ import annotations
@@ -28,37 +28,33 @@ def main() -> None:
 
 
 def _register() -> None:
-    from replayflow import cli_dsl, cli_instances, cli_run
-    from replayflow.cli_topics import topics
+    from replayflow.cli import dsl, instances, run
+    from replayflow.cli.topics import topics
 
     main.add_command(topics)
     for command in (
-        cli_run.dev,
-        cli_run.orchestrator,
-        cli_run.worker,
-        cli_instances.start,
-        cli_instances.result,
-        cli_instances.send_event,
-        cli_instances.cancel,
-        cli_instances.terminate,
-        cli_instances.pause,
-        cli_instances.resume,
-        cli_instances.restart,
-        cli_instances.history,
-        cli_instances.replay,
-        cli_instances.dlq,
-        cli_dsl.validate,
-        cli_dsl.deploy,
+        run.dev,
+        run.orchestrator,
+        run.worker,
+        instances.start,
+        instances.result,
+        instances.send_event,
+        instances.cancel,
+        instances.terminate,
+        instances.pause,
+        instances.resume,
+        instances.restart,
+        instances.history,
+        instances.replay,
+        instances.dlq,
+        dsl.validate,
+        dsl.deploy,
     ):
         main.add_command(command)
-    from replayflow.cli_api import COMMANDS as api_commands  # serve, status, list
+    from replayflow.cli.api import COMMANDS as api_commands  # serve, status, list
 
     for command in api_commands:
         main.add_command(command)
 
 
 _register()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

@@ -13,8 +13,8 @@ from pathlib import Path
 import click
 
 from replayflow import telemetry
-from replayflow.cli_dsl import attach_documents
-from replayflow.cli_support import load_registry, modules_option, one_line_errors, settings
+from replayflow.cli.dsl import attach_documents
+from replayflow.cli.support import load_registry, modules_option, one_line_errors, settings
 from replayflow.processors.orchestrator import Orchestrator
 from replayflow.processors.runtime import LocalRuntime
 from replayflow.processors.worker import Worker

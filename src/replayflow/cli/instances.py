@@ -11,7 +11,7 @@ import click
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from replayflow import codec
-from replayflow.cli_support import (
+from replayflow.cli.support import (
     load_registry,
     modules_option,
     one_line_errors,
