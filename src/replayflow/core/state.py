@@ -102,7 +102,9 @@ class Info:
     run: int = 0  # how many times the instance was restarted
     attempt_base: int = 0  # the highest attempt number any dropped call reached
     timers: tuple[tuple[str, int], ...] = ()  # (timer id, due) of every live timer
-    inbox: tuple[tuple[str, str], ...] = ()  # events that arrived before a wait: (name, payload)
+    # Events that arrived before a wait: (name, payload, seq of their EventReceived; None
+    # in state written before it was kept).
+    inbox: tuple[tuple[str, str, int | None], ...] = ()
 
 
 @dataclass(frozen=True)

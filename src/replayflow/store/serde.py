@@ -79,7 +79,7 @@ def load_info(raw: bytes, input: str) -> Info:
         run=d.get("run", 0),
         attempt_base=d.get("abase", 0),
         timers=tuple((t, due) for t, due in d["timers"]),
-        inbox=tuple((n, p) for n, p in d["inbox"]),
+        inbox=tuple((e[0], e[1], e[2] if len(e) > 2 else None) for e in d["inbox"]),
     )
 
 

@@ -9,6 +9,10 @@ event/<index>/timeout         wait_for_event's timeout
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from replayflow.core.decision import DecisionBuilder
+from replayflow.core.messages import CallDropped
 from replayflow.core.state import Call, CallKind, CallStatus, InstanceState, Status
 
 WORKFLOW_TIMEOUT = "workflow/timeout"
@@ -60,3 +64,10 @@ def current_attempt(state: InstanceState | None, key: str, attempt: int) -> Call
 
 def event_name(call: Call) -> str:
     return call.key.partition("#")[0]  # names cannot hold '#'
+
+
+def record_dropped(b: DecisionBuilder, calls: Iterable[Call], cause: str) -> None:
+    """Record the calls that will never resolve with a result, so the read side need
+    not work out which ones an ending, a cancel or a restart left behind."""
+    for call in calls:
+        b.emit(CallDropped, kind=call.kind.value, key=call.key, index=call.index, cause=cause)

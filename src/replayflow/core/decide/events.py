@@ -10,7 +10,7 @@ from replayflow.core.decide.runner import Runner
 from replayflow.core.decision import Decision, DecisionBuilder
 from replayflow.core.driver import Driver, Outcome, Waiting
 from replayflow.core.errors import ValidationError
-from replayflow.core.messages import EventReceived, SendEvent
+from replayflow.core.messages import EventDelivered, EventKept, EventReceived, SendEvent
 from replayflow.core.names import check_name
 from replayflow.core.payloads import check_size, load
 from replayflow.core.state import Call, CallKind, CallStatus, InstanceState, Status
@@ -27,7 +27,7 @@ def send_event(r: Runner, state: InstanceState | None, cmd: SendEvent, now: int)
         load(cmd.payload, f"the payload of event {cmd.name!r}")
     except ValidationError as exc:
         return Decision(state=state, rejected=str(exc))
-    kept = sum(len(payload) for _, payload in state.info.inbox) + len(cmd.payload)
+    kept = sum(len(payload) for _, payload, _ in state.info.inbox) + len(cmd.payload)
     if kept > r.limits.max_inbox:
         return Decision(
             state=state,
@@ -40,7 +40,7 @@ def send_event(r: Runner, state: InstanceState | None, cmd: SendEvent, now: int)
     b = DecisionBuilder.from_state(state, now)
     seq = b.emit(EventReceived, name=cmd.name, payload=cmd.payload)
     if state.status is not Status.RUNNING:
-        b.update_info(inbox=(*b.info.inbox, (cmd.name, cmd.payload)))
+        keep(b, cmd.name, cmd.payload, seq)
         return r.build_unawaited(b)
     # Deliver only to a wait the code awaits now. A wait left behind by a ctx.all that
     # raised is still WAITING, but nobody would receive what it got. A rebuilt driver
@@ -51,19 +51,31 @@ def send_event(r: Runner, state: InstanceState | None, cmd: SendEvent, now: int)
     if isinstance(outcome, Waiting):
         waiting = _awaited_wait(b, driver, cmd.name)
     if waiting is None:
-        b.update_info(inbox=(*b.info.inbox, (cmd.name, cmd.payload)))
+        keep(b, cmd.name, cmd.payload, seq)
         return r.settle(b, driver, outcome)
-    b.cancel_timer(wait_timeout(waiting.index))
+    _deliver(b, waiting, cmd.payload, seq, resolved_seq=seq)
+    return r.settle(b, driver, r.advance(b, driver))
+
+
+def keep(b: DecisionBuilder, name: str, payload: str, received_seq: int) -> None:
+    b.update_info(inbox=(*b.info.inbox, (name, payload, received_seq)))
+    b.emit(EventKept, name=name, received_seq=received_seq)
+
+
+def _deliver(
+    b: DecisionBuilder, wait: Call, payload: str, received_seq: int | None, resolved_seq: int
+) -> None:
+    b.cancel_timer(wait_timeout(wait.index))
+    b.emit(EventDelivered, name=event_name(wait), wait=wait.index, received_seq=received_seq)
     b.put_call(
         replace(
-            waiting,
+            wait,
             status=CallStatus.COMPLETED,
-            result=cmd.payload,
-            resolved_seq=seq,
-            resolved_at=now,
+            result=payload,
+            resolved_seq=resolved_seq,
+            resolved_at=b.now,
         )
     )
-    return r.settle(b, driver, r.advance(b, driver))
 
 
 def deliver_inbox(r: Runner, b: DecisionBuilder, driver: Driver) -> Outcome:
@@ -72,20 +84,13 @@ def deliver_inbox(r: Runner, b: DecisionBuilder, driver: Driver) -> Outcome:
     outcome = r.advance(b, driver)
     while isinstance(outcome, Waiting) and b.info.inbox:
         match = None
-        for position, (name, payload) in enumerate(b.info.inbox):
+        for position, (name, payload, received_seq) in enumerate(b.info.inbox):
             match = _awaited_wait(b, driver, name)
             if match is not None:
                 b.update_info(inbox=b.info.inbox[:position] + b.info.inbox[position + 1 :])
-                b.cancel_timer(wait_timeout(match.index))
-                b.put_call(
-                    replace(
-                        match,
-                        status=CallStatus.COMPLETED,
-                        result=payload,
-                        resolved_seq=b.next_seq() - 1,
-                        resolved_at=b.now,
-                    )
-                )
+                # Resolved by the last event recorded before the delivery, as before the
+                # delivery was recorded, so the order of outcomes replays unchanged.
+                _deliver(b, match, payload, received_seq, resolved_seq=b.next_seq() - 1)
                 break
         if match is None:
             break

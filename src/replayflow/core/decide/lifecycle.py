@@ -10,6 +10,7 @@ from replayflow.core.decide.attempts import schedule_attempt
 from replayflow.core.decide.calls import (
     WORKFLOW_TIMEOUT,
     attempt_timeout,
+    record_dropped,
     retry_timer,
     sleep_timer,
     wait_timeout,
@@ -50,8 +51,10 @@ def cancel(r: Runner, state: InstanceState | None, cmd: CancelWorkflow, now: int
         r.end(b, Status.CANCELLED, WorkflowCancelled, {"reason": cmd.reason}, reason=cmd.reason)
         return b.build()
     error = ErrorInfo(type="Cancelled", message=cmd.reason, retryable=False)
-    stop_children(b, state.pending_calls(), "cancelled", terminate=False)
-    for call in state.pending_calls():
+    pending = state.pending_calls()
+    record_dropped(b, pending, "CANCEL_REQUESTED")
+    stop_children(b, pending, "cancelled", terminate=False)
+    for call in pending:
         b.cancel_timer(attempt_timeout(call.key, call.attempt))
         b.cancel_timer(retry_timer(call.key, call.attempt))
         b.cancel_timer(sleep_timer(call.index))
@@ -135,8 +138,9 @@ def restart(r: Runner, state: InstanceState | None, cmd: RestartWorkflow, now: i
     workflow = r.workflow_of(state.info)
     r.cache.drop(state.info.instance_id)
     b = DecisionBuilder.from_state(state, now)
-    b.emit(WorkflowRestarted, from_step=cmd.from_step, reason=cmd.reason)
     dropped = b.calls[keep:]
+    record_dropped(b, dropped, "RESTARTED")
+    b.emit(WorkflowRestarted, from_step=cmd.from_step, reason=cmd.reason)
     stop_children(b, dropped, "restarted")
     b.cancel_all_timers()
     del b.calls[keep:]

@@ -9,7 +9,7 @@ from typing import Any
 
 from replayflow.core.context import ChildRequest, EventRequest, Single, SleepRequest, StepRequest
 from replayflow.core.decide.attempts import new_step
-from replayflow.core.decide.calls import soon
+from replayflow.core.decide.calls import record_dropped, soon
 from replayflow.core.decide.children import report_to_parent, start_child, stop_children
 from replayflow.core.decide.waits import new_sleep, new_wait
 from replayflow.core.decision import Decision, DecisionBuilder
@@ -161,6 +161,8 @@ class Runner:
     ) -> None:
         """Finish the instance: the final event, the completion, timers and slot freed,
         children stopped, the coroutine dropped."""
+        pending = [c for c in b.calls if c.status.is_pending]
+        record_dropped(b, pending, status.value)
         b.emit(event_type, **fields)
         b.cancel_all_timers()
         b.update_info(status=status, ended_at=b.now, **info)
@@ -177,5 +179,5 @@ class Runner:
             b.commands.append(ReleaseSlot(limiter=b.info.limiter, instance_id=b.info.instance_id))
         if b.info.parent_id is not None and b.info.parent_step is not None:
             b.commands.append(report_to_parent(b.info, status))
-        stop_children(b, [c for c in b.calls if c.status.is_pending], status.value.lower())
+        stop_children(b, pending, status.value.lower())
         self.cache.drop(b.info.instance_id)

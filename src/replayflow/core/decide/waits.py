@@ -6,7 +6,7 @@ from __future__ import annotations
 from replayflow.core.context import EventRequest, SleepRequest
 from replayflow.core.decide.calls import sleep_timer, wait_timeout
 from replayflow.core.decision import DecisionBuilder
-from replayflow.core.messages import EventAwaited, TimerStarted
+from replayflow.core.messages import EventAwaited, EventDelivered, TimerStarted
 from replayflow.core.state import Call, CallKind, CallStatus
 
 
@@ -27,12 +27,13 @@ def new_sleep(b: DecisionBuilder, member: SleepRequest, key: str) -> Call:
 def new_wait(b: DecisionBuilder, member: EventRequest, key: str) -> Call:
     index = len(b.calls)
     deadline = None if member.timeout_ms is None else b.now + member.timeout_ms
-    seq = b.emit(EventAwaited, name=member.name, deadline=deadline)
+    seq = b.emit(EventAwaited, name=member.name, deadline=deadline, wait=index)
     b.changed_calls.add(index)
-    for position, (name, payload) in enumerate(b.info.inbox):
+    for position, (name, payload, received_seq) in enumerate(b.info.inbox):
         if name == member.name:  # sent before the wait: delivered in arrival order
             inbox = b.info.inbox[:position] + b.info.inbox[position + 1 :]
             b.update_info(inbox=inbox)
+            b.emit(EventDelivered, name=name, wait=index, received_seq=received_seq)
             return Call(
                 index=index,
                 kind=CallKind.EVENT,
