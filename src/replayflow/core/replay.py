@@ -14,8 +14,8 @@ from dataclasses import dataclass, replace
 from replayflow.core.decide import Decider
 from replayflow.core.definitions import Registry
 from replayflow.core.messages import (
-    CancelRequested,
     CallDropped,
+    CancelRequested,
     CancelWorkflow,
     Command,
     CompleteStep,
@@ -142,11 +142,14 @@ def replay(
             )
         state = decision.state
         produced.extend(decision.events)
-    if recorded != produced and _is_legacy(recorded):
-        # Recorded before the engine wrote its derived facts: compare the decisions that
-        # history did record, in order, ignoring the facts and the seqs they shift.
-        if _without_facts(recorded) == _without_facts(produced):
-            return ReplayReport(True, tuple(produced), state)
+    # A history recorded before the engine wrote its derived facts: compare the decisions
+    # it did record, in order, leaving out the facts and the seqs they shift.
+    if (
+        recorded != produced
+        and _is_legacy(recorded)
+        and _without_facts(recorded) == _without_facts(produced)
+    ):
+        return ReplayReport(True, tuple(produced), state)
     for position, (want, got) in enumerate(zip(recorded, produced, strict=False)):
         if want != got:
             return ReplayReport(

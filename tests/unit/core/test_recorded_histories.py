@@ -46,8 +46,12 @@ def test_fixture_json_round_trips(name: str) -> None:
     history = record.from_json(committed)
     again = record.to_json(history)
     # Fields added to a record since the fixture was recorded come back at their default.
-    assert [{k: v for k, v in e.items() if k in c} for e, c in zip(again, committed)] == committed
-    assert all(e[k] is None for e, c in zip(again, committed) for k in e.keys() - c.keys())
+    assert [
+        {k: v for k, v in e.items() if k in c} for e, c in zip(again, committed, strict=True)
+    ] == committed
+    assert all(
+        e[k] is None for e, c in zip(again, committed, strict=True) for k in e.keys() - c.keys()
+    )
     assert [e.seq for e in history] == list(range(1, len(history) + 1))
 
 
