@@ -206,18 +206,13 @@ def project(event: Any, get: Getter) -> list[Write]:
         return []
     if row is None:
         row = _new_row(instance_id, event)
-    elif "open" not in row:  # a row written before the open list existed: build it once
-        row["open"] = [
-            n
-            for n in range(row.get("calls", 0))
-            if (w.get(call_key(instance_id, n)) or {}).get("status") in OPEN
-        ]
     old_status = row["status"]
     entry = event_json(event)
     w.put(history_key(instance_id, seq), entry)
 
-    _apply_to_row(row, event)
-    _apply_to_timeline(w, row, event)
+    handler = _HANDLERS.get(event_type(event))
+    if handler is not None:
+        handler(w, row, event)
 
     row["seq"] = seq
     row["updated_at"] = event.at
@@ -261,76 +256,87 @@ def _new_row(instance_id: str, event: Any) -> dict[str, Any]:
         "run": 0,
         "calls": 0,
         "cancel_requested": False,
-        "waits": [],
-        "inbox": [],
-        "open": [],
         "events": 0,
         "recent": [],
     }
 
 
-_ENDINGS = {
-    "WorkflowCompleted": "COMPLETED",
-    "WorkflowFailed": "FAILED",
-    "WorkflowCancelled": "CANCELLED",
-    "WorkflowTerminated": "TERMINATED",
-    "WorkflowTimedOut": "TIMED_OUT",
-}
+# One handler per history event type: each records what the event says, nothing more.
+# The engine records what it decided (an event kept or delivered, a call dropped), so no
+# handler works out what the engine must have done.
+
+Handler = Callable[["_Writes", dict[str, Any], Any], None]
 
 
-def _apply_to_row(row: dict[str, Any], event: Any) -> None:
-    kind = event_type(event)
-    if kind == "WorkflowStarted":
-        row.update(
-            workflow=event.workflow,
-            version=event.version,
-            input=event.input,
-            parent_id=event.parent_id,
-            parent_step=event.parent_step,
-            started_at=event.at,
-            status="RUNNING",
-        )
-    elif kind == "WorkflowQueued":
-        row["status"] = "QUEUED"
-    elif kind == "WorkflowAdmitted":
-        row["status"] = "RUNNING"
-        row["admitted_at"] = event.at
-    elif kind == "CancelRequested":
-        row["cancel_requested"] = True
-        row["reason"] = event.reason or row["reason"]
-    elif kind in _ENDINGS:
-        row["status"] = _ENDINGS[kind]
+def _started(w: _Writes, row: dict[str, Any], event: m.WorkflowStarted) -> None:
+    row.update(
+        workflow=event.workflow,
+        version=event.version,
+        input=event.input,
+        parent_id=event.parent_id,
+        parent_step=event.parent_step,
+        started_at=event.at,
+        status="RUNNING",
+    )
+
+
+def _queued(w: _Writes, row: dict[str, Any], event: m.WorkflowQueued) -> None:
+    row["status"] = "QUEUED"
+
+
+def _admitted(w: _Writes, row: dict[str, Any], event: m.WorkflowAdmitted) -> None:
+    row["status"] = "RUNNING"
+    row["admitted_at"] = event.at
+
+
+def _cancel_requested(w: _Writes, row: dict[str, Any], event: m.CancelRequested) -> None:
+    row["cancel_requested"] = True
+    row["reason"] = event.reason or row["reason"]
+
+
+def _ended(status: str) -> Handler:
+    def handle(w: _Writes, row: dict[str, Any], event: Any) -> None:
+        row["status"] = status
         row["ended_at"] = event.at
-        if kind == "WorkflowCompleted":
+        if isinstance(event, m.WorkflowCompleted):
             row["output"] = event.output
-        elif kind == "WorkflowFailed":
+        elif isinstance(event, m.WorkflowFailed):
             row["error"] = _error(event.error)
-        elif kind in ("WorkflowCancelled", "WorkflowTerminated"):
+        elif isinstance(event, m.WorkflowCancelled | m.WorkflowTerminated):
             row["reason"] = event.reason
-    elif kind == "WorkflowSuspended":
-        row["status"] = "SUSPENDED"
-        row["error"] = _error(event.error)
-    elif kind == "WorkflowPaused":
-        row["status"] = "PAUSED"
-        row["reason"] = event.reason or None
-    elif kind == "WorkflowResumed":
-        # The engine clears the error (suspended) and the pause reason goes with the
-        # pause; a cancel asked for meanwhile keeps its reason.
-        row.update(status="RUNNING", error=None)
-        if not row.get("cancel_requested"):
-            row["reason"] = None
-    elif kind == "WorkflowRestarted":
-        row.update(
-            status="RUNNING",
-            output=None,
-            error=None,
-            ended_at=None,
-            cancel_requested=False,
-            reason=event.reason or None,
-            run=row.get("run", 0) + 1,
-            waits=[],
-        )
-        row["restarted_from"] = event.from_step
+
+    return handle
+
+
+def _suspended(w: _Writes, row: dict[str, Any], event: m.WorkflowSuspended) -> None:
+    row["status"] = "SUSPENDED"
+    row["error"] = _error(event.error)
+
+
+def _paused(w: _Writes, row: dict[str, Any], event: m.WorkflowPaused) -> None:
+    row["status"] = "PAUSED"
+    row["reason"] = event.reason or None
+
+
+def _resumed(w: _Writes, row: dict[str, Any], event: m.WorkflowResumed) -> None:
+    # A resume clears the error (suspended); the pause reason goes with the pause, a
+    # cancel asked for meanwhile keeps its reason.
+    row.update(status="RUNNING", error=None)
+    if not row.get("cancel_requested"):
+        row["reason"] = None
+
+
+def _restarted(w: _Writes, row: dict[str, Any], event: m.WorkflowRestarted) -> None:
+    row.update(
+        status="RUNNING",
+        output=None,
+        error=None,
+        ended_at=None,
+        cancel_requested=False,
+        reason=event.reason or None,
+        run=row.get("run", 0) + 1,
+    )
+    row["restarted_from"] = event.from_step
 
 
 def _call(
@@ -349,41 +355,198 @@ def _call(
     return {"n": n, **create}
 
 
+def _put_call(w: _Writes, row: dict[str, Any], call: dict[str, Any]) -> None:
+    w.put(call_key(row["id"], call["n"]), call)
+
+
+def _sleep_identity(row: dict[str, Any], index: int) -> str:
+    return f"timer:sleep/{index}:{row.get('run', 0)}"
+
+
+def _wait_identity(row: dict[str, Any], wait: int | None, seq: int) -> str:
+    # EventAwaited v1 carried no wait number: such a wait is reachable by its seq only.
+    return f"wait:{wait}:{row.get('run', 0)}" if wait is not None else f"wait@{seq}"
+
+
+def _received_payload(w: _Writes, row: dict[str, Any], received_seq: int | None) -> Any:
+    received = None if received_seq is None else w.get(history_key(row["id"], received_seq))
+    return None if received is None else received.get("payload")
+
+
 OPEN = frozenset({"scheduled", "backoff", "waiting"})  # a call's statuses until it ends
-# What an ending does to the calls still open.
-_CLOSED_AS = {
-    "WorkflowCompleted": "cancelled",
-    "WorkflowFailed": "cancelled",
-    "WorkflowCancelled": "cancelled",
-    "WorkflowTerminated": "terminated",
-    "WorkflowTimedOut": "timed_out",
+
+
+def _step_scheduled(w: _Writes, row: dict[str, Any], event: m.StepScheduled) -> None:
+    child = event.function.startswith("workflow:")
+    call = _call(
+        w,
+        row,
+        f"step:{event.step}",
+        {
+            "kind": "child" if child else "step",
+            "key": event.step,
+            "function": event.function,
+            "status": "scheduled",
+            "started_at": event.at,
+            "ended_at": None,
+            "input": event.input,
+            "result": None,
+            "error": None,
+            "attempts": [],
+            "run": row.get("run", 0),
+        },
+    )
+    assert call is not None
+    call.update(status="scheduled", ended_at=None, input=event.input, run=row.get("run", 0))
+    call["result"] = None
+    call["error"] = None
+    call["attempts"] = [
+        *call["attempts"],
+        {
+            "attempt": event.attempt,
+            "scheduled_at": event.at,
+            "ended_at": None,
+            "duration_ms": None,
+            "status": "scheduled",
+            "error": None,
+            "timeout_ms": event.timeout_ms,
+        },
+    ][-MAX_ATTEMPTS:]
+    _put_call(w, row, call)
+
+
+def _step_result(w: _Writes, row: dict[str, Any], event: m.StepCompleted | m.StepFailed) -> None:
+    call = _call(w, row, f"step:{event.step}", None)
+    if call is None:
+        return
+    at = event.at
+    attempt = next((a for a in reversed(call["attempts"]) if a["attempt"] == event.attempt), None)
+    if isinstance(event, m.StepCompleted):
+        call.update(status="completed", result=event.result, ended_at=at, error=None)
+    else:
+        retry = event.retry_at is not None
+        call.update(
+            status="backoff" if retry else "failed",
+            error=_error(event.error),
+            retry_at=event.retry_at,
+            ended_at=None if retry else at,
+        )
+    if attempt is not None:
+        failed = isinstance(event, m.StepFailed)
+        attempt.update(
+            ended_at=at,
+            duration_ms=at - attempt["scheduled_at"],
+            status="failed" if failed else "completed",
+            error=_error(event.error) if isinstance(event, m.StepFailed) else None,
+        )
+    _put_call(w, row, call)
+
+
+def _timer_started(w: _Writes, row: dict[str, Any], event: m.TimerStarted) -> None:
+    if not event.timer.startswith("sleep/"):
+        return  # step timeouts and backoffs show on their steps
+    index = int(event.timer.split("/")[1])
+    call = _call(
+        w,
+        row,
+        _sleep_identity(row, index),
+        {
+            "kind": "sleep",
+            "key": event.timer,
+            "status": "waiting",
+            "started_at": event.at,
+            "ended_at": None,
+            "due": event.due,
+            "run": row.get("run", 0),
+        },
+    )
+    assert call is not None
+    _put_call(w, row, call)
+
+
+def _timer_fired(w: _Writes, row: dict[str, Any], event: m.TimerFired) -> None:
+    parts = event.timer.split("/")
+    if parts[0] == "sleep":
+        call, status = _call(w, row, _sleep_identity(row, int(parts[1])), None), "completed"
+    elif parts[0] == "event" and parts[-1] == "timeout":
+        call, status = _call(w, row, _wait_identity(row, int(parts[1]), 0), None), "timed_out"
+    else:
+        return
+    if call is not None and call["status"] == "waiting":
+        call.update(status=status, ended_at=event.at)
+        _put_call(w, row, call)
+
+
+def _event_awaited(w: _Writes, row: dict[str, Any], event: m.EventAwaited) -> None:
+    call = _call(
+        w,
+        row,
+        _wait_identity(row, event.wait, event.seq),
+        {
+            "kind": "wait",
+            "key": event.name,
+            "status": "waiting",
+            "started_at": event.at,
+            "ended_at": None,
+            "deadline": event.deadline,
+            "result": None,
+            "run": row.get("run", 0),
+        },
+    )
+    assert call is not None
+    _put_call(w, row, call)
+
+
+def _event_kept(w: _Writes, row: dict[str, Any], event: m.EventKept) -> None:
+    call = _call(
+        w,
+        row,
+        f"received:{event.received_seq}",
+        {
+            "kind": "event",
+            "key": event.name,
+            "status": "buffered",
+            "started_at": event.at,
+            "ended_at": event.at,
+            "result": _received_payload(w, row, event.received_seq),
+            "run": row.get("run", 0),
+        },
+    )
+    assert call is not None
+    _put_call(w, row, call)
+
+
+def _event_delivered(w: _Writes, row: dict[str, Any], event: m.EventDelivered) -> None:
+    payload = _received_payload(w, row, event.received_seq)
+    wait = _call(w, row, _wait_identity(row, event.wait, 0), None)
+    if wait is not None:
+        wait.update(status="completed", ended_at=event.at, result=payload)
+        _put_call(w, row, wait)
+    kept = _call(w, row, f"received:{event.received_seq}", None)
+    if kept is not None:
+        kept.update(status="delivered")
+        _put_call(w, row, kept)
+
+
+# How a dropped call shows, by why it was dropped (the instance's end status otherwise).
+_DROPPED_AS = {
+    "RESTARTED": "dropped",
+    "TERMINATED": "terminated",
+    "TIMED_OUT": "timed_out",
 }
 
 
-def _put_call(w: _Writes, row: dict[str, Any], call: dict[str, Any]) -> None:
-    """Write a timeline entry, keeping the row's `open` list (call numbers not final)."""
-    w.put(call_key(row["id"], call["n"]), call)
-    open_calls = row.setdefault("open", [])
-    n = call["n"]
-    if call.get("status") in OPEN:
-        if n not in open_calls:
-            open_calls.append(n)
-    elif n in open_calls:
-        open_calls.remove(n)
-
-
-def _open_calls(row: dict[str, Any]) -> list[int]:
-    """Numbers of the calls not final yet (a copy: closing one changes the list)."""
-    return list(row.get("open", []))
-
-
-def _close(
-    w: _Writes, row: dict[str, Any], n: int, status: str, at: int, *, only_open: bool = True
-) -> None:
-    """End one call (and its attempt in flight) with `status` at `at`."""
-    call = w.get(call_key(row["id"], n))
-    if call is None or (only_open and call.get("status") not in OPEN):
+def _call_dropped(w: _Writes, row: dict[str, Any], event: m.CallDropped) -> None:
+    if event.kind in ("step", "child"):
+        call = _call(w, row, f"step:{event.key}", None)
+    elif event.kind == "sleep":
+        call = _call(w, row, _sleep_identity(row, event.index), None)
+    else:
+        call = _call(w, row, _wait_identity(row, event.index, 0), None)
+    if call is None:
         return
+    status = _DROPPED_AS.get(event.cause, "cancelled")
+    at = event.at
     if call.get("status") in OPEN or call.get("ended_at") is None:
         call["ended_at"] = at
     call["status"] = status
@@ -394,216 +557,32 @@ def _close(
     _put_call(w, row, call)
 
 
-def _apply_to_timeline(w: _Writes, row: dict[str, Any], event: Any) -> None:
-    kind = event_type(event)
-    at = event.at
-    if kind == "StepScheduled":
-        child = event.function.startswith("workflow:")
-        call = _call(
-            w,
-            row,
-            f"step:{event.step}",
-            {
-                "kind": "child" if child else "step",
-                "key": event.step,
-                "function": event.function,
-                "status": "scheduled",
-                "started_at": at,
-                "ended_at": None,
-                "input": event.input,
-                "result": None,
-                "error": None,
-                "attempts": [],
-                "run": row.get("run", 0),
-            },
-        )
-        assert call is not None
-        call.update(status="scheduled", ended_at=None, input=event.input, run=row.get("run", 0))
-        if call.get("result") is not None and call["status"] == "scheduled":
-            call["result"] = None
-        call["error"] = None
-        call["attempts"] = [
-            *call["attempts"],
-            {
-                "attempt": event.attempt,
-                "scheduled_at": at,
-                "ended_at": None,
-                "duration_ms": None,
-                "status": "scheduled",
-                "error": None,
-                "timeout_ms": event.timeout_ms,
-            },
-        ][-MAX_ATTEMPTS:]
-        _put_call(w, row, call)
-    elif kind in ("StepCompleted", "StepFailed"):
-        call = _call(w, row, f"step:{event.step}", None)
-        if call is None:
-            return
-        attempt = next(
-            (a for a in reversed(call["attempts"]) if a["attempt"] == event.attempt), None
-        )
-        if kind == "StepCompleted":
-            call.update(status="completed", result=event.result, ended_at=at, error=None)
-        else:
-            retry = event.retry_at is not None
-            call.update(
-                status="backoff" if retry else "failed",
-                error=_error(event.error),
-                retry_at=event.retry_at,
-                ended_at=None if retry else at,
-            )
-        if attempt is not None:
-            attempt.update(
-                ended_at=at,
-                duration_ms=at - attempt["scheduled_at"],
-                status="completed" if kind == "StepCompleted" else "failed",
-                error=_error(getattr(event, "error", None)),
-            )
-        _put_call(w, row, call)
-    elif kind == "TimerStarted" and event.timer.startswith("sleep/"):
-        call = _call(
-            w,
-            row,
-            f"timer:{event.timer}:{row.get('run', 0)}",
-            {
-                "kind": "sleep",
-                "key": event.timer,
-                "status": "waiting",
-                "started_at": at,
-                "ended_at": None,
-                "due": event.due,
-                "run": row.get("run", 0),
-            },
-        )
-        assert call is not None
-        _put_call(w, row, call)
-    elif kind == "TimerFired":
-        if event.timer.startswith("sleep/"):
-            call = _call(w, row, f"timer:{event.timer}:{row.get('run', 0)}", None)
-            if call is not None and call["status"] == "waiting":
-                call.update(status="completed", ended_at=at)
-                _put_call(w, row, call)
-        elif event.timer.startswith("event/") and event.timer.endswith("/timeout") and row["waits"]:
-            # The fold names the wait by its state index; the read model takes the
-            # oldest open wait (a ctx.all over several timed waits may pick another).
-            _, n = row["waits"].pop(0)
-            call = w.get(call_key(row["id"], n))
-            if call is not None:
-                call.update(status="timed_out", ended_at=at)
-                _put_call(w, row, call)
-    elif kind == "EventAwaited":
-        count = row.setdefault("wait_counts", {}).get(event.name, 0) + 1
-        row["wait_counts"][event.name] = count
-        call = _call(
-            w,
-            row,
-            f"wait:{event.name}#{count}:{row.get('run', 0)}",
-            {
-                "kind": "wait",
-                "key": event.name,
-                "status": "waiting",
-                "started_at": at,
-                "ended_at": None,
-                "deadline": event.deadline,
-                "result": None,
-                "run": row.get("run", 0),
-            },
-        )
-        assert call is not None
-        buffered = next((i for i, (name, _) in enumerate(row["inbox"]) if name == event.name), None)
-        if buffered is not None:  # sent before the wait: delivered at once
-            _, received_n = row["inbox"].pop(buffered)
-            received = w.get(call_key(row["id"], received_n))
-            if received is not None:
-                call.update(status="completed", ended_at=at, result=received.get("result"))
-                received.update(status="delivered")
-                _put_call(w, row, received)
-        else:
-            row["waits"].append([event.name, call["n"]])
-        _put_call(w, row, call)
-    elif kind == "EventReceived":
-        waiting = next((i for i, (name, _) in enumerate(row["waits"]) if name == event.name), None)
-        if waiting is not None and row["status"] == "RUNNING":
-            _, n = row["waits"].pop(waiting)
-            call = w.get(call_key(row["id"], n))
-            if call is not None:
-                call.update(status="completed", ended_at=at, result=event.payload)
-                _put_call(w, row, call)
-            return
-        call = _call(
-            w,
-            row,
-            f"received:{event.seq}",
-            {
-                "kind": "event",
-                "key": event.name,
-                "status": "buffered",
-                "started_at": at,
-                "ended_at": at,
-                "result": event.payload,
-                "run": row.get("run", 0),
-            },
-        )
-        assert call is not None
-        row["inbox"].append([event.name, call["n"]])
-        _put_call(w, row, call)
-    elif kind in _ENDINGS:
-        # Whatever is still open (steps in flight or in backoff, sleeps, waits) ends with
-        # the instance: the engine cancels every timer and stops its children.
-        for n in _open_calls(row):
-            _close(w, row, n, _CLOSED_AS[kind], at)
-        row["waits"] = []
-    elif kind == "WorkflowRestarted":
-        _restart_timeline(w, row, event)
-    elif kind == "WorkflowResumed":
-        _deliver_inbox(w, row, at)
-
-
-def _restart_timeline(w: _Writes, row: dict[str, Any], event: Any) -> None:
-    """The engine deletes the calls from `from_step` on (all of them without one) and
-    cancels every timer: those entries become "dropped" (a step the new run schedules
-    again turns back to "scheduled"), and so does every open sleep and wait before it."""
-    at = event.at
-    first = 0
-    if event.from_step is not None:
-        n = w.get(identity_key(row["id"], f"step:{event.from_step}"))
-        first = row.get("calls", 0) if n is None else n
-    for n in range(first, row.get("calls", 0)):
-        call = w.get(call_key(row["id"], n))
-        if call is not None and call.get("kind") in ("step", "child", "sleep", "wait"):
-            _close(w, row, n, "dropped", at, only_open=False)
-    for n in _open_calls(row):
-        call = w.get(call_key(row["id"], n))
-        if call is not None and call.get("kind") in ("sleep", "wait"):
-            _close(w, row, n, "dropped", at)
-    row["waits"] = []
-
-
-def _deliver_inbox(w: _Writes, row: dict[str, Any], at: int) -> None:
-    """On resume the engine hands events kept while paused or suspended to the waits
-    that await them, without a new event: match the inbox to open waits by name (oldest
-    event first, as the engine does)."""
-    position = 0
-    while position < len(row["inbox"]):
-        name, received_n = row["inbox"][position]
-        waiting = next((i for i, (wname, _) in enumerate(row["waits"]) if wname == name), None)
-        if waiting is None:
-            position += 1
-            continue
-        row["inbox"].pop(position)
-        _, n = row["waits"].pop(waiting)
-        received = w.get(call_key(row["id"], received_n))
-        call = w.get(call_key(row["id"], n))
-        if call is not None:
-            call.update(
-                status="completed",
-                ended_at=at,
-                result=None if received is None else received.get("result"),
-            )
-            _put_call(w, row, call)
-        if received is not None:
-            received.update(status="delivered")
-            _put_call(w, row, received)
+_HANDLERS: dict[str, Handler] = {
+    "WorkflowStarted": _started,
+    "WorkflowQueued": _queued,
+    "WorkflowAdmitted": _admitted,
+    "StepScheduled": _step_scheduled,
+    "StepCompleted": _step_result,
+    "StepFailed": _step_result,
+    "TimerStarted": _timer_started,
+    "TimerFired": _timer_fired,
+    "EventAwaited": _event_awaited,
+    "EventKept": _event_kept,
+    "EventDelivered": _event_delivered,
+    "CallDropped": _call_dropped,
+    "CancelRequested": _cancel_requested,
+    "WorkflowCompleted": _ended("COMPLETED"),
+    "WorkflowFailed": _ended("FAILED"),
+    "WorkflowCancelled": _ended("CANCELLED"),
+    "WorkflowTerminated": _ended("TERMINATED"),
+    "WorkflowTimedOut": _ended("TIMED_OUT"),
+    "WorkflowSuspended": _suspended,
+    "WorkflowPaused": _paused,
+    "WorkflowResumed": _resumed,
+    "WorkflowRestarted": _restarted,
+    # EventReceived: the payload is in history; EventKept or EventDelivered says where
+    # it went.
+}
 
 
 # ------------------------------------------------------------------------- read side
