@@ -25,129 +25,69 @@ current value of a key (a dict's `.get` in tests, the partition's store in the a
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from replayflow.api import timeline
+from replayflow.api.readkeys import (
+    FINAL,
+    MAX_ATTEMPTS,
+    SEP,
+    SORT_BASE,
+    STATUSES,
+    Getter,
+    Write,
+    Writes,
+    call_key,
+    calls_prefix,
+    error_dict,
+    event_json,
+    event_type,
+    group,
+    history_key,
+    history_prefix,
+    identity_key,
+    index_groups,
+    index_key,
+    index_prefix,
+    instance_key,
+    key,
+    loads,
+    sort_part,
+    split_index_key,
+)
 from replayflow.core import messages as m
 
-SEP = "\x1f"
+# The key space lives in readkeys.py; readers (the API, the tables) find it here too.
+__all__ = [
+    "FINAL",
+    "MAX_ATTEMPTS",
+    "SEP",
+    "SORT_BASE",
+    "STATUSES",
+    "Getter",
+    "Write",
+    "call_key",
+    "calls_prefix",
+    "event_json",
+    "fold_all",
+    "group",
+    "history_key",
+    "history_prefix",
+    "identity_key",
+    "index_key",
+    "index_prefix",
+    "instance_key",
+    "key",
+    "loads",
+    "project",
+    "public_instance",
+    "sort_part",
+    "split_index_key",
+]
+
 RECENT = 20  # events kept in the instance row
-MAX_ATTEMPTS = 50  # attempts kept per step (the newest)
 PREVIEW = 2000  # characters of a payload kept in the instance row's recent events
-SORT_BASE = 10**13
-
-Getter = Callable[[bytes], bytes | None]
-Write = tuple[bytes, bytes | None]
-
-STATUSES = (
-    "QUEUED",
-    "RUNNING",
-    "PAUSED",
-    "SUSPENDED",
-    "COMPLETED",
-    "FAILED",
-    "CANCELLED",
-    "TERMINATED",
-    "TIMED_OUT",
-)
-FINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TERMINATED", "TIMED_OUT"})
-
-
-# ------------------------------------------------------------------------------- keys
-
-
-def key(*parts: str) -> bytes:
-    return SEP.join(parts).encode("utf-8")
-
-
-def instance_key(instance_id: str) -> bytes:
-    return key("i", instance_id)
-
-
-def call_key(instance_id: str, n: int) -> bytes:
-    return key("c", instance_id, f"{n:06d}")
-
-
-def calls_prefix(instance_id: str) -> bytes:
-    return key("c", instance_id, "")
-
-
-def identity_key(instance_id: str, identity: str) -> bytes:
-    return key("k", instance_id, identity)
-
-
-def history_key(instance_id: str, seq: int) -> bytes:
-    return key("h", instance_id, f"{seq:012d}")
-
-
-def history_prefix(instance_id: str) -> bytes:
-    return key("h", instance_id, "")
-
-
-def sort_part(started_at: int) -> str:
-    return f"{SORT_BASE - max(0, min(started_at, SORT_BASE - 1)):013d}"
-
-
-def group(
-    workflow: str | None = None, status: str | None = None, version: str | None = None
-) -> str:
-    """The index group that answers a filter (workflow and/or status, or a version)."""
-    if version is not None and workflow is not None:
-        return SEP.join(("v", workflow, version))
-    if workflow and status:
-        return SEP.join(("ws", workflow, status))
-    if workflow:
-        return SEP.join(("w", workflow))
-    if status:
-        return SEP.join(("s", status))
-    return "all"
-
-
-def index_prefix(group_name: str) -> bytes:
-    return key("x", group_name, "")
-
-
-def index_key(group_name: str, started_at: int, instance_id: str) -> bytes:
-    return key("x", group_name, sort_part(started_at), instance_id)
-
-
-def index_groups(workflow: str, version: str, status: str) -> list[str]:
-    return [
-        group(),
-        group(status=status),
-        group(workflow=workflow),
-        group(workflow=workflow, status=status),
-        group(workflow=workflow, version=version),
-    ]
-
-
-def split_index_key(raw: bytes) -> tuple[str, int, str]:
-    """(group, started_at, instance id) of an index key."""
-    parts = raw.decode("utf-8").split(SEP)
-    instance_id = parts[-1]
-    started_at = SORT_BASE - int(parts[-2])
-    return SEP.join(parts[1:-2]), started_at, instance_id
-
-
-# ------------------------------------------------------------------------------ events
-
-
-def event_type(event: Any) -> str:
-    return type(event).__name__
-
-
-def event_json(event: Any) -> dict[str, Any]:
-    """A history event as a JSON object: {"type", "seq", "at", ...its fields}. JSON
-    payload fields stay JSON text, as recorded."""
-    fields = {}
-    for f in dataclasses.fields(event):
-        value = getattr(event, f.name)
-        if dataclasses.is_dataclass(value):
-            value = dataclasses.asdict(value)  # type: ignore[arg-type]
-        fields[f.name] = value
-    return {"type": event_type(event), **fields}
 
 
 def _preview(entry: dict[str, Any]) -> dict[str, Any]:
@@ -159,40 +99,6 @@ def _preview(entry: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _error(error: m.ErrorInfo | None) -> dict[str, Any] | None:
-    return None if error is None else dataclasses.asdict(error)
-
-
-def _dumps(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-
-def loads(raw: bytes | None) -> Any:
-    return None if raw is None else json.loads(raw)
-
-
-# ---------------------------------------------------------------------------- project
-
-
-class _Writes:
-    """Collects writes and answers reads through them (later writes win)."""
-
-    def __init__(self, get: Getter) -> None:
-        self._get = get
-        self.pending: dict[bytes, bytes | None] = {}
-
-    def get(self, k: bytes) -> Any:
-        if k in self.pending:
-            return loads(self.pending[k])
-        return loads(self._get(k))
-
-    def put(self, k: bytes, value: Any) -> None:
-        self.pending[k] = _dumps(value)
-
-    def delete(self, k: bytes) -> None:
-        self.pending[k] = None
-
-
 def project(event: Any, get: Getter) -> list[Write]:
     """The writes that fold one history event into the read model; [] when the event
     was folded already (its seq is not above the row's) or belongs to no instance."""
@@ -200,7 +106,7 @@ def project(event: Any, get: Getter) -> list[Write]:
     seq = getattr(event, "seq", None)
     if not instance_id or not isinstance(seq, int):
         return []
-    w = _Writes(get)
+    w = Writes(get)
     row = w.get(instance_key(instance_id))
     if row is not None and seq <= row["seq"]:
         return []
@@ -265,10 +171,10 @@ def _new_row(instance_id: str, event: Any) -> dict[str, Any]:
 # The engine records what it decided (an event kept or delivered, a call dropped), so no
 # handler works out what the engine must have done.
 
-Handler = Callable[["_Writes", dict[str, Any], Any], None]
+Handler = Callable[[Writes, dict[str, Any], Any], None]
 
 
-def _started(w: _Writes, row: dict[str, Any], event: m.WorkflowStarted) -> None:
+def _started(w: Writes, row: dict[str, Any], event: m.WorkflowStarted) -> None:
     row.update(
         workflow=event.workflow,
         version=event.version,
@@ -280,45 +186,45 @@ def _started(w: _Writes, row: dict[str, Any], event: m.WorkflowStarted) -> None:
     )
 
 
-def _queued(w: _Writes, row: dict[str, Any], event: m.WorkflowQueued) -> None:
+def _queued(w: Writes, row: dict[str, Any], event: m.WorkflowQueued) -> None:
     row["status"] = "QUEUED"
 
 
-def _admitted(w: _Writes, row: dict[str, Any], event: m.WorkflowAdmitted) -> None:
+def _admitted(w: Writes, row: dict[str, Any], event: m.WorkflowAdmitted) -> None:
     row["status"] = "RUNNING"
     row["admitted_at"] = event.at
 
 
-def _cancel_requested(w: _Writes, row: dict[str, Any], event: m.CancelRequested) -> None:
+def _cancel_requested(w: Writes, row: dict[str, Any], event: m.CancelRequested) -> None:
     row["cancel_requested"] = True
     row["reason"] = event.reason or row["reason"]
 
 
 def _ended(status: str) -> Handler:
-    def handle(w: _Writes, row: dict[str, Any], event: Any) -> None:
+    def handle(w: Writes, row: dict[str, Any], event: Any) -> None:
         row["status"] = status
         row["ended_at"] = event.at
         if isinstance(event, m.WorkflowCompleted):
             row["output"] = event.output
         elif isinstance(event, m.WorkflowFailed):
-            row["error"] = _error(event.error)
+            row["error"] = error_dict(event.error)
         elif isinstance(event, m.WorkflowCancelled | m.WorkflowTerminated):
             row["reason"] = event.reason
 
     return handle
 
 
-def _suspended(w: _Writes, row: dict[str, Any], event: m.WorkflowSuspended) -> None:
+def _suspended(w: Writes, row: dict[str, Any], event: m.WorkflowSuspended) -> None:
     row["status"] = "SUSPENDED"
-    row["error"] = _error(event.error)
+    row["error"] = error_dict(event.error)
 
 
-def _paused(w: _Writes, row: dict[str, Any], event: m.WorkflowPaused) -> None:
+def _paused(w: Writes, row: dict[str, Any], event: m.WorkflowPaused) -> None:
     row["status"] = "PAUSED"
     row["reason"] = event.reason or None
 
 
-def _resumed(w: _Writes, row: dict[str, Any], event: m.WorkflowResumed) -> None:
+def _resumed(w: Writes, row: dict[str, Any], event: m.WorkflowResumed) -> None:
     # A resume clears the error (suspended); the pause reason goes with the pause, a
     # cancel asked for meanwhile keeps its reason.
     row.update(status="RUNNING", error=None)
@@ -326,7 +232,7 @@ def _resumed(w: _Writes, row: dict[str, Any], event: m.WorkflowResumed) -> None:
         row["reason"] = None
 
 
-def _restarted(w: _Writes, row: dict[str, Any], event: m.WorkflowRestarted) -> None:
+def _restarted(w: Writes, row: dict[str, Any], event: m.WorkflowRestarted) -> None:
     row.update(
         status="RUNNING",
         output=None,
@@ -339,237 +245,10 @@ def _restarted(w: _Writes, row: dict[str, Any], event: m.WorkflowRestarted) -> N
     row["restarted_from"] = event.from_step
 
 
-def _call(
-    w: _Writes, row: dict[str, Any], identity: str, create: dict[str, Any] | None
-) -> dict[str, Any] | None:
-    """The timeline entry of an identity; a new one from `create` when there is none."""
-    iid = row["id"]
-    n = w.get(identity_key(iid, identity))
-    if n is not None:
-        return w.get(call_key(iid, n))  # type: ignore[no-any-return]
-    if create is None:
-        return None
-    n = row["calls"]
-    row["calls"] = n + 1
-    w.put(identity_key(iid, identity), n)
-    return {"n": n, **create}
-
-
-def _put_call(w: _Writes, row: dict[str, Any], call: dict[str, Any]) -> None:
-    w.put(call_key(row["id"], call["n"]), call)
-
-
-def _sleep_identity(row: dict[str, Any], index: int) -> str:
-    return f"timer:sleep/{index}:{row.get('run', 0)}"
-
-
-def _wait_identity(row: dict[str, Any], wait: int | None, seq: int) -> str:
-    # EventAwaited v1 carried no wait number: such a wait is reachable by its seq only.
-    return f"wait:{wait}:{row.get('run', 0)}" if wait is not None else f"wait@{seq}"
-
-
-def _received_payload(w: _Writes, row: dict[str, Any], received_seq: int | None) -> Any:
-    received = None if received_seq is None else w.get(history_key(row["id"], received_seq))
-    return None if received is None else received.get("payload")
-
-
-OPEN = frozenset({"scheduled", "backoff", "waiting"})  # a call's statuses until it ends
-
-
-def _step_scheduled(w: _Writes, row: dict[str, Any], event: m.StepScheduled) -> None:
-    child = event.function.startswith("workflow:")
-    call = _call(
-        w,
-        row,
-        f"step:{event.step}",
-        {
-            "kind": "child" if child else "step",
-            "key": event.step,
-            "function": event.function,
-            "status": "scheduled",
-            "started_at": event.at,
-            "ended_at": None,
-            "input": event.input,
-            "result": None,
-            "error": None,
-            "attempts": [],
-            "run": row.get("run", 0),
-        },
-    )
-    assert call is not None
-    call.update(status="scheduled", ended_at=None, input=event.input, run=row.get("run", 0))
-    call["result"] = None
-    call["error"] = None
-    call["attempts"] = [
-        *call["attempts"],
-        {
-            "attempt": event.attempt,
-            "scheduled_at": event.at,
-            "ended_at": None,
-            "duration_ms": None,
-            "status": "scheduled",
-            "error": None,
-            "timeout_ms": event.timeout_ms,
-        },
-    ][-MAX_ATTEMPTS:]
-    _put_call(w, row, call)
-
-
-def _step_result(w: _Writes, row: dict[str, Any], event: m.StepCompleted | m.StepFailed) -> None:
-    call = _call(w, row, f"step:{event.step}", None)
-    if call is None:
-        return
-    at = event.at
-    attempt = next((a for a in reversed(call["attempts"]) if a["attempt"] == event.attempt), None)
-    if isinstance(event, m.StepCompleted):
-        call.update(status="completed", result=event.result, ended_at=at, error=None)
-    else:
-        retry = event.retry_at is not None
-        call.update(
-            status="backoff" if retry else "failed",
-            error=_error(event.error),
-            retry_at=event.retry_at,
-            ended_at=None if retry else at,
-        )
-    if attempt is not None:
-        failed = isinstance(event, m.StepFailed)
-        attempt.update(
-            ended_at=at,
-            duration_ms=at - attempt["scheduled_at"],
-            status="failed" if failed else "completed",
-            error=_error(event.error) if isinstance(event, m.StepFailed) else None,
-        )
-    _put_call(w, row, call)
-
-
-def _timer_started(w: _Writes, row: dict[str, Any], event: m.TimerStarted) -> None:
-    if not event.timer.startswith("sleep/"):
-        return  # step timeouts and backoffs show on their steps
-    index = int(event.timer.split("/")[1])
-    call = _call(
-        w,
-        row,
-        _sleep_identity(row, index),
-        {
-            "kind": "sleep",
-            "key": event.timer,
-            "status": "waiting",
-            "started_at": event.at,
-            "ended_at": None,
-            "due": event.due,
-            "run": row.get("run", 0),
-        },
-    )
-    assert call is not None
-    _put_call(w, row, call)
-
-
-def _timer_fired(w: _Writes, row: dict[str, Any], event: m.TimerFired) -> None:
-    parts = event.timer.split("/")
-    if parts[0] == "sleep":
-        call, status = _call(w, row, _sleep_identity(row, int(parts[1])), None), "completed"
-    elif parts[0] == "event" and parts[-1] == "timeout":
-        call, status = _call(w, row, _wait_identity(row, int(parts[1]), 0), None), "timed_out"
-    else:
-        return
-    if call is not None and call["status"] == "waiting":
-        call.update(status=status, ended_at=event.at)
-        _put_call(w, row, call)
-
-
-def _event_awaited(w: _Writes, row: dict[str, Any], event: m.EventAwaited) -> None:
-    call = _call(
-        w,
-        row,
-        _wait_identity(row, event.wait, event.seq),
-        {
-            "kind": "wait",
-            "key": event.name,
-            "status": "waiting",
-            "started_at": event.at,
-            "ended_at": None,
-            "deadline": event.deadline,
-            "result": None,
-            "run": row.get("run", 0),
-        },
-    )
-    assert call is not None
-    _put_call(w, row, call)
-
-
-def _event_kept(w: _Writes, row: dict[str, Any], event: m.EventKept) -> None:
-    call = _call(
-        w,
-        row,
-        f"received:{event.received_seq}",
-        {
-            "kind": "event",
-            "key": event.name,
-            "status": "buffered",
-            "started_at": event.at,
-            "ended_at": event.at,
-            "result": _received_payload(w, row, event.received_seq),
-            "run": row.get("run", 0),
-        },
-    )
-    assert call is not None
-    _put_call(w, row, call)
-
-
-def _event_delivered(w: _Writes, row: dict[str, Any], event: m.EventDelivered) -> None:
-    payload = _received_payload(w, row, event.received_seq)
-    wait = _call(w, row, _wait_identity(row, event.wait, 0), None)
-    if wait is not None:
-        wait.update(status="completed", ended_at=event.at, result=payload)
-        _put_call(w, row, wait)
-    kept = _call(w, row, f"received:{event.received_seq}", None)
-    if kept is not None:
-        kept.update(status="delivered")
-        _put_call(w, row, kept)
-
-
-# How a dropped call shows, by why it was dropped (the instance's end status otherwise).
-_DROPPED_AS = {
-    "RESTARTED": "dropped",
-    "TERMINATED": "terminated",
-    "TIMED_OUT": "timed_out",
-}
-
-
-def _call_dropped(w: _Writes, row: dict[str, Any], event: m.CallDropped) -> None:
-    if event.kind in ("step", "child"):
-        call = _call(w, row, f"step:{event.key}", None)
-    elif event.kind == "sleep":
-        call = _call(w, row, _sleep_identity(row, event.index), None)
-    else:
-        call = _call(w, row, _wait_identity(row, event.index, 0), None)
-    if call is None:
-        return
-    status = _DROPPED_AS.get(event.cause, "cancelled")
-    at = event.at
-    if call.get("status") in OPEN or call.get("ended_at") is None:
-        call["ended_at"] = at
-    call["status"] = status
-    call.pop("retry_at", None)
-    for attempt in call.get("attempts", []):
-        if attempt.get("status") == "scheduled":
-            attempt.update(status=status, ended_at=at, duration_ms=at - attempt["scheduled_at"])
-    _put_call(w, row, call)
-
-
 _HANDLERS: dict[str, Handler] = {
     "WorkflowStarted": _started,
     "WorkflowQueued": _queued,
     "WorkflowAdmitted": _admitted,
-    "StepScheduled": _step_scheduled,
-    "StepCompleted": _step_result,
-    "StepFailed": _step_result,
-    "TimerStarted": _timer_started,
-    "TimerFired": _timer_fired,
-    "EventAwaited": _event_awaited,
-    "EventKept": _event_kept,
-    "EventDelivered": _event_delivered,
-    "CallDropped": _call_dropped,
     "CancelRequested": _cancel_requested,
     "WorkflowCompleted": _ended("COMPLETED"),
     "WorkflowFailed": _ended("FAILED"),
@@ -580,8 +259,7 @@ _HANDLERS: dict[str, Handler] = {
     "WorkflowPaused": _paused,
     "WorkflowResumed": _resumed,
     "WorkflowRestarted": _restarted,
-    # EventReceived: the payload is in history; EventKept or EventDelivered says where
-    # it went.
+    **timeline.HANDLERS,
 }
 
 
