@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from replayflow import codec
 from replayflow.codec import Codec, CodecError
-from replayflow.core.messages import DeadLetter, ErrorInfo, StartWorkflow, StepFailed
+from replayflow.core.messages import DeadLetter, ErrorInfo, EventAwaited, StartWorkflow, StepFailed
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMAS = REPO / "schemas"
@@ -64,6 +64,16 @@ def sample(cls: type, n: int = 0) -> Any:
 
 def schema_files() -> list[Path]:
     return sorted(SCHEMAS.rglob("*.avsc"))
+
+
+def newest_schema_files() -> list[Path]:
+    """The newest version of each record: the one replayflow writes."""
+    newest: dict[str, Path] = {}
+    for path in schema_files():
+        name, version = path.name.split(".v")[0], int(path.name.split(".v")[1].split(".")[0])
+        if name not in newest or version > int(newest[name].name.split(".v")[1].split(".")[0]):
+            newest[name] = path
+    return sorted(newest.values())
 
 
 def crc64_avro(data: bytes) -> int:
@@ -173,7 +183,7 @@ def test_crc64_avro_matches_the_avro_test_vectors() -> None:
         assert crc64_avro(canonical.encode()) == signed & 0xFFFFFFFFFFFFFFFF
 
 
-@pytest.mark.parametrize("path", schema_files(), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", newest_schema_files(), ids=lambda p: p.name)
 def test_header_is_magic_and_little_endian_crc64_of_canonical_form(path: Path) -> None:
     schema = json.loads(path.read_text())
     cls = {c.__name__: c for c in MESSAGE_CLASSES}[schema["name"]]
@@ -184,6 +194,16 @@ def test_header_is_magic_and_little_endian_crc64_of_canonical_form(path: Path) -
     # and the rest is the plain Avro binary body, readable with the file alone
     body = fastavro.schemaless_reader(io.BytesIO(data[10:]), fastavro.parse_schema(schema))
     assert body == dataclasses.asdict(sample(cls))
+
+
+def test_a_record_written_with_an_older_version_reads_with_defaults() -> None:
+    v1 = json.loads((SCHEMAS / "history" / "EventAwaited.v1.avsc").read_text())
+    body = io.BytesIO()
+    record = {"instance_id": "i", "seq": 3, "at": 5, "name": "go", "deadline": None}
+    fastavro.schemaless_writer(body, fastavro.parse_schema(v1), record)
+    header = crc64_avro(to_parsing_canonical_form(v1).encode()).to_bytes(8, "little")
+    event = codec.decode(b"\xc3\x01" + header + body.getvalue())
+    assert event == EventAwaited("i", 3, 5, name="go", deadline=None, wait=None)
 
 
 def test_readme_example_bytes_are_current() -> None:

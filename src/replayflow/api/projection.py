@@ -25,129 +25,69 @@ current value of a key (a dict's `.get` in tests, the partition's store in the a
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from replayflow.api import timeline
+from replayflow.api.readkeys import (
+    FINAL,
+    MAX_ATTEMPTS,
+    SEP,
+    SORT_BASE,
+    STATUSES,
+    Getter,
+    Write,
+    Writes,
+    call_key,
+    calls_prefix,
+    error_dict,
+    event_json,
+    event_type,
+    group,
+    history_key,
+    history_prefix,
+    identity_key,
+    index_groups,
+    index_key,
+    index_prefix,
+    instance_key,
+    key,
+    loads,
+    sort_part,
+    split_index_key,
+)
 from replayflow.core import messages as m
 
-SEP = "\x1f"
+# The key space lives in readkeys.py; readers (the API, the tables) find it here too.
+__all__ = [
+    "FINAL",
+    "MAX_ATTEMPTS",
+    "SEP",
+    "SORT_BASE",
+    "STATUSES",
+    "Getter",
+    "Write",
+    "call_key",
+    "calls_prefix",
+    "event_json",
+    "fold_all",
+    "group",
+    "history_key",
+    "history_prefix",
+    "identity_key",
+    "index_key",
+    "index_prefix",
+    "instance_key",
+    "key",
+    "loads",
+    "project",
+    "public_instance",
+    "sort_part",
+    "split_index_key",
+]
+
 RECENT = 20  # events kept in the instance row
-MAX_ATTEMPTS = 50  # attempts kept per step (the newest)
 PREVIEW = 2000  # characters of a payload kept in the instance row's recent events
-SORT_BASE = 10**13
-
-Getter = Callable[[bytes], bytes | None]
-Write = tuple[bytes, bytes | None]
-
-STATUSES = (
-    "QUEUED",
-    "RUNNING",
-    "PAUSED",
-    "SUSPENDED",
-    "COMPLETED",
-    "FAILED",
-    "CANCELLED",
-    "TERMINATED",
-    "TIMED_OUT",
-)
-FINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TERMINATED", "TIMED_OUT"})
-
-
-# ------------------------------------------------------------------------------- keys
-
-
-def key(*parts: str) -> bytes:
-    return SEP.join(parts).encode("utf-8")
-
-
-def instance_key(instance_id: str) -> bytes:
-    return key("i", instance_id)
-
-
-def call_key(instance_id: str, n: int) -> bytes:
-    return key("c", instance_id, f"{n:06d}")
-
-
-def calls_prefix(instance_id: str) -> bytes:
-    return key("c", instance_id, "")
-
-
-def identity_key(instance_id: str, identity: str) -> bytes:
-    return key("k", instance_id, identity)
-
-
-def history_key(instance_id: str, seq: int) -> bytes:
-    return key("h", instance_id, f"{seq:012d}")
-
-
-def history_prefix(instance_id: str) -> bytes:
-    return key("h", instance_id, "")
-
-
-def sort_part(started_at: int) -> str:
-    return f"{SORT_BASE - max(0, min(started_at, SORT_BASE - 1)):013d}"
-
-
-def group(
-    workflow: str | None = None, status: str | None = None, version: str | None = None
-) -> str:
-    """The index group that answers a filter (workflow and/or status, or a version)."""
-    if version is not None and workflow is not None:
-        return SEP.join(("v", workflow, version))
-    if workflow and status:
-        return SEP.join(("ws", workflow, status))
-    if workflow:
-        return SEP.join(("w", workflow))
-    if status:
-        return SEP.join(("s", status))
-    return "all"
-
-
-def index_prefix(group_name: str) -> bytes:
-    return key("x", group_name, "")
-
-
-def index_key(group_name: str, started_at: int, instance_id: str) -> bytes:
-    return key("x", group_name, sort_part(started_at), instance_id)
-
-
-def index_groups(workflow: str, version: str, status: str) -> list[str]:
-    return [
-        group(),
-        group(status=status),
-        group(workflow=workflow),
-        group(workflow=workflow, status=status),
-        group(workflow=workflow, version=version),
-    ]
-
-
-def split_index_key(raw: bytes) -> tuple[str, int, str]:
-    """(group, started_at, instance id) of an index key."""
-    parts = raw.decode("utf-8").split(SEP)
-    instance_id = parts[-1]
-    started_at = SORT_BASE - int(parts[-2])
-    return SEP.join(parts[1:-2]), started_at, instance_id
-
-
-# ------------------------------------------------------------------------------ events
-
-
-def event_type(event: Any) -> str:
-    return type(event).__name__
-
-
-def event_json(event: Any) -> dict[str, Any]:
-    """A history event as a JSON object: {"type", "seq", "at", ...its fields}. JSON
-    payload fields stay JSON text, as recorded."""
-    fields = {}
-    for f in dataclasses.fields(event):
-        value = getattr(event, f.name)
-        if dataclasses.is_dataclass(value):
-            value = dataclasses.asdict(value)  # type: ignore[arg-type]
-        fields[f.name] = value
-    return {"type": event_type(event), **fields}
 
 
 def _preview(entry: dict[str, Any]) -> dict[str, Any]:
@@ -159,40 +99,6 @@ def _preview(entry: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _error(error: m.ErrorInfo | None) -> dict[str, Any] | None:
-    return None if error is None else dataclasses.asdict(error)
-
-
-def _dumps(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-
-def loads(raw: bytes | None) -> Any:
-    return None if raw is None else json.loads(raw)
-
-
-# ---------------------------------------------------------------------------- project
-
-
-class _Writes:
-    """Collects writes and answers reads through them (later writes win)."""
-
-    def __init__(self, get: Getter) -> None:
-        self._get = get
-        self.pending: dict[bytes, bytes | None] = {}
-
-    def get(self, k: bytes) -> Any:
-        if k in self.pending:
-            return loads(self.pending[k])
-        return loads(self._get(k))
-
-    def put(self, k: bytes, value: Any) -> None:
-        self.pending[k] = _dumps(value)
-
-    def delete(self, k: bytes) -> None:
-        self.pending[k] = None
-
-
 def project(event: Any, get: Getter) -> list[Write]:
     """The writes that fold one history event into the read model; [] when the event
     was folded already (its seq is not above the row's) or belongs to no instance."""
@@ -200,24 +106,19 @@ def project(event: Any, get: Getter) -> list[Write]:
     seq = getattr(event, "seq", None)
     if not instance_id or not isinstance(seq, int):
         return []
-    w = _Writes(get)
+    w = Writes(get)
     row = w.get(instance_key(instance_id))
     if row is not None and seq <= row["seq"]:
         return []
     if row is None:
         row = _new_row(instance_id, event)
-    elif "open" not in row:  # a row written before the open list existed: build it once
-        row["open"] = [
-            n
-            for n in range(row.get("calls", 0))
-            if (w.get(call_key(instance_id, n)) or {}).get("status") in OPEN
-        ]
     old_status = row["status"]
     entry = event_json(event)
     w.put(history_key(instance_id, seq), entry)
 
-    _apply_to_row(row, event)
-    _apply_to_timeline(w, row, event)
+    handler = _HANDLERS.get(event_type(event))
+    if handler is not None:
+        handler(w, row, event)
 
     row["seq"] = seq
     row["updated_at"] = event.at
@@ -261,349 +162,105 @@ def _new_row(instance_id: str, event: Any) -> dict[str, Any]:
         "run": 0,
         "calls": 0,
         "cancel_requested": False,
-        "waits": [],
-        "inbox": [],
-        "open": [],
         "events": 0,
         "recent": [],
     }
 
 
-_ENDINGS = {
-    "WorkflowCompleted": "COMPLETED",
-    "WorkflowFailed": "FAILED",
-    "WorkflowCancelled": "CANCELLED",
-    "WorkflowTerminated": "TERMINATED",
-    "WorkflowTimedOut": "TIMED_OUT",
-}
+# One handler per history event type: each records what the event says, nothing more.
+# The engine records what it decided (an event kept or delivered, a call dropped), so no
+# handler works out what the engine must have done.
+
+Handler = Callable[[Writes, dict[str, Any], Any], None]
 
 
-def _apply_to_row(row: dict[str, Any], event: Any) -> None:
-    kind = event_type(event)
-    if kind == "WorkflowStarted":
-        row.update(
-            workflow=event.workflow,
-            version=event.version,
-            input=event.input,
-            parent_id=event.parent_id,
-            parent_step=event.parent_step,
-            started_at=event.at,
-            status="RUNNING",
-        )
-    elif kind == "WorkflowQueued":
-        row["status"] = "QUEUED"
-    elif kind == "WorkflowAdmitted":
-        row["status"] = "RUNNING"
-        row["admitted_at"] = event.at
-    elif kind == "CancelRequested":
-        row["cancel_requested"] = True
-        row["reason"] = event.reason or row["reason"]
-    elif kind in _ENDINGS:
-        row["status"] = _ENDINGS[kind]
+def _started(w: Writes, row: dict[str, Any], event: m.WorkflowStarted) -> None:
+    row.update(
+        workflow=event.workflow,
+        version=event.version,
+        input=event.input,
+        parent_id=event.parent_id,
+        parent_step=event.parent_step,
+        started_at=event.at,
+        status="RUNNING",
+    )
+
+
+def _queued(w: Writes, row: dict[str, Any], event: m.WorkflowQueued) -> None:
+    row["status"] = "QUEUED"
+
+
+def _admitted(w: Writes, row: dict[str, Any], event: m.WorkflowAdmitted) -> None:
+    row["status"] = "RUNNING"
+    row["admitted_at"] = event.at
+
+
+def _cancel_requested(w: Writes, row: dict[str, Any], event: m.CancelRequested) -> None:
+    row["cancel_requested"] = True
+    row["reason"] = event.reason or row["reason"]
+
+
+def _ended(status: str) -> Handler:
+    def handle(w: Writes, row: dict[str, Any], event: Any) -> None:
+        row["status"] = status
         row["ended_at"] = event.at
-        if kind == "WorkflowCompleted":
+        if isinstance(event, m.WorkflowCompleted):
             row["output"] = event.output
-        elif kind == "WorkflowFailed":
-            row["error"] = _error(event.error)
-        elif kind in ("WorkflowCancelled", "WorkflowTerminated"):
+        elif isinstance(event, m.WorkflowFailed):
+            row["error"] = error_dict(event.error)
+        elif isinstance(event, m.WorkflowCancelled | m.WorkflowTerminated):
             row["reason"] = event.reason
-    elif kind == "WorkflowSuspended":
-        row["status"] = "SUSPENDED"
-        row["error"] = _error(event.error)
-    elif kind == "WorkflowPaused":
-        row["status"] = "PAUSED"
-        row["reason"] = event.reason or None
-    elif kind == "WorkflowResumed":
-        # The engine clears the error (suspended) and the pause reason goes with the
-        # pause; a cancel asked for meanwhile keeps its reason.
-        row.update(status="RUNNING", error=None)
-        if not row.get("cancel_requested"):
-            row["reason"] = None
-    elif kind == "WorkflowRestarted":
-        row.update(
-            status="RUNNING",
-            output=None,
-            error=None,
-            ended_at=None,
-            cancel_requested=False,
-            reason=event.reason or None,
-            run=row.get("run", 0) + 1,
-            waits=[],
-        )
-        row["restarted_from"] = event.from_step
+
+    return handle
 
 
-def _call(
-    w: _Writes, row: dict[str, Any], identity: str, create: dict[str, Any] | None
-) -> dict[str, Any] | None:
-    """The timeline entry of an identity; a new one from `create` when there is none."""
-    iid = row["id"]
-    n = w.get(identity_key(iid, identity))
-    if n is not None:
-        return w.get(call_key(iid, n))  # type: ignore[no-any-return]
-    if create is None:
-        return None
-    n = row["calls"]
-    row["calls"] = n + 1
-    w.put(identity_key(iid, identity), n)
-    return {"n": n, **create}
+def _suspended(w: Writes, row: dict[str, Any], event: m.WorkflowSuspended) -> None:
+    row["status"] = "SUSPENDED"
+    row["error"] = error_dict(event.error)
 
 
-OPEN = frozenset({"scheduled", "backoff", "waiting"})  # a call's statuses until it ends
-# What an ending does to the calls still open.
-_CLOSED_AS = {
-    "WorkflowCompleted": "cancelled",
-    "WorkflowFailed": "cancelled",
-    "WorkflowCancelled": "cancelled",
-    "WorkflowTerminated": "terminated",
-    "WorkflowTimedOut": "timed_out",
+def _paused(w: Writes, row: dict[str, Any], event: m.WorkflowPaused) -> None:
+    row["status"] = "PAUSED"
+    row["reason"] = event.reason or None
+
+
+def _resumed(w: Writes, row: dict[str, Any], event: m.WorkflowResumed) -> None:
+    # A resume clears the error (suspended); the pause reason goes with the pause, a
+    # cancel asked for meanwhile keeps its reason.
+    row.update(status="RUNNING", error=None)
+    if not row.get("cancel_requested"):
+        row["reason"] = None
+
+
+def _restarted(w: Writes, row: dict[str, Any], event: m.WorkflowRestarted) -> None:
+    row.update(
+        status="RUNNING",
+        output=None,
+        error=None,
+        ended_at=None,
+        cancel_requested=False,
+        reason=event.reason or None,
+        run=row.get("run", 0) + 1,
+    )
+    row["restarted_from"] = event.from_step
+
+
+_HANDLERS: dict[str, Handler] = {
+    "WorkflowStarted": _started,
+    "WorkflowQueued": _queued,
+    "WorkflowAdmitted": _admitted,
+    "CancelRequested": _cancel_requested,
+    "WorkflowCompleted": _ended("COMPLETED"),
+    "WorkflowFailed": _ended("FAILED"),
+    "WorkflowCancelled": _ended("CANCELLED"),
+    "WorkflowTerminated": _ended("TERMINATED"),
+    "WorkflowTimedOut": _ended("TIMED_OUT"),
+    "WorkflowSuspended": _suspended,
+    "WorkflowPaused": _paused,
+    "WorkflowResumed": _resumed,
+    "WorkflowRestarted": _restarted,
+    **timeline.HANDLERS,
 }
-
-
-def _put_call(w: _Writes, row: dict[str, Any], call: dict[str, Any]) -> None:
-    """Write a timeline entry, keeping the row's `open` list (call numbers not final)."""
-    w.put(call_key(row["id"], call["n"]), call)
-    open_calls = row.setdefault("open", [])
-    n = call["n"]
-    if call.get("status") in OPEN:
-        if n not in open_calls:
-            open_calls.append(n)
-    elif n in open_calls:
-        open_calls.remove(n)
-
-
-def _open_calls(row: dict[str, Any]) -> list[int]:
-    """Numbers of the calls not final yet (a copy: closing one changes the list)."""
-    return list(row.get("open", []))
-
-
-def _close(
-    w: _Writes, row: dict[str, Any], n: int, status: str, at: int, *, only_open: bool = True
-) -> None:
-    """End one call (and its attempt in flight) with `status` at `at`."""
-    call = w.get(call_key(row["id"], n))
-    if call is None or (only_open and call.get("status") not in OPEN):
-        return
-    if call.get("status") in OPEN or call.get("ended_at") is None:
-        call["ended_at"] = at
-    call["status"] = status
-    call.pop("retry_at", None)
-    for attempt in call.get("attempts", []):
-        if attempt.get("status") == "scheduled":
-            attempt.update(status=status, ended_at=at, duration_ms=at - attempt["scheduled_at"])
-    _put_call(w, row, call)
-
-
-def _apply_to_timeline(w: _Writes, row: dict[str, Any], event: Any) -> None:
-    kind = event_type(event)
-    at = event.at
-    if kind == "StepScheduled":
-        child = event.function.startswith("workflow:")
-        call = _call(
-            w,
-            row,
-            f"step:{event.step}",
-            {
-                "kind": "child" if child else "step",
-                "key": event.step,
-                "function": event.function,
-                "status": "scheduled",
-                "started_at": at,
-                "ended_at": None,
-                "input": event.input,
-                "result": None,
-                "error": None,
-                "attempts": [],
-                "run": row.get("run", 0),
-            },
-        )
-        assert call is not None
-        call.update(status="scheduled", ended_at=None, input=event.input, run=row.get("run", 0))
-        if call.get("result") is not None and call["status"] == "scheduled":
-            call["result"] = None
-        call["error"] = None
-        call["attempts"] = [
-            *call["attempts"],
-            {
-                "attempt": event.attempt,
-                "scheduled_at": at,
-                "ended_at": None,
-                "duration_ms": None,
-                "status": "scheduled",
-                "error": None,
-                "timeout_ms": event.timeout_ms,
-            },
-        ][-MAX_ATTEMPTS:]
-        _put_call(w, row, call)
-    elif kind in ("StepCompleted", "StepFailed"):
-        call = _call(w, row, f"step:{event.step}", None)
-        if call is None:
-            return
-        attempt = next(
-            (a for a in reversed(call["attempts"]) if a["attempt"] == event.attempt), None
-        )
-        if kind == "StepCompleted":
-            call.update(status="completed", result=event.result, ended_at=at, error=None)
-        else:
-            retry = event.retry_at is not None
-            call.update(
-                status="backoff" if retry else "failed",
-                error=_error(event.error),
-                retry_at=event.retry_at,
-                ended_at=None if retry else at,
-            )
-        if attempt is not None:
-            attempt.update(
-                ended_at=at,
-                duration_ms=at - attempt["scheduled_at"],
-                status="completed" if kind == "StepCompleted" else "failed",
-                error=_error(getattr(event, "error", None)),
-            )
-        _put_call(w, row, call)
-    elif kind == "TimerStarted" and event.timer.startswith("sleep/"):
-        call = _call(
-            w,
-            row,
-            f"timer:{event.timer}:{row.get('run', 0)}",
-            {
-                "kind": "sleep",
-                "key": event.timer,
-                "status": "waiting",
-                "started_at": at,
-                "ended_at": None,
-                "due": event.due,
-                "run": row.get("run", 0),
-            },
-        )
-        assert call is not None
-        _put_call(w, row, call)
-    elif kind == "TimerFired":
-        if event.timer.startswith("sleep/"):
-            call = _call(w, row, f"timer:{event.timer}:{row.get('run', 0)}", None)
-            if call is not None and call["status"] == "waiting":
-                call.update(status="completed", ended_at=at)
-                _put_call(w, row, call)
-        elif event.timer.startswith("event/") and event.timer.endswith("/timeout") and row["waits"]:
-            # The fold names the wait by its state index; the read model takes the
-            # oldest open wait (a ctx.all over several timed waits may pick another).
-            _, n = row["waits"].pop(0)
-            call = w.get(call_key(row["id"], n))
-            if call is not None:
-                call.update(status="timed_out", ended_at=at)
-                _put_call(w, row, call)
-    elif kind == "EventAwaited":
-        count = row.setdefault("wait_counts", {}).get(event.name, 0) + 1
-        row["wait_counts"][event.name] = count
-        call = _call(
-            w,
-            row,
-            f"wait:{event.name}#{count}:{row.get('run', 0)}",
-            {
-                "kind": "wait",
-                "key": event.name,
-                "status": "waiting",
-                "started_at": at,
-                "ended_at": None,
-                "deadline": event.deadline,
-                "result": None,
-                "run": row.get("run", 0),
-            },
-        )
-        assert call is not None
-        buffered = next((i for i, (name, _) in enumerate(row["inbox"]) if name == event.name), None)
-        if buffered is not None:  # sent before the wait: delivered at once
-            _, received_n = row["inbox"].pop(buffered)
-            received = w.get(call_key(row["id"], received_n))
-            if received is not None:
-                call.update(status="completed", ended_at=at, result=received.get("result"))
-                received.update(status="delivered")
-                _put_call(w, row, received)
-        else:
-            row["waits"].append([event.name, call["n"]])
-        _put_call(w, row, call)
-    elif kind == "EventReceived":
-        waiting = next((i for i, (name, _) in enumerate(row["waits"]) if name == event.name), None)
-        if waiting is not None and row["status"] == "RUNNING":
-            _, n = row["waits"].pop(waiting)
-            call = w.get(call_key(row["id"], n))
-            if call is not None:
-                call.update(status="completed", ended_at=at, result=event.payload)
-                _put_call(w, row, call)
-            return
-        call = _call(
-            w,
-            row,
-            f"received:{event.seq}",
-            {
-                "kind": "event",
-                "key": event.name,
-                "status": "buffered",
-                "started_at": at,
-                "ended_at": at,
-                "result": event.payload,
-                "run": row.get("run", 0),
-            },
-        )
-        assert call is not None
-        row["inbox"].append([event.name, call["n"]])
-        _put_call(w, row, call)
-    elif kind in _ENDINGS:
-        # Whatever is still open (steps in flight or in backoff, sleeps, waits) ends with
-        # the instance: the engine cancels every timer and stops its children.
-        for n in _open_calls(row):
-            _close(w, row, n, _CLOSED_AS[kind], at)
-        row["waits"] = []
-    elif kind == "WorkflowRestarted":
-        _restart_timeline(w, row, event)
-    elif kind == "WorkflowResumed":
-        _deliver_inbox(w, row, at)
-
-
-def _restart_timeline(w: _Writes, row: dict[str, Any], event: Any) -> None:
-    """The engine deletes the calls from `from_step` on (all of them without one) and
-    cancels every timer: those entries become "dropped" (a step the new run schedules
-    again turns back to "scheduled"), and so does every open sleep and wait before it."""
-    at = event.at
-    first = 0
-    if event.from_step is not None:
-        n = w.get(identity_key(row["id"], f"step:{event.from_step}"))
-        first = row.get("calls", 0) if n is None else n
-    for n in range(first, row.get("calls", 0)):
-        call = w.get(call_key(row["id"], n))
-        if call is not None and call.get("kind") in ("step", "child", "sleep", "wait"):
-            _close(w, row, n, "dropped", at, only_open=False)
-    for n in _open_calls(row):
-        call = w.get(call_key(row["id"], n))
-        if call is not None and call.get("kind") in ("sleep", "wait"):
-            _close(w, row, n, "dropped", at)
-    row["waits"] = []
-
-
-def _deliver_inbox(w: _Writes, row: dict[str, Any], at: int) -> None:
-    """On resume the engine hands events kept while paused or suspended to the waits
-    that await them, without a new event: match the inbox to open waits by name (oldest
-    event first, as the engine does)."""
-    position = 0
-    while position < len(row["inbox"]):
-        name, received_n = row["inbox"][position]
-        waiting = next((i for i, (wname, _) in enumerate(row["waits"]) if wname == name), None)
-        if waiting is None:
-            position += 1
-            continue
-        row["inbox"].pop(position)
-        _, n = row["waits"].pop(waiting)
-        received = w.get(call_key(row["id"], received_n))
-        call = w.get(call_key(row["id"], n))
-        if call is not None:
-            call.update(
-                status="completed",
-                ended_at=at,
-                result=None if received is None else received.get("result"),
-            )
-            _put_call(w, row, call)
-        if received is not None:
-            received.update(status="delivered")
-            _put_call(w, row, received)
 
 
 # ------------------------------------------------------------------------- read side

@@ -6,15 +6,12 @@ import inspect
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Protocol, cast, overload
+from typing import Any, Protocol, cast, overload
 
 from replayflow.core.durations import Duration, to_ms
 from replayflow.core.errors import ValidationError
 from replayflow.core.names import check_name, check_version, version_key
 from replayflow.core.policy import DEFAULT_RETRY, Retry
-
-if TYPE_CHECKING:
-    from replayflow.core.context import Context
 
 WorkflowFn = Callable[..., Awaitable[Any]]
 
@@ -45,7 +42,9 @@ class WorkflowDef:
     concurrency: int | None = None  # most instances running at once; None: no limit
     takes_input: bool = True
 
-    async def __call__(self, ctx: Context, input: Any = None) -> Any:
+    async def __call__(self, ctx: Any, input: Any = None) -> Any:
+        # ctx is the instance's rf.Context. It is not named here: context.py builds on
+        # these declarations, and this module stays below it.
         if self.takes_input:
             return await self.fn(ctx, input)
         return await self.fn(ctx)

@@ -227,6 +227,7 @@ class EventAwaited:
     at: int
     name: str
     deadline: int | None = None
+    wait: int | None = None  # the wait's call index (None: recorded before it was kept)
 
 
 @dataclass(frozen=True)
@@ -236,6 +237,45 @@ class EventReceived:
     at: int
     name: str
     payload: str
+
+
+@dataclass(frozen=True)
+class EventKept:
+    """Nobody awaited the event received at `received_seq`: it waits in the inbox."""
+
+    instance_id: str
+    seq: int
+    at: int
+    name: str
+    received_seq: int
+
+
+@dataclass(frozen=True)
+class EventDelivered:
+    """The event received at `received_seq` was handed to wait number `wait`: at once,
+    from the inbox when the wait began, or from the inbox on a resume."""
+
+    instance_id: str
+    seq: int
+    at: int
+    name: str
+    wait: int
+    received_seq: int | None = None  # None: kept by a version that did not record it
+
+
+@dataclass(frozen=True)
+class CallDropped:
+    """A call that will never resolve with a result: cancelled by a cancel request, left
+    open when the instance ended, or removed by a restart. Recorded just before the
+    ending or the WorkflowRestarted it belongs to (just after a CancelRequested)."""
+
+    instance_id: str
+    seq: int
+    at: int
+    kind: str  # "step", "child", "sleep" or "event"
+    key: str
+    index: int
+    cause: str  # CANCEL_REQUESTED, RESTARTED, or the status the instance ended with
 
 
 @dataclass(frozen=True)
@@ -332,6 +372,9 @@ HistoryEvent = (
     | TimerFired
     | EventAwaited
     | EventReceived
+    | EventKept
+    | EventDelivered
+    | CallDropped
     | CancelRequested
     | WorkflowCompleted
     | WorkflowFailed

@@ -9,15 +9,19 @@ the same, event for event.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from replayflow.core.decide import Decider
 from replayflow.core.definitions import Registry
 from replayflow.core.messages import (
+    CallDropped,
     CancelRequested,
     CancelWorkflow,
     Command,
     CompleteStep,
+    EventAwaited,
+    EventDelivered,
+    EventKept,
     EventReceived,
     FailStep,
     FireTimer,
@@ -138,6 +142,14 @@ def replay(
             )
         state = decision.state
         produced.extend(decision.events)
+    # A history recorded before the engine wrote its derived facts: compare the decisions
+    # it did record, in order, leaving out the facts and the seqs they shift.
+    if (
+        recorded != produced
+        and _is_legacy(recorded)
+        and _without_facts(recorded) == _without_facts(produced)
+    ):
+        return ReplayReport(True, tuple(produced), state)
     for position, (want, got) in enumerate(zip(recorded, produced, strict=False)):
         if want != got:
             return ReplayReport(
@@ -158,3 +170,26 @@ def replay(
             False, tuple(produced), state, f"event #{position + 1}: {extra}", position
         )
     return ReplayReport(True, tuple(produced), state)
+
+
+# Facts the engine records about its own decisions since EventAwaited v2. They are not
+# inputs, and a history written before them replays without them.
+_DERIVED_FACTS = (EventKept, EventDelivered, CallDropped)
+
+
+def _is_legacy(history: Sequence[HistoryEvent]) -> bool:
+    return not any(
+        isinstance(e, _DERIVED_FACTS) or (isinstance(e, EventAwaited) and e.wait is not None)
+        for e in history
+    )
+
+
+def _without_facts(history: Sequence[HistoryEvent]) -> list[HistoryEvent]:
+    out: list[HistoryEvent] = []
+    for event in history:
+        if isinstance(event, _DERIVED_FACTS):
+            continue
+        if isinstance(event, EventAwaited):
+            event = replace(event, wait=None)
+        out.append(replace(event, seq=0))
+    return out

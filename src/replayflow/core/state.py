@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from replayflow.core.messages import ErrorInfo
+from replayflow.core.policy import Retry
 
 
 class Status(StrEnum):
@@ -67,7 +68,7 @@ class Call:
     status: CallStatus
     function: str = ""  # steps: the registered step function
     input: str = ""  # steps: JSON {"args": [...], "kwargs": {...}}
-    retry: dict[str, object] | None = None
+    retry: Retry | None = None  # steps and children: the policy their attempts follow
     timeout_ms: int | None = None
     attempt: int = 0
     first_attempt: int = 1  # attempts keep counting across restarts, so stale results miss
@@ -101,7 +102,9 @@ class Info:
     run: int = 0  # how many times the instance was restarted
     attempt_base: int = 0  # the highest attempt number any dropped call reached
     timers: tuple[tuple[str, int], ...] = ()  # (timer id, due) of every live timer
-    inbox: tuple[tuple[str, str], ...] = ()  # events that arrived before a wait: (name, payload)
+    # Events that arrived before a wait: (name, payload, seq of their EventReceived; None
+    # in state written before it was kept).
+    inbox: tuple[tuple[str, str, int | None], ...] = ()
 
 
 @dataclass(frozen=True)

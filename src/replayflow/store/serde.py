@@ -8,6 +8,7 @@ from typing import Any
 
 from replayflow.core.limiter import LimiterState
 from replayflow.core.messages import ErrorInfo
+from replayflow.core.policy import Retry
 from replayflow.core.state import Call, CallKind, CallStatus, Info, Status
 
 
@@ -78,7 +79,7 @@ def load_info(raw: bytes, input: str) -> Info:
         run=d.get("run", 0),
         attempt_base=d.get("abase", 0),
         timers=tuple((t, due) for t, due in d["timers"]),
-        inbox=tuple((n, p) for n, p in d["inbox"]),
+        inbox=tuple((e[0], e[1], e[2] if len(e) > 2 else None) for e in d["inbox"]),
     )
 
 
@@ -90,7 +91,7 @@ def dump_call(call: Call) -> bytes:
         "st": call.status.value,
         "fn": call.function,
         "in": call.input,
-        "retry": call.retry,
+        "retry": None if call.retry is None else call.retry.to_dict(),
         "to": call.timeout_ms,
         "a": call.attempt,
         "a1": call.first_attempt,
@@ -112,7 +113,7 @@ def load_call(raw: bytes) -> Call:
         status=CallStatus(d["st"]),
         function=d["fn"],
         input=d["in"],
-        retry=d["retry"],
+        retry=None if d["retry"] is None else Retry.from_dict(d["retry"]),
         timeout_ms=d["to"],
         attempt=d["a"],
         first_attempt=d.get("a1", 1),

@@ -6,9 +6,12 @@ from typing import Any
 
 from replayflow.api import projection as p
 from replayflow.core.messages import (
+    CallDropped,
     CancelRequested,
     ErrorInfo,
     EventAwaited,
+    EventDelivered,
+    EventKept,
     EventReceived,
     StepCompleted,
     StepFailed,
@@ -51,9 +54,10 @@ def happy_path() -> list[Any]:
         StepCompleted(ID, 6, 1300, step="charge", attempt=2, result='"paid"'),
         TimerStarted(ID, 7, 1300, timer="sleep/1", due=1800),
         TimerFired(ID, 8, 1800, timer="sleep/1"),
-        EventAwaited(ID, 9, 1800, name="approval", deadline=None),
+        EventAwaited(ID, 9, 1800, name="approval", deadline=None, wait=2),
         EventReceived(ID, 10, 1900, name="approval", payload='{"ok":true}'),
-        WorkflowCompleted(ID, 11, 2000, output='"done"'),
+        EventDelivered(ID, 11, 1900, name="approval", wait=2, received_seq=10),
+        WorkflowCompleted(ID, 12, 2000, output='"done"'),
     ]
 
 
@@ -76,9 +80,9 @@ def test_instance_row_status_timings_input_output() -> None:
     store = p.fold_all(happy_path())
     r = row(store)
     assert (r["status"], r["workflow"], r["version"]) == ("COMPLETED", "checkout", "2")
-    assert (r["input"], r["output"], r["seq"]) == ('{"n":1}', '"done"', 11)
+    assert (r["input"], r["output"], r["seq"]) == ('{"n":1}', '"done"', 12)
     assert (r["started_at"], r["ended_at"]) == (1000, 2000)
-    assert [e["type"] for e in r["recent"]][-2:] == ["EventReceived", "WorkflowCompleted"]
+    assert [e["type"] for e in r["recent"]][-2:] == ["EventDelivered", "WorkflowCompleted"]
 
 
 def test_timeline_has_steps_with_attempts_sleeps_and_waits() -> None:
@@ -101,7 +105,7 @@ def test_timeline_has_steps_with_attempts_sleeps_and_waits() -> None:
 def test_history_is_kept_by_seq() -> None:
     store = p.fold_all(happy_path())
     keys = sorted(k for k in store if k.startswith(p.history_prefix(ID)))
-    assert [p.loads(store[k])["seq"] for k in keys] == list(range(1, 12))
+    assert [p.loads(store[k])["seq"] for k in keys] == list(range(1, 13))
 
 
 def test_redelivery_changes_nothing() -> None:
@@ -138,7 +142,9 @@ def test_event_before_wait_is_buffered_then_delivered() -> None:
         [
             started(),
             EventReceived(ID, 2, 1100, name="go", payload="1"),
-            EventAwaited(ID, 3, 1200, name="go"),
+            EventKept(ID, 3, 1100, name="go", received_seq=2),
+            EventAwaited(ID, 4, 1200, name="go", wait=0),
+            EventDelivered(ID, 5, 1200, name="go", wait=0, received_seq=2),
         ]
     )
     entries = timeline(store)
@@ -204,14 +210,23 @@ def test_ending_closes_steps_in_flight_sleeps_and_waits() -> None:
         StepScheduled(ID, 3, 1000, step="b", function="b", attempt=1, input="[]"),
         StepFailed(ID, 4, 1100, step="b", attempt=1, error=ErrorInfo("E", "x"), retry_at=9000),
         TimerStarted(ID, 5, 1100, timer="sleep/2", due=99999),
-        EventAwaited(ID, 6, 1100, name="go", deadline=None),
+        EventAwaited(ID, 6, 1100, name="go", deadline=None, wait=3),
     ]
     for ending, status in (
-        (WorkflowCancelled(ID, 7, 1500, reason="bye"), "cancelled"),
-        (WorkflowTerminated(ID, 7, 1500, reason="kill"), "terminated"),
-        (WorkflowTimedOut(ID, 7, 1500), "timed_out"),
+        (WorkflowCancelled(ID, 11, 1500, reason="bye"), "cancelled"),
+        (WorkflowTerminated(ID, 11, 1500, reason="kill"), "terminated"),
+        (WorkflowTimedOut(ID, 11, 1500), "timed_out"),
     ):
-        store = p.fold_all([*opened, ending])
+        cause = (
+            type(ending).__name__.removeprefix("Workflow").upper().replace("TIMEDOUT", "TIMED_OUT")
+        )
+        dropped = [
+            CallDropped(ID, 7 + i, 1500, kind=kind, key=key, index=i, cause=cause)
+            for i, (kind, key) in enumerate(
+                [("step", "a"), ("step", "b"), ("sleep", "sleep"), ("event", "go")]
+            )
+        ]
+        store = p.fold_all([*opened, *dropped, ending])
         assert calls(store) == [
             ("step", "a", status, 1500),
             ("step", "b", status, 1500),
@@ -220,30 +235,6 @@ def test_ending_closes_steps_in_flight_sleeps_and_waits() -> None:
         ]
         a = timeline(store)[0]["attempts"][0]
         assert (a["status"], a["ended_at"], a["duration_ms"]) == (status, 1500, 500)
-        assert row(store)["open"] == []
-
-
-def test_open_list_follows_the_calls() -> None:
-    store = p.fold_all(happy_path()[:2])
-    assert row(store)["open"] == [0]
-    store = p.fold_all(happy_path()[2:7], store)
-    assert row(store)["open"] == [1]  # the sleep
-    store = p.fold_all(happy_path()[7:], store)
-    assert row(store)["open"] == []
-
-
-def test_row_without_open_list_gets_one() -> None:
-    store = p.fold_all(
-        [
-            started(),
-            StepScheduled(ID, 2, 1000, step="a", function="a", attempt=1, input="[]"),
-        ]
-    )
-    old = row(store)
-    del old["open"]
-    store[p.instance_key(ID)] = p._dumps(old)
-    store = p.fold_all([WorkflowTerminated(ID, 3, 1200, reason="kill")], store)
-    assert calls(store) == [("step", "a", "terminated", 1200)]
 
 
 def three_steps() -> list[Any]:
@@ -260,8 +251,10 @@ def test_restart_drops_the_calls_from_the_step_on() -> None:
     store = p.fold_all(
         [
             *three_steps(),
-            WorkflowRestarted(ID, 9, 1300, from_step="s2"),
-            StepScheduled(ID, 10, 1300, step="s2", function="f", attempt=2, input="[]"),
+            CallDropped(ID, 9, 1300, kind="step", key="s2", index=1, cause="RESTARTED"),
+            CallDropped(ID, 10, 1300, kind="step", key="s3", index=2, cause="RESTARTED"),
+            WorkflowRestarted(ID, 11, 1300, from_step="s2"),
+            StepScheduled(ID, 12, 1300, step="s2", function="f", attempt=2, input="[]"),
         ]
     )
     assert [(k, s) for _, k, s, _ in calls(store)] == [
@@ -271,7 +264,6 @@ def test_restart_drops_the_calls_from_the_step_on() -> None:
     ]
     entries = timeline(store)
     assert entries[0]["result"] == '"s1"' and entries[1]["result"] is None
-    assert row(store)["open"] == [1]
 
 
 def test_restart_from_the_start_drops_every_call_and_open_sleep() -> None:
@@ -280,11 +272,12 @@ def test_restart_from_the_start_drops_every_call_and_open_sleep() -> None:
             started(),
             StepScheduled(ID, 2, 1000, step="s1", function="f", attempt=1, input="[]"),
             TimerStarted(ID, 3, 1100, timer="sleep/1", due=99999),
-            WorkflowRestarted(ID, 4, 1300, from_step=None),
+            CallDropped(ID, 4, 1300, kind="step", key="s1", index=0, cause="RESTARTED"),
+            CallDropped(ID, 5, 1300, kind="sleep", key="rest", index=1, cause="RESTARTED"),
+            WorkflowRestarted(ID, 6, 1300, from_step=None),
         ]
     )
     assert calls(store) == [("step", "s1", "dropped", 1300), ("sleep", "sleep/1", "dropped", 1300)]
-    assert row(store)["open"] == []
 
 
 def test_resume_clears_error_and_pause_reason() -> None:
@@ -306,14 +299,22 @@ def test_resume_delivers_events_kept_while_paused() -> None:
     store = p.fold_all(
         [
             started(),
-            EventAwaited(ID, 2, 1100, name="approve", deadline=None),
+            EventAwaited(ID, 2, 1100, name="approve", deadline=None, wait=0),
             WorkflowPaused(ID, 3, 1200, reason="hold"),
             EventReceived(ID, 4, 1300, name="other", payload="0"),
-            EventReceived(ID, 5, 1300, name="approve", payload="true"),
+            EventKept(ID, 5, 1300, name="other", received_seq=4),
+            EventReceived(ID, 6, 1300, name="approve", payload="true"),
+            EventKept(ID, 7, 1300, name="approve", received_seq=6),
         ]
     )
     assert [s for _, _, s, _ in calls(store)] == ["waiting", "buffered", "buffered"]
-    store = p.fold_all([WorkflowResumed(ID, 6, 1400)], store)
+    store = p.fold_all(
+        [
+            WorkflowResumed(ID, 8, 1400),
+            EventDelivered(ID, 9, 1400, name="approve", wait=0, received_seq=6),
+        ],
+        store,
+    )
     entries = timeline(store)
     assert [(e["key"], e["status"]) for e in entries] == [
         ("approve", "completed"),
@@ -321,5 +322,4 @@ def test_resume_delivers_events_kept_while_paused() -> None:
         ("approve", "delivered"),
     ]
     assert (entries[0]["result"], entries[0]["ended_at"]) == ("true", 1400)
-    r = row(store)
-    assert r["waits"] == [] and [name for name, _ in r["inbox"]] == ["other"]
+    assert entries[2]["result"] == "true"

@@ -183,3 +183,17 @@ def test_events_kept_for_later_and_retries_keep_the_live_coroutine() -> None:
     fold(FireTimer(instance_id="k", timer=retry_timer), at=fold.timers[retry_timer])
     fold(CompleteStep(instance_id="k", step="t0", attempt=2, result="0"))
     assert BODY_RUNS["k"] == 1
+
+
+def test_forget_drops_a_live_coroutine_and_the_next_decision_rebuilds_it() -> None:
+    env = Environment(steps_only, cache_size=10)
+    env.hold_step("cr_plain")
+    env.start(steps_only, 0, id="f1")
+    assert len(env.decider.cache) == 1
+    env.decider.forget("f1")
+    assert len(env.decider.cache) == 0
+    env.decider.forget("f1")  # forgetting what is not cached is no error
+    BODY_RUNS.clear()
+    env.release_held()
+    assert env.result("f1") == [[], 0]
+    assert BODY_RUNS == {"f1": 1}  # rebuilt from the recorded calls once

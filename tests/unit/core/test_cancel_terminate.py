@@ -7,6 +7,7 @@ import pytest
 
 import replayflow as rf
 from replayflow.core.messages import (
+    CallDropped,
     CancelRequested,
     CancelWorkflow,
     CompleteStep,
@@ -76,8 +77,9 @@ def test_cancel_raises_at_the_current_await_and_cleanup_runs() -> None:
         handle.result()
     assert caught.value.status == rf.Status.CANCELLED
     history = env.history(handle.id)
-    assert kinds(history)[-4:] == [
+    assert kinds(history)[-5:] == [
         "CancelRequested",
+        "CallDropped",  # the sleep the cancel interrupted
         "StepScheduled",
         "StepCompleted",
         "WorkflowCancelled",
@@ -175,8 +177,21 @@ def test_terminate_stops_at_once_without_cleanup() -> None:
         handle.result()
     assert caught.value.status == rf.Status.TERMINATED
     history = env.history(handle.id)
-    assert kinds(history) == ["WorkflowStarted", "StepScheduled", "WorkflowTerminated"]
+    assert kinds(history) == [
+        "WorkflowStarted",
+        "StepScheduled",
+        "CallDropped",
+        "WorkflowTerminated",
+    ]
     assert isinstance(history[-1], WorkflowTerminated) and history[-1].reason == "runaway"
+    dropped = history[2]
+    assert isinstance(dropped, CallDropped)
+    assert (dropped.kind, dropped.key, dropped.index, dropped.cause) == (
+        "step",
+        "work",
+        0,
+        "TERMINATED",
+    )
     state = env.states[handle.id]
     assert state.info.reason == "runaway" and state.info.timers == ()
     env.release_held()

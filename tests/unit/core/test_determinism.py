@@ -224,9 +224,11 @@ def test_a_suspended_instance_never_continues() -> None:
     )
     # An event makes the code catch up to its current await, which finds the change.
     decision = fold(SendEvent(instance_id=instance_id, name="nudge"))
-    assert kinds(decision.events) == ["EventReceived", "WorkflowSuspended"]
+    assert kinds(decision.events) == ["EventReceived", "EventKept", "WorkflowSuspended"]
     assert fold.status == "SUSPENDED"
-    assert fold.state is not None and fold.state.info.inbox == (("nudge", "null"),)
+    assert fold.state is not None and fold.state.info.inbox == (
+        ("nudge", "null", decision.events[0].seq),
+    )
     # From then on results are recorded (a resume after a fix loses no work), but the
     # code does not move and nothing new is scheduled.
     late = fold(CompleteStep(instance_id=instance_id, step="b", attempt=1, result="3"))

@@ -49,6 +49,11 @@ async def flow(ctx: rf.Context) -> str:
         (3, 3000),
         (0, 0),
         (timedelta(minutes=2), 120_000),
+        ("PT1M30S", 90_000),
+        ("P1DT1H", 90_000_000),
+        ("p2w", 1_209_600_000),
+        ({"seconds": 3, "milliseconds": 5}, 3005),
+        ({"days": 1}, 86_400_000),
     ],
 )
 def test_durations(value: object, ms: int) -> None:
@@ -57,11 +62,37 @@ def test_durations(value: object, ms: int) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["", "10", "s", "10 parsecs", "1h-5m", "-1s", -1, timedelta(seconds=-1), True, None, [1]],
+    [
+        "",
+        "10",
+        "s",
+        "10 parsecs",
+        "1h-5m",
+        "-1s",
+        -1,
+        timedelta(seconds=-1),
+        True,
+        None,
+        [1],
+        "P",
+        "PT",
+        float("inf"),
+        float("nan"),
+        {"fortnights": 1},
+        {"seconds": True},
+        {"seconds": -1},
+    ],
 )
 def test_invalid_durations(value: object) -> None:
     with pytest.raises(rf.ValidationError):
         to_ms(value)  # type: ignore[arg-type]
+
+
+def test_a_bound_is_the_callers_choice() -> None:
+    assert to_ms("P40000D") == 40_000 * 86_400_000
+    assert to_ms("P1D", max_ms=86_400_000) == 86_400_000
+    with pytest.raises(rf.ValidationError, match="longer than"):
+        to_ms("P1DT1S", max_ms=86_400_000)
 
 
 @pytest.mark.parametrize(

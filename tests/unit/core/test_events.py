@@ -10,6 +10,7 @@ import pytest
 import replayflow as rf
 from replayflow.core.messages import (
     EventAwaited,
+    EventKept,
     EventReceived,
     FireTimer,
     SendEvent,
@@ -75,7 +76,19 @@ def test_events_sent_before_the_wait_are_kept_and_delivered_in_order() -> None:
     handle = env.start(gated)
     for name, payload in [("b", 1), ("a", 1), ("b", 2), ("a", 2)]:
         env.send_event(handle.id, name, payload)
-    assert env.states[handle.id].info.inbox == (("b", "1"), ("a", "1"), ("b", "2"), ("a", "2"))
+    inbox = env.states[handle.id].info.inbox
+    assert [(name, payload) for name, payload, _ in inbox] == [
+        ("b", "1"),
+        ("a", "1"),
+        ("b", "2"),
+        ("a", "2"),
+    ]
+    # Each kept event names its EventReceived, and the history says it was kept.
+    history = env.history(handle.id)
+    received = {e.seq: e.name for e in history if isinstance(e, EventReceived)}
+    assert [received[seq] for _, _, seq in inbox] == ["b", "a", "b", "a"]
+    kept = [e for e in history if isinstance(e, EventKept)]
+    assert [k.received_seq for k in kept] == [seq for _, _, seq in inbox]
     env.send_event(handle.id, "go")
     assert handle.result() == {"a": [1, 2], "b": [1, 2]}
     assert env.states[handle.id].info.inbox == ()

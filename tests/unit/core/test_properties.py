@@ -177,7 +177,7 @@ def test_results_and_events_in_any_order_give_the_same_output(
     assert world.output() == EXPECTED
     assert world.state is not None and world.state.info.input == "null"  # the first start
     # Unawaited events stay in the inbox, in arrival order.
-    assert [name for name, _ in world.state.info.inbox] == [
+    assert [name for name, _, _ in world.state.info.inbox] == [
         c.name for c in commands if isinstance(c, SendEvent) and c.name in ("noise", "other")
     ]
     world.assert_replays()

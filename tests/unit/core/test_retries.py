@@ -264,6 +264,27 @@ def test_retry_round_trips_through_its_recorded_form() -> None:
     assert Retry.from_dict(Retry(max_delay=None).to_dict()).max_delay is None
 
 
+def test_retry_equality_is_by_milliseconds() -> None:
+    assert Retry(delay="1s", max_delay="5m") == Retry(delay=1, max_delay=300) == DEFAULT_RETRY
+    assert hash(Retry(delay="1500ms")) == hash(Retry(delay=1.5))
+    assert Retry(delay="1s") != Retry(delay="2s")
+    assert Retry.from_dict(DEFAULT_RETRY.to_dict()) == DEFAULT_RETRY
+
+
+def test_a_calls_policy_round_trips_through_its_state_record() -> None:
+    from replayflow.core.state import Call, CallKind, CallStatus
+    from replayflow.store import serde
+
+    policy = Retry(limit=4, delay="250ms", backoff="linear", max_delay=None, jitter=False)
+    call = Call(index=0, kind=CallKind.STEP, key="a", status=CallStatus.SCHEDULED, retry=policy)
+    again = serde.load_call(serde.dump_call(call))
+    assert again == call and isinstance(again.retry, Retry)
+    # The record keeps the form older versions wrote: milliseconds in a JSON object.
+    assert b'"retry":{"limit":4,"delay":250,"backoff":"linear","max_delay":null' in (
+        serde.dump_call(call)
+    )
+
+
 def test_retry_defaults() -> None:
     assert (DEFAULT_RETRY.limit, DEFAULT_RETRY.backoff, DEFAULT_RETRY.jitter) == (
         3,
