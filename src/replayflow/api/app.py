@@ -10,7 +10,7 @@ existing history topic (never created or changed by faust: it is not internal); 
 table's changelog has the same partition count and every write goes to the partition of
 the event being folded, so the process that owns history partition P holds the read
 model of every instance on P. faust's assignor co-partitions the two and publishes who
-owns what, which routes single-instance reads (api/routing.py).
+owns what, which routes single-instance reads (api/peers.py).
 """
 
 from __future__ import annotations
