@@ -124,7 +124,8 @@ ID_RULE = "1 to 200 characters of letters, digits and ._:@/+=- starting with a l
         ),
         (StartBatch, {"instances": []}, 400, "field 'instances' must be a non-empty list"),
         (StartBatch, {"instances": {}}, 400, "field 'instances' must be a non-empty list"),
-        (StartBatch, {}, 400, "field 'instances' is required"),
+        (StartBatch, {}, 400, "field 'instances' must be a non-empty list"),
+        (StartBatch, {"instances": None}, 400, "field 'instances' must be a non-empty list"),
         (
             StartBatch,
             {"instances": [{"workflow": "bad name"}] * 1001},
