@@ -10,8 +10,6 @@ from aiohttp import web
 
 from replayflow.api.errors import ApiError
 
-OPEN_PATHS = ("/health", "/openapi.json", "/ui/", "/")
-
 
 def is_open(path: str) -> bool:
     return path in ("/", "/health", "/openapi.json") or path.startswith("/ui/")

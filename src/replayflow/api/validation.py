@@ -74,6 +74,8 @@ def _api_error(model: type[BaseModel], errors: list[ErrorDetails]) -> ApiError:
     kind = first["type"]
     if kind in _NOT_AN_OBJECT:
         return ApiError(400, f"{_what(loc)} must be a JSON object")
+    if not loc:  # about the whole body, not a field of it
+        return ApiError(_STATUS.get(kind, 400), str(first["msg"]))
     owner_loc = loc[:-1]
     owner = _model_at(model, owner_loc)
     field = str(loc[-1])
