@@ -10,16 +10,12 @@ existing history topic (never created or changed by faust: it is not internal); 
 table's changelog has the same partition count and every write goes to the partition of
 the event being folded, so the process that owns history partition P holds the read
 model of every instance on P. faust's assignor co-partitions the two and publishes who
-owns what, which routes single-instance reads (api/routing.py).
+owns what, which routes single-instance reads (api/peers.py).
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import socket
-import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,37 +23,17 @@ import faust
 
 from replayflow import codec
 from replayflow.api import projection
+from replayflow.api.config import DEFAULT_PORT, ApiConfig
+from replayflow.api.http import middlewares, register_routes
 from replayflow.api.tables import LocalStore
 from replayflow.settings import Settings
 from replayflow.topics import Topics
 
+__all__ = ["DEFAULT_PORT", "ApiApp", "ApiConfig", "build", "history_partitions", "run"]
+
 log = logging.getLogger("replayflow.api")
 
-DEFAULT_PORT = 8080
 TABLE = "readmodel"
-
-
-@dataclass
-class ApiConfig:
-    settings: Settings
-    host: str = "127.0.0.1"
-    port: int = DEFAULT_PORT
-    token: str | None = None  # bearer token; None = no auth
-    data_dir: Path | None = None  # default <REPLAYFLOW_DATA>/api/<host>-<port>
-    node: str = field(default_factory=lambda: f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}")
-    max_body: int = 4 * 1024 * 1024
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    @classmethod
-    def from_env(cls, settings: Settings | None = None, **overrides: Any) -> ApiConfig:
-        values: dict[str, Any] = {"settings": settings or Settings.from_env()}
-        if os.environ.get("REPLAYFLOW_API_TOKEN", "").strip():
-            values["token"] = os.environ["REPLAYFLOW_API_TOKEN"].strip()
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
 
 
 def history_partitions(settings: Settings, timeout: float = 30.0) -> int:
@@ -89,8 +65,6 @@ class ApiApp:
         )
         data_dir.mkdir(parents=True, exist_ok=True)
         app_id = settings.topic_name("replayflow.api")
-        from replayflow.api.http import middlewares
-
         self.faust = faust.App(
             app_id,
             broker=[f"kafka://{b.strip()}" for b in settings.bootstrap.split(",")],
@@ -113,7 +87,7 @@ class ApiApp:
             web_metrics_enabled=False,
             web_application_options={
                 "client_max_size": config.max_body,
-                "middlewares": middlewares(self),
+                "middlewares": middlewares(config),
             },
             broker_session_timeout=10.0,
             broker_heartbeat_interval=1.0,
@@ -137,9 +111,7 @@ class ApiApp:
         self.store = LocalStore(self.table, self.faust)
         self.folded = 0
         self.agent = self.faust.agent(self.source, name="replayflow-api-projection")(self._project)
-        from replayflow.api.http import register_routes
-
-        register_routes(self)
+        register_routes(self, self.faust.web.web_app.router)  # type: ignore[attr-defined]
 
     async def _project(self, stream: Any) -> None:
         async for event in stream.events():

@@ -8,7 +8,7 @@ import hmac
 
 from aiohttp import web
 
-OPEN_PATHS = ("/health", "/openapi.json", "/ui/", "/")
+from replayflow.api.errors import ApiError
 
 
 def is_open(path: str) -> bool:
@@ -18,8 +18,6 @@ def is_open(path: str) -> bool:
 def check_auth(token: str | None, request: web.Request) -> None:
     if not token or is_open(request.path):
         return
-    from replayflow.api.http import ApiError
-
     header = request.headers.get("Authorization", "")
     scheme, _, given = header.partition(" ")
     if scheme.lower() != "bearer" or not given:

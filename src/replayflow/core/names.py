@@ -6,14 +6,16 @@ import re
 
 from replayflow.core.errors import ValidationError
 
+# Public: the HTTP API's OpenAPI document publishes these patterns as they are.
 MAX_ID_LENGTH = 200
-_INSTANCE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/+=-]{0,199}")
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,127}")
-_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")
+MAX_NAME_LENGTH = 128
+INSTANCE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/+=-]{0,199}")
+NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,127}")
+VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")
 
 
 def check_instance_id(value: object) -> str:
-    if not isinstance(value, str) or not _INSTANCE_ID.fullmatch(value):
+    if not isinstance(value, str) or not INSTANCE_ID.fullmatch(value):
         raise ValidationError(
             f"invalid instance id {value!r}: 1 to {MAX_ID_LENGTH} characters of letters, "
             "digits and ._:@/+=- starting with a letter or digit"
@@ -22,7 +24,7 @@ def check_instance_id(value: object) -> str:
 
 
 def check_name(value: object, what: str = "name") -> str:
-    if not isinstance(value, str) or not _NAME.fullmatch(value):
+    if not isinstance(value, str) or not NAME.fullmatch(value):
         raise ValidationError(
             f"invalid {what} {value!r}: 1 to 128 characters of letters, digits and _.- "
             "starting with a letter or _"
@@ -31,7 +33,7 @@ def check_name(value: object, what: str = "name") -> str:
 
 
 def check_version(value: object) -> str:
-    if not isinstance(value, str) or not _VERSION.fullmatch(value):
+    if not isinstance(value, str) or not VERSION.fullmatch(value):
         raise ValidationError(
             f"invalid version {value!r}: letters, digits and _.+- starting with a letter or digit"
         )

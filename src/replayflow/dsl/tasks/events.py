@@ -4,9 +4,9 @@ instance, filtered and correlated here)."""
 from __future__ import annotations
 
 import hashlib
-import re
 from typing import TYPE_CHECKING, Any
 
+from replayflow.core import names
 from replayflow.dsl import expressions
 from replayflow.dsl.errors import fault
 from replayflow.dsl.tasks.calls import step_options
@@ -15,14 +15,13 @@ if TYPE_CHECKING:
     from replayflow.dsl.interpreter import Run, Scope
 
 DEFAULT_TOPIC = "replayflow.events"
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,127}")
 
 
 def event_name(event_type: str) -> str:
     """The replayflow event name that carries CloudEvents of `event_type` to an instance:
     the type itself when it is a valid name (reverse-DNS types are), else a digest.
     Send with client.send_event(instance_id, event_name(type), cloud_event)."""
-    if _NAME.fullmatch(event_type):
+    if names.NAME.fullmatch(event_type):
         return event_type
     return "ce." + hashlib.sha256(event_type.encode()).hexdigest()[:32]
 

@@ -1,0 +1,42 @@
+"""The HTTP routes, one module per resource; each resource lists its operations
+(api/operations.py), which the router serves and api/openapi.py documents."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from replayflow.api.commands import Commands
+from replayflow.api.context import ApiContext
+from replayflow.api.dlq import DeadLetters
+from replayflow.api.openapi import document
+from replayflow.api.operations import Operation
+from replayflow.api.peers import Peers
+from replayflow.api.routes.dlq import DeadLetterRoutes
+from replayflow.api.routes.instances import Instances
+from replayflow.api.routes.listing import Listing
+from replayflow.api.routes.meta import Meta
+from replayflow.api.routes.ui import Ui
+from replayflow.api.routes.workflows import WorkflowRoutes
+
+
+def operations(api: ApiContext) -> list[Operation]:
+    """Every operation of the API, in the order the router tries them."""
+    peers = Peers(api)
+    served: list[Operation] = []
+    cached: dict[str, Any] = {}
+
+    def openapi_document() -> dict[str, Any]:
+        if not cached:
+            cached.update(document(served))
+        return cached
+
+    settings = api.config.settings
+    served += [
+        *Meta(api, openapi_document).operations(),
+        *Ui().operations(),
+        *Instances(api, Commands(settings), peers).operations(),
+        *Listing(api, peers).operations(),
+        *WorkflowRoutes(api, peers).operations(),
+        *DeadLetterRoutes(DeadLetters(settings, api.config.node)).operations(),
+    ]
+    return served

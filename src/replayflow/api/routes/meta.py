@@ -1,0 +1,82 @@
+"""The process itself: /health (open), /metrics (Prometheus text) and /openapi.json."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from replayflow.api import projection as p
+from replayflow.api.context import ApiContext
+from replayflow.api.operations import Operation, Reply
+from replayflow.api.reply_models import Health
+
+
+class Meta:
+    def __init__(self, api: ApiContext, document: Callable[[], dict[str, Any]]) -> None:
+        self.api = api
+        self.document = document
+
+    def operations(self) -> list[Operation]:
+        return [
+            Operation(
+                "GET",
+                "/health",
+                self.health,
+                "liveness and the partitions this process owns",
+                {200: Reply("ok", Health)},
+                errors=(),
+            ),
+            Operation(
+                "GET",
+                "/metrics",
+                self.metrics,
+                "Prometheus metrics of this process",
+                {200: Reply("text exposition format", media=("text/plain",))},
+            ),
+            Operation(
+                "GET",
+                "/openapi.json",
+                self.openapi,
+                "this document",
+                {200: Reply("the OpenAPI document", dict[str, Any])},
+                errors=(),
+            ),
+        ]
+
+    async def health(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            Health(
+                status="ok",
+                node=self.api.config.node,
+                url=self.api.config.url,
+                partitions=self.api.store.active_partitions(),
+                partition_count=self.api.partitions,
+                events_folded=self.api.folded,
+            )
+        )
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        counters = self.api.store.counters()
+        lines = [
+            "# HELP replayflow_api_events_folded_total History events folded by this process.",
+            "# TYPE replayflow_api_events_folded_total counter",
+            f"replayflow_api_events_folded_total {self.api.folded}",
+            "# HELP replayflow_api_partitions Read-model partitions this process owns.",
+            "# TYPE replayflow_api_partitions gauge",
+            f"replayflow_api_partitions {len(self.api.store.active_partitions())}",
+            "# HELP replayflow_api_instances Instances by status on this process's partitions.",
+            "# TYPE replayflow_api_instances gauge",
+        ]
+        for status in p.STATUSES:
+            lines.append(
+                f'replayflow_api_instances{{status="{status}"}} '
+                f"{counters.get(p.group(status=status), 0)}"
+            )
+        return web.Response(
+            text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8"
+        )
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        return web.json_response(self.document())
