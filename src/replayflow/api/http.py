@@ -578,9 +578,7 @@ class Routes:
             ) from None
         store = await self._documents()
         try:
-            deployed = await asyncio.to_thread(
-                documents.deploy, self.api.config.settings, text, "<http>", store
-            )
+            deployed = await asyncio.to_thread(documents.deploy, store, text, "<http>")
         except (ReplayflowError, ValueError) as exc:
             raise ApiError(400, f"the document was not deployed: {exc}") from None
         record = deployed.record
@@ -606,7 +604,9 @@ class Routes:
                 from replayflow.dsl.documents import DocumentStore
             except ImportError:
                 return None
-            store = DocumentStore(self.api.config.settings)
+            from replayflow.processors.documents import KafkaDocumentLog
+
+            store = DocumentStore(KafkaDocumentLog(self.api.config.settings))
             await asyncio.to_thread(store.start)
             self._document_store = store
         return self._document_store
