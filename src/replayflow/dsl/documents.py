@@ -186,10 +186,14 @@ class Deployed:
     created: bool  # False: this exact document was deployed already
 
 
+_SEEN_TIMEOUT = 10.0
+
+
 def deploy(store: DocumentStore, text: str, path: str = "<document>") -> Deployed:
-    """Validate a document and append it to the store's log. The same name and version
-    with other content is a ValidationError: documents are immutable per version.
-    `store` must be started (caught up with its log)."""
+    """Validate a document and append it to the store's log; returns once the store has
+    read it back (or after 10 s). The same name and version with other content is a
+    ValidationError: documents are immutable per version. `store` must be started
+    (caught up with its log)."""
     record = record_of(text, path)
     known = store.get(record.name, record.version)
     if known is not None:
@@ -200,4 +204,7 @@ def deploy(store: DocumentStore, text: str, path: str = "<document>") -> Deploye
             )
         return Deployed(known, created=False)
     store.log.append(record.key, codec.encode(record))
+    # Known to the store before returning, so a deploy right after this one (the same
+    # document, or other content for this version) is checked against it.
+    store.wait_for(record.name, record.version, _SEEN_TIMEOUT)
     return Deployed(record, created=True)
