@@ -38,6 +38,7 @@ from replayflow.core.payloads import dump, load
 from replayflow.core.state import FINAL_STATUSES
 from replayflow.kafka import clients
 from replayflow.kafka.admin import topic_partitions
+from replayflow.kafka.config import FLUSH_TIMEOUT
 from replayflow.kafka.partition import murmur2_partition
 from replayflow.kafka.producing import DeliveryError, Record, deliver
 from replayflow.kafka.reading import read_to_end, watermarks
@@ -122,11 +123,19 @@ class _CompletionWatcher(threading.Thread):
 
 
 class Client:
-    def __init__(self, settings: Settings | None = None, watch_completions: bool = True) -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        watch_completions: bool = True,
+        send_timeout: float = FLUSH_TIMEOUT,
+    ) -> None:
         """With watch_completions (the default) the client follows the completions
         topic from its first start, so results of what it started are never missed.
-        A long-running sender that never reads results (an API process) turns it off."""
+        A long-running sender that never reads results (an API process) turns it off.
+        Every command is acknowledged by Kafka within `send_timeout` seconds, or the
+        call raises DeliveryError."""
         self.settings = settings or Settings.from_env()
+        self.send_timeout = send_timeout
         self.topics = Topics(self.settings)
         self._producer = clients.producer(self.settings)
         self._partitions: dict[str, int] = {}
@@ -215,7 +224,7 @@ class Client:
     def _send(self, *records: Record) -> None:
         """Produce commands and wait for Kafka to acknowledge them: DeliveryError when it
         does not (the commands may or may not have arrived; sending again is safe)."""
-        deliver(self._producer, records)
+        deliver(self._producer, records, self.send_timeout)
 
     # -- results and history ---------------------------------------------------------
 
