@@ -66,12 +66,12 @@ from replayflow import codec  # noqa: E402
 from replayflow.client import Client  # noqa: E402
 from replayflow.core.decide import limiter_key  # noqa: E402
 from replayflow.core.messages import SendEvent  # noqa: E402
-from replayflow.processors.kafka_config import (  # noqa: E402
+from replayflow.kafka.config import (  # noqa: E402
     consumer_config,
     group_name,
-    murmur2_partition,
     producer_config,
 )
+from replayflow.kafka.partition import murmur2_partition  # noqa: E402
 from replayflow.settings import Settings  # noqa: E402
 from replayflow.topics import Topics, apply_topics, load_topics  # noqa: E402
 

@@ -102,9 +102,12 @@ def yaml_pipeline(client: Client, registry: Registry, run: str) -> None:
 
     from examples.dsl_pipeline import DOCUMENT, OrdersService, write_report
     from replayflow import dsl
+    from replayflow.dsl import builtins
+    from replayflow.processors.emitter import KafkaEmitter
 
     workflow = dsl.workflow_from_file(DOCUMENT)
     registry.add(workflow)
+    builtins.register(registry, KafkaEmitter(client.settings))  # rf_http_call, rf_emit
     registry.add(write_report)
     report = Path(tempfile.gettempdir()) / f"replayflow-demo-{run}" / "report.json"
     with OrdersService() as service:

@@ -22,7 +22,9 @@
 #   KAFKA_START_TIMEOUT    seconds to wait for the broker to answer (default 120)
 #   KAFKA_STOP_TIMEOUT     seconds to wait after TERM before KILL (default 30)
 #   REPLAYFLOW_KAFKA_DIR   the data folder (default <checkout>/.kafka)
-#   PYTHON                 interpreter for the readiness check (default python3; stdlib only)
+#   PYTHON                 interpreter for the readiness check (ping.py, confluent-kafka):
+#                          default <checkout>/.venv/bin/python, or python3 before .venv
+#                          exists (which then only checks that the port accepts connections)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -38,7 +40,9 @@ KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-$((KAFKA_PORT + 1))}"
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms128m -Xmx512m}"
 KAFKA_START_TIMEOUT="${KAFKA_START_TIMEOUT:-120}"
 KAFKA_STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-30}"
-PYTHON="${PYTHON:-python3}"
+if [ -z "${PYTHON:-}" ]; then
+    if [ -x "$ROOT/.venv/bin/python" ]; then PYTHON="$ROOT/.venv/bin/python"; else PYTHON=python3; fi
+fi
 BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
 EXTERNAL="${KAFKA_BOOTSTRAP:-}"
 

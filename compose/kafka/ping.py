@@ -1,78 +1,48 @@
 #!/usr/bin/env python3
-"""Does a Kafka broker answer a Metadata request?  (stdlib only)
+"""Does a Kafka broker answer a metadata request?
 
-    python3 ping.py HOST:PORT [--timeout SECONDS]
+    python ping.py HOST:PORT [--timeout SECONDS]
 
-Exit 0 when the broker answered with at least one registered broker, 1 otherwise
-(one line on stderr says why). Used by kafka.sh to wait for the local broker
-without needing the project's virtualenv.
+Exit 0 when the cluster answered and lists at least one broker, 1 otherwise (one line
+on stderr says why). Used by kafka.sh to wait for the local broker; it asks with
+confluent-kafka, so kafka.sh runs it with the project's .venv python. Before .venv
+exists (confluent-kafka not importable), it can only tell that the port accepts
+connections, and says so on stderr.
 """
 
 from __future__ import annotations
 
+import logging
 import socket
-import struct
 import sys
 
-METADATA = 3
-VERSION = 4  # non-flexible; supported by every Kafka 1.0 .. 4.x broker
-CLIENT_ID = b"replayflow-ping"
+
+def brokers(bootstrap: str, timeout: float) -> list[str]:
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    quiet = logging.getLogger("replayflow.ping")
+    quiet.addHandler(logging.NullHandler())
+    quiet.propagate = False
+    admin = AdminClient(
+        {
+            "bootstrap.servers": bootstrap,
+            "logger": quiet,
+            "socket.connection.setup.timeout.ms": max(1000, int(timeout * 1000)),
+        }
+    )
+    try:
+        metadata = admin.list_topics(timeout=timeout)
+    except KafkaException as exc:
+        raise OSError(exc.args[0].str() if exc.args else str(exc)) from None
+    return [f"{b.id}@{b.host}:{b.port}" for b in metadata.brokers.values()]
 
 
-def _request(correlation_id: int) -> bytes:
-    header = struct.pack(">hhih", METADATA, VERSION, correlation_id, len(CLIENT_ID)) + CLIENT_ID
-    # topics: empty array (not null: null means "all topics"), allow_auto_topic_creation
-    body = struct.pack(">i?", 0, False)
-    payload = header + body
-    return struct.pack(">i", len(payload)) + payload
-
-
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            raise ConnectionError("connection closed by the broker")
-        buf += chunk
-    return bytes(buf)
-
-
-def metadata_brokers(host: str, port: int, timeout: float) -> list[tuple[int, str, int]]:
-    with socket.create_connection((host, port), timeout=timeout) as sock:
-        sock.settimeout(timeout)
-        sock.sendall(_request(1))
-        (size,) = struct.unpack(">i", _recv_exact(sock, 4))
-        data = _recv_exact(sock, size)
-    pos = 0
-
-    def take(fmt: str) -> tuple[int, ...]:
-        nonlocal pos
-        values = struct.unpack_from(fmt, data, pos)
-        pos += struct.calcsize(fmt)
-        return values
-
-    def string() -> str | None:
-        nonlocal pos
-        (length,) = take(">h")
-        if length < 0:
-            return None
-        value = data[pos : pos + length].decode()
-        pos += length
-        return value
-
-    (correlation_id,) = take(">i")
-    if correlation_id != 1:
-        raise ValueError(f"unexpected correlation id {correlation_id}")
-    take(">i")  # throttle_time_ms
-    (count,) = take(">i")
-    brokers = []
-    for _ in range(count):
-        (node_id,) = take(">i")
-        broker_host = string() or ""
-        (broker_port,) = take(">i")
-        string()  # rack
-        brokers.append((node_id, broker_host, broker_port))
-    return brokers
+def port_open(bootstrap: str, timeout: float) -> list[str]:
+    host, _, port = bootstrap.split(",")[0].rpartition(":")
+    with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
+        pass
+    return [f"?@{host}:{port}"]
 
 
 def main(argv: list[str]) -> int:
@@ -82,16 +52,26 @@ def main(argv: list[str]) -> int:
     timeout = 2.0
     if len(argv) >= 3 and argv[1] == "--timeout":
         timeout = float(argv[2])
-    host, _, port = argv[0].rpartition(":")
     try:
-        brokers = metadata_brokers(host or "127.0.0.1", int(port), timeout)
-    except (OSError, ValueError, struct.error) as exc:
+        import confluent_kafka  # noqa: F401
+    except ImportError:
+        check = port_open
+        print(
+            f"confluent-kafka is not installed for {sys.executable} (`make venv`): "
+            "only checking that the port accepts connections",
+            file=sys.stderr,
+        )
+    else:
+        check = brokers
+    try:
+        found = check(argv[0], timeout)
+    except (OSError, ValueError) as exc:
         print(f"no answer from {argv[0]}: {exc}", file=sys.stderr)
         return 1
-    if not brokers:
+    if not found:
         print(f"{argv[0]} answered but lists no broker yet", file=sys.stderr)
         return 1
-    print("brokers: " + ", ".join(f"{n}@{h}:{p}" for n, h, p in brokers))
+    print("brokers: " + ", ".join(found))
     return 0
 
 

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka import TopicPartition
 
 from replayflow import codec, telemetry
 from replayflow.core.definitions import WorkflowDef
@@ -36,12 +36,12 @@ from replayflow.core.messages import (
 from replayflow.core.names import check_instance_id
 from replayflow.core.payloads import dump, load
 from replayflow.core.state import FINAL_STATUSES
-from replayflow.processors.kafka_config import (
-    consumer_config,
-    murmur2_partition,
-    producer_config,
-    watermarks,
-)
+from replayflow.kafka import clients
+from replayflow.kafka.admin import topic_partitions
+from replayflow.kafka.config import FLUSH_TIMEOUT
+from replayflow.kafka.partition import murmur2_partition
+from replayflow.kafka.producing import DeliveryError, Record, deliver
+from replayflow.kafka.reading import read_to_end, watermarks
 from replayflow.settings import Settings
 from replayflow.topics import Topics
 
@@ -80,9 +80,7 @@ class _CompletionWatcher(threading.Thread):
 
     def __init__(self, settings: Settings, topic: str, partitions: int) -> None:
         super().__init__(name="replayflow-completions", daemon=True)
-        self._consumer = Consumer(
-            consumer_config(settings, None, **{"group.id": f"replayflow-client-{uuid.uuid4().hex}"})
-        )
+        self._consumer = clients.consumer(settings, None)
         ends = []
         for p in range(partitions):
             _, high = watermarks(self._consumer, topic, p)
@@ -125,13 +123,21 @@ class _CompletionWatcher(threading.Thread):
 
 
 class Client:
-    def __init__(self, settings: Settings | None = None, watch_completions: bool = True) -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        watch_completions: bool = True,
+        send_timeout: float = FLUSH_TIMEOUT,
+    ) -> None:
         """With watch_completions (the default) the client follows the completions
         topic from its first start, so results of what it started are never missed.
-        A long-running sender that never reads results (an API process) turns it off."""
+        A long-running sender that never reads results (an API process) turns it off.
+        Every command is acknowledged by Kafka within `send_timeout` seconds, or the
+        call raises DeliveryError."""
         self.settings = settings or Settings.from_env()
+        self.send_timeout = send_timeout
         self.topics = Topics(self.settings)
-        self._producer = Producer(producer_config(self.settings))
+        self._producer = clients.producer(self.settings)
         self._partitions: dict[str, int] = {}
         self._watcher: _CompletionWatcher | None = None
         self._watch = watch_completions
@@ -158,48 +164,41 @@ class Client:
         if self._watch:
             self._ensure_watcher()
         handles = []
+        records = []
         now = time.time()
         for workflow, input, instance_id in starts:
             name = workflow.name if isinstance(workflow, WorkflowDef) else workflow
             instance_id = check_instance_id(instance_id or f"{name}-{uuid.uuid4().hex}")
-            self._send(
-                StartWorkflow(
-                    instance_id=instance_id,
-                    workflow=name,
-                    input=dump(input, "the workflow input"),
-                    version=version,
-                ),
-                telemetry.start_headers(name, instance_id),
+            command = StartWorkflow(
+                instance_id=instance_id,
+                workflow=name,
+                input=dump(input, "the workflow input"),
+                version=version,
             )
+            records.append(self._record(command, telemetry.start_headers(name, instance_id)))
             handles.append(Handle(self, instance_id, now))
-        self._producer.flush(30)
+        self._send(*records)
         return handles
 
     def send_event(self, instance_id: str, name: str, payload: Any = None) -> None:
-        self._send(
-            SendEvent(
-                instance_id=instance_id, name=name, payload=dump(payload, "the event payload")
-            )
+        event = SendEvent(
+            instance_id=instance_id, name=name, payload=dump(payload, "the event payload")
         )
-        self._producer.flush(30)
+        self._send(self._record(event))
 
     def cancel(self, instance_id: str, reason: str = "") -> None:
-        self._send(CancelWorkflow(instance_id=instance_id, reason=reason))
-        self._producer.flush(30)
+        self._send(self._record(CancelWorkflow(instance_id=instance_id, reason=reason)))
 
     def terminate(self, instance_id: str, reason: str = "") -> None:
-        self._send(TerminateWorkflow(instance_id=instance_id, reason=reason))
-        self._producer.flush(30)
+        self._send(self._record(TerminateWorkflow(instance_id=instance_id, reason=reason)))
 
     def pause(self, instance_id: str, reason: str = "") -> None:
         """Hold the instance: results are still recorded, its code waits for resume()."""
-        self._send(PauseWorkflow(instance_id=instance_id, reason=reason))
-        self._producer.flush(30)
+        self._send(self._record(PauseWorkflow(instance_id=instance_id, reason=reason)))
 
     def resume(self, instance_id: str, reason: str = "") -> None:
         """Continue a paused instance, or retry a suspended one after a code fix."""
-        self._send(ResumeWorkflow(instance_id=instance_id, reason=reason))
-        self._producer.flush(30)
+        self._send(self._record(ResumeWorkflow(instance_id=instance_id, reason=reason)))
 
     def restart(
         self,
@@ -210,19 +209,22 @@ class Client:
         """Run the instance again from the start, or from a named step (the results
         recorded before it are kept). Its next completion is read with the handle."""
         self._ensure_watcher()
-        self._send(RestartWorkflow(instance_id=instance_id, from_step=from_step, reason=reason))
-        self._producer.flush(30)
+        command = RestartWorkflow(instance_id=instance_id, from_step=from_step, reason=reason)
+        self._send(self._record(command))
         return Handle(self, instance_id, time.time())
 
-    def _send(self, command: Command, headers: telemetry.KafkaHeaders | None = None) -> None:
-        key = command.instance_id.encode()
-        value = codec.encode(command)
-        while True:
-            try:
-                self._producer.produce(self.topics.commands, key=key, value=value, headers=headers)
-                return
-            except BufferError:
-                self._producer.poll(0.05)
+    def _record(self, command: Command, headers: telemetry.KafkaHeaders | None = None) -> Record:
+        return Record(
+            self.topics.commands,
+            codec.encode(command),
+            key=command.instance_id.encode(),
+            headers=headers,
+        )
+
+    def _send(self, *records: Record) -> None:
+        """Produce commands and wait for Kafka to acknowledge them: DeliveryError when it
+        does not (the commands may or may not have arrived; sending again is safe)."""
+        deliver(self._producer, records, self.send_timeout)
 
     # -- results and history ---------------------------------------------------------
 
@@ -286,36 +288,23 @@ class Client:
         """Decode the records of one key, reading its partition to the current end."""
         key = instance_id.encode()
         partition = murmur2_partition(key, self._partition_count(topic))
-        consumer = Consumer(
-            consumer_config(
-                self.settings, None, **{"group.id": f"replayflow-scan-{uuid.uuid4().hex}"}
-            )
-        )
+        consumer = clients.consumer(self.settings, None)
         try:
-            tp = TopicPartition(topic, partition)
-            low, high = watermarks(consumer, topic, partition)
-            if high <= low:
-                return []
-            consumer.assign([TopicPartition(topic, partition, OFFSET_BEGINNING)])
             records = []
-            while True:
-                messages = consumer.consume(5000, timeout=1.0)
+            for messages in read_to_end(consumer, topic, [partition]):
                 for message in messages:
-                    if message.error() is None and message.key() == key:
+                    if message.key() == key:
                         try:
                             records.append(codec.decode(message.value() or b""))
                         except codec.CodecError:
                             continue
-                position = consumer.position([tp])[0].offset
-                if position >= high or (not messages and position < 0):
-                    return records
+            return records
         finally:
             consumer.close()
 
     def _partition_count(self, topic: str) -> int:
         if topic not in self._partitions:
-            metadata = self._producer.list_topics(topic, timeout=30)
-            partitions = metadata.topics[topic].partitions
+            partitions = topic_partitions(self._producer, topic)
             if not partitions:
                 raise ReplayflowError(
                     f"topic {topic!r} does not exist: run `replayflow topics apply`"
@@ -396,4 +385,11 @@ class AsyncClient:
         await asyncio.to_thread(self._client.close)
 
 
-__all__ = ["FINAL_STATUSES", "AsyncClient", "Client", "Handle", "ResultTimeout"]
+__all__ = [
+    "FINAL_STATUSES",
+    "AsyncClient",
+    "Client",
+    "DeliveryError",
+    "Handle",
+    "ResultTimeout",
+]

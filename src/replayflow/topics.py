@@ -36,10 +36,7 @@ LOGICAL_NAMES = (COMMANDS, HISTORY, TASKS, COMPLETIONS, STATE, DLQ, WORKFLOWS, E
 #: The topics keyed by workflow instance id: they must share one partition count.
 INSTANCE_KEYED = (COMMANDS, HISTORY, TASKS, COMPLETIONS, STATE, DLQ, EVENTS)
 
-# librdkafka's own log lines (connection refused, ...) go to this logger instead of
-# stderr; failures reach the caller as TopicsError.
 _kafka_log = logging.getLogger("replayflow.kafka")
-_kafka_log.addHandler(logging.NullHandler())
 
 # Config keys whose value is a comma-separated set (order does not matter).
 _SET_VALUED = frozenset({"cleanup.policy"})
@@ -245,14 +242,14 @@ class ApplyReport:
 
 
 def _admin(admin_or_bootstrap: Any) -> tuple[Any, str]:
-    from confluent_kafka.admin import AdminClient
+    # librdkafka's own log lines (connection refused, ...) go to Python logging; failures
+    # reach the caller as TopicsError.
+    from replayflow.kafka import clients
 
     if isinstance(admin_or_bootstrap, Settings):
         admin_or_bootstrap = admin_or_bootstrap.bootstrap
     if isinstance(admin_or_bootstrap, str):
-        conf: dict[str, Any] = {"bootstrap.servers": admin_or_bootstrap, "logger": _kafka_log}
-        client = AdminClient(conf)
-        return client, admin_or_bootstrap
+        return clients.admin(admin_or_bootstrap), admin_or_bootstrap
     return admin_or_bootstrap, "the cluster"
 
 

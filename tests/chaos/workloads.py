@@ -20,7 +20,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 import replayflow as rf
 from replayflow import codec
-from replayflow.processors.kafka_config import consumer_config, group_name, producer_config
+from replayflow.kafka.config import consumer_config, group_name, producer_config
 from replayflow.settings import Settings
 from replayflow.topics import Topics
 

@@ -34,7 +34,7 @@ from replayflow.core.messages import (
     WorkflowQueued,
     WorkflowStarted,
 )
-from replayflow.processors.kafka_config import murmur2_partition
+from replayflow.kafka.partition import murmur2_partition
 from replayflow.processors.runtime import LocalRuntime
 from replayflow.settings import Settings
 from replayflow.topics import Topics, apply_topics, load_topics

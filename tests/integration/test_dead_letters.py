@@ -23,7 +23,8 @@ from replayflow.core.messages import (
     StartWorkflow,
     WorkflowQueued,
 )
-from replayflow.processors.kafka_config import murmur2_partition, producer_config
+from replayflow.kafka.config import producer_config
+from replayflow.kafka.partition import murmur2_partition
 from replayflow.processors.runtime import LocalRuntime
 from replayflow.settings import Settings
 from replayflow.topics import Topics, apply_topics, load_topics

@@ -14,7 +14,9 @@ from replayflow import dsl
 from replayflow.client import Client
 from replayflow.core.definitions import Registry
 from replayflow.core.errors import ValidationError, WorkflowError
+from replayflow.dsl import builtins as dsl_builtins
 from replayflow.dsl.documents import DocumentStore, deploy
+from replayflow.processors.documents import KafkaDocumentLog
 from replayflow.processors.runtime import LocalRuntime
 from replayflow.settings import Settings
 from replayflow.topics import apply_topics, load_topics
@@ -51,7 +53,7 @@ def runtime(
     settings: Settings, tmp_path: Path
 ) -> Iterator[tuple[LocalRuntime, Client, DocumentStore]]:
     apply_topics(settings.bootstrap, load_topics(settings))
-    store = DocumentStore(settings).start()
+    store = DocumentStore(KafkaDocumentLog(settings)).start()
     registry = Registry()
     registry.add_source(store)
     runtime = LocalRuntime(
@@ -67,16 +69,16 @@ def test_deploy_start_by_name_and_versions_in_flight(
     runtime: tuple[LocalRuntime, Client, DocumentStore], settings: Settings
 ) -> None:
     _, client, store = runtime
-    first = deploy(settings, GREETER.format(version="1.0.0", word="Hello"), "v1.yaml")
+    first = deploy(store, GREETER.format(version="1.0.0", word="Hello"), "v1.yaml")
     assert first.created
-    again = deploy(settings, GREETER.format(version="1.0.0", word="Hello"), "v1.yaml")
+    again = deploy(store, GREETER.format(version="1.0.0", word="Hello"), "v1.yaml")
     assert not again.created
     with pytest.raises(ValidationError, match="immutable"):
-        deploy(settings, GREETER.format(version="1.0.0", word="Howdy"), "v1b.yaml")
+        deploy(store, GREETER.format(version="1.0.0", word="Howdy"), "v1b.yaml")
     assert store.wait_for("greeter", "1.0.0", 10)
 
     old = client.start("greeter", None)
-    deploy(settings, GREETER.format(version="2.0.0", word="Hi"), "v2.yaml")
+    deploy(store, GREETER.format(version="2.0.0", word="Hi"), "v2.yaml")
     assert store.wait_for("greeter", "2.0.0", 10)
     new = client.start("greeter", None)
     for handle in (old, new):
@@ -97,8 +99,9 @@ def test_deploy_start_by_name_and_versions_in_flight(
 
 def test_a_fresh_store_reads_deployed_documents(settings: Settings) -> None:
     apply_topics(settings.bootstrap, load_topics(settings))
-    deploy(settings, GREETER.format(version="1.0.0", word="Hello"), "v1.yaml")
-    with DocumentStore(settings) as store:
+    with DocumentStore(KafkaDocumentLog(settings)) as deployer:
+        deploy(deployer, GREETER.format(version="1.0.0", word="Hello"), "v1.yaml")
+    with DocumentStore(KafkaDocumentLog(settings)) as store:
         assert store.workflow("greeter", None) is not None
         assert store.workflow("greeter", "9.9.9") is None
 
@@ -114,6 +117,7 @@ def test_ctk_on_kafka(settings: Settings, tmp_path: Path, services: Services) ->
     kit.require()
     apply_topics(settings.bootstrap, load_topics(settings))
     registry = Registry()
+    dsl_builtins.register(registry)  # emitted events are captured by run_scenario
     runtime = LocalRuntime(
         settings.replace(data_dir=tmp_path), registry, orchestrator_id="ctk-test"
     )

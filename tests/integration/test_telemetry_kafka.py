@@ -19,7 +19,8 @@ from replayflow import codec
 from replayflow.client import Client
 from replayflow.core.definitions import Registry
 from replayflow.core.messages import CompleteStep, FailStep, StartWorkflow, Task
-from replayflow.processors.kafka_config import consumer_config, watermarks
+from replayflow.kafka.config import consumer_config
+from replayflow.kafka.reading import watermarks
 from replayflow.processors.runtime import LocalRuntime
 from replayflow.settings import Settings
 from replayflow.telemetry import (

@@ -38,14 +38,10 @@ TABLE = "readmodel"
 
 def history_partitions(settings: Settings, timeout: float = 30.0) -> int:
     """The history topic's partition count, as the cluster has it."""
-    from confluent_kafka.admin import AdminClient
+    from replayflow.kafka import clients
 
     topic = Topics(settings).history
-    conf: dict[str, Any] = {
-        "bootstrap.servers": settings.bootstrap,
-        "logger": logging.getLogger("replayflow.kafka"),
-    }
-    admin = AdminClient(conf)
+    admin = clients.admin(settings)
     metadata = admin.list_topics(topic, timeout=timeout).topics.get(topic)
     if metadata is None or metadata.error is not None or not metadata.partitions:
         raise RuntimeError(f"topic {topic!r} does not exist: run `replayflow topics apply`")
@@ -141,7 +137,7 @@ class ApiApp:
     def owner_of(self, instance_id: str) -> str | None:
         """Base URL of the process that owns the instance's partition (None: unknown,
         e.g. during a rebalance)."""
-        from replayflow.processors.kafka_config import murmur2_partition
+        from replayflow.kafka.partition import murmur2_partition
 
         partition = murmur2_partition(instance_id.encode(), self.partitions)
         topic = self.table.changelog_topic.get_topic_name()

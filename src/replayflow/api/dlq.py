@@ -15,15 +15,16 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer
 
 from replayflow import codec
 from replayflow.core.errors import ReplayflowError
 from replayflow.core.messages import DeadLetter
-from replayflow.processors.kafka_config import consumer_config, producer_config, watermarks
+from replayflow.kafka import clients
+from replayflow.kafka.admin import topic_partitions
+from replayflow.kafka.reading import BEGINNING, read_all
 from replayflow.settings import Settings
 from replayflow.topics import Topics
 
@@ -53,51 +54,20 @@ class DeadLetters:
         self.topic = Topics(settings).dlq
 
     def _consumer(self) -> Consumer:
-        return Consumer(
-            consumer_config(
-                self.settings, None, **{"group.id": f"replayflow-api-dlq-{uuid.uuid4().hex}"}
-            )
-        )
+        return clients.consumer(self.settings, None)
 
     def _read(self, consumer: Consumer, starts: dict[int, int]) -> list[Any]:
         """Every message of the given partitions from the given offsets to their end."""
-        ends = {}
-        for partition, start in starts.items():
-            low, high = watermarks(consumer, self.topic, partition)
-            if high > max(low, start):
-                ends[partition] = high
-        if not ends:
-            return []
-        consumer.assign(
-            [
-                TopicPartition(
-                    self.topic, p, max(starts[p], 0) if starts[p] >= 0 else OFFSET_BEGINNING
-                )
-                for p in ends
-            ]
-        )
-        messages = []
-        deadline = time.monotonic() + 30
-        while ends and time.monotonic() < deadline:
-            for message in consumer.consume(1000, timeout=0.5):
-                if message.error() is None:
-                    messages.append(message)
-            for tp in consumer.position([TopicPartition(self.topic, p) for p in list(ends)]):
-                if tp.offset >= ends[tp.partition]:
-                    del ends[tp.partition]
-        return messages
+        return read_all(consumer, self.topic, starts)
 
     def _partitions(self, consumer: Consumer) -> list[int]:
-        metadata = consumer.list_topics(self.topic, timeout=30).topics.get(self.topic)
-        if metadata is None or metadata.error is not None:
-            return []
-        return sorted(metadata.partitions)
+        return topic_partitions(consumer, self.topic)
 
     def list(self, limit: int = 100) -> list[dict[str, Any]]:
         """The newest `limit` entries, newest last, each with whether it was redriven."""
         consumer = self._consumer()
         try:
-            messages = self._read(consumer, {p: -1 for p in self._partitions(consumer)})
+            messages = self._read(consumer, dict.fromkeys(self._partitions(consumer), BEGINNING))
         finally:
             consumer.close()
         entries: dict[str, dict[str, Any]] = {}
@@ -157,17 +127,9 @@ class DeadLetters:
         # A first check without a producer: unknown and redriven entries cost no
         # transactional id (and no fencing of a redrive under way).
         self._check(entry_id)
-        producer = Producer(
-            producer_config(
-                self.settings,
-                **{
-                    "transactional.id": f"{self.topic}.redrive.{entry_id}",
-                    "transaction.timeout.ms": 60000,
-                },
-            )
-        )
+        # Initialising the transactional id fences an earlier redrive of this entry.
+        producer = clients.transactional_producer(self.settings, f"{self.topic}.redrive.{entry_id}")
         try:
-            producer.init_transactions(30)  # fences an earlier redrive of this entry
             # Again after fencing: an earlier redrive has committed (its marker is read
             # now) or been aborted.
             first, record = self._check(entry_id)

@@ -8,7 +8,6 @@ from pathlib import Path
 import click
 
 from replayflow.cli.support import one_line_errors, settings
-from replayflow.core.definitions import Registry
 
 
 @click.command()
@@ -42,16 +41,16 @@ def deploy(files: tuple[Path, ...]) -> None:
     from replayflow.dsl.documents import DocumentStore
     from replayflow.dsl.documents import deploy as deploy_document
     from replayflow.dsl.validate import DocumentInvalid
+    from replayflow.processors.documents import KafkaDocumentLog
 
-    config = settings()
-    with DocumentStore(config) as store:
+    with DocumentStore(KafkaDocumentLog(settings())) as store:
         for path in files:
             try:
                 text = path.read_text(encoding="utf-8")
             except OSError as exc:
                 raise click.ClickException(f"cannot read {path}: {exc.strerror}") from None
             try:
-                done = deploy_document(config, text, str(path), store=store)
+                done = deploy_document(store, text, str(path))
             except DocumentInvalid as exc:
                 click.echo(str(exc), err=True)
                 raise click.exceptions.Exit(1) from None
@@ -59,11 +58,3 @@ def deploy(files: tuple[Path, ...]) -> None:
             click.echo(f"{done.record.name} {done.record.version}: {what}")
             if done.created:
                 store.wait_for(done.record.name, done.record.version, 10)
-
-
-def attach_documents(registry: Registry) -> Registry:
-    """Make deployed documents available to a process's registry (orchestrator, dev)."""
-    from replayflow.dsl.documents import DocumentStore
-
-    registry.add_source(DocumentStore(settings()).start())
-    return registry

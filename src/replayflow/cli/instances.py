@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import click
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from replayflow import codec
 from replayflow.cli.support import (
@@ -22,7 +21,9 @@ from replayflow.client import Client
 from replayflow.core.errors import WorkflowError
 from replayflow.core.messages import DeadLetter, HistoryEvent
 from replayflow.core.replay import replay as replay_history
-from replayflow.processors.kafka_config import consumer_config, watermarks
+from replayflow.kafka import clients
+from replayflow.kafka.admin import topic_partitions
+from replayflow.kafka.reading import read_to_end
 from replayflow.topics import Topics
 
 
@@ -201,31 +202,17 @@ def dlq(limit: int, as_json: bool) -> None:
 def read_dead_letters() -> list[DeadLetter]:
     config = settings()
     topic = Topics(config).dlq
-    consumer = Consumer(consumer_config(config, None, **{"group.id": "replayflow-cli-dlq"}))
+    consumer = clients.consumer(config, None)
     try:
-        metadata = consumer.list_topics(topic, timeout=30).topics[topic]
-        ends = {}
-        for p in metadata.partitions:
-            low, high = watermarks(consumer, topic, p)
-            if high > low:
-                ends[p] = high
-        if not ends:
-            return []
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
         entries: list[DeadLetter] = []
-        while ends:
-            for message in consumer.consume(1000, timeout=1.0):
-                if message.error() is not None:
-                    continue
+        for messages in read_to_end(consumer, topic, topic_partitions(consumer, topic)):
+            for message in messages:
                 try:
                     record = codec.decode(message.value() or b"")
                 except codec.CodecError:
                     continue
                 if isinstance(record, DeadLetter):
                     entries.append(record)
-            for tp in consumer.position([TopicPartition(topic, p) for p in list(ends)]):
-                if tp.offset >= ends[tp.partition]:
-                    del ends[tp.partition]
         entries.sort(key=lambda e: e.at)
         return entries
     finally:

@@ -13,13 +13,34 @@ from pathlib import Path
 import click
 
 from replayflow import telemetry
-from replayflow.cli.dsl import attach_documents
 from replayflow.cli.support import load_registry, modules_option, one_line_errors, settings
+from replayflow.core.definitions import Registry
 from replayflow.processors.orchestrator import Orchestrator
 from replayflow.processors.runtime import LocalRuntime
 from replayflow.processors.worker import Worker
 from replayflow.settings import Settings
 from replayflow.topics import apply_topics, load_topics
+
+# -- composition: what the processes get from the DSL, wired to Kafka -----------------
+
+
+def with_documents(registry: Registry, config: Settings) -> Registry:
+    """Deployed DSL documents as a workflow source, followed live from Kafka."""
+    from replayflow.dsl.documents import DocumentStore
+    from replayflow.processors.documents import KafkaDocumentLog
+
+    registry.add_source(DocumentStore(KafkaDocumentLog(config)).start())
+    return registry
+
+
+def with_dsl_steps(registry: Registry, config: Settings) -> Registry:
+    """The DSL's built-in steps (a step of the same name in `registry` wins), emitting
+    to Kafka."""
+    from replayflow.dsl import builtins as dsl_builtins
+    from replayflow.processors.emitter import KafkaEmitter
+
+    dsl_builtins.register(registry, KafkaEmitter(config))
+    return registry
 
 
 def _logging(verbose: bool) -> None:
@@ -80,9 +101,10 @@ def orchestrator(
 ) -> None:
     """Fold commands into workflow state, exactly once."""
     _logging(verbose)
+    config = settings()
     process = Orchestrator(
-        settings(),
-        attach_documents(load_registry(modules)),
+        config,
+        with_documents(load_registry(modules), config),
         instance_id=instance_id,
         data_dir=data_dir,
         concurrency=_limits(limits),
@@ -101,7 +123,10 @@ def orchestrator(
 def worker(modules: tuple[str, ...], concurrency: int, verbose: bool) -> None:
     """Run step attempts from the tasks topic."""
     _logging(verbose)
-    process = Worker(settings(), load_registry(modules), concurrency=concurrency)
+    config = settings()
+    process = Worker(
+        config, with_dsl_steps(load_registry(modules), config), concurrency=concurrency
+    )
     _stop_when_signalled(process)
     process.run()
 
@@ -146,7 +171,7 @@ def dev(modules: tuple[str, ...], no_kafka: bool, api_port: int, verbose: bool) 
             raise click.ClickException(
                 "topics differ from topics/topics.yaml: run `replayflow topics apply` for details"
             )
-        registry = attach_documents(load_registry(modules))
+        registry = with_dsl_steps(with_documents(load_registry(modules), config), config)
         stop = threading.Event()
         _stop_on_signals(stop)
         with LocalRuntime(config, registry), _api_server(config, api_port):

@@ -1,15 +1,17 @@
-"""Built-in steps the DSL interpreter schedules; every worker (and rf.testing's
-Environment) registers them unless a step of the same name is registered already.
+"""Built-in steps the DSL interpreter schedules. Whoever composes a process that runs
+steps registers them (`register(registry, sink)`: the CLI's worker and dev commands,
+rf.testing's Environment), unless a step of the same name is registered already.
 
 - `rf_http_call(request)`: one HTTP request with httpx, the Idempotency-Key header set
   to the step's idempotency key (the same for every attempt). Returns the DSL's HTTP
   response object (its `request.headers` without Authorization, Proxy-Authorization
   and Cookie); a status outside 2xx (3xx allowed with `redirect`) or a network
   error raises a communication WorkflowFault.
-- `rf_emit(topic, event)`: publishes a CloudEvent (JSON structured mode) to a Kafka
-  topic, keyed by the instance id. Where it goes is pluggable: `capture_events()`
-  collects events in memory (tests); by default a Kafka producer made from
-  Settings.from_env() (namespace applied to the topic name) is used.
+- `rf_emit(topic, event)`: hands a CloudEvent to the event sink given to `register`,
+  keyed by the instance id; in a running engine that sink is
+  replayflow.processors.emitter.KafkaEmitter (JSON structured mode on the Kafka topic,
+  namespace applied). `capture_events()` collects events in memory instead, for
+  every registered emit step of the process (tests).
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -27,9 +28,8 @@ from replayflow.execution import current_step
 
 Sink = Callable[[str, str, dict[str, Any]], None]  # (topic, key, event)
 
+# Set by capture_events(): wins over the sink each emit step was registered with.
 _sink: Sink | None = None
-_producer: Any = None
-_lock = threading.Lock()
 _JSON_TYPES = ("application/json", "+json", "text/json")
 _CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 
@@ -96,39 +96,29 @@ def http_call(request: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _kafka_sink(topic: str, key: str, event: dict[str, Any]) -> None:
-    global _producer
-    from confluent_kafka import Producer
-
-    from replayflow.processors.kafka_config import producer_config
-    from replayflow.settings import Settings
-
-    settings = Settings.from_env()
-    with _lock:
-        if _producer is None:
-            _producer = Producer(producer_config(settings))
-        producer = _producer
-    producer.produce(
-        settings.topic_name(topic),
-        key=key.encode(),
-        value=json.dumps(event, separators=(",", ":")).encode(),
-        headers={"content-type": "application/cloudevents+json"},
+def _no_sink(topic: str, key: str, event: dict[str, Any]) -> None:
+    raise RuntimeError(
+        f"emit to {topic!r}: this process was given no event sink "
+        "(register the DSL steps with one, or collect events with dsl.capture_events())"
     )
-    remaining = producer.flush(30)
-    if remaining:
-        raise RuntimeError(f"the event was not acknowledged by Kafka ({topic})")
 
 
-@step(name="rf_emit")
-def emit(topic: str, event: dict[str, Any]) -> None:
-    key = event.get("id", "")
-    with contextlib.suppress(RuntimeError):
-        key = current_step().instance_id
-    (_sink or _kafka_sink)(topic, str(key), event)
+def emit_step(sink: Sink) -> StepDef:
+    """The `rf_emit` step, sending to `sink`."""
+
+    @step(name="rf_emit")
+    def emit(topic: str, event: dict[str, Any]) -> None:
+        key = event.get("id", "")
+        with contextlib.suppress(RuntimeError):
+            key = current_step().instance_id
+        (_sink or sink)(topic, str(key), event)
+
+    return emit
 
 
 def set_sink(sink: Sink | None) -> Sink | None:
-    """Send emitted events to `sink` (None: back to Kafka); returns the previous one."""
+    """Send every emitted event of this process to `sink` (None: back to the sink each
+    emit step was registered with); returns the previous one."""
     global _sink
     previous, _sink = _sink, sink
     return previous
@@ -145,9 +135,12 @@ def capture_events() -> Iterator[list[tuple[str, dict[str, Any]]]]:
         set_sink(previous)
 
 
-STEPS: tuple[StepDef, ...] = (http_call, emit)
+def steps(sink: Sink | None = None) -> tuple[StepDef, ...]:
+    """The built-in steps, `rf_emit` sending to `sink` (none: emitting fails unless
+    capture_events() is active)."""
+    return (http_call, emit_step(sink or _no_sink))
 
 
-def register(registry: Registry) -> None:
+def register(registry: Registry, sink: Sink | None = None) -> None:
     """Add the built-in steps that `registry` does not define itself."""
-    registry.add([s for s in STEPS if s.name not in registry.steps])
+    registry.add([s for s in steps(sink) if s.name not in registry.steps])

@@ -1,7 +1,9 @@
-"""Deployed documents: `deploy()` validates a document and produces it to the compacted
-topic replayflow.workflows (key '<name>:<version>'); a DocumentStore reads that topic at
-process start, follows it in a background thread, and answers the registry as a
-workflow source, so every orchestrator and worker knows every deployed version.
+"""Deployed documents: `deploy()` validates a document and appends it to a document log
+(key '<name>:<version>'); a DocumentStore reads that log at process start, follows it,
+and answers the registry as a workflow source, so every orchestrator and worker knows
+every deployed version. The log is handed in by whoever composes the process: in a
+running engine it is the compacted topic replayflow.workflows
+(replayflow.processors.documents.KafkaDocumentLog); the DSL itself does no I/O.
 
 A start without a version runs the newest deployed version (natural version order);
 an instance keeps the version it started with, since its state records it.
@@ -14,10 +16,12 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+from replayflow import codec
 from replayflow.core.definitions import WorkflowDef
 from replayflow.core.errors import ValidationError
 from replayflow.core.names import version_key
@@ -25,7 +29,6 @@ from replayflow.dsl.interpreter import build
 from replayflow.dsl.records import WorkflowDocument
 from replayflow.dsl.secrets import Secrets
 from replayflow.dsl.validate import load_valid
-from replayflow.settings import Settings
 
 log = logging.getLogger("replayflow.dsl.documents")
 
@@ -66,22 +69,33 @@ def workflow_from_dict(document: dict[str, Any]) -> WorkflowDef:
     return workflow_from_text(json.dumps(document))
 
 
-class DocumentStore:
-    """The deployed documents of one cluster and namespace; a registry WorkflowSource.
+class DocumentLog(Protocol):
+    """Where deployed documents are kept: records keyed '<name>:<version>' whose value
+    is an encoded WorkflowDocument, or None (a tombstone: the version is removed)."""
 
-    store = DocumentStore(settings).start()      # caught up with the topic
+    def follow(self, apply: Callable[[str, bytes | None], None], timeout: float) -> None:
+        """Hand every record so far to `apply`, return once caught up, then keep handing
+        new ones (from another thread) until close()."""
+
+    def append(self, key: str, value: bytes) -> None:
+        """Keep one record durably; raise when that cannot be confirmed."""
+
+    def close(self) -> None: ...
+
+
+class DocumentStore:
+    """The deployed documents of a document log; a registry WorkflowSource.
+
+    store = DocumentStore(KafkaDocumentLog(settings)).start()   # caught up with the log
     registry.add_source(store)
     """
 
-    def __init__(self, settings: Settings, secrets: Secrets | None = None) -> None:
-        self.settings = settings
+    def __init__(self, log: DocumentLog, secrets: Secrets | None = None) -> None:
+        self.log = log
         self._secrets = secrets or Secrets()
         self._records: dict[str, dict[str, WorkflowDocument]] = {}
         self._defs: dict[tuple[str, str], WorkflowDef] = {}
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._consumer: Any = None
         self._changed = threading.Condition(self._lock)
 
     # -- WorkflowSource ----------------------------------------------------------------
@@ -136,71 +150,28 @@ class DocumentStore:
             self._records.get(name, {}).pop(version, None)
             self._defs.pop((name, version), None)
 
-    # -- following the topic -------------------------------------------------------------
+    # -- following the log ---------------------------------------------------------------
 
     def start(self, timeout: float = 30.0) -> DocumentStore:
-        """Read the topic to its current end, then follow it in a daemon thread."""
-        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-
-        from replayflow.processors.kafka_config import consumer_config, watermarks
-        from replayflow.topics import Topics
-
-        topic = Topics(self.settings).workflows
-        consumer = Consumer(
-            consumer_config(
-                self.settings, None, **{"group.id": f"replayflow-documents-{time.monotonic_ns()}"}
-            )
-        )
-        metadata = consumer.list_topics(topic, timeout=timeout)
-        partitions = sorted(metadata.topics[topic].partitions) if topic in metadata.topics else []
-        ends = {p: watermarks(consumer, topic, p)[1] for p in partitions}
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-        self._consumer = consumer
-        deadline = time.monotonic() + timeout
-        positions: dict[int, int] = dict.fromkeys(partitions, 0)
-        while any(positions[p] < ends[p] for p in partitions):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"could not read {topic} to its end in {timeout} s")
-            for message in consumer.consume(1000, timeout=0.5):
-                self._apply(message)
-                positions[message.partition() or 0] = (message.offset() or 0) + 1
-        self._thread = threading.Thread(
-            target=self._follow, name="replayflow-documents", daemon=True
-        )
-        self._thread.start()
+        """Read the log to its current end, then follow it."""
+        self.log.follow(self.apply, timeout)
         return self
 
-    def _apply(self, message: Any) -> None:
-        from replayflow import codec
-
-        if message.error() is not None:
-            return
-        key = (message.key() or b"").decode(errors="replace")
-        if message.value() is None:
+    def apply(self, key: str, value: bytes | None) -> None:
+        """Know one record of the log (a tombstone removes the version)."""
+        if value is None:
             self._remove(key)
             return
         try:
-            record = codec.decode(message.value())
+            record = codec.decode(value)
         except codec.CodecError as exc:
             log.error("undecodable document record %s: %s", key, exc.reason)
             return
         if isinstance(record, WorkflowDocument):
             self.add(record)
 
-    def _follow(self) -> None:
-        while not self._stop.is_set():
-            try:
-                for message in self._consumer.consume(100, timeout=0.2):
-                    self._apply(message)
-            except Exception:  # keep following; a broken record is logged in _apply
-                log.exception("document follower")
-                time.sleep(1)
-        self._consumer.close()
-
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5)
+        self.log.close()
 
     def __enter__(self) -> DocumentStore:
         return self.start()
@@ -215,25 +186,16 @@ class Deployed:
     created: bool  # False: this exact document was deployed already
 
 
-def deploy(
-    settings: Settings, text: str, path: str = "<document>", store: DocumentStore | None = None
-) -> Deployed:
-    """Validate and deploy a document. The same name and version with other content is
-    a ValidationError: documents are immutable per version."""
-    from confluent_kafka import Producer
+_SEEN_TIMEOUT = 10.0
 
-    from replayflow import codec
-    from replayflow.processors.kafka_config import producer_config
-    from replayflow.topics import Topics
 
+def deploy(store: DocumentStore, text: str, path: str = "<document>") -> Deployed:
+    """Validate a document and append it to the store's log; returns once the store has
+    read it back (or after 10 s). The same name and version with other content is a
+    ValidationError: documents are immutable per version. `store` must be started
+    (caught up with its log)."""
     record = record_of(text, path)
-    own = store is None
-    reader = store or DocumentStore(settings).start()
-    try:
-        known = reader.get(record.name, record.version)
-    finally:
-        if own:
-            reader.stop()
+    known = store.get(record.name, record.version)
     if known is not None:
         if known.digest != record.digest:
             raise ValidationError(
@@ -241,10 +203,8 @@ def deploy(
                 "content: documents are immutable per version, give this one a new version"
             )
         return Deployed(known, created=False)
-    producer = Producer(producer_config(settings))
-    producer.produce(
-        Topics(settings).workflows, key=record.key.encode(), value=codec.encode(record)
-    )
-    if producer.flush(30):
-        raise TimeoutError("Kafka did not acknowledge the document in 30 s")
+    store.log.append(record.key, codec.encode(record))
+    # Known to the store before returning, so a deploy right after this one (the same
+    # document, or other content for this version) is checked against it.
+    store.wait_for(record.name, record.version, _SEEN_TIMEOUT)
     return Deployed(record, created=True)

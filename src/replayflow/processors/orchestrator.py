@@ -25,14 +25,11 @@ from replayflow.core.definitions import Registry
 from replayflow.core.errors import ValidationError
 from replayflow.core.messages import AcquireSlot, Command, FireTimer, GrantSlot, ReleaseSlot
 from replayflow.core.names import check_instance_id
+from replayflow.kafka import clients
+from replayflow.kafka.config import group_name
+from replayflow.kafka.partition import murmur2_partition
+from replayflow.kafka.reading import located
 from replayflow.processors.fold import PartitionFolder, Record
-from replayflow.processors.kafka_config import (
-    consumer_config,
-    group_name,
-    located,
-    murmur2_partition,
-    producer_config,
-)
 from replayflow.processors.restore import StaleStore, is_stale, restore_partition
 from replayflow.settings import Settings
 from replayflow.store.partition import PartitionStore
@@ -98,26 +95,17 @@ class Orchestrator:
 
     def run(self, ready: threading.Event | None = None) -> None:
         """Run until stop(). Fatal Kafka errors (fencing) end the loop with an error."""
-        self._producer = Producer(
-            producer_config(
-                self.settings,
-                **{
-                    "transactional.id": group_name(self.settings, self.instance_id),
-                    "transaction.timeout.ms": 60_000,
-                },
-            )
+        self._producer = clients.transactional_producer(
+            self.settings, group_name(self.settings, self.instance_id)
         )
-        self._producer.init_transactions(30)
-        self._consumer = Consumer(
-            consumer_config(
-                self.settings,
-                "orchestrator",
-                **{
-                    "group.instance.id": self.instance_id,
-                    "session.timeout.ms": 10_000,
-                    "max.poll.interval.ms": 120_000,
-                },
-            )
+        self._consumer = clients.consumer(
+            self.settings,
+            "orchestrator",
+            **{
+                "group.instance.id": self.instance_id,
+                "session.timeout.ms": 10_000,
+                "max.poll.interval.ms": 120_000,
+            },
         )
         self._consumer.subscribe(
             [self.topics.commands],

@@ -7,12 +7,10 @@ rebuilds everything from the changelog."""
 from __future__ import annotations
 
 import logging
-import time
-
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from replayflow.core.errors import ReplayflowError
-from replayflow.processors.kafka_config import consumer_config, watermarks
+from replayflow.kafka import clients
+from replayflow.kafka.reading import BEGINNING, read_to_end, watermarks
 from replayflow.settings import Settings
 from replayflow.store.partition import PartitionStore
 
@@ -38,13 +36,10 @@ def is_stale(store: PartitionStore, now_ms: int) -> bool:
 def restore_partition(
     settings: Settings, topic: str, store: PartitionStore, timeout: float = 120.0
 ) -> int:
-    """Apply changelog records after the store's offset; returns how many were applied."""
+    """Apply changelog records after the store's offset; returns how many were applied.
+    Raises ReadTimeout (a TimeoutError) when the read stops moving for `timeout` s."""
     start = store.changelog_offset() + 1
-    consumer = Consumer(
-        consumer_config(
-            settings, None, **{"group.id": "replayflow-restore", "enable.auto.offset.store": False}
-        )
-    )
+    consumer = clients.consumer(settings, None, **{"enable.auto.offset.store": False})
     try:
         low, high = watermarks(consumer, topic, store.partition)
         if 0 < start < low:
@@ -54,20 +49,12 @@ def restore_partition(
             )
         if high <= max(start, low):
             return 0
-        begin = start if start > low else OFFSET_BEGINNING
-        consumer.assign([TopicPartition(topic, store.partition, begin)])
         applied = 0
         changes: dict[bytes, bytes | None] = {}
         last = start - 1
-        deadline = time.monotonic() + timeout
-        while True:
-            # Short waits: a changelog always ends in a transaction marker, which is
-            # never delivered, so an up-to-date store gets no message at all and each
-            # wait here is paid once per assigned partition.
-            messages = consumer.consume(BATCH, timeout=0.05)
+        begin = {store.partition: max(start, BEGINNING)}
+        for messages in read_to_end(consumer, topic, begin, timeout=timeout, batch=BATCH):
             for message in messages:
-                if message.error() is not None:
-                    continue
                 key = message.key()
                 if key is not None:
                     changes[key] = message.value()
@@ -78,14 +65,6 @@ def restore_partition(
             if len(changes) >= BATCH:
                 store.write(changes, last)
                 changes = {}
-            position = consumer.position([TopicPartition(topic, store.partition)])[0].offset
-            if position >= high or (not messages and last >= high - 1):
-                break
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"restoring partition {store.partition} from {topic} did "
-                    f"not reach offset {high} in {timeout} s"
-                )
         store.write(changes, last)
         return applied
     finally:

@@ -21,14 +21,10 @@ from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartit
 from replayflow import codec, telemetry
 from replayflow.core.definitions import Registry
 from replayflow.core.messages import CompleteStep, ErrorInfo, FailStep, Task
-from replayflow.dsl import builtins as dsl_builtins
 from replayflow.execution import run_async, run_sync, unknown_step
-from replayflow.processors.kafka_config import (
-    consumer_config,
-    group_name,
-    located,
-    producer_config,
-)
+from replayflow.kafka import clients
+from replayflow.kafka.config import group_name
+from replayflow.kafka.reading import located
 from replayflow.settings import Settings
 from replayflow.topics import Topics
 
@@ -84,7 +80,6 @@ class Worker:
         self.settings = settings
         self.topics = Topics(settings)
         self.registry = registry
-        dsl_builtins.register(registry)  # DSL built-in steps; a step of the same name wins
         self.concurrency = concurrency
         self.stats = WorkerStats()
         self._threads = ThreadPoolExecutor(threads, thread_name_prefix="replayflow-step")
@@ -101,14 +96,12 @@ class Worker:
         asyncio.run(self.run_async())
 
     async def run_async(self) -> None:
-        consumer = Consumer(
-            consumer_config(
-                self.settings,
-                "worker",
-                **{"session.timeout.ms": 10_000, "max.poll.interval.ms": 300_000},
-            )
+        consumer = clients.consumer(
+            self.settings,
+            "worker",
+            **{"session.timeout.ms": 10_000, "max.poll.interval.ms": 300_000},
         )
-        producer = Producer(producer_config(self.settings))
+        producer = clients.producer(self.settings)
         consumer.subscribe([self.topics.tasks], on_revoke=self._on_revoke)
         loop = asyncio.get_running_loop()
         slots = asyncio.Semaphore(self.concurrency)

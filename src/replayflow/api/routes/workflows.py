@@ -103,14 +103,10 @@ class WorkflowRoutes:
             ) from None
         store = await self._documents()
         try:
-            deployed = await asyncio.to_thread(
-                documents.deploy, self.api.config.settings, text, "<http>", store
-            )
+            deployed = await asyncio.to_thread(documents.deploy, store, text, "<http>")
         except (ReplayflowError, ValueError) as exc:
             raise ApiError(400, f"the document was not deployed: {exc}") from None
         record = deployed.record
-        if store is not None:
-            await asyncio.to_thread(store.wait_for, record.name, record.version, 10.0)
         return web.json_response(
             Deployed(
                 name=record.name,
@@ -131,7 +127,9 @@ class WorkflowRoutes:
                 from replayflow.dsl.documents import DocumentStore
             except ImportError:
                 return None
-            store = DocumentStore(self.api.config.settings)
+            from replayflow.processors.documents import KafkaDocumentLog
+
+            store = DocumentStore(KafkaDocumentLog(self.api.config.settings))
             await asyncio.to_thread(store.start)
             self._document_store = store
         return self._document_store
