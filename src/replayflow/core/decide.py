@@ -148,6 +148,10 @@ class Decider:
             raise TypeError(f"decide() has no handler for {type(command).__name__}")
         return handler(state, command, now)
 
+    def forget(self, instance_id: str) -> None:
+        """Drop the instance's live coroutine (the batch that touched it aborted)."""
+        self.cache.drop(instance_id)
+
     # -- start and admission -----------------------------------------------------------
 
     def _start(self, state: InstanceState | None, cmd: StartWorkflow, now: int) -> Decision:
