@@ -103,7 +103,8 @@ class Handle:
 
 
 class Environment:
-    """An in-process engine: the fold, timers, steps and admission, on a virtual clock."""
+    """An in-process engine on a virtual clock: the orchestrator's fold (`folder`) over
+    an in-memory store, its timers fired from the store's index, steps run in-process."""
 
     def __init__(
         self,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 
-from replayflow.core.state import Call, CallStatus, InstanceState, Status
+from replayflow.core.state import CallStatus, InstanceState, Status
 from replayflow.store import keys, serde
 from replayflow.store.protocol import Store
 
@@ -67,9 +67,9 @@ def count(store: Store) -> tuple[Counts, bool]:
     found = False
     info: bytes | None = None
     instance = b""
-    calls: list[Call] = []
+    calls: list[bytes] = []
     for key, value in store.scan(keys.INSTANCES):
-        # Keys are i/<id>\0info, i/<id>\0input and i/<id>\0c/<n>: NUL ends the id.
+        # Keys are i/<id>\0c/<n>, i/<id>\0info and i/<id>\0input: NUL ends the id.
         owner, _, field = key.partition(b"\0")
         if owner != instance:
             _add(counts, info, calls)
@@ -78,14 +78,17 @@ def count(store: Store) -> tuple[Counts, bool]:
         if field == b"info":
             info = value
         elif field.startswith(b"c/"):
-            calls.append(serde.load_call(value))
+            calls.append(value)
     _add(counts, info, calls)
     return counts, found
 
 
-def _add(counts: Counts, info: bytes | None, calls: list[Call]) -> None:
+def _add(counts: Counts, info: bytes | None, calls: list[bytes]) -> None:
     if info is None:
         return
-    status = classify(InstanceState(info=serde.load_info(info, "null"), calls=tuple(calls)))
+    loaded = serde.load_info(info, "null")
+    # Only a running instance's calls tell running from waiting: read them only then.
+    steps = tuple(serde.load_call(c) for c in calls) if loaded.status is Status.RUNNING else ()
+    status = classify(InstanceState(info=loaded, calls=steps))
     if status is not None:
         counts[status] += 1
