@@ -1,5 +1,5 @@
-"""rf.testing.Environment: run workflows in-process on the same decide() as production,
-with a virtual clock.
+"""rf.testing.Environment: run workflows in-process through the orchestrator's own fold
+(processors/fold.py) over an in-memory store, with a virtual clock.
 
     env = Environment(checkout)                  # workflows, steps or modules
     handle = env.start(checkout, {"id": 1})
@@ -8,15 +8,19 @@ with a virtual clock.
 
 Time stands still unless something waits for it: `result()` jumps the clock to the
 next timer when nothing else can happen, and `advance("1h")` moves it explicitly.
+
+Each command is folded and committed on its own, as a batch of one: states, timers,
+admission queues and status counts live in the store exactly as in production, and
+what the fold produces (history, tasks, completions, commands, dead letters) is read
+from its records. Steps run in-process in place of a worker.
 """
 
 from __future__ import annotations
 
-import heapq
 import itertools
 from collections import deque
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import ModuleType
 from typing import Any
@@ -24,19 +28,16 @@ from typing import Any
 from replayflow.core.decide import Decider, Limits
 from replayflow.core.definitions import Registry, StepDef, WorkflowDef
 from replayflow.core.durations import Duration, to_ms
+from replayflow.core.entities import Entity, route
 from replayflow.core.errors import ReplayflowError, ValidationError, WorkflowError
-from replayflow.core.limiter import LimiterState, decide_limiter
 from replayflow.core.messages import (
-    AcquireSlot,
     CancelWorkflow,
     Command,
     Completion,
     ErrorInfo,
     FailStep,
-    FireTimer,
     HistoryEvent,
     PauseWorkflow,
-    ReleaseSlot,
     RestartWorkflow,
     ResumeWorkflow,
     SendEvent,
@@ -49,6 +50,9 @@ from replayflow.core.replay import ReplayReport, replay
 from replayflow.core.state import InstanceState, Status
 from replayflow.dsl import builtins as dsl_builtins
 from replayflow.execution import run_sync, unknown_step
+from replayflow.processors.fold import PartitionFolder
+from replayflow.store import keys
+from replayflow.store.memory import MemoryStore
 
 DEFAULT_START = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -63,12 +67,24 @@ class _Failure:
     error: ErrorInfo
 
 
-@dataclass
-class _Queue:
-    entries: list[tuple[int, str]] = field(default_factory=list)
+class _States(Mapping[str, InstanceState]):
+    """The instances' states as the store holds them, in the order they were started."""
 
-    def head(self, n: int, start: int) -> list[tuple[int, str]]:
-        return [entry for entry in self.entries if entry[0] >= start][:n]
+    def __init__(self, env: Environment) -> None:
+        self._env = env
+
+    def __getitem__(self, instance_id: str) -> InstanceState:
+        state = self._env.folder.state(instance_id)
+        if state is None:
+            raise KeyError(instance_id)
+        return state
+
+    def __iter__(self) -> Iterator[str]:
+        store = self._env.folder.store
+        return (i for i in list(self._env.histories) if store.get(keys.info(i)) is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 class Handle:
@@ -87,7 +103,8 @@ class Handle:
 
 
 class Environment:
-    """An in-process engine: the fold, timers, steps and admission, on a virtual clock."""
+    """An in-process engine on a virtual clock: the orchestrator's fold (`folder`) over
+    an in-memory store, its timers fired from the store's index, steps run in-process."""
 
     def __init__(
         self,
@@ -108,19 +125,15 @@ class Environment:
         self.decider = Decider(
             self.registry, cache_size=cache_size, limits=limits, concurrency=concurrency
         )
+        self.folder = PartitionFolder(MemoryStore(), self.decider)
         self.now = round(start.timestamp() * 1000)
-        self.states: dict[str, InstanceState] = {}
+        self.states: Mapping[str, InstanceState] = _States(self)
         self.histories: dict[str, list[HistoryEvent]] = {}
         self.completions: dict[str, Completion] = {}
         self.rejected: list[tuple[Command, str]] = []
         self.max_running: dict[str, int] = {}
-        self._limiters: dict[str, LimiterState] = {}
-        self._queues: dict[str, _Queue] = {}
         self._commands: deque[Command] = deque()
         self._tasks: deque[Task] = deque()
-        self._timers: list[tuple[int, int, str, str]] = []
-        self._live_timers: dict[tuple[str, str], int] = {}  # (instance, timer) -> due
-        self._timer_order = itertools.count()
         self._ids = itertools.count(1)
         self._failures: dict[str, _Failure] = {}
         self.held: list[Task] = []
@@ -232,7 +245,7 @@ class Environment:
         while not self._final(instance_id):
             due = self._next_due()
             if due is None or (limit is not None and due > limit):
-                state = self.states.get(instance_id)
+                state = self.folder.state(instance_id)
                 what = "no such instance" if state is None else self._waiting_for(state)
                 raise Deadlock(f"instance {instance_id!r} cannot finish: {what}")
             self._fire_next()
@@ -260,39 +273,37 @@ class Environment:
                 self._execute(self._tasks.popleft())
 
     def _fold(self, command: Command) -> None:
-        if isinstance(command, AcquireSlot | ReleaseSlot):
-            self._fold_limiter(command)
-            return
-        state = self.states.get(command.instance_id)
-        decision = self.decider.decide(state, command, self.now)
-        if decision.rejected:
-            self.rejected.append((command, decision.rejected))
-            return
-        if decision.state is not None:
-            self.states[command.instance_id] = decision.state
-        self.histories.setdefault(command.instance_id, []).extend(decision.events)
-        for timer_id, _ in decision.timers_cancelled:
-            self._live_timers.pop((command.instance_id, timer_id), None)
-        for timer_id, due in decision.timers_set:
-            self._live_timers[(command.instance_id, timer_id)] = due
-            heapq.heappush(
-                self._timers, (due, next(self._timer_order), command.instance_id, timer_id)
-            )
-        self._tasks.extend(decision.tasks)
-        self._commands.extend(decision.commands)
-        if decision.completion is not None:
-            self.completions[command.instance_id] = decision.completion
+        self.folder.fold(command, self.now)
+        self._committed(command)
 
-    def _fold_limiter(self, command: AcquireSlot | ReleaseSlot) -> None:
-        queue = self._queues.setdefault(command.limiter, _Queue())
-        decision = decide_limiter(self._limiters.get(command.limiter), command, queue)
-        self._limiters[command.limiter] = decision.state
-        queue.entries.extend(decision.enqueued)
-        taken = set(decision.dequeued)
-        queue.entries = [e for e in queue.entries if e[0] not in taken]
-        self._commands.extend(decision.grants)
-        running = len(decision.state.running)
-        self.max_running[command.limiter] = max(self.max_running.get(command.limiter, 0), running)
+    def _committed(self, command: Command) -> None:
+        """Commit the batch of one command and take in what the fold produced."""
+        records = self.folder.records
+        self.folder.committed(None)
+        rejected = False
+        for record in records:
+            if record.topic == "dlq":
+                self.rejected.append((command, record.message.reason))
+                rejected = True
+        if rejected:
+            return
+        target = route(command)
+        if target.entity is Entity.LIMITER:
+            limiter = self.folder.limiter(target.key)
+            running = 0 if limiter is None else len(limiter.running)
+            self.max_running[target.key] = max(self.max_running.get(target.key, 0), running)
+        elif target.entity is Entity.INSTANCE:
+            self.histories.setdefault(target.key, [])
+        for record in records:
+            message = record.message
+            if record.topic == "history":
+                self.histories[message.instance_id].append(message)
+            elif record.topic == "tasks":
+                self._tasks.append(message)
+            elif record.topic == "completions":
+                self.completions[message.instance_id] = message
+            elif record.topic == "commands":
+                self._commands.append(message)
 
     def _execute(self, task: Task) -> None:
         if task.step in self._holding or task.function in self._holding:
@@ -314,26 +325,20 @@ class Environment:
         self._commands.append(unknown_step(task) if step is None else run_sync(step, task))
 
     def _next_due(self) -> int | None:
-        """The due time of the next live timer. Cancelled ones are dropped from the heap
-        here, so they neither move the clock nor hide a deadlock."""
-        while self._timers:
-            due, _, instance_id, timer_id = self._timers[0]
-            if self._live_timers.get((instance_id, timer_id)) == due:
-                return due
-            heapq.heappop(self._timers)
-        return None
+        """The due time of the next timer in the store's index."""
+        key = self.folder.next_timer()
+        return None if key is None else keys.parse_timer(key)[0]
 
     def _fire_next(self) -> None:
-        if self._next_due() is None:
+        key = self.folder.next_timer()
+        if key is None:
             return
-        due, _, instance_id, timer_id = heapq.heappop(self._timers)
-        del self._live_timers[(instance_id, timer_id)]
-        self.now = max(self.now, due)
-        self._commands.append(FireTimer(instance_id=instance_id, timer=timer_id))
+        self.now = max(self.now, keys.parse_timer(key)[0])
+        self._committed(self.folder.fire_timer(key, self.now))
         self.run_until_idle()
 
     def _final(self, instance_id: str) -> bool:
-        state = self.states.get(instance_id)
+        state = self.folder.state(instance_id)
         return state is not None and state.status.is_final
 
     @staticmethod

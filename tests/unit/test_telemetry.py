@@ -12,10 +12,19 @@ from pathlib import Path
 import pytest
 from opentelemetry.trace import StatusCode
 
+import replayflow as rf
+from replayflow.core.decide import Decider
 from replayflow.core.decision import Decision
-from replayflow.core.messages import Completion, ErrorInfo, StepFailed, WorkflowStarted
+from replayflow.core.messages import (
+    Completion,
+    ErrorInfo,
+    StartWorkflow,
+    StepFailed,
+    WorkflowStarted,
+)
 from replayflow.core.state import Call, CallKind, CallStatus, Info, InstanceState, Status
-from replayflow.store import keys, serde
+from replayflow.processors.fold import PartitionFolder
+from replayflow.store import counts, keys, serde
 from replayflow.store.partition import PartitionStore
 from replayflow.telemetry import ids
 from replayflow.telemetry.logs import JsonFormatter, configure_logging, fields
@@ -253,8 +262,11 @@ def _gauge(otel: InMemoryTelemetry) -> dict[str, float]:
     return out
 
 
-def test_the_store_is_counted_on_assignment(otel: InMemoryTelemetry, store: PartitionStore) -> None:
-    # Ids with '/' interleave their keys with other instances' call keys.
+def test_a_store_without_counts_is_counted_on_assignment(
+    otel: InMemoryTelemetry, store: PartitionStore
+) -> None:
+    # A store written before the counts existed. Ids with '/' interleave their keys
+    # with other instances' call keys.
     _write(store, _state("a", Status.RUNNING, STEP_DONE, SLEEPING))
     _write(store, _state("a/c/b", Status.RUNNING, STEP_OUT))
     _write(store, _state("a/info", Status.QUEUED))
@@ -264,42 +276,57 @@ def test_the_store_is_counted_on_assignment(otel: InMemoryTelemetry, store: Part
         _write(store, _state(f"w{n:03d}", Status.RUNNING, STEP_DONE, SLEEPING))
     assert otel.telemetry is not None
     orchestrator = OrchestratorTelemetry(otel.telemetry, "g")
-    observer = orchestrator.partition(0, store)
+    folder = PartitionFolder(store, Decider(rf.Registry()))
+    observer = orchestrator.partition(0, folder.status_counts)
     assert isinstance(observer, PartitionObserver)
-    while not observer.scanned:
-        observer.scan(0.0)  # the smallest steps: 32 keys, then an instance edge
-    assert _gauge(otel) == {"running": 1, "waiting": 201, "queued": 1, "suspended": 1}
+    expected = {"running": 1, "waiting": 201, "queued": 1, "suspended": 1}
+    assert _gauge(otel) == expected
+    # The first batch writes what was counted, with the changelog like any state.
+    assert keys.STATUS_COUNTS in {r.key for r in folder.changelog()}
+    folder.committed(None)
+    assert PartitionFolder(store, Decider(rf.Registry())).status_counts() == expected
     orchestrator.revoked(0)
     assert _gauge(otel) == {}
 
 
-def test_decisions_during_the_count_are_not_counted_twice(
-    otel: InMemoryTelemetry, store: PartitionStore
+@rf.workflow(name="gauge_napper")
+async def gauge_napper(ctx: rf.Context) -> int:
+    await ctx.sleep("nap", "1h")
+    return 1
+
+
+def test_the_gauge_counts_committed_decisions_and_survives_a_restart(
+    otel: InMemoryTelemetry, tmp_path: Path
 ) -> None:
-    for n in range(100):
-        _write(store, _state(f"w{n:03d}", Status.RUNNING, STEP_DONE, SLEEPING))
     assert otel.telemetry is not None
-    observer = PartitionObserver(otel.telemetry, 0, store)
-    observer.scan(0.0)  # counted w000..w015 or so
-    assert not observer.scanned
-    # Two instances end: one the count has passed, one it has not reached.
-    for instance_id in ("w000", "w099"):
-        before = _state(instance_id, Status.RUNNING, STEP_DONE, SLEEPING)
-        after = _state(instance_id, Status.COMPLETED, STEP_DONE)
-        _write(store, after)
-        observer.decided(before, Decision(state=after, changed=True))
-        observer.committed()
-    while not observer.scanned:
-        observer.scan(0.0)
-    assert _gauge(otel) == {"running": 0, "waiting": 98, "queued": 0, "suspended": 0}
+    orchestrator = OrchestratorTelemetry(otel.telemetry, "g")
+    decider = Decider(rf.Registry.of(gauge_napper))
+    store = PartitionStore(tmp_path / "p1", 1)
+    folder = PartitionFolder(store, decider)
+    folder.observer = orchestrator.partition(1, folder.status_counts)
+    start = StartWorkflow(instance_id="n-1", workflow="gauge_napper", input="null")
+    folder.fold(start, 1_000)
+    assert _gauge(otel)["waiting"] == 0  # not committed yet
+    folder.aborted()  # an aborted batch counts nothing
+    folder.fold(start, 1_000)
+    folder.fold(StartWorkflow(instance_id="n-2", workflow="gauge_napper", input="null"), 1_000)
+    folder.committed(None)
+    assert _gauge(otel) == {"running": 0, "waiting": 2, "queued": 0, "suspended": 0}
+    assert folder.fire_due_timers(1_000 + 3_600_000, limit=1) == 1  # n-1 wakes and ends
+    folder.committed(None)
+    assert _gauge(otel)["waiting"] == 1
+    store.close()
+    # After a restart the counts are read, not recounted: they were written with the state.
+    reopened = PartitionStore(tmp_path / "p1", 1)
+    assert PartitionFolder(reopened, decider).status_counts()["waiting"] == 1
+    reopened.close()
 
 
 def test_counters_and_spans_from_committed_decisions(
     otel: InMemoryTelemetry, store: PartitionStore
 ) -> None:
     assert otel.telemetry is not None
-    observer = PartitionObserver(otel.telemetry, 0, store)
-    observer.scan(1.0)
+    observer = PartitionObserver(otel.telemetry, 0, counts.zero)
     started = _state("x", Status.RUNNING, _call(0, CallKind.STEP, CallStatus.SCHEDULED))
     observer.decided(
         None,

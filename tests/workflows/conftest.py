@@ -10,24 +10,30 @@ A test in this package sees only:
     engine.terminate(id, reason)
     engine.history(id) -> list[HistoryEvent]   final once result() has returned or raised
 
-"memory" runs on rf.testing.Environment (virtual time: result() jumps the clock over
-sleeps and timeouts). The Kafka engine is added as another param of the same fixture.
+Every engine runs the same fold shell (processors/fold.py) over a different store:
+"memory" is rf.testing.Environment, the shell over the in-memory store with a virtual
+clock (result() jumps it over sleeps and timeouts); "rocksdb" is that environment with
+the shell over a RocksDB partition store instead; "kafka" is the orchestrator, the
+shell over RocksDB inside the exactly-once loop on the real broker.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from replayflow.core.definitions import WorkflowDef
 from replayflow.core.messages import HistoryEvent
+from replayflow.processors.fold import PartitionFolder
+from replayflow.store.partition import PartitionStore
 from replayflow.testing import Environment
 from tests.workflows import definitions
 
-ENGINES = ["memory", pytest.param("kafka", marks=pytest.mark.kafka)]
+ENGINES = ["memory", "rocksdb", pytest.param("kafka", marks=pytest.mark.kafka)]
 
 
 class MemoryHandle:
@@ -44,8 +50,18 @@ class MemoryHandle:
 class MemoryEngine:
     name = "memory"
 
-    def __init__(self) -> None:
+    def __init__(self, data_dir: Path | None = None) -> None:
         self.env = Environment(definitions)
+        self._store: PartitionStore | None = None
+        if data_dir is not None:
+            # The same shell over RocksDB: only the store differs from "memory".
+            self.name = "rocksdb"
+            self._store = PartitionStore(data_dir / "p0", 0)
+            self.env.folder = PartitionFolder(self._store, self.env.decider)
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
 
     def start(
         self, workflow: WorkflowDef, input: Any = None, id: str | None = None
@@ -86,6 +102,8 @@ def engine(request: pytest.FixtureRequest) -> Iterator[Any]:
         return
     if request.param == "memory":
         engine: Any = MemoryEngine()
+    elif request.param == "rocksdb":
+        engine = MemoryEngine(request.getfixturevalue("tmp_path"))
     else:
         raise NotImplementedError(f"no engine {request.param!r}")
     try:

@@ -1,6 +1,6 @@
 """The shared workflow suite: written once against the `engine` fixture (conftest.py),
-run on the in-memory engine now and on the Kafka engine later. Nothing here may reach
-past that interface."""
+run on one fold shell over each store: in memory, RocksDB, and RocksDB inside the Kafka
+orchestrator. Nothing here may reach past that interface."""
 
 from __future__ import annotations
 

@@ -1,17 +1,26 @@
-"""Folding commands into one partition's state: load, decide, stage writes, and collect
-the records to produce. Nothing here talks to Kafka; the orchestrator produces the
-records and commits (see orchestrator.py for the order)."""
+"""The fold shell: commands into one partition's store, for the orchestrator (RocksDB)
+and the test engine (in memory) alike.
+
+One entry, `fold()`: the command's entity (core/entities.py) picks the fold that
+loads that entity, decides and stages its writes and records. Timers fire from the
+store's timer index through the same entry. Nothing here talks to Kafka; a batch ends
+with `committed()` (the store takes the staged writes and the changelog offset in one
+write) or `aborted()` (everything staged is forgotten). The orchestrator produces the
+records and commits in between (see orchestrator.py for the order)."""
 
 from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 from replayflow import codec
 from replayflow.core.decide import Decider
 from replayflow.core.decision import Decision
-from replayflow.core.limiter import LimiterState, decide_limiter
+from replayflow.core.entities import Entity, route
+from replayflow.core.limiter import LimiterState
 from replayflow.core.messages import (
     AcquireSlot,
     Command,
@@ -20,8 +29,10 @@ from replayflow.core.messages import (
     ReleaseSlot,
 )
 from replayflow.core.state import Call, CallKind, InstanceState, Status
-from replayflow.store import keys, serde
-from replayflow.store.partition import PartitionStore, Pending
+from replayflow.processors.admission import fold_limiter, load_limiter
+from replayflow.store import counts, keys, serde
+from replayflow.store.pending import Pending
+from replayflow.store.protocol import Store
 from replayflow.telemetry.orchestrator import NULL_OBSERVER, FoldObserver
 
 log = logging.getLogger("replayflow.orchestrator")
@@ -36,64 +47,53 @@ Source = tuple[str, int, int, bytes | None, bytes | None]
 
 @dataclass(frozen=True)
 class Record:
-    """One record to produce: `partition` None means by key (murmur2)."""
+    """One record to produce: `partition` None means by key (murmur2). `message` is
+    the object `value` encodes, for readers in the same process (the test engine)."""
 
     topic: str  # logical topic name: commands, history, tasks, completions, dlq, state
     key: bytes | None
     value: bytes | None
     partition: int | None
+    message: Any = field(default=None, compare=False, repr=False)
+
+
+def _record(topic: str, key: bytes | None, message: Any, partition: int | None) -> Record:
+    return Record(topic, key, codec.encode(message), partition, message)
 
 
 class PartitionFolder:
-    """The fold of one partition. Keeps recently used instance states in memory; states
-    touched by the batch in flight are pinned until the batch commits or aborts."""
+    """The fold of one partition over a `Store`. Keeps recently used instance states in
+    memory; states touched by the batch in flight are pinned until the batch commits or
+    aborts. Keeps the status counts (store/counts.py) with the states they count."""
 
-    def __init__(
-        self,
-        store: PartitionStore,
-        decider: Decider,
-        cache_size: int = 10_000,
-    ) -> None:
+    def __init__(self, store: Store, decider: Decider, cache_size: int = 10_000) -> None:
         self.store = store
         self.partition = store.partition
         self.decider = decider
-        self.pending = Pending(store)
         self._cache: OrderedDict[str, InstanceState] = OrderedDict()
         self._cache_size = cache_size
-        self._touched: dict[str, InstanceState | None] = {}
-        self.records: list[Record] = []
-        self._queue_added: dict[str, list[tuple[int, str]]] = {}  # enqueued this batch
+        self._folds: dict[Entity, Callable[[str, Any, int, Source | None], None]] = {
+            Entity.INSTANCE: self._fold_instance,
+            Entity.LIMITER: self._fold_limiter,
+        }
         self.folded = 0
         self.observer: FoldObserver = NULL_OBSERVER  # telemetry, set by the orchestrator
+        stored = counts.stored(store)
+        self._counts_stored = stored is not None
+        self._held = False  # whether the store holds any instance, when it had no counts
+        if stored is None:
+            stored, self._held = counts.count(store)
+        self.counts: counts.Counts = stored  # as committed; replaced, never changed
+        self._reset()
 
     # -- one batch -------------------------------------------------------------------
 
-    def fold(
-        self,
-        command: Command,
-        now: int,
-        source: Source | None = None,
-    ) -> None:
-        """Fold one decoded command. `source` (topic, partition, offset, key, value)
-        lets a rejected command reach the dead-letter topic with its original bytes."""
-        if isinstance(command, AcquireSlot | ReleaseSlot):
-            self._fold_limiter(command)
-            return
-        instance_id = command.instance_id
-        state = self._load(instance_id)
-        try:
-            decision = self.decider.decide(state, command, now)
-        except LookupError as exc:
-            self.dead_letter(source, str(exc), "LookupError", now)
-            return
-        if decision.rejected is not None:
-            self.dead_letter(source, decision.rejected, "Rejected", now)
-            return
-        too_large = self._apply(instance_id, state, decision)
-        if too_large is not None:
-            self.dead_letter(source, too_large, "RecordTooLarge", now)
-            return
-        self.folded += 1
+    def fold(self, command: Command, now: int, source: Source | None = None) -> None:
+        """Fold one decoded command into its entity. `source` (topic, partition, offset,
+        key, value) lets a rejected command reach the dead-letter topic with its
+        original bytes."""
+        target = route(command)
+        self._folds[target.entity](target.key, command, now, source)
 
     def fire_due_timers(self, now: int, limit: int = 1000) -> int:
         """Fold every timer due at `now` (up to `limit`) as a FireTimer."""
@@ -105,13 +105,12 @@ class PartitionFolder:
             if len(due) >= limit:
                 break
         for key in due:
-            _, instance_id, timer_id = keys.parse_timer(key)
-            self.pending.delete(key)
-            command = FireTimer(instance_id=instance_id, timer=timer_id)
             try:
-                self.fold(command, now)
+                self.fire_timer(key, now)
             except Exception as exc:  # a bug must not stop the loop: park the timer
+                _, instance_id, timer_id = keys.parse_timer(key)
                 log.exception("firing timer %s of %s failed", timer_id, instance_id)
+                command = FireTimer(instance_id=instance_id, timer=timer_id)
                 self.dead_letter(
                     ("timers", self.partition, -1, instance_id.encode(), codec.encode(command)),
                     f"firing timer {timer_id!r} failed: {type(exc).__name__}: {exc}",
@@ -119,6 +118,21 @@ class PartitionFolder:
                     now,
                 )
         return len(due)
+
+    def fire_timer(self, key: bytes, now: int) -> FireTimer:
+        """Take one timer off the index and fold it; a failing fold leaves it taken."""
+        _, instance_id, timer_id = keys.parse_timer(key)
+        self.pending.delete(key)
+        command = FireTimer(instance_id=instance_id, timer=timer_id)
+        self.fold(command, now)
+        return command
+
+    def next_timer(self) -> bytes | None:
+        """The key of the earliest timer in the index that this batch has not taken."""
+        for key, _ in self.store.scan(keys.TIMERS):
+            if self.pending.changes.get(key, b"") is not None:
+                return key
+        return None
 
     def dead_letter(
         self,
@@ -139,7 +153,7 @@ class PartitionFolder:
             error_type=error_type,
             at=now,
         )
-        self.records.append(Record("dlq", key, codec.encode(record), None))
+        self.records.append(_record("dlq", key, record, None))
 
     def changelog(self) -> list[Record]:
         """The batch's state changes as changelog records, in the order they apply."""
@@ -149,9 +163,13 @@ class PartitionFolder:
         ]
 
     def committed(self, changelog_offset: int | None) -> None:
-        """The transaction committed: write RocksDB, keep touched states in the cache."""
-        if self.pending.changes or changelog_offset is not None:
-            self.store.write(self.pending.changes, changelog_offset)
+        """The transaction committed: write the store, keep touched states cached."""
+        changes = self.pending.changes
+        if changes or changelog_offset is not None:
+            self.store.write(changes, changelog_offset)
+        if keys.STATUS_COUNTS in changes:
+            self.counts = counts.load(changes[keys.STATUS_COUNTS] or b"{}")
+            self._counts_stored = True
         for instance_id, state in self._touched.items():
             if state is None:
                 self._cache.pop(instance_id, None)
@@ -164,17 +182,57 @@ class PartitionFolder:
         """The transaction aborted: forget everything the batch staged."""
         for instance_id in self._touched:
             self._cache.pop(instance_id, None)
-            self.decider.cache.drop(instance_id)
+            self.decider.forget(instance_id)
         self.observer.aborted()
         self._reset()
 
     def _reset(self) -> None:
         self.pending = Pending(self.store)
-        self._touched = {}
-        self.records = []
-        self._queue_added = {}
+        self._touched: dict[str, InstanceState | None] = {}
+        self.records: list[Record] = []
+        self._queue_added: dict[str, list[tuple[int, str]]] = {}  # enqueued this batch
+        self._batch_counts: counts.Counts | None = None
+        if not self._counts_stored and self._held:
+            # A store from before the counts: the first batch writes what was counted.
+            self._stage_counts(dict(self.counts))
+
+    def _stage_counts(self, batch_counts: counts.Counts) -> None:
+        self._batch_counts = batch_counts
+        self.pending.put(keys.STATUS_COUNTS, counts.dump(batch_counts))
+
+    # -- reading ---------------------------------------------------------------------
+
+    def state(self, instance_id: str) -> InstanceState | None:
+        """An instance's state, the batch's changes included."""
+        return self._load(instance_id)
+
+    def limiter(self, key: str) -> LimiterState | None:
+        """A limiter's state, the batch's changes included."""
+        return load_limiter(self.pending, key)
+
+    def status_counts(self) -> counts.Counts:
+        """Instances by gauge status, as committed."""
+        return dict(self.counts)
 
     # -- instances -------------------------------------------------------------------
+
+    def _fold_instance(
+        self, instance_id: str, command: Command, now: int, source: Source | None
+    ) -> None:
+        state = self._load(instance_id)
+        try:
+            decision = self.decider.decide(state, command, now)
+        except LookupError as exc:
+            self.dead_letter(source, str(exc), "LookupError", now)
+            return
+        if decision.rejected is not None:
+            self.dead_letter(source, decision.rejected, "Rejected", now)
+            return
+        too_large = self._apply(instance_id, state, decision)
+        if too_large is not None:
+            self.dead_letter(source, too_large, "RecordTooLarge", now)
+            return
+        self.folded += 1
 
     def _load(self, instance_id: str) -> InstanceState | None:
         if instance_id in self._touched:
@@ -215,10 +273,10 @@ class PartitionFolder:
         writes += [(keys.timer(due, instance_id, t), None) for t, due in decision.timers_cancelled]
         key = instance_id.encode()
         p = self.partition
-        records = [Record("history", key, codec.encode(e), p) for e in decision.events]
-        records += [Record("tasks", key, codec.encode(t), p) for t in decision.tasks]
+        records = [_record("history", key, e, p) for e in decision.events]
+        records += [_record("tasks", key, t, p) for t in decision.tasks]
         if decision.completion is not None:
-            records.append(Record("completions", key, codec.encode(decision.completion), p))
+            records.append(_record("completions", key, decision.completion, p))
         largest = max(
             [len(v) for _, v in writes if v is not None] + [len(r.value or b"") for r in records]
         )
@@ -234,18 +292,25 @@ class PartitionFolder:
                 self.pending.delete(write_key)
             else:
                 self.pending.put(write_key, value)
+        self._count(before, state)
         self.records += records
         self._emit_commands(decision.commands)
         return None
 
+    def _count(self, before: InstanceState | None, after: InstanceState) -> None:
+        old, new = counts.classify(before), counts.classify(after)
+        if old == new:
+            return
+        batch_counts = dict(self.counts) if self._batch_counts is None else self._batch_counts
+        if old is not None:
+            batch_counts[old] -= 1
+        if new is not None:
+            batch_counts[new] += 1
+        self._stage_counts(batch_counts)
+
     def _emit_commands(self, commands: tuple[Command, ...]) -> None:
         for command in commands:
-            target = (
-                command.limiter
-                if isinstance(command, AcquireSlot | ReleaseSlot)
-                else command.instance_id
-            )
-            self.records.append(Record("commands", target.encode(), codec.encode(command), None))
+            self.records.append(_record("commands", route(command).record_key, command, None))
 
     def _remember(self, instance_id: str, state: InstanceState) -> None:
         if not _busy(state):
@@ -258,20 +323,13 @@ class PartitionFolder:
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
 
-    # -- admission -------------------------------------------------------------------
+    # -- limiters --------------------------------------------------------------------
 
-    def _fold_limiter(self, command: AcquireSlot | ReleaseSlot) -> None:
-        raw = self.pending.get(keys.limiter(command.limiter))
-        state: LimiterState | None = None if raw is None else serde.load_limiter(raw)
-        added = self._queue_added.setdefault(command.limiter, [])
-        queue = _StoredQueue(self.pending, command.limiter, added)
-        decision = decide_limiter(state, command, queue)
-        self.pending.put(keys.limiter(command.limiter), serde.dump_limiter(decision.state))
-        for ticket, instance_id in decision.enqueued:
-            self.pending.put(keys.queue_entry(command.limiter, ticket), instance_id.encode())
-            added.append((ticket, instance_id))
-        for ticket in decision.dequeued:
-            self.pending.delete(keys.queue_entry(command.limiter, ticket))
+    def _fold_limiter(
+        self, limiter: str, command: AcquireSlot | ReleaseSlot, now: int, source: Source | None
+    ) -> None:
+        added = self._queue_added.setdefault(limiter, [])
+        decision = fold_limiter(self.pending, command, added)
         self._emit_commands(decision.grants)
         self.folded += 1
 
@@ -284,35 +342,3 @@ def _busy(state: InstanceState) -> bool:
         c.kind in (CallKind.STEP, CallKind.CHILD) and c.status.is_pending
         for c in reversed(state.calls[-64:])  # pending calls sit at the end
     )
-
-
-class _StoredQueue:
-    """An admission queue read from RocksDB and the batch's pending writes.
-
-    Reading starts at the limiter's head ticket, so entries dequeued earlier (and their
-    tombstones) are never walked again; entries this batch enqueued are kept in order
-    by the folder, so the pending writes are never scanned."""
-
-    def __init__(self, pending: Pending, limiter: str, added: list[tuple[int, str]]) -> None:
-        self._pending = pending
-        self._limiter = limiter
-        self._added = added
-
-    def head(self, n: int, start: int) -> list[tuple[int, str]]:
-        found: list[tuple[int, str]] = []
-        prefix = keys.queue_prefix(self._limiter)
-        changes = self._pending.changes
-        for key, value in self._pending.store.scan(
-            prefix, seek=keys.queue_entry(self._limiter, start)
-        ):
-            if len(found) >= n:
-                return found
-            if key in changes:
-                continue  # dequeued in this batch
-            found.append((keys.queue_ticket(key), value.decode()))
-        for ticket, instance_id in self._added:
-            if len(found) >= n:
-                break
-            if ticket >= start and changes.get(keys.queue_entry(self._limiter, ticket)):
-                found.append((ticket, instance_id))
-        return found

@@ -22,6 +22,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from replayflow import codec, telemetry
 from replayflow.core.decide import Decider
 from replayflow.core.definitions import Registry
+from replayflow.core.entities import Entity, route
 from replayflow.core.errors import ValidationError
 from replayflow.core.messages import AcquireSlot, Command, FireTimer, GrantSlot, ReleaseSlot
 from replayflow.core.names import check_instance_id
@@ -261,17 +262,14 @@ class Orchestrator:
                 f"{type(command).__name__} is internal to the orchestrator",
                 "NotACommand",
             )
-        target = (
-            command.limiter
-            if isinstance(command, AcquireSlot | ReleaseSlot)
-            else (command.instance_id)
-        )
-        if not isinstance(command, AcquireSlot | ReleaseSlot):
+        entity = route(command)
+        target = entity.key
+        if entity.entity is Entity.INSTANCE:
             try:
                 check_instance_id(target)
             except ValidationError as exc:
                 return str(exc), "Rejected"
-        key = target.encode()
+        key = entity.record_key
         if message.key() != key:
             return (
                 f"the record key {message.key()!r} is not the instance id {target!r}",
@@ -369,8 +367,9 @@ class Orchestrator:
                 continue
             store, restored = self._restored_store(tp.partition)
             self.stats.restored_records += restored
-            self._folders[tp.partition] = PartitionFolder(store, self.decider, self.cache_size)
-            self._folders[tp.partition].observer = self.telemetry.partition(tp.partition, store)
+            folder = PartitionFolder(store, self.decider, self.cache_size)
+            folder.observer = self.telemetry.partition(tp.partition, folder.status_counts)
+            self._folders[tp.partition] = folder
             log.info(
                 "partition %d assigned (%d changelog records restored)", tp.partition, restored
             )

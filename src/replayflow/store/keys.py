@@ -8,6 +8,7 @@ calls in order, timers by due time, and an admission queue first in, first out.
     l/<limiter>                     limiter state
     q/<limiter>\\0<ticket:016d>      admission queue entry (value: instance id)
     m/changelog-offset              last changelog offset applied (see PartitionStore)
+    m/status-counts                 instances by gauge status (see counts.py)
     m/written-at                    wall-clock ms of the last write
 
 An instance id may contain '/' (a child's is "<parent>/<name>") but never NUL, so NUL
@@ -18,6 +19,8 @@ from __future__ import annotations
 
 CHANGELOG_OFFSET = b"m/changelog-offset"
 WRITTEN_AT = b"m/written-at"  # wall-clock ms of the last write: how stale a store is
+STATUS_COUNTS = b"m/status-counts"
+INSTANCES = b"i/"
 TIMERS = b"t/"
 
 

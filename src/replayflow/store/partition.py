@@ -1,4 +1,4 @@
-"""One partition's RocksDB, and the pending writes of the batch being folded.
+"""One partition's store in RocksDB (the `Store` of the orchestrator).
 
 Writes reach RocksDB only after the Kafka transaction that produced their changelog
 records has committed, in one WriteBatch together with the changelog offset they reach.
@@ -30,6 +30,8 @@ def _shared_write_buffers() -> WriteBufferManager:
 
 
 class PartitionStore:
+    """A partition's `Store` in RocksDB, through rocksdict."""
+
     def __init__(self, path: Path, partition: int) -> None:
         self.path = path
         self.partition = partition
@@ -92,37 +94,3 @@ class PartitionStore:
     def destroy(self) -> None:
         self.close()
         shutil.rmtree(self.path, ignore_errors=True)
-
-
-class Pending:
-    """The changes of the batch in flight for one partition, read through before RocksDB."""
-
-    def __init__(self, store: PartitionStore) -> None:
-        self.store = store
-        self.changes: dict[bytes, bytes | None] = {}
-
-    def get(self, key: bytes) -> bytes | None:
-        if key in self.changes:
-            return self.changes[key]
-        return self.store.get(key)
-
-    def put(self, key: bytes, value: bytes) -> None:
-        self.changes[key] = value
-
-    def delete(self, key: bytes) -> None:
-        self.changes[key] = None
-
-    def scan(self, prefix: bytes, limit: int) -> list[tuple[bytes, bytes]]:
-        """Up to `limit` live entries under `prefix`, in key order, pending ones included."""
-        added = sorted(
-            (k, v) for k, v in self.changes.items() if v is not None and k.startswith(prefix)
-        )
-        found: list[tuple[bytes, bytes]] = []
-        for key, value in self.store.scan(prefix):
-            if len(found) >= limit + len(added):
-                break
-            if key in self.changes:
-                continue
-            found.append((key, value))
-        merged = sorted(found + added)
-        return merged[:limit]

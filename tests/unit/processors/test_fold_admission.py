@@ -1,16 +1,14 @@
-"""Admission queues in the partition store: first in, first out, within a batch and
-across batches, read from the limiter's head."""
+"""Admission queues in the partition store (each implementation): first in, first
+out, within a batch and across batches, read from the limiter's head."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import replayflow as rf
 from replayflow import codec
 from replayflow.core.decide import Decider
 from replayflow.core.messages import AcquireSlot, GrantSlot, ReleaseSlot
 from replayflow.processors.fold import PartitionFolder
-from replayflow.store.partition import PartitionStore
+from replayflow.store.protocol import Store
 
 LIMITER = "~limiter:w"
 
@@ -20,8 +18,7 @@ def grants(folder: PartitionFolder) -> list[str]:
     return [g.instance_id for g in found if isinstance(g, GrantSlot)]
 
 
-def test_grants_follow_queue_order_within_and_across_batches(tmp_path: Path) -> None:
-    store = PartitionStore(tmp_path / "p0", 0)
+def test_grants_follow_queue_order_within_and_across_batches(store: Store) -> None:
     folder = PartitionFolder(store, Decider(rf.Registry()))
     ids = [f"i{n:03d}" for n in range(60)]
     for instance_id in ids:
@@ -41,4 +38,3 @@ def test_grants_follow_queue_order_within_and_across_batches(tmp_path: Path) -> 
         granted += grants(folder)
         folder.committed(None)
     assert granted == ids
-    store.close()

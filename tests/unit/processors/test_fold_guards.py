@@ -1,11 +1,7 @@
-"""The partition fold on a real RocksDB store (no Kafka): input that would break the
-log or the loop goes to the dead-letter records, and the partition keeps folding."""
+"""The partition fold on each store (no Kafka): input that would break the log or the
+loop goes to the dead-letter records, and the partition keeps folding."""
 
 from __future__ import annotations
-
-from pathlib import Path
-
-import pytest
 
 import replayflow as rf
 from replayflow import codec
@@ -19,7 +15,7 @@ from replayflow.core.messages import (
 from replayflow.processors.fold import MAX_RECORD_BYTES, PartitionFolder
 from replayflow.processors.restore import STALE_AFTER_MS, is_stale
 from replayflow.store import keys
-from replayflow.store.partition import PartitionStore
+from replayflow.store.protocol import Store
 
 NOW = 1_767_225_600_000
 
@@ -44,13 +40,6 @@ class ExplodingTimers(Decider):
         return super().decide(state, command, now)
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> PartitionStore:
-    store = PartitionStore(tmp_path / "p0", 0)
-    yield store
-    store.close()
-
-
 def decoded(folder: PartitionFolder, topic: str) -> list[object]:
     return [codec.decode(r.value) for r in folder.records if r.topic == topic]
 
@@ -59,7 +48,7 @@ def start(instance_id: str, workflow: str, input: str) -> StartWorkflow:
     return StartWorkflow(instance_id=instance_id, workflow=workflow, input=input)
 
 
-def test_a_decision_too_large_for_the_log_is_dead_lettered(store: PartitionStore) -> None:
+def test_a_decision_too_large_for_the_log_is_dead_lettered(store: Store) -> None:
     decider = Decider(rf.Registry.of(echo), limits=Limits(max_payload=16 * 1024 * 1024))
     folder = PartitionFolder(store, decider)
     huge = '"' + "x" * (MAX_RECORD_BYTES + 10) + '"'
@@ -76,7 +65,7 @@ def test_a_decision_too_large_for_the_log_is_dead_lettered(store: PartitionStore
     )
 
 
-def test_non_ascii_text_is_stored_as_utf8(store: PartitionStore) -> None:
+def test_non_ascii_text_is_stored_as_utf8(store: Store) -> None:
     folder = PartitionFolder(store, Decider(rf.Registry.of(echo)))
     text = '"' + "汉" * 1000 + '"'
     folder.fold(start("cjk", "echo", text), NOW)
@@ -85,7 +74,7 @@ def test_non_ascii_text_is_stored_as_utf8(store: PartitionStore) -> None:
     assert len(store.get(keys.info("cjk")) or b"") < 4 * 1000  # output once, as UTF-8
 
 
-def test_a_failing_timer_is_parked_and_the_loop_goes_on(store: PartitionStore) -> None:
+def test_a_failing_timer_is_parked_and_the_loop_goes_on(store: Store) -> None:
     folder = PartitionFolder(store, ExplodingTimers(rf.Registry.of(napper)))
     folder.fold(start("n1", "napper", "null"), NOW)
     folder.committed(None)
@@ -96,7 +85,7 @@ def test_a_failing_timer_is_parked_and_the_loop_goes_on(store: PartitionStore) -
     assert folder.fire_due_timers(NOW + 10_000) == 0  # the timer left the index
 
 
-def test_a_child_start_with_a_malformed_parent_is_rejected(store: PartitionStore) -> None:
+def test_a_child_start_with_a_malformed_parent_is_rejected(store: Store) -> None:
     folder = PartitionFolder(store, Decider(rf.Registry.of(echo)))
     bad = StartWorkflow(
         instance_id="c1", workflow="echo", input="1", parent_id="p", parent_step="oops"
@@ -106,7 +95,7 @@ def test_a_child_start_with_a_malformed_parent_is_rejected(store: PartitionStore
     assert "parent_step" in letter.reason
 
 
-def test_an_old_store_is_stale(store: PartitionStore) -> None:
+def test_an_old_store_is_stale(store: Store) -> None:
     assert not is_stale(store, NOW)  # never written: nothing to distrust
     store.write({b"k": b"v"}, 3)
     written = store.written_at()

@@ -1,0 +1,5 @@
+"""The fold runs over every store implementation."""
+
+from tests.unit.stores import store
+
+__all__ = ["store"]
