@@ -1,0 +1,436 @@
+"""The schedule entity as a fold: decide_schedule(state, command, now) -> ScheduleDecision.
+
+A schedule is folded like an instance (keyed `schedule:<id>`, its next fire time in the
+timer index), so no scheduler process exists apart from the orchestrator. Every slot
+runs as instance `<schedule id>-<slot name>` (schedule_spec.slot_name), started by a
+StartWorkflow that is idempotent by id; the schedule itself never starts one slot twice
+(StartedSlots), so each slot runs exactly once across crashes, duplicates and rebalances.
+
+Rules, one handler per command:
+- FireSchedule: every slot after `handled_through_ms` whose fire time (slot + jitter)
+  has come is due. Slots whose fire time is older than the catch-up window (the
+  orchestrator was down across them) are recorded as missed (SlotsMissed) and never
+  run; the rest are offered in order under the overlap policy. At most
+  MAX_SLOTS_PER_DECISION are offered at once; the timer is then already due, so the
+  rest follow in the next decision. A fire that arrives while paused does nothing:
+  slots that fall in a pause are not run, and unpause continues from its own time.
+- Overlap, when a run this schedule started is still running: skip, buffer_one (one
+  slot waits, further ones are skipped), buffer_all (all wait, up to MAX_BUFFERED, and
+  start one at a time as runs end), cancel_other / terminate_other (the running runs
+  are asked to stop and the new one starts at once, not after they end: its id
+  differs, so nothing conflicts), allow_all. When a batch of several slots is offered
+  under cancel_other / terminate_other, only its latest slot starts; the earlier ones
+  are skipped as superseded rather than started and stopped at once.
+- TriggerSchedule starts a run for now (or the slot time the client gave), under the
+  overlap policy or its override; it works while paused. Its instance id is that of a
+  slot at that second, so a retried trigger runs once.
+- BackfillSchedule offers every slot of [start, min(end, now)) in order, as one batch,
+  under the overlap policy or its override (skip runs only the first slot when it is
+  still running as the next is offered; buffer_all runs them one after another;
+  allow_all runs them in parallel). Slots already started are skipped; slots the
+  schedule once skipped (overlap, pause, missed) do run. No catch-up window applies.
+- UpdateSchedule takes effect from the first slot after now; a slot already due under
+  the old spec whose fire has not been folded yet is not run.
+- ScheduleRunEnded closes the run; FAILED or TIMED_OUT pauses the schedule with a note
+  when pause_on_failure is set. Then the first buffered slot starts if nothing runs
+  and the schedule is not paused.
+- DeleteSchedule removes the schedule and its timer; its runs go on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from replayflow.core.decision import Timer
+from replayflow.core.errors import ValidationError
+from replayflow.core.messages import CancelWorkflow, Command, StartWorkflow, TerminateWorkflow
+from replayflow.core.schedule_messages import (
+    BackfillSchedule,
+    CreateSchedule,
+    DeleteSchedule,
+    FireSchedule,
+    PauseSchedule,
+    RunStopRequested,
+    ScheduleCommand,
+    ScheduleCreated,
+    ScheduleDeleted,
+    ScheduleEvent,
+    ScheduleFired,
+    SchedulePaused,
+    ScheduleRunClosed,
+    ScheduleRunEnded,
+    ScheduleUnpaused,
+    ScheduleUpdated,
+    SlotBuffered,
+    SlotSkipped,
+    SlotsMissed,
+    TriggerSchedule,
+    UnpauseSchedule,
+    UpdateSchedule,
+)
+from replayflow.core.schedule_spec import (
+    fire_time,
+    next_fire_times,
+    slot_instance_id,
+    slots_between,
+)
+from replayflow.core.schedule_state import (
+    FAILED_STATUSES,
+    MAX_BUFFERED,
+    MAX_RECENT_RUNS,
+    SCHEDULE_TIMER,
+    FireKind,
+    Overlap,
+    RunRecord,
+    ScheduleState,
+    check_schedule_id,
+)
+
+MAX_SLOTS_PER_DECISION = 1000
+
+
+@dataclass(frozen=True)
+class ScheduleDecision:
+    """The outcome of folding one command into one schedule.
+
+    `state` is the schedule after the command (None: there is none). `changed` is False
+    when the command changed nothing (a duplicate); `rejected` holds the reason when it
+    was invalid (it goes to the dead-letter topic). `commands` go to replayflow.commands:
+    StartWorkflow for runs, CancelWorkflow / TerminateWorkflow for cancel_other /
+    terminate_other.
+    """
+
+    state: ScheduleState | None
+    events: tuple[ScheduleEvent, ...] = ()
+    commands: tuple[Command, ...] = ()
+    timers_set: tuple[Timer, ...] = ()
+    timers_cancelled: tuple[Timer, ...] = ()
+    changed: bool = False
+    rejected: str | None = None
+
+
+def decide_schedule(
+    state: ScheduleState | None, command: ScheduleCommand, now: int
+) -> ScheduleDecision:
+    handler = _HANDLERS.get(type(command))
+    if handler is None:
+        raise TypeError(f"decide_schedule() has no handler for {type(command).__name__}")
+    if state is None and not isinstance(command, CreateSchedule):
+        return ScheduleDecision(state=None, rejected=f"no schedule {command.schedule_id!r}")
+    return handler(state, command, now)
+
+
+def timer_due(state: ScheduleState | None) -> int | None:
+    """When the schedule's timer is due; None: it holds none (paused, ended, deleted)."""
+    if state is None or state.paused:
+        return None
+    return state.next_fire_ms
+
+
+# -- building a decision -----------------------------------------------------------------
+
+
+@dataclass
+class _Builder:
+    state: ScheduleState
+    now: int
+    timer_before: int | None
+    events: list[ScheduleEvent] = field(default_factory=list)
+    commands: list[Command] = field(default_factory=list)
+
+    def emit(self, event_type: type[Any], **fields: Any) -> None:
+        seq = self.state.seq + len(self.events) + 1
+        self.events.append(
+            event_type(schedule_id=self.state.schedule_id, seq=seq, at=self.now, **fields)
+        )
+
+    def update(self, **changes: Any) -> None:
+        self.state = replace(self.state, **changes)
+
+    def refresh_next(self) -> None:
+        state = self.state
+        upcoming = next_fire_times(state.spec, state.handled_through_ms, 1)
+        slot = upcoming[0] if upcoming else None
+        fire = fire_time(state.spec, state.schedule_id, slot) if slot is not None else None
+        self.update(next_slot_ms=slot, next_fire_ms=fire)
+
+    def build(self, deleted: bool = False) -> ScheduleDecision:
+        state = replace(self.state, seq=self.state.seq + len(self.events))
+        after = None if deleted else timer_due(state)
+        timers_set: tuple[Timer, ...] = ()
+        timers_cancelled: tuple[Timer, ...] = ()
+        if after != self.timer_before:
+            if self.timer_before is not None:
+                timers_cancelled = ((SCHEDULE_TIMER, self.timer_before),)
+            if after is not None:
+                timers_set = ((SCHEDULE_TIMER, after),)
+        return ScheduleDecision(
+            state=None if deleted else state,
+            events=tuple(self.events),
+            commands=tuple(self.commands),
+            timers_set=timers_set,
+            timers_cancelled=timers_cancelled,
+            changed=bool(self.events or self.commands or timers_set or timers_cancelled),
+        )
+
+
+# -- handlers ------------------------------------------------------------------------------
+
+
+def _create(state: ScheduleState | None, cmd: CreateSchedule, now: int) -> ScheduleDecision:
+    try:
+        check_schedule_id(cmd.schedule_id)
+    except ValidationError as exc:
+        return ScheduleDecision(state=state, rejected=str(exc))
+    if state is not None:
+        if cmd.upsert:
+            update = UpdateSchedule(cmd.schedule_id, cmd.spec, cmd.action, cmd.policies)
+            return _update(state, update, now)
+        same = (state.spec, state.action, state.policies) == (cmd.spec, cmd.action, cmd.policies)
+        if same:
+            return ScheduleDecision(state=state)
+        return ScheduleDecision(
+            state=state,
+            rejected=f"schedule {cmd.schedule_id!r} exists with another definition",
+        )
+    created = ScheduleState(
+        schedule_id=cmd.schedule_id,
+        spec=cmd.spec,
+        action=cmd.action,
+        policies=cmd.policies,
+        created_at=now,
+        paused=cmd.paused,
+        note=cmd.note,
+        handled_through_ms=now,
+    )
+    b = _Builder(created, now, timer_before=None)
+    b.emit(
+        ScheduleCreated,
+        spec=cmd.spec,
+        action=cmd.action,
+        policies=cmd.policies,
+        paused=cmd.paused,
+        note=cmd.note,
+    )
+    b.refresh_next()
+    return b.build()
+
+
+def _update(state: ScheduleState, cmd: UpdateSchedule, now: int) -> ScheduleDecision:
+    spec = cmd.spec or state.spec
+    action = cmd.action or state.action
+    policies = cmd.policies or state.policies
+    if (spec, action, policies) == (state.spec, state.action, state.policies):
+        return ScheduleDecision(state=state)
+    b = _Builder(state, now, timer_due(state))
+    started = state.started if spec == state.spec else state.started.densified()
+    b.update(
+        spec=spec,
+        action=action,
+        policies=policies,
+        started=started,
+        handled_through_ms=max(state.handled_through_ms, now),
+    )
+    b.emit(ScheduleUpdated, spec=spec, action=action, policies=policies)
+    b.refresh_next()
+    return b.build()
+
+
+def _delete(state: ScheduleState, cmd: DeleteSchedule, now: int) -> ScheduleDecision:
+    b = _Builder(state, now, timer_due(state))
+    b.emit(ScheduleDeleted)
+    return b.build(deleted=True)
+
+
+def _pause(state: ScheduleState, cmd: PauseSchedule, now: int) -> ScheduleDecision:
+    if state.paused and state.note == cmd.note:
+        return ScheduleDecision(state=state)
+    b = _Builder(state, now, timer_due(state))
+    b.update(paused=True, note=cmd.note)
+    b.emit(SchedulePaused, note=cmd.note)
+    return b.build()
+
+
+def _unpause(state: ScheduleState, cmd: UnpauseSchedule, now: int) -> ScheduleDecision:
+    if not state.paused:
+        return ScheduleDecision(state=state)
+    b = _Builder(state, now, timer_due(state))
+    b.update(paused=False, note=cmd.note, handled_through_ms=max(state.handled_through_ms, now))
+    b.emit(ScheduleUnpaused, note=cmd.note)
+    b.refresh_next()
+    _start_buffered(b)
+    return b.build()
+
+
+def _trigger(state: ScheduleState, cmd: TriggerSchedule, now: int) -> ScheduleDecision:
+    at = now if cmd.at_ms is None else cmd.at_ms
+    b = _Builder(state, now, timer_due(state))
+    _offer(b, [at - at % 1000], FireKind.TRIGGER, cmd.overlap or state.policies.overlap)
+    return b.build()
+
+
+def _backfill(state: ScheduleState, cmd: BackfillSchedule, now: int) -> ScheduleDecision:
+    try:
+        slots = slots_between(state.spec, cmd.start_ms, min(cmd.end_ms, now))
+    except ValidationError as exc:
+        return ScheduleDecision(state=state, rejected=f"backfill: {exc}")
+    b = _Builder(state, now, timer_due(state))
+    _offer(b, slots, FireKind.BACKFILL, cmd.overlap or state.policies.overlap)
+    return b.build()
+
+
+def _fire(state: ScheduleState, cmd: FireSchedule, now: int) -> ScheduleDecision:
+    if state.paused:
+        return ScheduleDecision(state=state)
+    # The fired timer has left the index: build() sets the next one, even if unchanged.
+    b = _Builder(state, now, timer_before=None)
+    spec, sid = state.spec, state.schedule_id
+    cutoff = now - state.policies.catchup_window_ms
+    handled = state.handled_through_ms
+    missed_through: int | None = None
+    scan_from = handled
+    first = next_fire_times(spec, handled, 1)
+    if first and fire_time(spec, sid, first[0]) < cutoff:
+        # Slots that far back are missed whatever their jitter: jump past them at once.
+        scan_from = max(handled, cutoff - spec.jitter_ms - 1)
+        if first[0] <= scan_from:
+            missed_through = scan_from
+    due: list[int] = []
+    while len(due) < MAX_SLOTS_PER_DECISION:
+        batch = next_fire_times(spec, scan_from, 64)
+        for slot in batch:
+            fire = fire_time(spec, sid, slot)
+            if fire > now or len(due) >= MAX_SLOTS_PER_DECISION:
+                batch = []
+                break
+            if fire < cutoff:
+                missed_through = slot
+            else:
+                due.append(slot)
+            scan_from = slot
+        if len(batch) < 64:
+            break
+    if missed_through is not None:
+        b.emit(SlotsMissed, after_ms=handled, through_ms=missed_through)
+        b.update(handled_through_ms=missed_through)
+    if due:
+        _offer(b, due, FireKind.SPEC, state.policies.overlap)
+        b.update(handled_through_ms=due[-1])
+    b.refresh_next()
+    return b.build()
+
+
+def _run_ended(state: ScheduleState, cmd: ScheduleRunEnded, now: int) -> ScheduleDecision:
+    if cmd.instance_id not in state.running:
+        return ScheduleDecision(state=state)  # a duplicate, or a run this schedule forgot
+    b = _Builder(state, now, timer_due(state))
+    recent = tuple(
+        replace(run, status=cmd.status, ended_at=now) if run.instance_id == cmd.instance_id else run
+        for run in state.recent
+    )
+    b.update(
+        running=tuple(i for i in state.running if i != cmd.instance_id),
+        stopping=tuple(i for i in state.stopping if i != cmd.instance_id),
+        recent=recent,
+    )
+    b.emit(ScheduleRunClosed, instance_id=cmd.instance_id, status=cmd.status)
+    if cmd.status in FAILED_STATUSES and state.policies.pause_on_failure and not state.paused:
+        note = f"paused because run {cmd.instance_id} ended {cmd.status}"
+        b.update(paused=True, note=note)
+        b.emit(SchedulePaused, note=note)
+    _start_buffered(b)
+    return b.build()
+
+
+# -- starting runs -----------------------------------------------------------------------
+
+
+def _offer(b: _Builder, slots: list[int], kind: FireKind, overlap: Overlap) -> None:
+    """Offer slots in order: start, buffer or skip each under `overlap`."""
+    if overlap in (Overlap.CANCEL_OTHER, Overlap.TERMINATE_OTHER) and len(slots) > 1:
+        *earlier, latest = slots
+        for slot in earlier:
+            _skip(b, slot, "superseded", f"a later slot of the same {kind.value} batch runs")
+        slots = [latest]
+    for slot in slots:
+        state = b.state
+        if state.started.contains(state.spec, slot) or slot in state.buffered:
+            _skip(b, slot, "already_started", slot_instance_id(state.schedule_id, slot))
+        elif not state.running or overlap == Overlap.ALLOW_ALL:
+            _start(b, slot, kind)
+        elif overlap == Overlap.SKIP:
+            _skip(b, slot, "overlap", f"{state.running[-1]} is still running")
+        elif overlap == Overlap.BUFFER_ONE and state.buffered:
+            _skip(b, slot, "buffer_full", "buffer_one holds a slot already")
+        elif overlap == Overlap.BUFFER_ALL and len(state.buffered) >= MAX_BUFFERED:
+            _skip(b, slot, "buffer_full", f"buffer_all holds {MAX_BUFFERED} slots")
+        elif overlap in (Overlap.BUFFER_ONE, Overlap.BUFFER_ALL):
+            b.update(buffered=(*state.buffered, slot))
+            b.emit(SlotBuffered, slot_ms=slot, kind=kind)
+        else:
+            _stop_running(b, terminate=overlap == Overlap.TERMINATE_OTHER)
+            _start(b, slot, kind)
+
+
+def _start(b: _Builder, slot: int, kind: FireKind) -> None:
+    state = b.state
+    instance_id = slot_instance_id(state.schedule_id, slot)
+    jitter = 0
+    if kind == FireKind.SPEC:
+        jitter = fire_time(state.spec, state.schedule_id, slot) - slot
+    b.commands.append(
+        StartWorkflow(
+            instance_id=instance_id,
+            workflow=state.action.workflow,
+            input=state.action.input,
+            version=state.action.version,
+        )
+    )
+    run = RunRecord(slot_ms=slot, instance_id=instance_id, kind=kind, started_at=b.now)
+    b.update(
+        running=(*state.running, instance_id),
+        started=state.started.add(state.spec, slot),
+        recent=(*state.recent, run)[-MAX_RECENT_RUNS:],
+    )
+    b.emit(ScheduleFired, slot_ms=slot, instance_id=instance_id, kind=kind, jitter_ms=jitter)
+
+
+def _skip(b: _Builder, slot: int, reason: str, detail: str) -> None:
+    b.emit(SlotSkipped, slot_ms=slot, reason=reason, detail=detail)
+
+
+def _stop_running(b: _Builder, terminate: bool) -> None:
+    state = b.state
+    for instance_id in state.running:
+        if instance_id in state.stopping:
+            continue
+        reason = f"schedule {state.schedule_id}: a newer run starts"
+        stop = TerminateWorkflow if terminate else CancelWorkflow
+        b.commands.append(stop(instance_id=instance_id, reason=reason))
+        b.emit(RunStopRequested, instance_id=instance_id, terminate=terminate)
+    b.update(stopping=state.running)
+
+
+def _start_buffered(b: _Builder) -> None:
+    while b.state.buffered and not b.state.running and not b.state.paused:
+        slot, *rest = b.state.buffered
+        b.update(buffered=tuple(rest))
+        if b.state.started.contains(b.state.spec, slot):
+            _skip(b, slot, "already_started", slot_instance_id(b.state.schedule_id, slot))
+        else:
+            _start(b, slot, FireKind.BUFFERED)
+
+
+_HANDLERS: dict[type[Any], Callable[[Any, Any, int], ScheduleDecision]] = {
+    CreateSchedule: _create,
+    UpdateSchedule: _update,
+    DeleteSchedule: _delete,
+    PauseSchedule: _pause,
+    UnpauseSchedule: _unpause,
+    TriggerSchedule: _trigger,
+    BackfillSchedule: _backfill,
+    FireSchedule: _fire,
+    ScheduleRunEnded: _run_ended,
+}
