@@ -40,31 +40,31 @@ Rules, one handler per command:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
-from replayflow.core.decision import Timer
 from replayflow.core.errors import ValidationError
-from replayflow.core.messages import CancelWorkflow, Command, StartWorkflow, TerminateWorkflow
+from replayflow.core.schedule_decision import (
+    ScheduleBuilder,
+    ScheduleDecision,
+    offer,
+    start_buffered,
+    timer_due,
+)
 from replayflow.core.schedule_messages import (
     BackfillSchedule,
     CreateSchedule,
     DeleteSchedule,
     FireSchedule,
     PauseSchedule,
-    RunStopRequested,
     ScheduleCommand,
     ScheduleCreated,
     ScheduleDeleted,
-    ScheduleEvent,
-    ScheduleFired,
     SchedulePaused,
     ScheduleRunClosed,
     ScheduleRunEnded,
     ScheduleUnpaused,
     ScheduleUpdated,
-    SlotBuffered,
-    SlotSkipped,
     SlotsMissed,
     TriggerSchedule,
     UnpauseSchedule,
@@ -73,42 +73,18 @@ from replayflow.core.schedule_messages import (
 from replayflow.core.schedule_spec import (
     fire_time,
     next_fire_times,
-    slot_instance_id,
     slots_between,
 )
 from replayflow.core.schedule_state import (
     FAILED_STATUSES,
-    MAX_BUFFERED,
-    MAX_RECENT_RUNS,
-    SCHEDULE_TIMER,
     FireKind,
-    Overlap,
-    RunRecord,
     ScheduleState,
     check_schedule_id,
 )
 
+__all__ = ["MAX_SLOTS_PER_DECISION", "ScheduleDecision", "decide_schedule", "timer_due"]
+
 MAX_SLOTS_PER_DECISION = 1000
-
-
-@dataclass(frozen=True)
-class ScheduleDecision:
-    """The outcome of folding one command into one schedule.
-
-    `state` is the schedule after the command (None: there is none). `changed` is False
-    when the command changed nothing (a duplicate); `rejected` holds the reason when it
-    was invalid (it goes to the dead-letter topic). `commands` go to replayflow.commands:
-    StartWorkflow for runs, CancelWorkflow / TerminateWorkflow for cancel_other /
-    terminate_other.
-    """
-
-    state: ScheduleState | None
-    events: tuple[ScheduleEvent, ...] = ()
-    commands: tuple[Command, ...] = ()
-    timers_set: tuple[Timer, ...] = ()
-    timers_cancelled: tuple[Timer, ...] = ()
-    changed: bool = False
-    rejected: str | None = None
 
 
 def decide_schedule(
@@ -120,60 +96,6 @@ def decide_schedule(
     if state is None and not isinstance(command, CreateSchedule):
         return ScheduleDecision(state=None, rejected=f"no schedule {command.schedule_id!r}")
     return handler(state, command, now)
-
-
-def timer_due(state: ScheduleState | None) -> int | None:
-    """When the schedule's timer is due; None: it holds none (paused, ended, deleted)."""
-    if state is None or state.paused:
-        return None
-    return state.next_fire_ms
-
-
-# -- building a decision -----------------------------------------------------------------
-
-
-@dataclass
-class _Builder:
-    state: ScheduleState
-    now: int
-    timer_before: int | None
-    events: list[ScheduleEvent] = field(default_factory=list)
-    commands: list[Command] = field(default_factory=list)
-
-    def emit(self, event_type: type[Any], **fields: Any) -> None:
-        seq = self.state.seq + len(self.events) + 1
-        self.events.append(
-            event_type(schedule_id=self.state.schedule_id, seq=seq, at=self.now, **fields)
-        )
-
-    def update(self, **changes: Any) -> None:
-        self.state = replace(self.state, **changes)
-
-    def refresh_next(self) -> None:
-        state = self.state
-        upcoming = next_fire_times(state.spec, state.handled_through_ms, 1)
-        slot = upcoming[0] if upcoming else None
-        fire = fire_time(state.spec, state.schedule_id, slot) if slot is not None else None
-        self.update(next_slot_ms=slot, next_fire_ms=fire)
-
-    def build(self, deleted: bool = False) -> ScheduleDecision:
-        state = replace(self.state, seq=self.state.seq + len(self.events))
-        after = None if deleted else timer_due(state)
-        timers_set: tuple[Timer, ...] = ()
-        timers_cancelled: tuple[Timer, ...] = ()
-        if after != self.timer_before:
-            if self.timer_before is not None:
-                timers_cancelled = ((SCHEDULE_TIMER, self.timer_before),)
-            if after is not None:
-                timers_set = ((SCHEDULE_TIMER, after),)
-        return ScheduleDecision(
-            state=None if deleted else state,
-            events=tuple(self.events),
-            commands=tuple(self.commands),
-            timers_set=timers_set,
-            timers_cancelled=timers_cancelled,
-            changed=bool(self.events or self.commands or timers_set or timers_cancelled),
-        )
 
 
 # -- handlers ------------------------------------------------------------------------------
@@ -205,7 +127,7 @@ def _create(state: ScheduleState | None, cmd: CreateSchedule, now: int) -> Sched
         note=cmd.note,
         handled_through_ms=now,
     )
-    b = _Builder(created, now, timer_before=None)
+    b = ScheduleBuilder(created, now, timer_before=None)
     b.emit(
         ScheduleCreated,
         spec=cmd.spec,
@@ -224,7 +146,7 @@ def _update(state: ScheduleState, cmd: UpdateSchedule, now: int) -> ScheduleDeci
     policies = cmd.policies or state.policies
     if (spec, action, policies) == (state.spec, state.action, state.policies):
         return ScheduleDecision(state=state)
-    b = _Builder(state, now, timer_due(state))
+    b = ScheduleBuilder(state, now, timer_due(state))
     started = state.started if spec == state.spec else state.started.densified()
     b.update(
         spec=spec,
@@ -239,7 +161,7 @@ def _update(state: ScheduleState, cmd: UpdateSchedule, now: int) -> ScheduleDeci
 
 
 def _delete(state: ScheduleState, cmd: DeleteSchedule, now: int) -> ScheduleDecision:
-    b = _Builder(state, now, timer_due(state))
+    b = ScheduleBuilder(state, now, timer_due(state))
     b.emit(ScheduleDeleted)
     return b.build(deleted=True)
 
@@ -247,7 +169,7 @@ def _delete(state: ScheduleState, cmd: DeleteSchedule, now: int) -> ScheduleDeci
 def _pause(state: ScheduleState, cmd: PauseSchedule, now: int) -> ScheduleDecision:
     if state.paused and state.note == cmd.note:
         return ScheduleDecision(state=state)
-    b = _Builder(state, now, timer_due(state))
+    b = ScheduleBuilder(state, now, timer_due(state))
     b.update(paused=True, note=cmd.note)
     b.emit(SchedulePaused, note=cmd.note)
     return b.build()
@@ -256,18 +178,18 @@ def _pause(state: ScheduleState, cmd: PauseSchedule, now: int) -> ScheduleDecisi
 def _unpause(state: ScheduleState, cmd: UnpauseSchedule, now: int) -> ScheduleDecision:
     if not state.paused:
         return ScheduleDecision(state=state)
-    b = _Builder(state, now, timer_due(state))
+    b = ScheduleBuilder(state, now, timer_due(state))
     b.update(paused=False, note=cmd.note, handled_through_ms=max(state.handled_through_ms, now))
     b.emit(ScheduleUnpaused, note=cmd.note)
     b.refresh_next()
-    _start_buffered(b)
+    start_buffered(b)
     return b.build()
 
 
 def _trigger(state: ScheduleState, cmd: TriggerSchedule, now: int) -> ScheduleDecision:
     at = now if cmd.at_ms is None else cmd.at_ms
-    b = _Builder(state, now, timer_due(state))
-    _offer(b, [at - at % 1000], FireKind.TRIGGER, cmd.overlap or state.policies.overlap)
+    b = ScheduleBuilder(state, now, timer_due(state))
+    offer(b, [at - at % 1000], FireKind.TRIGGER, cmd.overlap or state.policies.overlap)
     return b.build()
 
 
@@ -276,8 +198,8 @@ def _backfill(state: ScheduleState, cmd: BackfillSchedule, now: int) -> Schedule
         slots = slots_between(state.spec, cmd.start_ms, min(cmd.end_ms, now))
     except ValidationError as exc:
         return ScheduleDecision(state=state, rejected=f"backfill: {exc}")
-    b = _Builder(state, now, timer_due(state))
-    _offer(b, slots, FireKind.BACKFILL, cmd.overlap or state.policies.overlap)
+    b = ScheduleBuilder(state, now, timer_due(state))
+    offer(b, slots, FireKind.BACKFILL, cmd.overlap or state.policies.overlap)
     return b.build()
 
 
@@ -285,7 +207,7 @@ def _fire(state: ScheduleState, cmd: FireSchedule, now: int) -> ScheduleDecision
     if state.paused:
         return ScheduleDecision(state=state)
     # The fired timer has left the index: build() sets the next one, even if unchanged.
-    b = _Builder(state, now, timer_before=None)
+    b = ScheduleBuilder(state, now, timer_before=None)
     spec, sid = state.spec, state.schedule_id
     cutoff = now - state.policies.catchup_window_ms
     handled = state.handled_through_ms
@@ -298,25 +220,25 @@ def _fire(state: ScheduleState, cmd: FireSchedule, now: int) -> ScheduleDecision
         if first[0] <= scan_from:
             missed_through = scan_from
     due: list[int] = []
-    while len(due) < MAX_SLOTS_PER_DECISION:
+    scanning = True
+    while scanning:
         batch = next_fire_times(spec, scan_from, 64)
+        scanning = len(batch) == 64
         for slot in batch:
             fire = fire_time(spec, sid, slot)
             if fire > now or len(due) >= MAX_SLOTS_PER_DECISION:
-                batch = []
+                scanning = False
                 break
             if fire < cutoff:
                 missed_through = slot
             else:
                 due.append(slot)
             scan_from = slot
-        if len(batch) < 64:
-            break
     if missed_through is not None:
         b.emit(SlotsMissed, after_ms=handled, through_ms=missed_through)
         b.update(handled_through_ms=missed_through)
     if due:
-        _offer(b, due, FireKind.SPEC, state.policies.overlap)
+        offer(b, due, FireKind.SPEC, state.policies.overlap)
         b.update(handled_through_ms=due[-1])
     b.refresh_next()
     return b.build()
@@ -325,7 +247,7 @@ def _fire(state: ScheduleState, cmd: FireSchedule, now: int) -> ScheduleDecision
 def _run_ended(state: ScheduleState, cmd: ScheduleRunEnded, now: int) -> ScheduleDecision:
     if cmd.instance_id not in state.running:
         return ScheduleDecision(state=state)  # a duplicate, or a run this schedule forgot
-    b = _Builder(state, now, timer_due(state))
+    b = ScheduleBuilder(state, now, timer_due(state))
     recent = tuple(
         replace(run, status=cmd.status, ended_at=now) if run.instance_id == cmd.instance_id else run
         for run in state.recent
@@ -340,87 +262,8 @@ def _run_ended(state: ScheduleState, cmd: ScheduleRunEnded, now: int) -> Schedul
         note = f"paused because run {cmd.instance_id} ended {cmd.status}"
         b.update(paused=True, note=note)
         b.emit(SchedulePaused, note=note)
-    _start_buffered(b)
+    start_buffered(b)
     return b.build()
-
-
-# -- starting runs -----------------------------------------------------------------------
-
-
-def _offer(b: _Builder, slots: list[int], kind: FireKind, overlap: Overlap) -> None:
-    """Offer slots in order: start, buffer or skip each under `overlap`."""
-    if overlap in (Overlap.CANCEL_OTHER, Overlap.TERMINATE_OTHER) and len(slots) > 1:
-        *earlier, latest = slots
-        for slot in earlier:
-            _skip(b, slot, "superseded", f"a later slot of the same {kind.value} batch runs")
-        slots = [latest]
-    for slot in slots:
-        state = b.state
-        if state.started.contains(state.spec, slot) or slot in state.buffered:
-            _skip(b, slot, "already_started", slot_instance_id(state.schedule_id, slot))
-        elif not state.running or overlap == Overlap.ALLOW_ALL:
-            _start(b, slot, kind)
-        elif overlap == Overlap.SKIP:
-            _skip(b, slot, "overlap", f"{state.running[-1]} is still running")
-        elif overlap == Overlap.BUFFER_ONE and state.buffered:
-            _skip(b, slot, "buffer_full", "buffer_one holds a slot already")
-        elif overlap == Overlap.BUFFER_ALL and len(state.buffered) >= MAX_BUFFERED:
-            _skip(b, slot, "buffer_full", f"buffer_all holds {MAX_BUFFERED} slots")
-        elif overlap in (Overlap.BUFFER_ONE, Overlap.BUFFER_ALL):
-            b.update(buffered=(*state.buffered, slot))
-            b.emit(SlotBuffered, slot_ms=slot, kind=kind)
-        else:
-            _stop_running(b, terminate=overlap == Overlap.TERMINATE_OTHER)
-            _start(b, slot, kind)
-
-
-def _start(b: _Builder, slot: int, kind: FireKind) -> None:
-    state = b.state
-    instance_id = slot_instance_id(state.schedule_id, slot)
-    jitter = 0
-    if kind == FireKind.SPEC:
-        jitter = fire_time(state.spec, state.schedule_id, slot) - slot
-    b.commands.append(
-        StartWorkflow(
-            instance_id=instance_id,
-            workflow=state.action.workflow,
-            input=state.action.input,
-            version=state.action.version,
-        )
-    )
-    run = RunRecord(slot_ms=slot, instance_id=instance_id, kind=kind, started_at=b.now)
-    b.update(
-        running=(*state.running, instance_id),
-        started=state.started.add(state.spec, slot),
-        recent=(*state.recent, run)[-MAX_RECENT_RUNS:],
-    )
-    b.emit(ScheduleFired, slot_ms=slot, instance_id=instance_id, kind=kind, jitter_ms=jitter)
-
-
-def _skip(b: _Builder, slot: int, reason: str, detail: str) -> None:
-    b.emit(SlotSkipped, slot_ms=slot, reason=reason, detail=detail)
-
-
-def _stop_running(b: _Builder, terminate: bool) -> None:
-    state = b.state
-    for instance_id in state.running:
-        if instance_id in state.stopping:
-            continue
-        reason = f"schedule {state.schedule_id}: a newer run starts"
-        stop = TerminateWorkflow if terminate else CancelWorkflow
-        b.commands.append(stop(instance_id=instance_id, reason=reason))
-        b.emit(RunStopRequested, instance_id=instance_id, terminate=terminate)
-    b.update(stopping=state.running)
-
-
-def _start_buffered(b: _Builder) -> None:
-    while b.state.buffered and not b.state.running and not b.state.paused:
-        slot, *rest = b.state.buffered
-        b.update(buffered=tuple(rest))
-        if b.state.started.contains(b.state.spec, slot):
-            _skip(b, slot, "already_started", slot_instance_id(b.state.schedule_id, slot))
-        else:
-            _start(b, slot, FireKind.BUFFERED)
 
 
 _HANDLERS: dict[type[Any], Callable[[Any, Any, int], ScheduleDecision]] = {
