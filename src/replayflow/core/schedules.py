@@ -195,7 +195,10 @@ def _trigger(state: ScheduleState, cmd: TriggerSchedule, now: int) -> ScheduleDe
 
 def _backfill(state: ScheduleState, cmd: BackfillSchedule, now: int) -> ScheduleDecision:
     try:
-        slots = slots_between(state.spec, cmd.start_ms, min(cmd.end_ms, now))
+        if cmd.end_ms < cmd.start_ms:
+            raise ValidationError(f"the range ends ({cmd.end_ms}) before it starts")
+        # Slots after now are the schedule's own to fire when they come.
+        slots = slots_between(state.spec, cmd.start_ms, max(cmd.start_ms, min(cmd.end_ms, now)))
     except ValidationError as exc:
         return ScheduleDecision(state=state, rejected=f"backfill: {exc}")
     b = ScheduleBuilder(state, now, timer_due(state))

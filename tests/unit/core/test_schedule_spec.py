@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 
 from replayflow.core.errors import ValidationError
@@ -114,7 +116,7 @@ def test_elapsed_time_keeps_its_period_across_both_changes() -> None:
     spec = ScheduleSpec(cron=("30 * * * *",), timezone=BERLIN)
     spring = slots_between(spec, utc(2026, 3, 28, 23), utc(2026, 3, 29, 22))
     assert len(spring) == 23  # the local day has 23 hours
-    assert all(b - a == HOUR for a, b in zip(spring, spring[1:], strict=False))
+    assert all(b - a == HOUR for a, b in pairwise(spring))
     fall = slots_between(spec, utc(2026, 10, 24, 22), utc(2026, 10, 25, 23))
     assert len(fall) == 25  # both 02:30s run
     assert "20261025T003000Z" in names(fall) and "20261025T013000Z" in names(fall)
