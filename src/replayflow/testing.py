@@ -121,7 +121,12 @@ class Environment:
                 for value in list(getattr(workflow.fn, "__globals__", {}).values()):
                     if isinstance(value, StepDef) and value.name not in self.registry.steps:
                         self.registry.add(value)
-        dsl_builtins.register(self.registry)  # DSL built-in steps; same-named steps win
+        # DSL built-in steps (same-named steps win); events a document emits are kept
+        # here as (topic, key, event) instead of going to Kafka.
+        self.emitted: list[tuple[str, str, dict[str, Any]]] = []
+        dsl_builtins.register(
+            self.registry, lambda topic, key, event: self.emitted.append((topic, key, event))
+        )
         self.decider = Decider(
             self.registry, cache_size=cache_size, limits=limits, concurrency=concurrency
         )

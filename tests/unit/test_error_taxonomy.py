@@ -42,7 +42,7 @@ def test_the_walk_finds_the_exceptions_of_every_layer() -> None:
         "replayflow.codec.CodecError",
         "replayflow.topics.TopicsError",
         "replayflow.settings.SettingsError",
-        "replayflow.api.http.ApiError",
+        "replayflow.api.errors.ApiError",
         "replayflow.api.dlq.DeadLetterError",
         "replayflow.dsl.loader.LoadError",
         "replayflow.client.ResultTimeout",

@@ -25,10 +25,10 @@ from replayflow import codec
 from replayflow.core.definitions import WorkflowDef
 from replayflow.core.errors import ValidationError
 from replayflow.core.names import version_key
-from replayflow.dsl.interpreter import build
 from replayflow.dsl.records import WorkflowDocument
 from replayflow.dsl.secrets import Secrets
 from replayflow.dsl.validate import load_valid
+from replayflow.dsl.workflow import build
 
 log = logging.getLogger("replayflow.dsl.documents")
 

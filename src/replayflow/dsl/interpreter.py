@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
@@ -24,9 +24,8 @@ from typing import Any
 import jsonschema
 
 from replayflow.core.context import ChildRequest, Context, Request
-from replayflow.core.definitions import WorkflowDef
 from replayflow.core.errors import EventTimeout, StepFailed
-from replayflow.core.names import MAX_ID_LENGTH, check_name, check_version
+from replayflow.core.names import MAX_ID_LENGTH
 from replayflow.dsl import expressions
 from replayflow.dsl.durations import duration_ms
 from replayflow.dsl.errors import WorkflowFault, fault, fault_of
@@ -39,7 +38,7 @@ from replayflow.dsl.secrets import Secrets
 task_observers: list[Callable[[str, str, str], None]] = []
 
 RUNTIME = {"name": "replayflow", "version": metadata.version("replayflow"), "metadata": {}}
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9_.-]")
 #: The input key that makes an instance of a document run one fork branch of it.
 BRANCH = "$replayflow.branch"
 #: Tasks run one after the other without awaiting anything before the run faults: a
@@ -52,7 +51,7 @@ MAX_FUNCTION_DEPTH = 64
 
 def await_name(pointer: str, suffix: str = "") -> str:
     """A deterministic ctx name for the task at `pointer`: '/do/0/fetch' -> 'do.0.fetch'."""
-    name = _UNSAFE.sub("_", pointer.strip("/").replace("/", ".")) + suffix
+    name = UNSAFE_CHARS.sub("_", pointer.strip("/").replace("/", ".")) + suffix
     if not re.match(r"[A-Za-z_]", name):
         name = "t." + name
     if len(name) > 128:
@@ -89,13 +88,25 @@ class Scope:
         return Scope({**self.vars, **more})
 
 
+#: Runs one task of a kind: (run, kind, name, task, pointer, input, scope, args) ->
+#: raw output. The task handlers (dsl/tasks/) are handed in by dsl/workflow.py, so this
+#: module and the handlers, which use Run, do not import each other.
+Dispatch = Callable[..., Awaitable[Any]]
+
+
 class Run:
     """One execution of a document inside one workflow coroutine."""
 
     def __init__(
-        self, document: dict[str, Any], ctx: Context, raw_input: Any, secrets: Secrets
+        self,
+        document: dict[str, Any],
+        ctx: Context,
+        raw_input: Any,
+        secrets: Secrets,
+        dispatch: Dispatch,
     ) -> None:
         self.document = document
+        self.dispatch = dispatch
         self.ctx = ctx
         self.use: dict[str, Any] = document.get("use") or {}
         self.context: Any = {}
@@ -254,8 +265,6 @@ class Run:
     async def run_task(
         self, name: str, task: dict[str, Any], pointer: str, data: Any, scope: Scope
     ) -> tuple[Any, str | None]:
-        from replayflow.dsl.tasks import run_kind
-
         started = self.ctx.now_ms()
         descriptor: dict[str, Any] = {
             "name": name,
@@ -302,7 +311,7 @@ class Run:
         try:
             kind = kind_of(task)
             directive = task.get("then")
-            raw = await run_kind(self, kind, name, task, pointer, task_input, scope, args)
+            raw = await self.dispatch(self, kind, name, task, pointer, task_input, scope, args)
             if isinstance(raw, tuple) and len(raw) == 2 and raw[0] == "__switch__":
                 directive = raw[1] or directive
                 raw = task_input
@@ -399,27 +408,3 @@ def resolve(document: Any, pointer: str) -> Any:
         else:
             return None
     return value
-
-
-def build(document: dict[str, Any], secrets: Secrets | None = None) -> WorkflowDef:
-    """The WorkflowDef that runs `document` (a validated, parsed DSL document)."""
-    meta = document["document"]
-    name = check_name(meta["name"], "workflow name")
-    version = check_version(str(meta["version"]))
-    resolver = secrets or Secrets()
-    timeout = document.get("timeout")
-    if isinstance(timeout, str):
-        timeout = ((document.get("use") or {}).get("timeouts") or {}).get(timeout)
-    timeout_ms = None
-    if isinstance(timeout, dict) and not expressions.is_expression(timeout.get("after")):
-        timeout_ms = duration_ms(timeout["after"])
-
-    async def run(ctx: Context, input: Any) -> Any:
-        if isinstance(input, dict) and isinstance(input.get(BRANCH), dict):
-            # A fork branch of an instance of this document (see Run.branch).
-            spec = input[BRANCH]
-            return await Run(document, ctx, None, resolver).run_branch(spec)
-        return await Run(document, ctx, input, resolver).execute(input)
-
-    run.__name__ = run.__qualname__ = f"dsl_{_UNSAFE.sub('_', name)}"
-    return WorkflowDef(name=name, version=version, fn=run, timeout_ms=timeout_ms)

@@ -400,7 +400,7 @@ class Orchestrator:
                 folder.aborted()
                 folder.store.close()
         # Live coroutines may belong to revoked partitions; a miss rebuilds them safely.
-        self.decider.cache.clear()
+        self.decider.forget_all()
         self.stats.assigned = sorted(self._folders)
 
     def _on_consumer_error(self, error: KafkaError) -> None:

@@ -315,3 +315,19 @@ do:
         _, output = run(wf, {"n": 1})
     assert events == [("orders.events", output)]
     assert output["specversion"] == "1.0" and output["data"] == {"n": 1}
+
+
+def test_the_test_environment_keeps_emitted_events() -> None:
+    wf = doc("""\
+do:
+  - tell:
+      emit:
+        event:
+          with:
+            source: https://example.com
+            type: com.example.told
+""")
+    env = Environment(wf)
+    handle = env.start(wf, {}, id="emitter-1")
+    output = handle.result()
+    assert env.emitted == [("replayflow.events", "emitter-1", output)]

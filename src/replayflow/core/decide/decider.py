@@ -75,3 +75,7 @@ class Decider(Runner):
     def forget(self, instance_id: str) -> None:
         """Drop the instance's live coroutine (the batch that touched it aborted)."""
         self.cache.drop(instance_id)
+
+    def forget_all(self) -> None:
+        """Drop every live coroutine (this process gave up its partitions)."""
+        self.cache.clear()
