@@ -10,7 +10,7 @@ from replayflow.core.definitions import WorkflowDef
 from replayflow.core.names import check_name, check_version
 from replayflow.dsl import expressions
 from replayflow.dsl.durations import duration_ms
-from replayflow.dsl.interpreter import UNSAFE_CHARS, BRANCH, Run
+from replayflow.dsl.interpreter import BRANCH, UNSAFE_CHARS, Run
 from replayflow.dsl.secrets import Secrets
 from replayflow.dsl.tasks import run_kind
 
