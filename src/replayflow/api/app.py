@@ -20,6 +20,7 @@ import os
 import socket
 import uuid
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ import faust
 from replayflow import codec
 from replayflow.api import projection
 from replayflow.api.tables import LocalStore
+from replayflow.api.tablestore import STORE_URL
 from replayflow.settings import Settings
 from replayflow.topics import Topics
 
@@ -132,7 +134,7 @@ class ApiApp:
             partitions=self.partitions,
             key_type=bytes,
             value_type=bytes,  # faust: bytes -> the "raw" serializer
-            options={"driver": "rocksdict"},
+            store=STORE_URL,  # api/tablestore.py: rocksdict per partition, read by LocalStore
         )
         self.store = LocalStore(self.table, self.faust)
         self.folded = 0
@@ -155,12 +157,7 @@ class ApiApp:
                 )
                 continue
             partition = event.message.partition
-            db = self.store._db(partition)
-
-            def get(k: bytes, db: Any = db) -> bytes | None:
-                return None if db is None else db.get(k)
-
-            writes = projection.project(history_event, get)
+            writes = projection.project(history_event, partial(self.store.read, partition))
             self.store.apply(partition, writes)
             self.folded += 1
 
