@@ -83,6 +83,10 @@ class ReadModelStore(SerializedStore[bytes, bytes]):
         return db
 
     def close(self, partition: int) -> None:
+        """Closed at once rather than left to the garbage collector: the partition can
+        come back to this process in the next rebalance, and RocksDB refuses to open a
+        database this process still holds. Reads are synchronous (no scan outlives the
+        call that made it), so no handle is in use across a close."""
         db = self.databases.pop(partition, None)
         if db is not None:
             db.close()
