@@ -16,6 +16,7 @@ owns what, which routes single-instance reads (api/peers.py).
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from replayflow.api import projection
 from replayflow.api.config import DEFAULT_PORT, ApiConfig
 from replayflow.api.http import middlewares, register_routes
 from replayflow.api.tables import LocalStore
+from replayflow.api.tablestore import STORE_URL
 from replayflow.settings import Settings
 from replayflow.topics import Topics
 
@@ -102,7 +104,7 @@ class ApiApp:
             partitions=self.partitions,
             key_type=bytes,
             value_type=bytes,  # faust: bytes -> the "raw" serializer
-            options={"driver": "rocksdict"},
+            store=STORE_URL,  # api/tablestore.py: rocksdict per partition, read by LocalStore
         )
         self.store = LocalStore(self.table, self.faust)
         self.folded = 0
@@ -123,12 +125,7 @@ class ApiApp:
                 )
                 continue
             partition = event.message.partition
-            db = self.store._db(partition)
-
-            def get(k: bytes, db: Any = db) -> bytes | None:
-                return None if db is None else db.get(k)
-
-            writes = projection.project(history_event, get)
+            writes = projection.project(history_event, partial(self.store.read, partition))
             self.store.apply(partition, writes)
             self.folded += 1
 

@@ -1,10 +1,12 @@
 """Local reads of the read model: point lookups, prefix scans and index counters over
-the partitions this process owns (faust table `readmodel` on rocksdict).
+the partitions this process owns (faust table `readmodel`, stored by
+api/tablestore.ReadModelStore, one rocksdict database per partition).
 
 faust's Table API is a mapping; the ordered scans that lists, steps and history pages
-need go to the table's per-partition rocksdict databases directly (the same files the
-table writes, raw keys, sorted bytewise). Only ACTIVE partitions are read: a standby
-copy can lag behind and its owner answers for it.
+need go to the store's per-partition reads (raw keys, sorted bytewise). Only ACTIVE
+partitions are read: a standby copy can lag behind and its owner answers for it. Only
+public faust names are used here: the assignor's `assigned_actives()` and the table's
+changelog topic; the store is ours (see its module for why).
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ from __future__ import annotations
 import heapq
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 from replayflow.api import projection as p
+from replayflow.api.tablestore import ReadModelStore
 
 
 class LocalStore:
@@ -24,11 +27,17 @@ class LocalStore:
     def __init__(self, table: Any, app: Any) -> None:
         self.table = table
         self.app = app
-        # partition -> Counter(group -> entries), built lazily per partition by a scan
-        # (never while faust restores the table) and then kept current by the
-        # projection agent; dropped on every rebalance and after every recovery.
-        self._counters: dict[int, Counter[str]] = {}
-        self._generation: tuple[Any, Any] | None = None
+        # partition -> (store epoch, Counter(group -> entries)): built by a scan, kept
+        # current by `apply`, and recounted once the store's epoch for the partition
+        # moves (restored from the changelog, reopened after a rebalance, reset), since
+        # those writes never pass through `apply`.
+        self._counters: dict[int, tuple[int, Counter[str]]] = {}
+
+    @property
+    def data(self) -> ReadModelStore:
+        """The table's store (faust builds it on first use, within its event loop)."""
+        store: ReadModelStore = self.table.data
+        return store
 
     # -- partitions ----------------------------------------------------------------
 
@@ -40,23 +49,18 @@ class LocalStore:
             return []
         return sorted(tp.partition for tp in actives if tp.topic == topic)
 
-    def _db(self, partition: int) -> Any:
-        return self.table.data._dbs.get(partition)
-
-    def _dbs(self) -> Iterator[tuple[int, Any]]:
-        for partition in self.active_partitions():
-            db = self._db(partition)
-            if db is not None:
-                yield partition, db
-
     def owns(self, partition: int) -> bool:
         return partition in self.active_partitions()
 
     # -- point reads and scans --------------------------------------------------------
 
+    def read(self, partition: int, key: bytes) -> bytes | None:
+        """The raw value in one partition (the projection's view of its own partition)."""
+        return self.data.read(partition, key)
+
     def get(self, key: bytes) -> Any:
-        for _, db in self._dbs():
-            raw = db.get(key)
+        for partition in self.active_partitions():
+            raw = self.data.read(partition, key)
             if raw is not None:
                 return json.loads(raw)
         return None
@@ -66,7 +70,10 @@ class LocalStore:
     ) -> list[tuple[bytes, Any]]:
         """Up to `limit` (key, value) pairs with the prefix, from `start` (inclusive) on,
         merged over the active partitions in key order."""
-        iterators = [self._iter(db, prefix, start or prefix) for _, db in self._dbs()]
+        iterators = [
+            self.data.scan(partition, prefix, start or prefix)
+            for partition in self.active_partitions()
+        ]
         out = []
         for k, v in heapq.merge(*iterators, key=lambda kv: kv[0]):
             out.append((k, json.loads(v)))
@@ -74,62 +81,30 @@ class LocalStore:
                 break
         return out
 
-    @staticmethod
-    def _iter(db: Any, prefix: bytes, start: bytes) -> Iterator[tuple[bytes, bytes]]:
-        it = db.iter()
-        it.seek(start)
-        while it.valid():
-            k = it.key()
-            if not k.startswith(prefix):
-                return
-            yield k, it.value()
-            it.next()
-
     # -- counters ---------------------------------------------------------------------
 
-    def _restoring(self) -> bool:
-        """Whether faust is restoring the table from its changelog now. Restore writes
-        go to the databases directly, past `apply`, so a counter built meanwhile would
-        miss them for good."""
-        return bool(getattr(self.app, "in_recovery", False))
-
-    def _epoch(self) -> tuple[Any, Any]:
-        """Changes on every rebalance (consumer generation) and every end of a table
-        recovery (faust stamps it: `Recovery._recovery_ended_at`, set when the actives
-        are restored and again when the whole recovery completes)."""
-        generation = getattr(self.app, "consumer_generation_id", None)
-        try:
-            recovery = self.app.tables.recovery
-        except Exception:  # no table manager (yet)
-            recovery = None
-        return generation, getattr(recovery, "_recovery_ended_at", None)
-
-    def _check_generation(self) -> None:
-        epoch = self._epoch()
-        if epoch != self._generation:
-            self._counters.clear()
-            self._generation = epoch
+    def _counter(self, partition: int) -> Counter[str] | None:
+        """The partition's cached counter, if it is still current."""
+        cached = self._counters.get(partition)
+        if cached is None or cached[0] != self.data.epoch(partition):
+            return None
+        return cached[1]
 
     def counters(self) -> Counter[str]:
-        """Index entries per group over the active partitions. Counters are cached per
-        partition only outside a restore, and recounted after every recovery."""
-        self._check_generation()
-        restoring = self._restoring()
+        """Index entries per group over the active partitions."""
         total: Counter[str] = Counter()
-        for partition, db in self._dbs():
-            counter = self._counters.get(partition)
+        for partition in self.active_partitions():
+            counter = self._counter(partition)
             if counter is None:
-                counter = self._count(db)
-                if not restoring:
-                    self._counters[partition] = counter
+                counter = self._count(partition)
+                self._counters[partition] = (self.data.epoch(partition), counter)
             total.update(counter)
         return +total
 
-    @staticmethod
-    def _count(db: Any) -> Counter[str]:
+    def _count(self, partition: int) -> Counter[str]:
         counter: Counter[str] = Counter()
         prefix = p.key("x", "")
-        for k, _ in LocalStore._iter(db, prefix, prefix):
+        for k, _ in self.data.scan(partition, prefix):
             group, _, _ = p.split_index_key(k)
             counter[group] += 1
         return counter
@@ -137,18 +112,17 @@ class LocalStore:
     def apply(self, partition: int, writes: Iterable[p.Write]) -> None:
         """Write a projection's writes through the table (changelogged), keeping the
         counters of a partition exact: an index entry counts when it appears or goes."""
-        self._check_generation()
-        counter = self._counters.get(partition)
-        db = self._db(partition)
+        counter = self._counter(partition)
         for k, v in writes:
-            if counter is not None and k.startswith(b"x\x1f"):
-                exists = db is not None and db.get(k) is not None
+            counted = counter is not None and k.startswith(b"x\x1f")
+            exists = (counted or v is None) and self.data.read(partition, k) is not None
+            if counter is not None and counted:
                 if v is None and exists:
                     counter[p.split_index_key(k)[0]] -= 1
                 elif v is not None and not exists:
                     counter[p.split_index_key(k)[0]] += 1
             if v is None:
-                if k in self.table:
+                if exists:
                     del self.table[k]
             else:
                 self.table[k] = v
