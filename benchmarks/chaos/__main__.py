@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import shutil
 import sys
 from dataclasses import asdict
@@ -63,7 +64,19 @@ def main(argv: list[str]) -> int:
             print(line)
         folder = args.out / name
         shutil.rmtree(folder, ignore_errors=True)
-        result = Run(scenario, folder, args.stall_limit, args.time_limit).execute()
+        folder.mkdir(parents=True, exist_ok=True)
+        # librdkafka writes a line per failed connection to fd 2 while a broker is
+        # down: into the scenario's folder, not over the schedule and the verdict.
+        sys.stderr.flush()
+        saved = os.dup(2)
+        with open(folder / "stderr.log", "ab") as log:
+            os.dup2(log.fileno(), 2)
+            try:
+                result = Run(scenario, folder, args.stall_limit, args.time_limit).execute()
+            finally:
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+                os.close(saved)
         args.out.mkdir(parents=True, exist_ok=True)
         out = args.out / f"{name}.json"
         out.write_text(json.dumps(_jsonable(asdict(result)), indent=2) + "\n")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import os
 import time
 import uuid
@@ -31,6 +32,7 @@ from tests.chaos.workloads import TopicTail, read_topic
 PARTITIONS = 6
 #: Goal: completions resume at most this long after a killed broker answers again.
 RECOVERY_GOAL_S = 10.0
+MIN_KILL_GAP_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -140,7 +142,7 @@ class Result:
 
     def line(self) -> str:
         recovery = max(self.recoveries_s) if self.recoveries_s else None
-        shown = f"{recovery:.1f}s" if recovery is not None else "-"
+        shown = "-" if recovery is None else "never" if math.isinf(recovery) else f"{recovery:.1f}s"
         text = (
             f"{self.verdict} {self.scenario}: {self.completed}/{self.total} completed, "
             f"{self.lost} lost, {self.duplicates} duplicate, {self.history_gaps} gaps, "
@@ -241,12 +243,17 @@ class Run:
         answered_at: list[float] = []  # wall clock (s) when a killed broker answered again
         seen: set[str] = set()
         last_progress = time.monotonic()
+        last_kill, seen_at_kill = 0.0, -1
         with TopicTail(settings, Topics(settings).completions) as tail, Client(settings) as client:
-            client.start_many(
-                [("chaos-trivial", i, instance_id) for i, instance_id in enumerate(ids)]
-            )
-            self.note(f"started {s.total} workflows")
+            # Started in chunks that keep at most `window` in flight: the work spreads
+            # over the run, so every scheduled kill meets work in progress.
+            window, started = max(50, s.total // 10), 0
+            self.note(f"starting {s.total} workflows, at most {window} in flight")
             while len(seen) < s.total:
+                if started < s.total and started - len(seen) < window:
+                    chunk = ids[started : started + max(10, window // 5)]
+                    client.start_many([("chaos-trivial", int(i[2:]), i) for i in chunk])
+                    started += len(chunk)
                 batch = tail.poll(0.2)
                 for record in batch:
                     seen.add(record.decoded().instance_id)
@@ -271,7 +278,15 @@ class Run:
                             )
                             proc.ended_on_purpose = True
                             running[k] = self._restart(cluster, role, k, orchestrators)
-                while pending and len(seen) >= pending[0].at * s.total:
+                # One kill at a time, and only once the last restart made progress: a
+                # burst of kills on processes that had not started tests nothing.
+                if (
+                    pending
+                    and len(seen) >= pending[0].at * s.total
+                    and now - last_kill >= MIN_KILL_GAP_S
+                    and len(seen) > seen_at_kill
+                ):
+                    last_kill, seen_at_kill = now, len(seen)
                     kill = pending.pop(0)
                     if kill.target.startswith("broker:"):
                         assert self.kafka is not None
@@ -300,6 +315,10 @@ class Run:
                         self.note(f"{kill.target} restarted and answering")
                         last_progress = max(last_progress, time.monotonic())
         self.answered_at = answered_at
+        if pending and not self.result.reasons:
+            self.result.reasons.append(
+                f"{len(pending)} scheduled kill(s) not done: the work ended first"
+            )
 
     def _restart(self, cluster: Cluster, role: str, k: int, orchestrators: list[str]) -> Process:
         if role == "orchestrator":
