@@ -7,17 +7,23 @@ from __future__ import annotations
 
 import pytest
 
-from replayflow.client import Client
+from replayflow.client import Client, ResultTimeout
 from replayflow.processors.kafka_config import murmur2_partition
 from replayflow.settings import Settings
 from replayflow.topics import Topics
-from tests.chaos.conftest import Cluster
+from tests.chaos.conftest import cluster
 from tests.chaos.fuzz import check_dead_letters, feed_bad_input
+from tests.chaos.harness import Cluster
 from tests.chaos.workloads import read_topic, wait_until
 
+__all__ = ["cluster"]  # the chaos tests' fixture: processes killed at teardown
 
+
+# raises=ResultTimeout: only the wedge is the expected failure; any other error (a
+# fixture, the producer) fails the test outright.
 @pytest.mark.xfail(
     strict=True,
+    raises=ResultTimeout,
     reason="issue 10 item 2: the dead letter of a 3 MB instance id is over the producer's "
     "limit; the transaction aborts and the partition is re-read forever",
 )
@@ -37,7 +43,7 @@ def test_records_at_and_above_every_size_limit_do_not_wedge_the_partition(
         client.start_many([("chaos-trivial", n, i) for n, i in enumerate(after)])
         # Five trivial workflows take a second; behind a wedged record they never end.
         for n, instance_id in enumerate(after):
-            assert client.result(instance_id, timeout=60) == n + 3, instance_id
+            assert client.result(instance_id, timeout=30) == n + 3, instance_id
     dead = wait_until(
         lambda: read_topic(settings, Topics(settings).dlq) or None, 30, "dead letters"
     )
