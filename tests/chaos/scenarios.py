@@ -288,7 +288,7 @@ class Run:
                 # burst of kills on processes that had not started tests nothing.
                 if (
                     pending
-                    and len(seen) >= pending[0].at * s.total
+                    and pending[0].at * s.total <= len(seen) < s.total
                     and now - last_kill >= MIN_KILL_GAP_S
                     and len(seen) > seen_at_kill
                 ):
@@ -322,10 +322,14 @@ class Run:
                         self.note(f"{kill.target} restarted and answering")
                         last_progress = max(last_progress, time.monotonic())
         self.answered_at = answered_at
-        if pending and not self.result.reasons:
-            self.result.reasons.append(
-                f"{len(pending)} scheduled kill(s) not done: the work ended first"
+        if pending:
+            text = (
+                f"{len(pending)} of {len(s.kills)} scheduled kill(s) not done: the work ended first"
             )
+            if len(pending) == len(s.kills) and not self.result.reasons:
+                self.result.reasons.append(text + " (nothing was tested)")
+            else:
+                self.note(text)
 
     def _restart(self, cluster: Cluster, role: str, k: int, orchestrators: list[str]) -> Process:
         if role == "orchestrator":
@@ -381,7 +385,10 @@ class Run:
             b - a - sum(max(0.0, min(b, up) - max(a, down)) for down, up in outages)
             for a, b in itertools.pairwise(times)
         ]
-        if max(served, default=0.0) > STALL_GOAL_S:
+        # The stall goal is the fuzz scenario's ("no input stops a partition"); a kill -9
+        # stalls an orchestrator's partitions until the group notices, which the other
+        # scenarios report (longest_stall_s) without failing on it.
+        if self.scenario.fuzz and max(served, default=0.0) > STALL_GOAL_S:
             r.reasons.append(
                 f"completions stalled {max(served):.1f} s while the brokers served "
                 f"(goal {STALL_GOAL_S:g} s)"
@@ -411,5 +418,5 @@ def goals() -> list[str]:
         "0 lost, 0 duplicate, gap-free histories, each step result accepted once, correct outputs",
         "empty DLQ (fuzz: every bad record on the DLQ with a reason, good work completes)",
         f"progress resumes <= {RECOVERY_GOAL_S:g} s after a broker answers again; "
-        f"no stall over {STALL_GOAL_S:g} s while brokers serve",
+        f"fuzz: no stall over {STALL_GOAL_S:g} s (longest stall reported for all)",
     ]
