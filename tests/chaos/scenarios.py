@@ -364,7 +364,12 @@ class Run:
             from tests.chaos.fuzz import check_dead_letters
 
             r.fuzz = check_dead_letters(settings, self.fuzz_sent, dead)
-            r.reasons.extend(r.fuzz.get("problems", []))
+            problems = r.fuzz.get("problems", [])
+            if problems:  # the whole list is in the JSON; the verdict line stays one line
+                r.reasons.append(
+                    f"{len(problems)} bad records not where they must be "
+                    f"(first: {'; '.join(problems[:2])})"
+                )
         elif dead:
             r.reasons.append(f"{len(dead)} records on the dlq")
         # The longest time without a completion while work remained, from the history's
