@@ -3,7 +3,9 @@
 # The local broker is a real single-node Apache Kafka started without Docker by
 # compose/kafka/kafka.sh (data in .kafka/). Set KAFKA_BOOTSTRAP=host:port to use an
 # existing cluster instead: then nothing is started or stopped. KAFKA_PORT moves the
-# local broker off 9092.
+# local broker off 9092. BROKERS=3 makes `up` (and test, demo, bench) start a local
+# cluster of three KRaft nodes on KAFKA_PORT, +2, +4 (~1 GB of memory for the three
+# JVMs); `topics apply` then gives every topic replication 3, min.insync.replicas 2.
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -18,6 +20,11 @@ PYTEST_ARGS ?=
 
 KAFKA_PORT ?= 9092
 export KAFKA_PORT
+BROKERS ?= 1
+export BROKERS
+# `make chaos`: SCENARIO=all or one name (`make chaos SCENARIO=list` lists them).
+SCENARIO ?= all
+CHAOS_ARGS ?=
 # A KAFKA_BOOTSTRAP from the user's environment (or the make command line) means an
 # external cluster. kafka.sh always gets the user's value, never the local default, so
 # it starts a broker only when no cluster was given.
@@ -29,7 +36,7 @@ KAFKA := KAFKA_BOOTSTRAP='$(USER_BOOTSTRAP)' compose/kafka/kafka.sh
 # Ctrl-C) stops the broker if it started it. A broker from `make up` stays up.
 APPLY := $(BIN)/replayflow topics apply
 
-.PHONY: help venv up down status logs kafka-reset demo test test-unit lint bench clean distclean browser
+.PHONY: help venv up down status logs kafka-reset demo test test-unit lint bench chaos clean distclean browser
 
 help: ## list the targets
 	@echo "replayflow: durable workflows for Python, event-sourced on Apache Kafka"
@@ -39,6 +46,8 @@ help: ## list the targets
 	@echo
 	@echo "  KAFKA_BOOTSTRAP=host:port  use an existing cluster (nothing is started)"
 	@echo "  KAFKA_PORT=9092            port of the local broker"
+	@echo "  BROKERS=3                  up/test/...: a local three-node cluster instead of one broker"
+	@echo "  SCENARIO=broker-restart    chaos: run one scenario (default all; SCENARIO=list)"
 	@echo "  PYTEST_ARGS='-k topics'    extra pytest arguments for test / test-unit"
 
 venv: $(VENV_STAMP) ## create .venv (python3.11) with replayflow and dev tools; reinstalls when pyproject.toml changes
@@ -51,14 +60,14 @@ $(VENV_STAMP): pyproject.toml
 	$(BIN)/python -m pip check
 	@touch $@
 
-up: venv ## start the local Kafka broker (if not running) and create the topics
+up: venv ## start the local Kafka broker, or BROKERS=3 nodes (if not running), and create the topics
 	@$(KAFKA) up
 	@KAFKA_BOOTSTRAP=$(BOOTSTRAP) $(APPLY)
 
-down: ## stop the local Kafka broker (data stays in .kafka/)
+down: ## stop the local Kafka broker or cluster nodes by pid (data stays in .kafka/)
 	@$(KAFKA) down
 
-status: ## is the broker running and answering?
+status: ## is the broker (every cluster node) running and answering?
 	@$(KAFKA) status
 
 logs: ## last lines of the local broker's log
@@ -92,6 +101,9 @@ lint: venv ## ruff check, ruff format --check, mypy
 
 bench: venv benchmarks/run.py ## run benchmarks/run.py on the local broker (started for it, then stopped)
 	@$(KAFKA) run -- bash -c '$(APPLY) && $(BIN)/python benchmarks/run.py'
+chaos: venv ## kill orchestrators, workers and brokers under load; verdicts + .data/chaos/*.json (minutes)
+	@$(BIN)/python -m benchmarks.chaos $(SCENARIO) $(CHAOS_ARGS)
+
 bench-scale: venv benchmarks/scale.py ## 50k waiting + 200k queued instances, one orchestrator (benchmarks/scale.py)
 	@$(KAFKA) run -- bash -c '$(APPLY) && $(BIN)/python benchmarks/scale.py $(SCALE_ARGS)'
 

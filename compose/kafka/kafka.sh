@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# A real single-node Apache Kafka (KRaft: broker and controller in one process) on
-# 127.0.0.1, without Docker. Jars come from Maven Central (pom.xml beside this file),
+# A real Apache Kafka on 127.0.0.1 without Docker: one KRaft node (broker and controller
+# in one process), or with BROKERS=3 a cluster of three such nodes (a 3-voter quorum). Jars come from Maven Central (pom.xml beside this file),
 # cached in compose/kafka/libs/; everything the broker writes (data, logs, pid file)
 # lives in ONE folder, .kafka/ at the checkout root.
 #
 #   kafka.sh up        start the broker if it is not running; wait until it answers
-#   kafka.sh down      stop the broker by its recorded pid (TERM, then KILL on timeout)
-#   kafka.sh status    say whether it runs and answers (exit 0 if so, 1 if not)
+#                      (BROKERS=3: every node answers and the cluster lists all three)
+#   kafka.sh down      stop the broker, or every cluster node, by recorded pid (TERM,
+#                      then KILL on timeout); whatever BROKERS says
+#   kafka.sh status    say whether it (every node) runs and answers (exit 0 if so)
 #   kafka.sh run -- CMD ARGS...
 #                      up, run CMD with KAFKA_BOOTSTRAP set, then down if THIS run
 #                      started the broker (even when CMD fails); exits with CMD's status
@@ -16,15 +18,24 @@
 #
 # Environment:
 #   KAFKA_BOOTSTRAP        set (host:port[,...]) = use that external cluster: up/down do nothing
+#   BROKERS                1 (default) or 3 (any 2..9): the number of nodes
 #   KAFKA_PORT             broker port (default 9092)
 #   KAFKA_CONTROLLER_PORT  controller port (default KAFKA_PORT + 1)
-#   KAFKA_HEAP_OPTS        JVM heap (default -Xms128m -Xmx512m)
+#   KAFKA_HEAP_OPTS        JVM heap (default -Xms128m -Xmx512m; a cluster node -Xms96m
+#                          -Xmx384m: three nodes take ~1 GB of memory together, RSS ~330 MB each)
+#   KAFKA_ADMIN_PYTHON     interpreter with confluent-kafka, to see that a cluster lists
+#                          all its brokers (default <checkout>/.venv/bin/python, else PYTHON)
 #   KAFKA_START_TIMEOUT    seconds to wait for the broker to answer (default 120)
 #   KAFKA_STOP_TIMEOUT     seconds to wait after TERM before KILL (default 30)
 #   REPLAYFLOW_KAFKA_DIR   the data folder (default <checkout>/.kafka)
 #   PYTHON                 interpreter for the readiness check (ping.py, confluent-kafka):
 #                          default <checkout>/.venv/bin/python, or python3 before .venv
 #                          exists (which then only checks that the port accepts connections)
+#
+# Cluster (BROKERS=N > 1): node i (1..N) listens on KAFKA_PORT + 2(i-1) and has its
+# controller on the port after it (9092/9093, 9094/9095, 9096/9097); its properties,
+# data, logs and pid file are in <data folder>/node-<i>/. KAFKA_BOOTSTRAP given to
+# `run` lists every node. Internal topics get replication 3 (at most N) and min ISR 2.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -45,6 +56,13 @@ if [ -z "${PYTHON:-}" ]; then
 fi
 BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
 EXTERNAL="${KAFKA_BOOTSTRAP:-}"
+BROKERS="${BROKERS:-1}"
+[[ "$BROKERS" =~ ^[1-9]$ ]] || { echo "kafka: error: BROKERS must be 1..9, not '$BROKERS'" >&2; exit 2; }
+NODE_ID=1
+BASE_PORT="$KAFKA_PORT"
+if ((BROKERS > 1)); then
+    KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS_NODE:--Xms96m -Xmx384m}"
+fi
 
 say() { echo "kafka: $*"; }
 die() { echo "kafka: error: $*" >&2; exit 1; }
@@ -139,28 +157,50 @@ log_tail() {
 # ---------------------------------------------------------------- up
 
 render_props() {
+    local quorum="controller.quorum.bootstrap.servers=127.0.0.1:$KAFKA_CONTROLLER_PORT"
+    local replication=1 min_isr=1
+    if ((BROKERS > 1)); then
+        quorum="controller.quorum.voters=$(cluster_voters)"
+        replication=$((BROKERS < 3 ? BROKERS : 3))
+        min_isr=$((replication - 1))
+    fi
     sed -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" \
         -e "s|@KAFKA_CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \
         -e "s|@KAFKA_DATA_DIR@|$DATA|g" \
+        -e "s|@KAFKA_NODE_ID@|$NODE_ID|g" \
+        -e "s|@KAFKA_QUORUM@|$quorum|g" \
+        -e "s|@KAFKA_REPLICATION@|$replication|g" \
+        -e "s|@KAFKA_MIN_ISR@|$min_isr|g" \
         "$HERE/server.properties" >"$PROPS.tmp"
     mv "$PROPS.tmp" "$PROPS"
+}
+
+# A Kafka cluster id is a base64url UUID; one that starts with '-' would be read as an
+# option by kafka-storage, so draw again.
+new_cluster_id() {
+    "$PYTHON" -c 'import base64, uuid
+while (cid := base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")).startswith("-"):
+    pass
+print(cid)'
 }
 
 format_storage() {
     # Formatted once; later starts may use other ports (the single voter's endpoint is
     # updated by KRaft itself).
     [ -f "$DATA/meta.properties" ] && return 0
-    local cluster_id
-    # A Kafka cluster id is a base64url UUID; one that starts with '-' would be read
-    # as an option by kafka-storage, so draw again.
-    cluster_id="$("$PYTHON" -c 'import base64, uuid
-while (cid := base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")).startswith("-"):
-    pass
-print(cid)')"
+    local cluster_id quorum=(--standalone)
+    if ((BROKERS > 1)); then
+        # Every node of a cluster shares one id; the static voters are in the properties.
+        [ -s "$DIR/cluster.id" ] || new_cluster_id >"$DIR/cluster.id"
+        cluster_id="$(cat "$DIR/cluster.id")"
+        quorum=()
+    else
+        cluster_id="$(new_cluster_id)"
+    fi
     say "formatting $DATA (cluster id $cluster_id)"
     mkdir -p "$DATA" "$LOGS"
     java_cmd
-    if ! "${JAVA[@]}" kafka.tools.StorageTool format --standalone \
+    if ! "${JAVA[@]}" kafka.tools.StorageTool format ${quorum[@]+"${quorum[@]}"} \
             --cluster-id "$cluster_id" --config "$PROPS" >"$LOGS/format.log" 2>&1; then
         cat "$LOGS/format.log" >&2
         rm -rf "$DATA"
@@ -183,6 +223,22 @@ wait_ready() {
     say "no answer on $BOOTSTRAP after ${KAFKA_START_TIMEOUT}s; stopping it"
     stop_pid "$pid"
     die "the broker did not become ready"
+}
+
+# Starts java for the broker of PROPS, detached; returns once PIDFILE holds its pid.
+launch_broker() {
+    # The shell writes its own pid, then becomes java (exec): the pid file holds the
+    # broker's pid exactly. setsid: a Ctrl-C in the terminal does not reach the broker;
+    # `down` stops it. fd 9 (our lock) is not inherited.
+    java_cmd
+    local detach=()
+    if command -v setsid >/dev/null; then detach=(setsid); fi # none on macOS
+    # shellcheck disable=SC2016  # $$ and $@ belong to the inner sh
+    ${detach[@]+"${detach[@]}"} sh -c 'echo $$ >"$0"; exec "$@"' "$PIDFILE" "${JAVA[@]}" kafka.Kafka "$PROPS" \
+        </dev/null >"$LOGS/stdout.log" 2>&1 9>&- &
+    local tries=0
+    while [ ! -s "$PIDFILE" ] && ((tries < 50)); do sleep 0.1; tries=$((tries + 1)); done
+    [ -n "$(recorded_pid)" ] || die "could not start java (see $LOGS/stdout.log)"
 }
 
 # Sets STARTED=1 when this call started a new broker process.
@@ -223,19 +279,8 @@ cmd_up() {
     local t0=$SECONDS
     LOG_START="$(cat "$LOGS/server.log" 2>/dev/null | wc -l | tr -d ' ')"
     say "starting broker on $BOOTSTRAP (controller 127.0.0.1:$KAFKA_CONTROLLER_PORT, data in $DIR)"
-    # The shell writes its own pid, then becomes java (exec): the pid file holds the
-    # broker's pid exactly. setsid: a Ctrl-C in the terminal does not reach the broker;
-    # `down` stops it. fd 9 (our lock) is not inherited.
-    java_cmd
-    local detach=()
-    if command -v setsid >/dev/null; then detach=(setsid); fi # none on macOS
-    # shellcheck disable=SC2016  # $$ and $@ belong to the inner sh
-    ${detach[@]+"${detach[@]}"} sh -c 'echo $$ >"$0"; exec "$@"' "$PIDFILE" "${JAVA[@]}" kafka.Kafka "$PROPS" \
-        </dev/null >"$LOGS/stdout.log" 2>&1 9>&- &
-    local tries=0
-    while [ ! -s "$PIDFILE" ] && ((tries < 50)); do sleep 0.1; tries=$((tries + 1)); done
+    launch_broker
     pid="$(recorded_pid)"
-    [ -n "$pid" ] || die "could not start java (see $LOGS/stdout.log)"
     wait_ready "$pid"
     STARTED=1
     say "ready (pid $pid) on $BOOTSTRAP after $((SECONDS - t0))s"
@@ -301,6 +346,7 @@ cmd_logs() { tail -n "${1:-100}" "$LOGS/server.log"; }
 
 cmd_reset() {
     if [ -n "$EXTERNAL" ]; then die "KAFKA_BOOTSTRAP is set: will not touch an external cluster"; fi
+    if cluster_recorded; then cluster_down; fi
     cmd_down
     rm -rf "$DIR"
     say "removed $DIR"
@@ -313,20 +359,209 @@ cmd_run() {
         external_note started
         exec "$@"
     fi
-    trap 'if [ "$STARTED" = 1 ]; then cmd_down; fi' EXIT
+    trap 'if [ "$STARTED" = 1 ]; then if ((BROKERS > 1)); then cluster_down; else cmd_down; fi; fi' EXIT
     trap 'exit 130' INT
     trap 'exit 143' TERM
-    cmd_up
+    if ((BROKERS > 1)); then cluster_up; else cmd_up; fi
     local rc=0
     KAFKA_BOOTSTRAP="$BOOTSTRAP" "$@" || rc=$?
     exit "$rc"
 }
 
+# ---------------------------------------------------------------- cluster (BROKERS > 1)
+#
+# Each node reuses the one-node functions above: node_use points their globals (ports,
+# PIDFILE, PROPS, DATA, LOGS, BOOTSTRAP) at one node's folder.
+
+node_use() {
+    NODE_ID="$1"
+    KAFKA_PORT=$((BASE_PORT + 2 * (NODE_ID - 1)))
+    KAFKA_CONTROLLER_PORT=$((KAFKA_PORT + 1))
+    PIDFILE="$DIR/node-$NODE_ID/kafka.pid"
+    PROPS="$DIR/node-$NODE_ID/server.properties"
+    DATA="$DIR/node-$NODE_ID/data"
+    LOGS="$DIR/node-$NODE_ID/logs"
+    # `status` asks a node on the port it was last started with (maybe another KAFKA_PORT).
+    if [ "${2:-}" = keep ] && [ -f "$PROPS" ]; then
+        local port
+        port="$(sed -n 's/^advertised\.listeners=.*:\([0-9][0-9]*\)$/\1/p' "$PROPS")"
+        [ -z "$port" ] || KAFKA_PORT="$port"
+    fi
+    BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
+}
+
+cluster_voters() {
+    local i voters=()
+    for ((i = 1; i <= BROKERS; i++)); do
+        voters+=("$i@127.0.0.1:$((BASE_PORT + 2 * (i - 1) + 1))")
+    done
+    (IFS=,; echo "${voters[*]}")
+}
+
+cluster_bootstrap() {
+    local i hosts=()
+    for ((i = 1; i <= BROKERS; i++)); do hosts+=("127.0.0.1:$((BASE_PORT + 2 * (i - 1)))"); done
+    (IFS=,; echo "${hosts[*]}")
+}
+
+# The node ids with a folder under DIR (whatever BROKERS says now).
+recorded_nodes() {
+    local d
+    for d in "$DIR"/node-*; do [ -d "$d" ] && echo "${d##*-}"; done | sort -n
+}
+
+cluster_recorded() { [ -n "$(recorded_nodes)" ]; }
+
+admin_python() {
+    if [ -n "${KAFKA_ADMIN_PYTHON:-}" ]; then echo "$KAFKA_ADMIN_PYTHON"
+    elif [ -x "$ROOT/.venv/bin/python" ]; then echo "$ROOT/.venv/bin/python"
+    else echo "$PYTHON"; fi
+}
+
+cluster_up() {
+    if [ -n "$EXTERNAL" ]; then external_note started; return 0; fi
+    lock
+    cmd_libs
+    if [ -s "$DIR/cluster.brokers" ] && [ "$(cat "$DIR/cluster.brokers")" != "$BROKERS" ]; then
+        die "$DIR holds a cluster of $(cat "$DIR/cluster.brokers") nodes, not $BROKERS;" \
+            "\`kafka.sh reset\` (deletes its data) or use that count"
+    fi
+    echo "$BROKERS" >"$DIR/cluster.brokers"
+    local i pid port t0=$SECONDS to_start=() formats=() failed=0
+    for ((i = 1; i <= BROKERS; i++)); do
+        node_use "$i"
+        pid="$(recorded_pid)"
+        if is_our_broker "$pid"; then
+            say "node $i already running (pid $pid) on $BOOTSTRAP"
+            continue
+        fi
+        rm -f "$PIDFILE"
+        for port in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
+            if port_busy "$port"; then
+                die "127.0.0.1:$port (node $i) is already in use by another process;" \
+                    "set KAFKA_PORT to the first of $((2 * BROKERS)) free ports"
+            fi
+        done
+        mkdir -p "$DATA" "$LOGS"
+        render_props
+        # Formatting starts a JVM per node: do them side by side.
+        if [ ! -f "$DATA/meta.properties" ]; then
+            [ -s "$DIR/cluster.id" ] || new_cluster_id >"$DIR/cluster.id"
+            (format_storage) &
+            formats+=($!)
+        fi
+        to_start+=("$i")
+    done
+    for pid in ${formats[@]+"${formats[@]}"}; do wait "$pid" || failed=1; done
+    ((failed == 0)) || die "formatting a node's storage failed (see above)"
+    # A node answers only once a majority of the voters runs: start all, then wait.
+    declare -A log_start=()
+    for i in ${to_start[@]+"${to_start[@]}"}; do
+        node_use "$i"
+        log_start[$i]="$(cat "$LOGS/server.log" 2>/dev/null | wc -l | tr -d ' ')"
+        say "starting node $i on $BOOTSTRAP (controller 127.0.0.1:$KAFKA_CONTROLLER_PORT, data in $DIR/node-$i)"
+        launch_broker
+        STARTED=1
+    done
+    for i in ${to_start[@]+"${to_start[@]}"}; do
+        node_use "$i"
+        LOG_START="${log_start[$i]}"
+        wait_ready "$(recorded_pid)"
+    done
+    BOOTSTRAP="$(cluster_bootstrap)"
+    if ! "$(admin_python)" "$HERE/cluster_ready.py" "$BOOTSTRAP" --brokers "$BROKERS" \
+            --timeout "$KAFKA_START_TIMEOUT"; then
+        die "the cluster does not list $BROKERS brokers; \`kafka.sh logs\`, \`kafka.sh down\`"
+    fi
+    say "cluster of $BROKERS ready on $BOOTSTRAP after $((SECONDS - t0))s"
+    unlock
+}
+
+cluster_down() {
+    if [ -n "$EXTERNAL" ]; then external_note stopped; return 0; fi
+    lock
+    local i pid stopping=() deadline
+    # TERM to every node at once: a node stopping alone waits for a quorum that the
+    # others, stopped one by one before it, no longer form.
+    for i in $(recorded_nodes); do
+        node_use "$i"
+        pid="$(recorded_pid)"
+        [ -n "$pid" ] || continue
+        if is_our_broker "$pid"; then
+            say "stopping node $i (pid $pid)"
+            kill -TERM "$pid" 2>/dev/null || true
+            stopping+=("$i:$pid")
+        else
+            say "node $i: stale pid file for pid $pid removed (not our broker)"
+            rm -f "$PIDFILE"
+        fi
+    done
+    deadline=$((SECONDS + KAFKA_STOP_TIMEOUT))
+    local entry alive=1
+    while ((alive)) && ((SECONDS < deadline)); do
+        alive=0
+        for entry in ${stopping[@]+"${stopping[@]}"}; do
+            if kill -0 "${entry#*:}" 2>/dev/null; then alive=1; fi
+        done
+        ((alive)) && sleep 0.2
+    done
+    for entry in ${stopping[@]+"${stopping[@]}"}; do
+        node_use "${entry%%:*}"
+        stop_pid "${entry#*:}" # KILL if still alive; removes the pid file
+    done
+    ((${#stopping[@]} == 0)) || say "stopped ${#stopping[@]} node(s)"
+    unlock
+}
+
+cluster_status() {
+    local i pid rc=0 nodes
+    nodes="$(recorded_nodes)"
+    [ -n "$nodes" ] || { say "cluster not running (no node folders in $DIR)"; return 1; }
+    for i in $nodes; do
+        node_use "$i" keep
+        pid="$(recorded_pid)"
+        if is_our_broker "$pid"; then
+            if answers; then
+                say "node $i running (pid $pid), answering on $BOOTSTRAP"
+            else
+                say "node $i running (pid $pid) but NOT answering on $BOOTSTRAP"
+                rc=1
+            fi
+        else
+            say "node $i not running"
+            rc=1
+        fi
+    done
+    return "$rc"
+}
+
+cluster_logs() {
+    local i
+    for i in $(recorded_nodes); do
+        node_use "$i"
+        echo "==== node $i: $LOGS/server.log"
+        tail -n "${1:-40}" "$LOGS/server.log" 2>/dev/null || true
+    done
+}
+
 case "${1:-}" in
-    up) cmd_up ;;
-    down) cmd_down ;;
-    status) cmd_status ;;
-    logs) shift; cmd_logs "$@" ;;
+    up) if ((BROKERS > 1)); then cluster_up; else cmd_up; fi ;;
+    down)
+        if [ -z "$EXTERNAL" ] && cluster_recorded; then
+            cluster_down
+            [ ! -f "$DIR/kafka.pid" ] || cmd_down
+        else
+            cmd_down
+        fi
+        ;;
+    status)
+        if [ -z "$EXTERNAL" ] && { ((BROKERS > 1)) || cluster_recorded; }; then
+            cluster_status
+        else
+            cmd_status
+        fi
+        ;;
+    logs) shift; if ((BROKERS > 1)); then cluster_logs "$@"; else cmd_logs "$@"; fi ;;
     reset) cmd_reset ;;
     libs) cmd_libs ;;
     run) shift; cmd_run "$@" ;;

@@ -7,6 +7,10 @@
 `apply_topics` creates what is missing and compares what exists (partition count,
 replication factor, every declared config key); it never changes an existing topic
 and never ignores a difference: each one is reported with a reason.
+
+Replication fits the cluster: topics.yaml declares the most (`replication: 3`,
+`min.insync.replicas: 2`); `apply_topics` refits every spec to the broker count it
+sees (`TopicSpec.for_brokers`): one broker gets 1 and 1, three get 3 and 2.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import functools
 import logging
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -40,6 +44,13 @@ _kafka_log = logging.getLogger("replayflow.kafka")
 
 # Config keys whose value is a comma-separated set (order does not matter).
 _SET_VALUED = frozenset({"cleanup.policy"})
+MIN_INSYNC = "min.insync.replicas"
+
+
+def fitted_min_insync(declared: int, replication: int) -> int:
+    """At most `declared`, and below the replication so that one replica may be down
+    while acks=all writes go on; never below 1."""
+    return max(1, min(declared, replication - 1))
 
 
 class TopicsError(ReplayflowError):
@@ -56,6 +67,22 @@ class TopicSpec:
     replication: int
     config: dict[str, str] = field(default_factory=dict, hash=False)
     description: str = ""
+    #: The most replication topics.yaml allows (fitted to the broker count), or None
+    #: when the replication was set exactly (REPLAYFLOW_REPLICATION).
+    max_replication: int | None = None
+    #: The most min.insync.replicas topics.yaml allows (None: not declared).
+    max_min_insync: int | None = None
+
+    def for_brokers(self, brokers: int) -> TopicSpec:
+        """This spec on a cluster of `brokers` brokers: replication capped at the
+        broker count, min.insync.replicas at the replication - 1 (see topics.yaml)."""
+        replication = self.replication
+        if self.max_replication is not None:
+            replication = max(1, min(self.max_replication, brokers))
+        config = dict(self.config)
+        if self.max_min_insync is not None:
+            config[MIN_INSYNC] = str(fitted_min_insync(self.max_min_insync, replication))
+        return replace(self, replication=replication, config=config)
 
 
 # ---------------------------------------------------------------- loading
@@ -93,11 +120,13 @@ def _positive_int(value: Any, where: str) -> int:
 
 
 def load_topics(
-    settings: Settings | None = None, *, source: str | Path | None = None
+    settings: Settings | None = None, *, source: str | Path | None = None, brokers: int = 1
 ) -> dict[str, TopicSpec]:
     """The declared topics by logical name ("commands", ...), for these settings.
 
-    `source` reads another YAML file instead of the packaged topics.yaml.
+    `source` reads another YAML file instead of the packaged topics.yaml. Replication
+    and min.insync.replicas are fitted to a cluster of `brokers` brokers (one unless
+    said; `apply_topics` refits them to the cluster it talks to).
     """
     settings = settings if settings is not None else Settings.from_env()
     text = Path(source).read_text(encoding="utf-8") if source is not None else _packaged_yaml()
@@ -105,6 +134,9 @@ def load_topics(
     defaults = doc.get("defaults") or {}
     default_partitions = _positive_int(defaults.get("partitions", 1), "defaults.partitions")
     default_replication = _positive_int(defaults.get("replication", 1), "defaults.replication")
+    default_min_insync = defaults.get(MIN_INSYNC)
+    if default_min_insync is not None:
+        default_min_insync = _positive_int(default_min_insync, f"defaults.{MIN_INSYNC}")
     if settings.partitions is not None:
         default_partitions = settings.partitions
 
@@ -123,12 +155,19 @@ def load_topics(
         else:
             partitions = default_partitions
         replication = _positive_int(raw.get("replication", default_replication), where)
+        max_replication: int | None = replication
         if settings.replication is not None:
-            replication = settings.replication
+            replication, max_replication = settings.replication, None
         raw_config = raw.get("config") or {}
         if not isinstance(raw_config, dict):
             raise TopicsError(f"topics.yaml: {where} config must be a mapping")
         config = {str(k): _config_value(v) for k, v in raw_config.items()}
+        max_min_insync = default_min_insync
+        if MIN_INSYNC in config:
+            max_min_insync = _positive_int(
+                int(config[MIN_INSYNC]) if config[MIN_INSYNC].isdigit() else config[MIN_INSYNC],
+                f"{where} {MIN_INSYNC}",
+            )
         if logical == HISTORY and settings.history_retention_ms is not None:
             config["retention.ms"] = str(settings.history_retention_ms)
         specs[str(logical)] = TopicSpec(
@@ -138,7 +177,9 @@ def load_topics(
             replication=replication,
             config=config,
             description=" ".join(str(raw.get("description", "")).split()),
-        )
+            max_replication=max_replication,
+            max_min_insync=max_min_insync,
+        ).for_brokers(brokers)
     return specs
 
 
@@ -333,7 +374,10 @@ def apply_topics(
             ) from None
 
     deadline = time.monotonic() + timeout
-    existing = metadata().topics
+    cluster = metadata()
+    existing = cluster.topics
+    # Fitted to the brokers the cluster lists now: start every broker before applying.
+    spec_list = [spec.for_brokers(max(1, len(cluster.brokers))) for spec in spec_list]
     created: list[str] = []
     failures: list[str] = []
     missing = [s for s in spec_list if s.name not in existing]

@@ -74,6 +74,17 @@ async def sleeper(ctx: rf.Context, seconds: float) -> int:
     return await ctx.step("after", bump, 0)
 
 
+@rf.step
+def measure(text: str) -> int:
+    return len(text)
+
+
+@rf.workflow(name="chaos-size")
+async def size(ctx: rf.Context, text: str) -> int:
+    """The length of its input, measured by a step (the input goes through a task)."""
+    return await ctx.step("measure", measure, text)
+
+
 # ---------------------------------------------------------------------------------------
 # Kafka helpers for the tests (not used by the subprocesses)
 

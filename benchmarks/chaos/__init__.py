@@ -1,0 +1,1 @@
+"""`make chaos`: the chaos scenarios of tests/chaos/scenarios.py at full size."""
