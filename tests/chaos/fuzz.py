@@ -19,7 +19,8 @@ from replayflow import codec
 from replayflow.core.messages import Completion, DeadLetter, StartWorkflow
 from replayflow.core.names import MAX_ID_LENGTH
 from replayflow.core.payloads import DEFAULT_MAX_PAYLOAD
-from replayflow.processors.kafka_config import murmur2_partition, producer_config
+from replayflow.kafka.config import producer_config
+from replayflow.kafka.partition import murmur2_partition
 from replayflow.settings import Settings
 from replayflow.topics import Topics
 from tests.chaos.workloads import Rec, read_topic

@@ -14,7 +14,7 @@ from pathlib import Path
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, ConfigResource
 
-from replayflow.processors.kafka_config import producer_config
+from replayflow.kafka.config import producer_config
 from replayflow.settings import Settings
 from replayflow.topics import Topics, load_topics
 from tests.chaos.brokers import REPO, LocalKafka

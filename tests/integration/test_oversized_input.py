@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from replayflow.client import Client, ResultTimeout
-from replayflow.processors.kafka_config import murmur2_partition
+from replayflow.kafka.partition import murmur2_partition
 from replayflow.settings import Settings
 from replayflow.topics import Topics
 from tests.chaos.conftest import cluster
