@@ -22,6 +22,7 @@ COMMANDS = {
     "dev",
     "orchestrator",
     "worker",
+    "trigger",
     "start",
     "result",
     "send-event",
