@@ -65,7 +65,7 @@ def test_a_trigger_needs_a_workflow_or_a_name() -> None:
         rf.KafkaTrigger(topic="t", event="paid").trigger_name  # noqa: B018
     with pytest.raises(rf.ValidationError, match="starts no workflow"):
         compile_trigger(rf.KafkaTrigger(topic="t", name="lonely"))
-    with pytest.raises(rf.ValidationError, match="takes rf.KafkaTrigger"):
+    with pytest.raises(rf.ValidationError, match=r"takes rf\.KafkaTrigger"):
 
         @rf.workflow(trigger=["orders"])  # type: ignore[list-item]
         async def wrong(ctx: rf.Context) -> None:
