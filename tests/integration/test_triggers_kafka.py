@@ -384,3 +384,33 @@ def test_commands_are_keyed_by_instance_id_and_name_their_trigger(settings: Sett
         headers = dict(message.headers() or [])
         assert headers[TRIGGER_HEADER] == b"plain-in"
         assert headers[SOURCE_HEADER].startswith(f"{topic}/".encode())
+
+
+def test_two_trigger_processes_share_the_partitions(settings: Settings) -> None:
+    """Two members of one trigger's group split its partitions; each record still gives
+    one start."""
+    apply_topics(settings.bootstrap, load_topics(settings))
+    topic = source_topic(settings, "shared", partitions=6)
+    spec = compile_trigger(rf.KafkaTrigger(topic="shared", workflow="w", id="key", name="shared"))
+    one, two = TriggerRunner(settings, "member-1"), TriggerRunner(settings, "member-2")
+    with one, two:
+        one.reconcile([spec])
+        two.reconcile([spec])
+
+        def split() -> bool:
+            owned = [r._running["shared"].processor for r in (one, two)]
+            return (
+                all(p is not None and p.assigned for p in owned)
+                and sum(len(p.assigned) for p in owned if p is not None) == 6
+            )
+
+        wait_until(split, 60, "both members to own partitions")
+        produce(settings, topic, *[(f"s-{i}".encode(), b"{}", []) for i in range(300)])
+        wait_until(
+            lambda: one.stats()["shared"].started + two.stats()["shared"].started == 300,
+            60,
+            "300 starts",
+        )
+        assert one.stats()["shared"].started > 0 and two.stats()["shared"].started > 0
+    keys = [r.key for r in read_topic(settings, Topics(settings).commands)]
+    assert sorted(keys) == sorted(f"s-{i}".encode() for i in range(300))
