@@ -55,23 +55,24 @@ _WORKFLOW_ID = re.compile(r"\$workflow\s*\.\s*id")
 
 
 def _meta(holder: Any) -> dict[str, Any]:
-    if not isinstance(holder, dict):
-        return {}
-    found = (
-        (holder.get("metadata") or {}).get(META)
-        if isinstance(holder.get("metadata"), dict)
-        else None
-    )
+    """`metadata.replayflow` of a document header or a task ({} when absent)."""
+    metadata = holder.get("metadata") if isinstance(holder, dict) else None
+    found = metadata.get(META) if isinstance(metadata, dict) else None
     return found if isinstance(found, dict) else {}
 
 
 def _evaluate(text: Any, data: Any, where: str) -> Any:
+    """A runtime expression (`${ ... }` or bare jq) on `data`, as the interpreter
+    evaluates `correlate.from`; failures make the record Unmappable."""
     try:
-        if isinstance(text, str) and (expressions.is_expression(text) or text.startswith(".")):
-            return expressions.evaluate(text, data, {}, where)
-        return text
+        return expressions.evaluate(str(text), data, {}, where)
     except Exception as exc:  # the DSL's expression fault, or a jq error
         raise Unmappable(f"{where}: {exc}", "ExpressionFailed") from None
+
+
+def _literal_or_expression(value: Any, data: Any, where: str) -> Any:
+    """A `${ ... }` string evaluated on `data`; anything else as it is (a literal)."""
+    return _evaluate(value, data, where) if expressions.is_expression(value) else value
 
 
 def passes(spec: dict[str, Any], event: dict[str, Any], where: str) -> bool:
@@ -89,7 +90,8 @@ def passes(spec: dict[str, Any], event: dict[str, Any], where: str) -> bool:
         if not isinstance(rule, dict) or rule.get("expect") is None:
             continue
         value = _evaluate(rule.get("from"), event, f"{where}/correlate/{key}/from")
-        if value != _evaluate(rule["expect"], None, f"{where}/correlate/{key}/expect"):
+        expect = _literal_or_expression(rule["expect"], None, f"{where}/correlate/{key}/expect")
+        if value != expect:
             return False
     return True
 

@@ -176,3 +176,56 @@ def test_the_mapped_commands_drive_a_document_through_start_and_listen() -> None
     for command in found["dsl.order-flow.listen.payments"].mapper(rec(payment, "payments")):
         env.deliver(command)
     assert env.result("order-7") == {"order": "7", "paid": 12}
+
+
+FILTERED = """\
+document:
+  dsl: '1.0.3'
+  namespace: shop
+  name: vip-flow
+  version: '1.0.0'
+  metadata:
+    replayflow: {topic: orders}
+schedule:
+  on:
+    one:
+      with:
+        type: com.example.order.placed
+        subject: '${ startswith("vip-") }'
+      correlate:
+        region: {from: '${ .data.region }', expect: eu}
+do:
+  - wait:
+      metadata:
+        replayflow: {topic: notes, id: '${ .subject }'}
+      listen:
+        to:
+          one:
+            with: {type: com.example.note}
+"""
+
+
+def event_with(subject: str, region: str, event_type: str = "com.example.order.placed") -> bytes:
+    return json.dumps(
+        {
+            "specversion": "1.0",
+            "id": f"{subject}-{region}",
+            "source": "https://shop.example.com",
+            "type": event_type,
+            "subject": subject,
+            "data": {"region": region},
+        }
+    ).encode()
+
+
+def test_schedule_on_filters_by_expressions_and_correlation_expectations() -> None:
+    start = specs(FILTERED)["dsl.vip-flow.on"].mapper
+    assert start(rec(event_with("vip-1", "eu")))[0].instance_id == "vip-flow-vip-1-eu"
+    assert start(rec(event_with("std-1", "eu"))) == []  # the `with` expression is false
+    assert start(rec(event_with("vip-2", "us"))) == []  # the correlation expects eu
+
+
+def test_listen_routed_by_the_task_metadata_id() -> None:
+    listen = specs(FILTERED)["dsl.vip-flow.listen.notes"].mapper
+    [command] = listen(rec(event_with("vip-1", "eu", "com.example.note"), "notes"))
+    assert command.instance_id == "vip-1"
