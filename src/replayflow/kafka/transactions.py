@@ -90,6 +90,9 @@ class TransactionalLoop:
                 "group.instance.id": self.member_id,
                 "session.timeout.ms": self._session_timeout_ms,
                 "max.poll.interval.ms": 120_000,
+                # A source topic created after the trigger started is found within
+                # seconds, not librdkafka's default five minutes.
+                "topic.metadata.refresh.interval.ms": 10_000,
             },
         )
         callbacks: dict[str, Rebalance] = {}
