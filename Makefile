@@ -106,6 +106,9 @@ chaos: venv ## kill orchestrators, workers and brokers under load; verdicts + .d
 
 bench-scale: venv benchmarks/scale.py ## 50k waiting + 200k queued instances, one orchestrator (benchmarks/scale.py)
 	@$(KAFKA) run -- bash -c '$(APPLY) && $(BIN)/python benchmarks/scale.py $(SCALE_ARGS)'
+.PHONY: bench-kafka-triggers
+bench-kafka-triggers: venv ## a Kafka topic trigger: records/s routed to starts (goal >= 10,000/s) and its lag
+	@$(KAFKA) run -- bash -c '$(BIN)/python benchmarks/triggers_kafka.py $(TRIGGER_BENCH_ARGS)'
 
 examples/demo.py benchmarks/run.py:
 	@echo "error: $@ is not written yet" >&2; exit 1

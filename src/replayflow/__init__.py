@@ -28,6 +28,7 @@ from replayflow.core.errors import (
 )
 from replayflow.core.policy import Retry
 from replayflow.core.state import Status
+from replayflow.core.triggers import KafkaTrigger
 from replayflow.execution import StepContext, current_step
 
 # Loaded on first use: `import replayflow` stays free of Kafka clients for code that only
@@ -51,6 +52,7 @@ __all__ = [
     "Client",
     "Context",
     "EventTimeout",
+    "KafkaTrigger",
     "LimitExceeded",
     "NonDeterminismError",
     "NonRetryableError",

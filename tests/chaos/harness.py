@@ -111,6 +111,12 @@ class Cluster:
     def worker(self) -> Process:
         return self._start("worker", ["worker", "-m", WORKLOADS])
 
+    def trigger(self, module: str, member_id: str, *extra: str) -> Process:
+        """`replayflow trigger -m module --id member_id` (no DSL documents)."""
+        return self._start(
+            "trigger", ["trigger", "-m", module, "--id", member_id, "--no-documents", *extra]
+        )
+
     def _check(self, process: Process) -> Process:
         if not process.alive():
             raise AssertionError(

@@ -22,6 +22,7 @@ COMMANDS = {
     "dev",
     "orchestrator",
     "worker",
+    "trigger",
     "start",
     "result",
     "send-event",
@@ -75,3 +76,11 @@ def test_python_dash_m_runs_the_cli() -> None:
     assert "Usage: python -m replayflow.cli" in out.stdout
     for command in ("orchestrator", "dlq", "validate", "serve"):
         assert command in out.stdout
+
+
+def test_trigger_without_any_trigger_says_how_to_declare_one() -> None:
+    from click.testing import CliRunner
+
+    result = CliRunner().invoke(main, ["trigger", "--no-documents"])
+    assert result.exit_code != 0
+    assert "no triggers" in result.output

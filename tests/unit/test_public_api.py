@@ -13,6 +13,7 @@ EXPORTS = {
     "Client",
     "Context",
     "EventTimeout",
+    "KafkaTrigger",
     "LimitExceeded",
     "NonDeterminismError",
     "NonRetryableError",

@@ -30,12 +30,14 @@ def main() -> None:
 def _register() -> None:
     from replayflow.cli import dsl, instances, run
     from replayflow.cli.topics import topics
+    from replayflow.cli.trigger import trigger
 
     main.add_command(topics)
     for command in (
         run.dev,
         run.orchestrator,
         run.worker,
+        trigger,
         instances.start,
         instances.result,
         instances.send_event,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
+import socket
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ import click
 
 from replayflow import telemetry
 from replayflow.cli.support import load_registry, modules_option, one_line_errors, settings
+from replayflow.cli.trigger import TriggerService, declared_specs
 from replayflow.core.definitions import Registry
 from replayflow.processors.orchestrator import Orchestrator
 from replayflow.processors.runtime import LocalRuntime
@@ -144,11 +146,24 @@ def worker(modules: tuple[str, ...], concurrency: int, verbose: bool) -> None:
     show_default=True,
     help="Port of the HTTP API and web UI (0: do not serve them).",
 )
+@click.option(
+    "--triggers",
+    "trigger_files",
+    multiple=True,
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="A triggers file to run as well (repeatable); code and DSL triggers always run.",
+)
 @click.option("-v", "--verbose", is_flag=True)
 @one_line_errors
-def dev(modules: tuple[str, ...], no_kafka: bool, api_port: int, verbose: bool) -> None:
-    """Local Kafka, topics, an orchestrator and a worker in one command; Ctrl-C stops
-    everything it started."""
+def dev(
+    modules: tuple[str, ...],
+    no_kafka: bool,
+    api_port: int,
+    trigger_files: tuple[Path, ...],
+    verbose: bool,
+) -> None:
+    """Local Kafka, topics, an orchestrator, a worker and the Kafka topic triggers in
+    one command; Ctrl-C stops everything it started."""
     _logging(verbose)
     script = Path("compose/kafka/kafka.sh")
     started_kafka = False
@@ -174,7 +189,10 @@ def dev(modules: tuple[str, ...], no_kafka: bool, api_port: int, verbose: bool) 
         registry = with_dsl_steps(with_documents(load_registry(modules), config), config)
         stop = threading.Event()
         _stop_on_signals(stop)
-        with LocalRuntime(config, registry), _api_server(config, api_port):
+        triggers = TriggerService(
+            config, declared_specs(registry, trigger_files), f"dev-{socket.gethostname()}"
+        )
+        with LocalRuntime(config, registry), triggers, _api_server(config, api_port):
             names = ", ".join(sorted(registry.workflows)) or "none"
             click.echo(f"replayflow is running (workflows: {names}); Ctrl-C stops it")
             stop.wait()

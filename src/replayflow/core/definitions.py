@@ -12,6 +12,7 @@ from replayflow.core.durations import Duration, to_ms
 from replayflow.core.errors import ValidationError
 from replayflow.core.names import check_name, check_version, version_key
 from replayflow.core.policy import DEFAULT_RETRY, Retry
+from replayflow.core.triggers import KafkaTrigger
 
 WorkflowFn = Callable[..., Awaitable[Any]]
 
@@ -41,6 +42,7 @@ class WorkflowDef:
     timeout_ms: int | None = None
     concurrency: int | None = None  # most instances running at once; None: no limit
     takes_input: bool = True
+    triggers: tuple[KafkaTrigger, ...] = ()  # topics whose records start or feed it
 
     async def __call__(self, ctx: Any, input: Any = None) -> Any:
         # ctx is the instance's rf.Context. It is not named here: context.py builds on
@@ -90,6 +92,7 @@ def workflow(
     version: str = "1",
     timeout: Duration | None = None,
     concurrency: int | None = None,
+    trigger: KafkaTrigger | Iterable[KafkaTrigger] | None = None,
 ) -> Callable[[WorkflowFn], WorkflowDef]: ...
 
 
@@ -101,8 +104,10 @@ def workflow(
     version: str = "1",
     timeout: Duration | None = None,
     concurrency: int | None = None,
+    trigger: KafkaTrigger | Iterable[KafkaTrigger] | None = None,
 ) -> WorkflowDef | Callable[[WorkflowFn], WorkflowDef]:
-    """Declare a workflow: an `async def f(ctx, input)` whose awaits are durable."""
+    """Declare a workflow: an `async def f(ctx, input)` whose awaits are durable.
+    `trigger=rf.KafkaTrigger(...)` (or several) starts it from records of a topic."""
 
     def wrap(f: WorkflowFn) -> WorkflowDef:
         if not inspect.iscoroutinefunction(f):
@@ -112,16 +117,31 @@ def workflow(
             raise ValidationError(f"workflow {f.__name__!r} takes (ctx) or (ctx, input)")
         if concurrency is not None and (not isinstance(concurrency, int) or concurrency < 1):
             raise ValidationError(f"concurrency must be a positive integer, got {concurrency!r}")
+        workflow_name = check_name(name or f.__name__, "workflow name")
         return WorkflowDef(
-            name=check_name(name or f.__name__, "workflow name"),
+            name=workflow_name,
             version=check_version(str(version)),
             fn=f,
             timeout_ms=None if timeout is None else to_ms(timeout),
             concurrency=concurrency,
             takes_input=len(params) == 2,
+            triggers=_triggers(trigger, workflow_name),
         )
 
     return wrap(fn) if fn is not None else wrap
+
+
+def _triggers(
+    trigger: KafkaTrigger | Iterable[KafkaTrigger] | None, workflow_name: str
+) -> tuple[KafkaTrigger, ...]:
+    declared = [trigger] if isinstance(trigger, KafkaTrigger) else list(trigger or ())
+    for item in declared:
+        if not isinstance(item, KafkaTrigger):
+            raise ValidationError(f"trigger= takes rf.KafkaTrigger objects, not {item!r}")
+    attached = tuple(item.for_workflow(workflow_name) for item in declared)
+    for item in attached:
+        item.trigger_name  # noqa: B018 - a derived name too long for a group id fails here
+    return attached
 
 
 class WorkflowSource(Protocol):

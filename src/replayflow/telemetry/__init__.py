@@ -18,6 +18,8 @@ Metrics (instrumentation scope "replayflow"):
     replayflow.step.schedule_to_start   histogram  workflow, function            (s)
     replayflow.instances                gauge      status, partition
     replayflow.consumer.lag             gauge      consumer.group, topic, partition
+                                                   (+ trigger, for a Kafka topic trigger)
+    replayflow.trigger.records          counter    trigger, outcome
 
 Logs: REPLAYFLOW_LOG_FORMAT=json makes them JSON lines with instance_id, step, attempt
 (see logs.py). Setup from the environment: setup.py.
@@ -43,6 +45,7 @@ from replayflow.telemetry.logs import JsonFormatter, configure_logging, fields
 from replayflow.telemetry.orchestrator import OrchestratorTelemetry
 from replayflow.telemetry.setup import Telemetry, current, install, reset, setup_from_env
 from replayflow.telemetry.spans import instance_root
+from replayflow.telemetry.trigger import TriggerTelemetry
 from replayflow.telemetry.worker import WorkerTelemetry
 
 
@@ -52,6 +55,10 @@ def for_orchestrator(group: str) -> OrchestratorTelemetry:
 
 def for_worker(group: str) -> WorkerTelemetry:
     return WorkerTelemetry(setup_from_env(), group)
+
+
+def for_trigger(group: str, trigger: str) -> TriggerTelemetry:
+    return TriggerTelemetry(setup_from_env(), group, trigger)
 
 
 def start_headers(workflow: str, instance_id: str) -> KafkaHeaders | None:
@@ -84,11 +91,13 @@ __all__ = [
     "KafkaHeaders",
     "OrchestratorTelemetry",
     "Telemetry",
+    "TriggerTelemetry",
     "WorkerTelemetry",
     "configure_logging",
     "current",
     "fields",
     "for_orchestrator",
+    "for_trigger",
     "for_worker",
     "format_traceparent",
     "install",

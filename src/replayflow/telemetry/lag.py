@@ -10,8 +10,15 @@ from replayflow.telemetry.setup import Telemetry
 
 
 class LagSampler:
-    def __init__(self, telemetry: Telemetry, group: str, interval: float = 5.0) -> None:
+    def __init__(
+        self,
+        telemetry: Telemetry,
+        group: str,
+        interval: float = 5.0,
+        attributes: dict[str, Any] | None = None,
+    ) -> None:
         self.group = group
+        self.attributes = attributes or {}  # added to every point (a trigger's name)
         self.interval = interval
         self.lag: dict[tuple[str, int], int] = {}
         self._next = 0.0
@@ -44,7 +51,15 @@ class LagSampler:
 
     def _observe(self) -> list[tuple[float, dict[str, Any]]]:
         return [
-            (value, {"consumer.group": self.group, "topic": topic, "partition": partition})
+            (
+                value,
+                {
+                    **self.attributes,
+                    "consumer.group": self.group,
+                    "topic": topic,
+                    "partition": partition,
+                },
+            )
             for (topic, partition), value in dict(self.lag).items()
         ]
 
