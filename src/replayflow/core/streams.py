@@ -169,6 +169,7 @@ class StreamItem:
 
 @dataclass
 class _Attempt:
+    first: int  # offset of its first record
     values: list[StreamItem] = field(default_factory=list)
     wrote: bool = False  # to this view's stream
     closing: int | None = None  # offset of a StreamClosed it wrote
@@ -202,7 +203,7 @@ class StreamView:
             return []
         out = self._superseded(offset, record.step, record.attempt)
         key = (record.step, record.attempt)
-        attempt = self._open.setdefault(key, _Attempt())
+        attempt = self._open.setdefault(key, _Attempt(offset))
         attempt.wrote = True
         if isinstance(record, StreamClosed):
             attempt.closing = offset
@@ -221,6 +222,13 @@ class StreamView:
         else:
             out.append(item)
         return out
+
+    def resume_offset(self, position: int) -> int:
+        """Where a new reader should start to miss nothing this one has not yielded:
+        `position` (the next offset to read), or, while `settled` holds values of an
+        attempt that has not ended, that attempt's first record."""
+        held = [a.first for a in self._open.values() if a.values]
+        return min([position, *held])
 
     def _superseded(self, offset: int, step: str, attempt: int) -> list[StreamItem]:
         latest = self._latest.get(step, 0)
