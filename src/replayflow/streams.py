@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -28,6 +27,8 @@ from replayflow.processors.stream_reader import StreamFollower, wait_time
 from replayflow.settings import Settings
 
 __all__ = ["AsyncStream", "Stream", "StreamItem", "StreamTimeout"]
+
+Read = tuple[int, list[StreamItem]]  # a record's offset, and the items it made
 
 
 class StreamTimeout(ReplayflowError, TimeoutError):
@@ -54,28 +55,22 @@ class Stream:
         self.idle_timeout = idle_timeout
         self.view = StreamView(instance_id, name, settled)
         self._follower: StreamFollower | None = StreamFollower(settings, instance_id, start)
-        self._ready: deque[StreamItem] = deque()
         self._position = max(start, 0)
         self._end: int | None = None if follow else self._follower.end()
 
     @property
     def resume_offset(self) -> int:
         """Pass as `start=` to a new reader to go on where this one stopped."""
-        if self._follower is not None:
-            self._position = self._follower.position
         return self.view.resume_offset(self._position)
 
     @property
     def done(self) -> bool:
-        return self.view.done and not self._ready
+        return self.view.done
 
-    def next_batch(self, timeout: float | None = None) -> list[StreamItem] | None:
-        """Items read within `timeout` seconds (maybe none); None once the stream is
-        over (closed, ended, or read to its end without `follow`)."""
-        if self._ready:
-            items = list(self._ready)
-            self._ready.clear()
-            return items
+    def next_records(self, timeout: float | None = None) -> list[Read] | None:
+        """(offset, items) of the records read within `timeout` seconds (maybe none;
+        most records make one item or none); None once the stream is over (closed,
+        ended, or read to its end without `follow`)."""
         follower = self._follower
         if follower is None or self.view.done:
             self.close()
@@ -83,10 +78,27 @@ class Stream:
         if self._end is not None and follower.caught_up(self._end):
             self.close()
             return None
-        items = []
-        for offset, record in follower.poll(0.1 if timeout is None else timeout):
-            items += self.view.feed(offset, record)
-        return items
+        reads = [
+            (offset, self.view.feed(offset, record))
+            for offset, record in follower.poll(0.1 if timeout is None else timeout)
+        ]
+        if not self.view.done:
+            # Records of other instances move the position too: nothing to show there.
+            reads.append((follower.position - 1, []))
+        return reads
+
+    def next_batch(self, timeout: float | None = None) -> list[StreamItem] | None:
+        """The items of next_records, in one list."""
+        reads = self.next_records(timeout)
+        if reads is None:
+            return None
+        self.shown(reads[-1][0] if reads else None)
+        return [item for _, items in reads for item in items]
+
+    def shown(self, offset: int | None) -> None:
+        """Everything up to `offset` reached the caller: a resume starts after it."""
+        if offset is not None:
+            self._position = max(self._position, offset + 1)
 
     def __iter__(self) -> Iterator[StreamItem]:
         try:
@@ -95,17 +107,19 @@ class Stream:
                     None if self.idle_timeout is None else time.monotonic() + self.idle_timeout
                 )
                 while True:
-                    batch = self.next_batch(wait_time(deadline))
-                    if batch is None:
+                    reads = self.next_records(wait_time(deadline))
+                    if reads is None:
                         return
-                    if batch:
+                    if any(items for _, items in reads):
                         break
+                    self.shown(reads[-1][0] if reads else None)
                     if deadline is not None and time.monotonic() >= deadline:
                         raise StreamTimeout(
                             f"stream {self.name!r} of {self.instance_id!r}: nothing "
                             f"for {self.idle_timeout:g} s"
                         )
-                yield from batch
+                for offset, items in reads:
+                    yield from _handed(self, offset, items)
         finally:
             self.close()
 
@@ -121,7 +135,6 @@ class Stream:
 
     def close(self) -> None:
         if self._follower is not None:
-            self._position = self._follower.position
             self._follower.close()
             self._follower = None
 
@@ -148,10 +161,10 @@ class AsyncStream:
         try:
             idle_since = time.monotonic()
             while True:
-                batch = await asyncio.to_thread(stream.next_batch, 0.1)
-                if batch is None:
+                reads = await asyncio.to_thread(stream.next_records, 0.1)
+                if reads is None:
                     return
-                if batch:
+                if any(items for _, items in reads):
                     idle_since = time.monotonic()
                 elif (
                     stream.idle_timeout is not None
@@ -161,8 +174,9 @@ class AsyncStream:
                         f"stream {stream.name!r} of {stream.instance_id!r}: nothing "
                         f"for {stream.idle_timeout:g} s"
                     )
-                for item in batch:
-                    yield item
+                for offset, items in reads:
+                    for item in _handed(stream, offset, items):
+                        yield item
         finally:
             await asyncio.to_thread(stream.close)
 
@@ -173,3 +187,14 @@ class AsyncStream:
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self._stream.close)
+
+
+def _handed(stream: Stream, offset: int, items: list[StreamItem]) -> Iterator[StreamItem]:
+    """The items of one record; the record counts as shown once its last item is
+    handed over (a caller that stops after it resumes at the next record)."""
+    if not items:
+        stream.shown(offset)
+    for n, item in enumerate(items):
+        if n == len(items) - 1:
+            stream.shown(offset)
+        yield item
