@@ -92,6 +92,8 @@ lint: venv ## ruff check, ruff format --check, mypy
 
 bench: venv benchmarks/run.py ## run benchmarks/run.py on the local broker (started for it, then stopped)
 	@$(KAFKA) run -- bash -c '$(APPLY) && $(BIN)/python benchmarks/run.py'
+bench-streams: venv benchmarks/streams.py ## durable streams: write-to-reader latency at 1,000 values/s, values/s (benchmarks/streams.py)
+	@$(KAFKA) run -- bash -c '$(APPLY) && $(BIN)/python benchmarks/streams.py $(STREAMS_ARGS)'
 bench-scale: venv benchmarks/scale.py ## 50k waiting + 200k queued instances, one orchestrator (benchmarks/scale.py)
 	@$(KAFKA) run -- bash -c '$(APPLY) && $(BIN)/python benchmarks/scale.py $(SCALE_ARGS)'
 

@@ -62,8 +62,13 @@ class StreamFollower:
         return tp.offset >= end or self.position >= end
 
     def poll(self, timeout: float = 0.1, batch: int = 500) -> list[tuple[int, Any]]:
+        # consume(n, t) waits for n records or t: a reader waits for the first one only,
+        # then takes what else is there.
+        first = self._consumer.poll(timeout)
+        if first is None:
+            return []
         out = []
-        for message in self._consumer.consume(batch, timeout=timeout):
+        for message in [first, *self._consumer.consume(batch - 1, timeout=0)]:
             if message.error() is not None:
                 continue
             offset = message.offset() or 0
