@@ -220,7 +220,7 @@ class _Stable:
     def __call__(self, messages: list[ModelMessage]) -> list[ModelMessage]:
         out: list[ModelMessage] = []
         for message in messages:
-            ids = {
+            ids: dict[str, Any] = {
                 "run_id": self._run(message.run_id),
                 "conversation_id": self._run(message.conversation_id),
             }

@@ -50,12 +50,13 @@ async def request_model(
     try:
         async with model.request_stream(messages, settings, params) as streamed:
             async for event in streamed:
+                text = ""
                 if isinstance(event, PartStartEvent) and isinstance(event.part, TextPart):
-                    if event.part.content:
-                        writer.write(event.part.content)
+                    text = event.part.content
                 elif isinstance(event, PartDeltaEvent) and isinstance(event.delta, TextPartDelta):
-                    if event.delta.content_delta:
-                        writer.write(event.delta.content_delta)
+                    text = event.delta.content_delta
+                if text:
+                    writer.write(text)
             return streamed.get()
     except NotImplementedError:  # a model that cannot stream: its text in one piece
         response = await model.request(messages, settings, params)
