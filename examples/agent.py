@@ -37,7 +37,14 @@ from replayflow.ai import DurableAgent
 from replayflow.mcp_tools import McpServer, send, text_of
 
 HERE = Path(__file__).resolve().parent
-TOOLS_SERVER = McpServer.stdio(sys.executable, str(HERE / "mcp_server.py"))
+
+
+def tools_server() -> McpServer:
+    """examples/mcp_server.py over stdio (an MCP server gets a minimal environment:
+    pass on the one variable it reads)."""
+    env = {k: v for k, v in os.environ.items() if k == "MCP_CALLS_FILE"}
+    return McpServer.stdio(sys.executable, str(HERE / "mcp_server.py"), env=env or None)
+
 BUDGET_EUR = 500
 
 
@@ -124,7 +131,7 @@ agent = Agent(
 def search_flights(destination: str, max_price: int) -> dict[str, Any]:
     """Flights to a destination at or under a price, from the MCP server's tool."""
     result = send(
-        TOOLS_SERVER,
+        tools_server(),
         "tools/call",
         {"name": "search_flights", "arguments": {"destination": destination, "max_price": max_price}},
     )
