@@ -45,6 +45,7 @@ def tools_server() -> McpServer:
     env = {k: v for k, v in os.environ.items() if k == "MCP_CALLS_FILE"}
     return McpServer.stdio(sys.executable, str(HERE / "mcp_server.py"), env=env or None)
 
+
 BUDGET_EUR = 500
 
 
@@ -133,7 +134,10 @@ def search_flights(destination: str, max_price: int) -> dict[str, Any]:
     result = send(
         tools_server(),
         "tools/call",
-        {"name": "search_flights", "arguments": {"destination": destination, "max_price": max_price}},
+        {
+            "name": "search_flights",
+            "arguments": {"destination": destination, "max_price": max_price},
+        },
     )
     found: dict[str, Any] = json.loads(text_of(result))
     return found

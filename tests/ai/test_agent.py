@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from examples import agent
+
 from replayflow.core.messages import StepScheduled
 from replayflow.testing import Environment
 

@@ -141,7 +141,9 @@ class KafkaEngine:
         from tests.conftest import _admin
 
         admin = _admin(self.settings.bootstrap)
-        mine = [t for t in admin.list_topics(timeout=10).topics if t.startswith(self.settings.namespace)]
+        mine = [
+            t for t in admin.list_topics(timeout=10).topics if t.startswith(self.settings.namespace)
+        ]
         if mine:
             for future in admin.delete_topics(mine, operation_timeout=10).values():
                 try:

@@ -24,7 +24,10 @@ def new_id(prefix: str) -> str:
 
 def shown(items: list[StreamItem]) -> list[tuple[str, Any]]:
     return [
-        (i.kind, i.value if i.kind == "value" else (i.attempt if i.kind == "retracted" else i.reason))
+        (
+            i.kind,
+            i.value if i.kind == "value" else (i.attempt if i.kind == "retracted" else i.reason),
+        )
         for i in items
     ]
 

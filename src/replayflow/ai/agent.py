@@ -25,6 +25,7 @@ reach MCP servers from a tool through replayflow.mcp_tools (examples/agent.py do
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from typing import Any
 
@@ -148,22 +149,28 @@ class DurableAgent:
 
     # -- in the worker -------------------------------------------------------------------
 
-    async def _model_request(
+    # Plain functions: a worker runs them in its thread pool, each on an event loop of
+    # its own, so a model client or a tool that blocks never stalls the worker's loop.
+    def _model_request(
         self, messages: list[Any], settings: dict[str, Any] | None, params: dict[str, Any]
     ) -> dict[str, Any]:
-        response = await request_model(
-            self.model,
-            ModelMessagesTypeAdapter.validate_python(messages),
-            settings,  # type: ignore[arg-type]
-            _PARAMS.validate_python(params),
-            self.stream,
+        response = asyncio.run(
+            request_model(
+                self.model,
+                ModelMessagesTypeAdapter.validate_python(messages),
+                settings,  # type: ignore[arg-type]
+                _PARAMS.validate_python(params),
+                self.stream,
+            )
         )
         return _RESPONSE.dump_python(response, mode="json")  # type: ignore[no-any-return]
 
-    async def _tool_call(
+    def _tool_call(
         self, toolset: int, tool: str, args: dict[str, Any], call_id: str | None, retry: int
     ) -> dict[str, Any]:
-        outcome = await run_tool(self.model, self.toolsets[toolset], tool, args, call_id, retry)
+        outcome = asyncio.run(
+            run_tool(self.model, self.toolsets[toolset], tool, args, call_id, retry)
+        )
         return dataclasses.asdict(outcome)
 
 
