@@ -9,6 +9,7 @@ Kafka engine (an orchestrator and a worker on the real broker, read with the Cli
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
 from collections.abc import Callable, Iterator

@@ -10,15 +10,15 @@ from replayflow.core.stream_records import (
 )
 from replayflow.core.streams import StreamView
 
-I = "inst-1"
+INSTANCE = "inst-1"
 
 
 def value(step: str, attempt: int, index: int, text: str, stream: str = "s") -> StreamValue:
-    return StreamValue(I, stream, step, attempt, index, f'"{text}"', 0)
+    return StreamValue(INSTANCE, stream, step, attempt, index, f'"{text}"', 0)
 
 
 def ended(step: str, attempt: int, ok: bool) -> StreamAttemptEnded:
-    return StreamAttemptEnded(I, step, attempt, "COMPLETED" if ok else "FAILED", 0)
+    return StreamAttemptEnded(INSTANCE, step, attempt, "COMPLETED" if ok else "FAILED", 0)
 
 
 def fold(view: StreamView, records: list[object]) -> list[tuple[str, object]]:
@@ -31,25 +31,25 @@ def fold(view: StreamView, records: list[object]) -> list[tuple[str, object]]:
 
 def test_a_later_attempt_voids_an_attempt_whose_worker_died() -> None:
     records = [value("a", 1, 0, "x"), value("a", 2, 0, "y"), ended("a", 2, True)]
-    assert fold(StreamView(I, "s"), records) == [
+    assert fold(StreamView(INSTANCE, "s"), records) == [
         ("value", "x"),
         ("retracted", "RETRIED"),
         ("value", "y"),
     ]
-    assert fold(StreamView(I, "s", settled=True), records) == [("value", "y")]
+    assert fold(StreamView(INSTANCE, "s", settled=True), records) == [("value", "y")]
 
 
 def test_a_close_counts_only_once_its_attempt_completed() -> None:
     records = [
         value("a", 1, 0, "x"),
-        StreamClosed(I, "s", "a", 1, 0),
+        StreamClosed(INSTANCE, "s", "a", 1, 0),
         ended("a", 1, False),
         value("a", 2, 0, "y"),
-        StreamClosed(I, "s", "a", 2, 0),
+        StreamClosed(INSTANCE, "s", "a", 2, 0),
         ended("a", 2, True),
         value("b", 1, 0, "never read"),
     ]
-    view = StreamView(I, "s")
+    view = StreamView(INSTANCE, "s")
     assert fold(view, records) == [
         ("value", "x"),
         ("retracted", "FAILED"),
@@ -60,8 +60,8 @@ def test_a_close_counts_only_once_its_attempt_completed() -> None:
 
 
 def test_the_end_of_the_instance_voids_open_attempts_and_ends_the_stream() -> None:
-    records = [value("a", 1, 0, "x"), StreamEnded(I, "CANCELLED", 0), value("a", 1, 1, "late")]
-    assert fold(StreamView(I, "s"), records) == [
+    records = [value("a", 1, 0, "x"), StreamEnded(INSTANCE, "CANCELLED", 0), value("a", 1, 1, "late")]
+    assert fold(StreamView(INSTANCE, "s"), records) == [
         ("value", "x"),
         ("retracted", "UNFINISHED"),
         ("ended", "CANCELLED"),
@@ -75,11 +75,11 @@ def test_other_streams_and_instances_are_not_shown() -> None:
         value("a", 1, 0, "mine"),
         ended("a", 1, True),
     ]
-    assert fold(StreamView(I, "s"), records) == [("value", "mine")]
+    assert fold(StreamView(INSTANCE, "s"), records) == [("value", "mine")]
 
 
 def test_a_settled_reader_resumes_at_the_first_record_of_an_open_attempt() -> None:
-    view = StreamView(I, "s", settled=True)
+    view = StreamView(INSTANCE, "s", settled=True)
     fold(view, [value("a", 1, 0, "x"), value("b", 1, 0, "y"), ended("b", 1, True)])
     assert view.resume_offset(3) == 0
     view.feed(3, ended("a", 1, True))
