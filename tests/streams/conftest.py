@@ -147,10 +147,8 @@ class KafkaEngine:
         ]
         if mine:
             for future in admin.delete_topics(mine, operation_timeout=10).values():
-                try:
+                with contextlib.suppress(Exception):  # cleanup is best effort
                     future.result()
-                except Exception:  # cleanup is best effort
-                    pass
 
 
 @pytest.fixture(scope="module")

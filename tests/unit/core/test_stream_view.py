@@ -60,7 +60,11 @@ def test_a_close_counts_only_once_its_attempt_completed() -> None:
 
 
 def test_the_end_of_the_instance_voids_open_attempts_and_ends_the_stream() -> None:
-    records = [value("a", 1, 0, "x"), StreamEnded(INSTANCE, "CANCELLED", 0), value("a", 1, 1, "late")]
+    records = [
+        value("a", 1, 0, "x"),
+        StreamEnded(INSTANCE, "CANCELLED", 0),
+        value("a", 1, 1, "late"),
+    ]
     assert fold(StreamView(INSTANCE, "s"), records) == [
         ("value", "x"),
         ("retracted", "UNFINISHED"),
