@@ -104,6 +104,8 @@ bench: venv benchmarks/run.py ## run benchmarks/run.py on the local broker (star
 chaos: venv ## kill orchestrators, workers and brokers under load; verdicts + .data/chaos/*.json (minutes)
 	@$(BIN)/python -m benchmarks.chaos $(SCENARIO) $(CHAOS_ARGS)
 
+bench-streams: venv benchmarks/streams.py ## durable streams: write-to-reader latency at 1,000 values/s, values/s (benchmarks/streams.py)
+	@$(KAFKA) run -- bash -c '$(APPLY) && $(BIN)/python benchmarks/streams.py $(STREAMS_ARGS)'
 bench-scale: venv benchmarks/scale.py ## 50k waiting + 200k queued instances, one orchestrator (benchmarks/scale.py)
 	@$(KAFKA) run -- bash -c '$(APPLY) && $(BIN)/python benchmarks/scale.py $(SCALE_ARGS)'
 .PHONY: bench-kafka-triggers

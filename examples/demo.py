@@ -1,5 +1,7 @@
 """`make demo`: an orchestrator and a worker in this process, on the local Kafka, run
-the example workflows end to end and show one instance's history."""
+the example workflows end to end: a pipeline, a Pydantic AI travel agent (an MCP tool,
+a human approval, its answer streamed here, then replayed without calling the model),
+and the YAML pipeline."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from examples import agent, pipeline
 from replayflow.cli.instances import history_table
 from replayflow.client import Client
 from replayflow.core.definitions import Registry
+from replayflow.core.replay import replay
 from replayflow.processors.runtime import LocalRuntime
 from replayflow.settings import Settings
 
@@ -82,13 +85,28 @@ def main() -> None:
             "travel-agent", {"goal": "a flight to Lisbon under 500 EUR"}, id=f"trip-{run}"
         )
         wait_for(client, trip.id, "EventAwaited")
-        print(f"\n[agent] {trip.id} planned with tools and waits for approval; approving")
+        print(
+            f"\n[agent] {trip.id} searched flights (a tool of the MCP server in "
+            "examples/mcp_server.py) and waits for approval to book; approving"
+        )
         client.send_event(trip.id, "approval", {"approved": True, "by": "demo"})
-        print(f"[agent] {trip.id}: {trip.result(timeout=60)}")
+        print("[agent] answer, streamed: ", end="", flush=True)
+        for item in trip.stream("answer", idle_timeout=60):
+            if item.kind == "value":
+                print(item.value, end="", flush=True)
+        print(f"\n[agent] {trip.id}: {trip.result(timeout=60)}")
 
+        history = client.history(trip.id)
         print(f"\nhistory of {trip.id}:")
-        for line in history_table(client.history(trip.id)):
+        for line in history_table(history):
             print("  " + line)
+        calls = agent.MODEL_CALLS["count"]
+        report = replay(history, registry)
+        print(
+            f"\n[agent] replayed from its history: "
+            f"{'identical' if report.identical else report.difference}; model calls during "
+            f"the replay: {agent.MODEL_CALLS['count'] - calls}"
+        )
 
         if (Path(__file__).parent / "pipeline.yaml").exists():  # the YAML (DSL) pipeline
             yaml_pipeline(client, registry, run)

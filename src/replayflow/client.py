@@ -43,6 +43,7 @@ from replayflow.kafka.partition import murmur2_partition
 from replayflow.kafka.producing import DeliveryError, Record, deliver
 from replayflow.kafka.reading import read_to_end, watermarks
 from replayflow.settings import Settings
+from replayflow.streams import AsyncStream, Stream
 from replayflow.topics import Topics
 
 _FINAL_EVENTS = {
@@ -69,6 +70,10 @@ class Handle:
 
     def completion(self, timeout: float | None = 60.0) -> Completion:
         return self._client.completion(self.id, timeout, since=self.started_at)
+
+    def stream(self, name: str, **options: Any) -> Stream:
+        """Read a named stream of this instance live (see Client.stream)."""
+        return self._client.stream(self.id, name, **options)
 
     def __repr__(self) -> str:
         return f"Handle({self.id!r})"
@@ -277,6 +282,28 @@ class Client:
                 return events
             time.sleep(0.2)
 
+    def stream(
+        self,
+        instance_id: str,
+        name: str,
+        *,
+        start: int = 0,
+        settled: bool = False,
+        follow: bool = True,
+        idle_timeout: float | None = None,
+    ) -> Stream:
+        """Iterate a named stream of an instance, live and in order (replayflow.streams):
+        from `start` (an offset; 0 is the first), until it closes or the instance ends."""
+        return Stream(
+            self.settings,
+            instance_id,
+            name,
+            start=start,
+            settled=settled,
+            follow=follow,
+            idle_timeout=idle_timeout,
+        )
+
     def _find_completion(self, instance_id: str) -> Completion | None:
         found = None
         for record in self._scan(self.topics.completions, instance_id):
@@ -369,6 +396,11 @@ class AsyncClient:
 
     async def history(self, instance_id: str) -> list[HistoryEvent]:
         return await asyncio.to_thread(self._client.history, instance_id)
+
+    async def stream(self, instance_id: str, name: str, **options: Any) -> AsyncStream:
+        """`async for item in await client.stream(id, "tokens")`; options as Client.stream."""
+        stream = await asyncio.to_thread(self._client.stream, instance_id, name, **options)
+        return AsyncStream(stream)
 
     async def pause(self, instance_id: str, reason: str = "") -> None:
         await asyncio.to_thread(self._client.pause, instance_id, reason)

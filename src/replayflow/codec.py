@@ -47,8 +47,13 @@ from replayflow.core import messages
 from replayflow.core.errors import ReplayflowError
 
 #: Modules whose dataclasses map to records by name. The core's messages, and the DSL's
-#: deployed-document record (a module of dataclasses only, cheap to import).
-MESSAGE_MODULES = ("replayflow.core.messages", "replayflow.dsl.records")
+#: deployed-document record and the stream records (modules of dataclasses only, cheap
+#: to import).
+MESSAGE_MODULES = (
+    "replayflow.core.messages",
+    "replayflow.dsl.records",
+    "replayflow.core.stream_records",
+)
 
 MAGIC = b"\xc3\x01"
 HEADER_SIZE = 10  # 2 bytes magic + 8 bytes fingerprint

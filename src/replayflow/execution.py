@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from replayflow.core.definitions import StepDef
 from replayflow.core.errors import PayloadError, error_info
 from replayflow.core.messages import CompleteStep, ErrorInfo, FailStep, Task
 from replayflow.core.payloads import DEFAULT_MAX_PAYLOAD, dump, load
+from replayflow.core.streams import AttemptStreams, StepStream, StreamSink
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,14 @@ class StepContext:
     step: str
     attempt: int
     idempotency_key: str  # the same for every attempt of this step
+    streams: AttemptStreams | None = field(default=None, compare=False, repr=False)
+
+    def stream(self, name: str) -> StepStream:
+        """A named stream of this instance, written by this attempt: callers read its
+        values live (handle.stream(name)); values of an attempt that fails are marked."""
+        if self.streams is None:
+            raise RuntimeError("this step runs where no stream sink was given")
+        return self.streams.stream(name)
 
 
 _current: contextvars.ContextVar[StepContext | None] = contextvars.ContextVar(
@@ -37,14 +47,29 @@ def current_step() -> StepContext:
     return ctx
 
 
-def _context(task: Task) -> StepContext:
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _context(task: Task, sink: StreamSink | None) -> StepContext:
+    streams = None
+    if sink is not None:
+        streams = AttemptStreams(sink, task.instance_id, task.step, task.attempt, _now_ms)
     return StepContext(
         instance_id=task.instance_id,
         workflow=task.workflow,
         step=task.step,
         attempt=task.attempt,
         idempotency_key=task.idempotency_key,
+        streams=streams,
     )
+
+
+def _ended(context: StepContext, outcome: CompleteStep | FailStep) -> CompleteStep | FailStep:
+    # The end marker goes after the attempt's last value and before its result.
+    if context.streams is not None:
+        context.streams.end(isinstance(outcome, CompleteStep))
+    return outcome
 
 
 def _arguments(task: Task) -> tuple[list[Any], dict[str, Any]]:
@@ -78,32 +103,40 @@ def unknown_step(task: Task) -> FailStep:
 
 
 def run_sync(
-    step: StepDef, task: Task, max_payload: int = DEFAULT_MAX_PAYLOAD
+    step: StepDef,
+    task: Task,
+    max_payload: int = DEFAULT_MAX_PAYLOAD,
+    sink: StreamSink | None = None,
 ) -> CompleteStep | FailStep:
-    """Run a plain-function step (in the caller's thread)."""
-    token = _current.set(_context(task))
+    """Run a plain-function step (in the caller's thread). Stream writes go to `sink`."""
+    context = _context(task, sink)
+    token = _current.set(context)
     try:
         args, kwargs = _arguments(task)
         value = step.fn(*args, **kwargs)
         if asyncio.iscoroutine(value):
             value = asyncio.run(value)
     except Exception as exc:  # a step's failure is data, reported to the fold
-        return _failed(task, error_info(exc))
+        return _ended(context, _failed(task, error_info(exc)))
     finally:
         _current.reset(token)
-    return _result(task, value, max_payload)
+    return _ended(context, _result(task, value, max_payload))
 
 
 async def run_async(
-    step: StepDef, task: Task, max_payload: int = DEFAULT_MAX_PAYLOAD
+    step: StepDef,
+    task: Task,
+    max_payload: int = DEFAULT_MAX_PAYLOAD,
+    sink: StreamSink | None = None,
 ) -> CompleteStep | FailStep:
-    """Run an async step on the running loop."""
-    token = _current.set(_context(task))
+    """Run an async step on the running loop. Stream writes go to `sink`."""
+    context = _context(task, sink)
+    token = _current.set(context)
     try:
         args, kwargs = _arguments(task)
         value = await step.fn(*args, **kwargs)
     except Exception as exc:
-        return _failed(task, error_info(exc))
+        return _ended(context, _failed(task, error_info(exc)))
     finally:
         _current.reset(token)
-    return _result(task, value, max_payload)
+    return _ended(context, _result(task, value, max_payload))

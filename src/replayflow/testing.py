@@ -48,9 +48,11 @@ from replayflow.core.messages import (
 from replayflow.core.payloads import dump, load
 from replayflow.core.replay import ReplayReport, replay
 from replayflow.core.state import InstanceState, Status
+from replayflow.core.streams import StreamItem, StreamView
 from replayflow.dsl import builtins as dsl_builtins
 from replayflow.execution import run_sync, unknown_step
 from replayflow.processors.fold import PartitionFolder
+from replayflow.processors.stream_sink import MemoryStreamLog, register_stream_steps
 from replayflow.store import keys
 from replayflow.store.memory import MemoryStore
 
@@ -98,6 +100,11 @@ class Handle:
     def status(self) -> Status:
         return self._env.status(self.id)
 
+    def stream(
+        self, name: str, start: int = 0, settled: bool = False, follow: bool = True
+    ) -> Iterator[StreamItem]:
+        return self._env.stream(self.id, name, start, settled, follow)
+
     def __repr__(self) -> str:
         return f"Handle({self.id!r})"
 
@@ -127,6 +134,9 @@ class Environment:
         dsl_builtins.register(
             self.registry, lambda topic, key, event: self.emitted.append((topic, key, event))
         )
+        register_stream_steps(self.registry)
+        # Durable streams in memory: what steps write, and the end the fold records.
+        self.streams = MemoryStreamLog()
         self.decider = Decider(
             self.registry, cache_size=cache_size, limits=limits, concurrency=concurrency
         )
@@ -268,6 +278,34 @@ class Environment:
     def replay(self, instance_id: str) -> ReplayReport:
         return replay(self.history(instance_id), self.registry)
 
+    def stream(
+        self,
+        instance_id: str,
+        name: str,
+        start: int = 0,
+        settled: bool = False,
+        follow: bool = True,
+    ) -> Iterator[StreamItem]:
+        """The items of a stream, as handle.stream(name) yields them on Kafka. With
+        `follow`, time moves on (timers fire) until the stream closes or ends, and
+        Deadlock says when it cannot; without, it stops at what was written so far."""
+        view = StreamView(instance_id, name, settled)
+        position = start
+        while not view.done:
+            records = self.streams.of(instance_id, position)
+            for offset, record in records:
+                position = offset + 1
+                yield from view.feed(offset, record)
+                if view.done:
+                    return
+            if not follow:
+                return
+            if self._next_due() is None:
+                state = self.folder.state(instance_id)
+                what = "no such instance" if state is None else self._waiting_for(state)
+                raise Deadlock(f"stream {name!r} of {instance_id!r} cannot end: {what}")
+            self._fire_next()
+
     # -- the engine ------------------------------------------------------------------
 
     def run_until_idle(self) -> None:
@@ -309,6 +347,8 @@ class Environment:
                 self.completions[message.instance_id] = message
             elif record.topic == "commands":
                 self._commands.append(message)
+            elif record.topic == "streams":
+                self.streams.emit(message)
 
     def _execute(self, task: Task) -> None:
         if task.step in self._holding or task.function in self._holding:
@@ -327,7 +367,8 @@ class Environment:
             )
             return
         step = self.registry.step(task.function)
-        self._commands.append(unknown_step(task) if step is None else run_sync(step, task))
+        outcome = unknown_step(task) if step is None else run_sync(step, task, sink=self.streams)
+        self._commands.append(outcome)
 
     def _next_due(self) -> int | None:
         """The due time of the next timer in the store's index."""

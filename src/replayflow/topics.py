@@ -35,10 +35,11 @@ STATE = "state"
 DLQ = "dlq"
 WORKFLOWS = "workflows"
 EVENTS = "events"
+STREAMS = "streams"
 #: Every logical topic name, in the order of DESIGN.md.
-LOGICAL_NAMES = (COMMANDS, HISTORY, TASKS, COMPLETIONS, STATE, DLQ, WORKFLOWS, EVENTS)
+LOGICAL_NAMES = (COMMANDS, HISTORY, TASKS, COMPLETIONS, STATE, DLQ, WORKFLOWS, EVENTS, STREAMS)
 #: The topics keyed by workflow instance id: they must share one partition count.
-INSTANCE_KEYED = (COMMANDS, HISTORY, TASKS, COMPLETIONS, STATE, DLQ, EVENTS)
+INSTANCE_KEYED = (COMMANDS, HISTORY, TASKS, COMPLETIONS, STATE, DLQ, EVENTS, STREAMS)
 
 _kafka_log = logging.getLogger("replayflow.kafka")
 
@@ -230,6 +231,10 @@ class Topics:
     @property
     def events(self) -> str:
         return self[EVENTS]
+
+    @property
+    def streams(self) -> str:
+        return self[STREAMS]
 
 
 # ---------------------------------------------------------------- apply

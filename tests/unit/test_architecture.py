@@ -28,10 +28,13 @@ LAYERS: dict[str, int] = {
     "replayflow.execution": 1,
     "replayflow.telemetry": 1,
     "replayflow.processors": 2,
+    "replayflow.mcp_tools": 2,  # MCP requests as steps: I/O beside the worker's
     "replayflow.dsl": 3,
     "replayflow.client": 4,
     "replayflow.api": 4,
     "replayflow.testing": 4,
+    "replayflow.streams": 4,  # reading durable streams (the client's, the API's)
+    "replayflow.ai": 4,  # agent frameworks as workflows: on core, execution, mcp_tools
     "replayflow": 4,  # the package root: the public API, loading client/testing lazily
     "replayflow.cli": 5,
 }

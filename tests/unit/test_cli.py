@@ -39,6 +39,7 @@ COMMANDS = {
     "serve",
     "status",
     "list",
+    "stream",
 }
 
 

@@ -23,6 +23,7 @@ DESIGN_TOPICS = {
     "state": ("replayflow.state", "compact", None),
     "dlq": ("replayflow.dlq", "delete", "2592000000"),
     "events": ("replayflow.events", "delete", "604800000"),  # what DSL emit tasks publish
+    "streams": ("replayflow.streams", "delete", "604800000"),  # durable streams of instances
 }
 
 

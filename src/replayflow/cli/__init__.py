@@ -54,6 +54,9 @@ def _register() -> None:
     ):
         main.add_command(command)
     from replayflow.cli.api import COMMANDS as api_commands  # serve, status, list
+    from replayflow.cli.stream import stream
+
+    main.add_command(stream)
 
     for command in api_commands:
         main.add_command(command)

@@ -86,6 +86,36 @@ class FirstRequest(Request):
     members: list[Single]
 
 
+#: Built-in steps a workflow body writes to its streams through (core/streams.py).
+WRITE_STEP = "rf_stream_write"
+CLOSE_STEP = "rf_stream_close"
+
+
+@dataclass(frozen=True)
+class WorkflowStream:
+    """`ctx.stream("status")` in a workflow body. Each write is a built-in step, so it
+    is recorded in history and happens once, whatever the replays: await it. For many
+    values (tokens), write from inside a step (rf.current_step().stream(...)): no
+    round trip per value."""
+
+    name: str
+    max_payload: int = DEFAULT_MAX_PAYLOAD
+
+    def write(self, value: Any) -> StepRequest:
+        return self._step(f"stream-{self.name}", WRITE_STEP, [self.name, value])
+
+    def close(self) -> StepRequest:
+        return self._step(f"stream-{self.name}-close", CLOSE_STEP, [self.name])
+
+    def _step(self, name: str, function: str, args: list[Any]) -> StepRequest:
+        payload = dump(
+            {"args": args, "kwargs": {}}, f"a write to stream {self.name!r}", self.max_payload
+        )
+        return StepRequest(
+            name=name, function=function, input=payload, retry=None, timeout_ms=UNSET
+        )
+
+
 class Context:
     """Passed to every workflow function. Everything it returns is the same on replay."""
 
@@ -160,6 +190,11 @@ class Context:
             name=check_name(name, "event name"),
             timeout_ms=None if timeout is None else to_ms(timeout),
         )
+
+    def stream(self, name: str) -> WorkflowStream:
+        """A named stream of this instance: `await ctx.stream("status").write(value)`.
+        Callers read it live with `handle.stream("status")`."""
+        return WorkflowStream(check_name(name, "stream name"), self._max_payload)
 
     def child(
         self, name: str, workflow: str | WorkflowDef, input: Any = None, version: str | None = None

@@ -7,6 +7,9 @@ rf.testing's Environment), unless a step of the same name is registered already.
   response object (its `request.headers` without Authorization, Proxy-Authorization
   and Cookie); a status outside 2xx (3xx allowed with `redirect`) or a network
   error raises a communication WorkflowFault.
+- `rf_mcp_call(request)`: one MCP request (replayflow.mcp_tools) for a `call: mcp`
+  task; its JSON-RPC result is the output. A server that cannot be reached raises a
+  communication WorkflowFault, a tool that reports an error a runtime one.
 - `rf_emit(topic, event)`: hands a CloudEvent to the event sink given to `register`,
   keyed by the instance id; in a running engine that sink is
   replayflow.processors.emitter.KafkaEmitter (JSON structured mode on the Kafka topic,
@@ -96,6 +99,31 @@ def http_call(request: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@step(name="rf_mcp_call")
+def mcp_call(request: dict[str, Any]) -> dict[str, Any]:
+    from replayflow.mcp_tools import McpServer, send, text_of
+
+    method, params = request["method"], request.get("params") or {}
+    try:
+        result = send(
+            McpServer.from_spec(request["server"]), method, params, request.get("timeout")
+        )
+    except ImportError as exc:
+        raise fault(
+            "configuration", f"call: mcp needs `pip install replayflow[ai]` ({exc})"
+        ) from None
+    except Exception as exc:  # connecting, the protocol, a timeout: the server's trouble
+        detail = f"{type(exc).__name__}: {exc}"
+        raise fault(
+            "communication", f"MCP {method}: {detail}", title="MCP error", status=503
+        ) from None
+    if method == "tools/call" and result.get("isError"):
+        raise fault(
+            "runtime", f"MCP tool {params.get('name')!r}: {text_of(result)}", title="MCP tool error"
+        )
+    return result
+
+
 def _no_sink(topic: str, key: str, event: dict[str, Any]) -> None:
     raise RuntimeError(
         f"emit to {topic!r}: this process was given no event sink "
@@ -138,7 +166,7 @@ def capture_events() -> Iterator[list[tuple[str, dict[str, Any]]]]:
 def steps(sink: Sink | None = None) -> tuple[StepDef, ...]:
     """The built-in steps, `rf_emit` sending to `sink` (none: emitting fails unless
     capture_events() is active)."""
-    return (http_call, emit_step(sink or _no_sink))
+    return (http_call, mcp_call, emit_step(sink or _no_sink))
 
 
 def register(registry: Registry, sink: Sink | None = None) -> None:

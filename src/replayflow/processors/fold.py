@@ -24,11 +24,13 @@ from replayflow.core.limiter import LimiterState
 from replayflow.core.messages import (
     AcquireSlot,
     Command,
+    Completion,
     DeadLetter,
     FireTimer,
     ReleaseSlot,
 )
 from replayflow.core.state import Call, CallKind, InstanceState, Status
+from replayflow.core.stream_records import StreamEnded
 from replayflow.processors.admission import fold_limiter, load_limiter
 from replayflow.store import counts, keys, serde
 from replayflow.store.pending import Pending
@@ -50,7 +52,7 @@ class Record:
     """One record to produce: `partition` None means by key (murmur2). `message` is
     the object `value` encodes, for readers in the same process (the test engine)."""
 
-    topic: str  # logical topic name: commands, history, tasks, completions, dlq, state
+    topic: str  # logical topic name: commands, history, tasks, completions, dlq, state, streams
     key: bytes | None
     value: bytes | None
     partition: int | None
@@ -59,6 +61,15 @@ class Record:
 
 def _record(topic: str, key: bytes | None, message: Any, partition: int | None) -> Record:
     return Record(topic, key, codec.encode(message), partition, message)
+
+
+def _stream_end(key: bytes, completion: Completion) -> Record:
+    # The instance's streams end with it, in the transaction that records the ending:
+    # readers stop here, after every value of the steps that completed before.
+    ended = StreamEnded(
+        instance_id=completion.instance_id, status=completion.status, at=completion.at
+    )
+    return _record("streams", key, ended, None)
 
 
 class PartitionFolder:
@@ -277,6 +288,7 @@ class PartitionFolder:
         records += [_record("tasks", key, t, p) for t in decision.tasks]
         if decision.completion is not None:
             records.append(_record("completions", key, decision.completion, p))
+            records.append(_stream_end(key, decision.completion))
         largest = max(
             [len(v) for _, v in writes if v is not None] + [len(r.value or b"") for r in records]
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +26,7 @@ from replayflow.execution import run_async, run_sync, unknown_step
 from replayflow.kafka import clients
 from replayflow.kafka.config import group_name
 from replayflow.kafka.reading import located
+from replayflow.processors.stream_sink import KafkaStreamSink, register_stream_steps
 from replayflow.settings import Settings
 from replayflow.topics import Topics
 
@@ -80,6 +82,8 @@ class Worker:
         self.settings = settings
         self.topics = Topics(settings)
         self.registry = registry
+        register_stream_steps(registry)  # ctx.stream(...).write() runs as a built-in step
+        self.streams = KafkaStreamSink(settings)
         self.concurrency = concurrency
         self.stats = WorkerStats()
         self._threads = ThreadPoolExecutor(threads, thread_name_prefix="replayflow-step")
@@ -123,6 +127,7 @@ class Worker:
                     running.add(job)
                     job.add_done_callback(running.discard)
                 producer.poll(0)
+                self.streams.poll()
                 self.telemetry.tick(consumer)
                 if loop.time() - last_commit >= self._commit_interval:
                     self._commit(consumer, producer)
@@ -133,6 +138,7 @@ class Worker:
             self._commit(consumer, producer)
         finally:
             self._threads.shutdown(wait=False, cancel_futures=True)
+            self.streams.flush(10)
             producer.flush(10)
             consumer.close()
             self.telemetry.close()
@@ -156,6 +162,7 @@ class Worker:
             with self.telemetry.step(task, message.headers()) as attempt:
                 outcome = await self._execute(task)
                 attempt.finish(outcome)
+            await self._streams_written()
             if isinstance(outcome, CompleteStep):
                 self.stats.completed += 1
             else:
@@ -167,6 +174,12 @@ class Worker:
                 self._offsets.end(partition, offset)
             slots.release()
 
+    async def _streams_written(self) -> None:
+        # A step's stream values go on the log before its result: the orchestrator ends
+        # an instance's streams only after every value of its completed steps.
+        if self.streams.pending():
+            await asyncio.get_running_loop().run_in_executor(self._threads, self.streams.flush)
+
     async def _execute(self, task: Task) -> CompleteStep | FailStep:
         step = self.registry.step(task.function)
         if step is None:
@@ -174,11 +187,13 @@ class Worker:
         timeout = None if task.timeout_ms is None else task.timeout_ms / 1000
         try:
             if step.is_async:
-                return await asyncio.wait_for(run_async(step, task), timeout)
+                return await asyncio.wait_for(run_async(step, task, sink=self.streams), timeout)
             loop = asyncio.get_running_loop()
             # The copied context carries the step's span into the thread.
             future = loop.run_in_executor(
-                self._threads, contextvars.copy_context().run, run_sync, step, task
+                self._threads,
+                contextvars.copy_context().run,
+                functools.partial(run_sync, step, task, sink=self.streams),
             )
             return await asyncio.wait_for(future, timeout)
         except TimeoutError:

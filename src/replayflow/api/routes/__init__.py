@@ -15,6 +15,7 @@ from replayflow.api.routes.dlq import DeadLetterRoutes
 from replayflow.api.routes.instances import Instances
 from replayflow.api.routes.listing import Listing
 from replayflow.api.routes.meta import Meta
+from replayflow.api.routes.streams import StreamRoutes
 from replayflow.api.routes.ui import Ui
 from replayflow.api.routes.workflows import WorkflowRoutes
 
@@ -34,6 +35,7 @@ def operations(api: ApiContext) -> list[Operation]:
     served += [
         *Meta(api, openapi_document).operations(),
         *Ui().operations(),
+        *StreamRoutes(api, peers).operations(),  # before Instances: its {id} matches all
         *Instances(api, Commands(settings), peers).operations(),
         *Listing(api, peers).operations(),
         *WorkflowRoutes(api, peers).operations(),

@@ -13,6 +13,7 @@ from replayflow.core.names import check_name
 from replayflow.core.payloads import DEFAULT_MAX_PAYLOAD, dump
 from replayflow.core.policy import NO_RETRY, Retry
 from replayflow.dsl import expressions
+from replayflow.dsl.durations import duration_ms
 from replayflow.dsl.errors import fault
 
 if TYPE_CHECKING:
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 #: knows the step yet, a worker died): DSL faults are not retryable, and the DSL's own
 #: try/catch retry policies decide about those.
 INFRA_RETRY = Retry(limit=3, delay="1s", backoff="exponential", max_delay="10s")
-UNSUPPORTED = ("openapi", "grpc", "asyncapi", "a2a", "mcp")
+UNSUPPORTED = ("openapi", "grpc", "asyncapi", "a2a")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -123,6 +124,37 @@ async def call_http(
     return response.get("content")
 
 
+async def call_mcp(
+    run: Run, spec: dict[str, Any], pointer: str, data: Any, args: dict[str, Any]
+) -> Any:
+    """One MCP request (`with: method, parameters, transport, timeout`) as the built-in
+    step rf_mcp_call: its output is the JSON-RPC result, recorded in history."""
+    from replayflow.dsl.interpreter import await_name
+
+    rendered = run.render(spec, data, args, f"{pointer}/with")
+    transport = rendered.get("transport") or {}
+    if "stdio" in transport:
+        stdio = transport["stdio"]
+        server: dict[str, Any] = {
+            "command": str(stdio["command"]),
+            "args": [str(a) for a in stdio.get("arguments") or []],
+            "env": {str(k): str(v) for k, v in (stdio.get("environment") or {}).items()} or None,
+        }
+    else:
+        endpoint = transport["http"]["endpoint"]
+        uri = endpoint.get("uri") if isinstance(endpoint, dict) else endpoint
+        headers = transport["http"].get("headers") or {}
+        server = {"url": str(uri), "headers": {str(k): str(v) for k, v in headers.items()}}
+    params = rendered.get("parameters") or {}
+    if isinstance(params, str):
+        raise fault("validation", "MCP parameters must be an object", f"{pointer}/with/parameters")
+    timeout = rendered.get("timeout")
+    seconds = None if timeout is None else duration_ms(timeout) / 1000
+    request = {"server": server, "method": rendered["method"], "params": params, "timeout": seconds}
+    step = run.ctx.step(await_name(pointer), "rf_mcp_call", request, **step_options(run))
+    return await run.wait(step, pointer)
+
+
 async def run_call(
     run: Run,
     name: str,
@@ -138,6 +170,8 @@ async def run_call(
     spec = task.get("with") or {}
     if target == "http":
         return await call_http(run, name, spec, pointer, data, args)
+    if target == "mcp":
+        return await call_mcp(run, spec, pointer, data, args)
     if target in UNSUPPORTED:
         raise fault(
             "configuration",

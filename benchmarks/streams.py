@@ -1,0 +1,169 @@
+"""`make bench-streams`: durable streams, end to end, on this machine.
+
+An orchestrator and a worker run in a child process (LocalRuntime); a step there writes
+values to a stream and this process reads them with the Client, as any caller would. Each
+value carries the time it was written; the reader subtracts it from the time it got
+the value (one clock: same machine).
+
+  rate        values written at a fixed rate (default 1,000/s for 10 s): latency from
+              write to reader, p50 / p95 / p99 / max. Goal: p99 <= 20 ms.
+  throughput  values written as fast as the step can: values/s through to the reader.
+
+Prints the figures, writes benchmarks/results/streams.json, exits 1 when a goal fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import replayflow as rf  # noqa: E402
+from replayflow.client import Client  # noqa: E402
+from replayflow.core.definitions import Registry  # noqa: E402
+from replayflow.processors.runtime import LocalRuntime  # noqa: E402
+from replayflow.settings import Settings  # noqa: E402
+from replayflow.topics import apply_topics, load_topics  # noqa: E402
+
+GOAL_P99_MS = 20.0
+
+
+@rf.step(name="bench_stream_writer", timeout="10m")
+def writer(count: int, rate: float | None) -> int:
+    """Writes `count` values ({"i", "t"}: t = time written, ns), paced at `rate`/s."""
+    stream = rf.current_step().stream("values")
+    started = time.perf_counter()
+    for i in range(count):
+        if rate:
+            due = started + i / rate
+            while (left := due - time.perf_counter()) > 0:
+                time.sleep(min(left, 0.0005) if left < 0.002 else left - 0.001)
+        stream.write({"i": i, "t": time.time_ns()})
+    stream.close()
+    return count
+
+
+@rf.workflow(name="bench-streams")
+async def bench_streams(ctx: rf.Context, spec: dict[str, Any]) -> int:
+    return int(await ctx.step("write", writer, spec["count"], spec.get("rate")))
+
+
+def serve(settings: Settings, stop: Any, ready: Any) -> None:
+    """The engine's process: an orchestrator and a worker until `stop` is set."""
+    with LocalRuntime(settings, Registry.of(writer, bench_streams)):
+        ready.set()
+        stop.wait()
+
+
+def read(client: Client, instance_id: str, count: int) -> tuple[list[float], float]:
+    """Latencies (ms) of every value, and the seconds from the first to the last."""
+    latencies: list[float] = []
+    first = last = 0.0
+    for item in client.stream(instance_id, "values", idle_timeout=120):
+        if item.kind != "value":
+            continue
+        now = time.time_ns()
+        latencies.append((now - item.value["t"]) / 1e6)
+        last = time.monotonic()
+        if len(latencies) == 1:
+            first = last
+    if len(latencies) != count:
+        raise SystemExit(f"read {len(latencies)} values of {count}")
+    return latencies, last - first
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rate", type=float, default=1000.0, help="values/s of the rate run")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of the rate run")
+    parser.add_argument("--burst", type=int, default=50_000, help="values of the throughput run")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/streams.json")
+    args = parser.parse_args()
+
+    base = Settings.from_env()
+    settings = base.replace(
+        namespace=base.namespace or f"bench{uuid.uuid4().hex[:8]}",
+        data_dir=Path(tempfile.mkdtemp(prefix="replayflow-bench-streams-")),
+    )
+    report = apply_topics(settings.bootstrap, load_topics(settings))
+    if not report.ok:
+        raise SystemExit(report.summary())
+    results: dict[str, Any] = {"bootstrap": settings.bootstrap, "goal_p99_ms": GOAL_P99_MS}
+    context = multiprocessing.get_context("spawn")
+    stop, ready = context.Event(), context.Event()
+    engine = context.Process(target=serve, args=(settings, stop, ready), daemon=True)
+    engine.start()
+    if not ready.wait(120):
+        raise SystemExit("the engine did not start")
+    try:
+        run(settings, args, results)
+    finally:
+        stop.set()
+        engine.join(60)
+    return finish(args, results)
+
+
+def run(settings: Settings, args: argparse.Namespace, results: dict[str, Any]) -> None:
+    with Client(settings) as client:
+        warm = client.start(bench_streams, {"count": 100, "rate": None})
+        read(client, warm.id, 100)
+
+        count = int(args.rate * args.seconds)
+        handle = client.start(bench_streams, {"count": count, "rate": args.rate})
+        latencies, took = read(client, handle.id, count)
+        results["rate"] = {
+            "offered_per_s": args.rate,
+            "values": count,
+            "received_per_s": round(count / took, 1) if took else None,
+            "latency_ms": {
+                "p50": round(statistics.median(latencies), 2),
+                "p95": round(percentile(latencies, 0.95), 2),
+                "p99": round(percentile(latencies, 0.99), 2),
+                "max": round(max(latencies), 2),
+            },
+        }
+        print(json.dumps({"rate": results["rate"]}, indent=2), flush=True)
+
+        handle = client.start(bench_streams, {"count": args.burst, "rate": None})
+        started = time.monotonic()
+        latencies, _ = read(client, handle.id, args.burst)
+        took = time.monotonic() - started
+        results["throughput"] = {
+            "values": args.burst,
+            "seconds": round(took, 2),
+            "values_per_s": round(args.burst / took, 1),
+            "latency_p99_ms": round(percentile(latencies, 0.99), 2),
+        }
+        print(json.dumps({"throughput": results["throughput"]}, indent=2), flush=True)
+
+
+def finish(args: argparse.Namespace, results: dict[str, Any]) -> int:
+    p99 = results["rate"]["latency_ms"]["p99"]
+    results["checks"] = {"rate_p99_within_goal": p99 <= GOAL_P99_MS}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {args.out}")
+    if p99 > GOAL_P99_MS:
+        print(f"FAIL: p99 {p99} ms at {args.rate:g} values/s is over {GOAL_P99_MS} ms")
+        return 1
+    print(f"ok: p99 {p99} ms at {args.rate:g} values/s (goal <= {GOAL_P99_MS} ms)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
