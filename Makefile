@@ -92,6 +92,9 @@ lint: venv ## ruff check, ruff format --check, mypy
 
 bench: venv benchmarks/run.py ## run benchmarks/run.py on the local broker (started for it, then stopped)
 	@$(KAFKA) run -- bash -c '$(APPLY) && $(BIN)/python benchmarks/run.py'
+.PHONY: bench-replay
+bench-replay: venv benchmarks/replay.py ## replay() of 250, 1,000 and 5,000-step histories (no broker); 5,000 in <= 2 s
+	@$(BIN)/python benchmarks/replay.py $(REPLAY_ARGS)
 bench-scale: venv benchmarks/scale.py ## 50k waiting + 200k queued instances, one orchestrator (benchmarks/scale.py)
 	@$(KAFKA) run -- bash -c '$(APPLY) && $(BIN)/python benchmarks/scale.py $(SCALE_ARGS)'
 
