@@ -90,7 +90,7 @@ def _run(cluster: Cluster, broker: OwnBroker, settings: Settings) -> None:
             answered_ms = int(time.time() * 1000)
             before = len(resumed)
             wait_until(
-                lambda a=answered_ms: (progress(a), len(resumed) > before)[1],  # type: ignore[misc]
+                lambda a=answered_ms, b=before: (progress(a), len(resumed) > b)[1],  # type: ignore[misc]
                 60,
                 "a completion produced after the broker came back",
                 interval=0.05,

@@ -17,19 +17,21 @@ MAX_TRACE = 8000
 
 
 def clip(text: str, limit: int = MAX_REASON) -> str:
-    """`text` when it has at most `limit` characters, else its first `limit` and a note
-    of how many more there were."""
+    """`text` when it has at most `limit` characters, else its beginning and a note of
+    how many characters were left out: never more than `limit` characters (for a limit
+    above a few dozen)."""
     if len(text) <= limit:
         return text
-    return f"{text[:limit]}... ({len(text) - limit} more characters)"
+    keep = max(0, limit - len(f"... ({len(text)} more characters)"))
+    return f"{text[:keep]}... ({len(text) - keep} more characters)"
 
 
 def clip_repr(value: object, limit: int = MAX_ECHO) -> str:
-    """repr() of a value, at most about `limit` characters. Strings and bytes are cut
-    before repr() runs, so a huge one is never copied whole."""
+    """repr() of a value in at most `limit` characters. Strings and bytes are cut before
+    repr() runs, so a huge one is never copied whole."""
     if isinstance(value, str | bytes | bytearray) and len(value) > limit:
         unit = "characters" if isinstance(value, str) else "bytes"
-        return f"{value[:limit]!r}... ({len(value) - limit} more {unit})"
+        return clip(f"{value[:limit]!r}... ({len(value) - limit} more {unit})", limit)
     return clip(repr(value), limit)
 
 

@@ -60,6 +60,7 @@ class TransactionalProducer:
         name: str,
         *,
         call_timeout: float = CALL_TIMEOUT,
+        grace: float = GRACE,
         patience: float = PATIENCE,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -67,6 +68,7 @@ class TransactionalProducer:
         self.name = name
         self.guard = Guard(name)
         self.call_timeout = call_timeout
+        self.grace = grace
         self.patience = patience
         self._clock = clock
 
@@ -76,7 +78,7 @@ class TransactionalProducer:
         return self.guard.dead
 
     def _call(self, what: str, function: Callable[..., Any], *args: Any) -> Any:
-        return self.guard.run(what, self.call_timeout + GRACE, function, *args)
+        return self.guard.run(what, self.call_timeout + self.grace, function, *args)
 
     def init(self) -> None:
         """init_transactions: fences an older producer with this transactional.id and
