@@ -57,6 +57,7 @@ class Guard:
     def __init__(self, name: str) -> None:
         self.name = name
         self.dead: str | None = None  # why, once a call hung
+        self.running = False  # a call is on the helper thread now (a hung one, say)
         self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
         self._thread = threading.Thread(
             target=self._serve, name=f"replayflow-guard-{name}", daemon=True
@@ -87,11 +88,13 @@ class Guard:
             call = self._calls.get()
             if call is None:
                 return
+            self.running = True
             try:
                 call.result = call.function(*call.args)
             except BaseException as exc:  # handed to the caller, whatever it is
                 call.error = exc
             finally:
+                self.running = False
                 call.done.set()
 
 

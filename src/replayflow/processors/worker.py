@@ -20,6 +20,7 @@ import asyncio
 import contextvars
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -35,13 +36,17 @@ from replayflow.kafka import clients
 from replayflow.kafka.config import group_name
 from replayflow.kafka.liveness import ConsumerLiveness
 from replayflow.kafka.reading import located
-from replayflow.kafka.watchdog import GRACE, Hung, guarded
+from replayflow.kafka.watchdog import GRACE, Guard, Hung, guarded
 from replayflow.settings import Settings
 from replayflow.topics import Topics
 
 log = logging.getLogger("replayflow.worker")
 
 COMMIT_TIMEOUT = 5.0  # seconds librdkafka gets for an offset commit
+# A commit that hung (the broker away) is waited for this long before the consumer is
+# replaced: replacing it while the broker is away would leave a member behind in the
+# group that the new one waits for, and the same consumer usually recovers by itself.
+COMMIT_HUNG_LIMIT = 60.0
 CLOSE_DEADLINE = 10.0
 CONSUMER_SETTINGS = {"session.timeout.ms": 10_000, "max.poll.interval.ms": 300_000}
 
@@ -169,6 +174,8 @@ class Worker:
         self._offsets = _Offsets()
         self._committed: dict[int, int] = {}
         self._generation = 0  # of the consumer: callbacks of a replaced one do nothing
+        self._commits = Guard("worker offset commits")
+        self._hung_commit: tuple[Guard, float] | None = None  # its guard, and since when
         self._outbox = _Outbox(self._offsets, self.stats)
         self._producer: Producer = None  # type: ignore[assignment]  # built by run_async
         self.telemetry = telemetry.for_worker(group_name(settings, "worker"))
@@ -226,6 +233,7 @@ class Worker:
         finally:
             self._threads.shutdown(wait=False, cancel_futures=True)
             self._producer.flush(10)
+            self._commits.close()
             _close(consumer)
             self.telemetry.close()
 
@@ -249,6 +257,7 @@ class Worker:
         log.warning("replacing the consumer: %s", clip(reason))
         self.stats.consumers_replaced += 1
         self._generation += 1
+        self._hung_commit = None
         _close(consumer)
         for partition in list(self._offsets.seen):
             self._offsets.forget(partition)
@@ -360,12 +369,24 @@ class Worker:
         ]
         if not offsets:
             return None
+        if self._hung_commit is not None:
+            hung, since = self._hung_commit
+            if hung.running:
+                waited = time.monotonic() - since
+                if waited > COMMIT_HUNG_LIMIT:
+                    return f"an offset commit has not returned for {waited:.0f} s"
+                return None  # the consumer goes on; commit again once that one returns
+            self._hung_commit = None
         try:
-            guarded("offset commit", COMMIT_TIMEOUT + GRACE, _commit_sync, consumer, offsets)
+            self._commits.run(
+                "offset commit", COMMIT_TIMEOUT + GRACE, _commit_sync, consumer, offsets
+            )
             for tp in offsets:
                 self._committed[tp.partition] = tp.offset
         except Hung as exc:
-            return str(exc)
+            log.warning("%s; the consumer goes on, and commits again once it returns", exc)
+            self._hung_commit = (self._commits, time.monotonic())
+            self._commits = Guard("worker offset commits")
         except KafkaException as exc:  # a failed commit only means some steps may run again
             error = exc.args[0] if exc.args else None
             if isinstance(error, KafkaError) and error.fatal():
