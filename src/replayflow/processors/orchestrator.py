@@ -246,6 +246,7 @@ class Orchestrator:
         if record.topic == "commands":
             headers = [*(headers or []), ORIGIN_HEADER]
         extra: dict[str, Any] = {} if record.partition is None else {"partition": record.partition}
+        give_up = time.monotonic() + producer.call_timeout + producer.grace
         while True:
             try:
                 producer.producer.produce(
@@ -258,6 +259,8 @@ class Orchestrator:
                 )
                 return
             except BufferError:
+                if time.monotonic() > give_up:  # nothing drains: the broker is away
+                    raise Hung("produce: the producer's queue stayed full") from None
                 producer.producer.poll(0.05)  # queue full: let deliveries drain
 
     def _abort(
@@ -287,9 +290,12 @@ class Orchestrator:
                 first.setdefault(partition, offset)
         consumer = self.connection.consumer
         assert consumer is not None
-        for partition, offset in first.items():
-            if partition in self._folders:
-                consumer.seek(TopicPartition(self.topics.commands, partition, offset))
+        try:
+            for partition, offset in first.items():
+                if partition in self._folders:
+                    consumer.seek(TopicPartition(self.topics.commands, partition, offset))
+        except KafkaException as seek_exc:  # the batch must be read again: start afresh
+            self._recover(f"rewinding after the abort failed: {seek_exc}")
 
     def _recover(self, reason: str) -> None:
         """Drop the batch in flight and every partition as on an abort and a revoke,

@@ -113,6 +113,9 @@ class _Outbox:
 
         return report
 
+    def later(self, number: int) -> None:
+        self._again.append(number)
+
     def take_again(self) -> list[int]:
         again, self._again = self._again, []
         return [n for n in again if n in self._pending]
@@ -122,8 +125,8 @@ class _Outbox:
         self._again = []
         return sorted(self._pending)
 
-    def get(self, number: int) -> _Result:
-        return self._pending[number]
+    def get(self, number: int) -> _Result | None:
+        return self._pending.get(number)
 
 
 class _Offsets:
@@ -345,19 +348,20 @@ class Worker:
 
     def _produce(self, number: int) -> None:
         result = self._outbox.get(number)
-        producer = self._producer
-        while True:
-            try:
-                producer.produce(
-                    self.topics.commands,
-                    key=result.instance_id.encode(),
-                    value=result.value,
-                    headers=result.headers,
-                    on_delivery=self._outbox.delivered(number),
-                )
-                return
-            except BufferError:
-                producer.poll(0.05)
+        if result is None:
+            return  # acknowledged meanwhile
+        try:
+            self._producer.produce(
+                self.topics.commands,
+                key=result.instance_id.encode(),
+                value=result.value,
+                headers=result.headers,
+                on_delivery=self._outbox.delivered(number),
+            )
+        except BufferError:
+            # The queue is full (the broker away): the next round sends it, and the
+            # event loop goes on meanwhile.
+            self._outbox.later(number)
 
     def _commit(self, consumer: Consumer) -> str | None:
         """Commit below the attempts still running (their results are acknowledged:
