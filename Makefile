@@ -106,6 +106,10 @@ chaos: venv ## kill orchestrators, workers and brokers under load; verdicts + .d
 
 bench-streams: venv benchmarks/streams.py ## durable streams: write-to-reader latency at 1,000 values/s, values/s (benchmarks/streams.py)
 	@$(KAFKA) run -- bash -c '$(APPLY) && $(BIN)/python benchmarks/streams.py $(STREAMS_ARGS)'
+
+.PHONY: bench-replay
+bench-replay: venv benchmarks/replay.py ## replay() of 250, 1,000 and 5,000-step histories (no broker); 5,000 in <= 2 s
+	@$(BIN)/python benchmarks/replay.py $(REPLAY_ARGS)
 bench-scale: venv benchmarks/scale.py ## 50k waiting + 200k queued instances, one orchestrator (benchmarks/scale.py)
 	@$(KAFKA) run -- bash -c '$(APPLY) && $(BIN)/python benchmarks/scale.py $(SCALE_ARGS)'
 .PHONY: bench-kafka-triggers

@@ -136,6 +136,8 @@ class DeadLetter(TypedDict):
     key: NotRequired[str | None]
     value_hex: NotRequired[str | None]
     value_size: NotRequired[int]
+    value_sha256: NotRequired[str | None]
+    value_kept: NotRequired[bool]  # False: over the kept limit, only size and SHA-256 remain
     original: NotRequired[dict[str, Any] | None]
     reason: str
     error_type: NotRequired[str]

@@ -425,7 +425,8 @@ class Completion:
 
 @dataclass(frozen=True)
 class DeadLetter:
-    """Input that could not be accepted, on replayflow.dlq, with the original bytes."""
+    """Input that could not be accepted, on replayflow.dlq, with the original bytes up
+    to a limit (past it: their size and SHA-256, and where the original is)."""
 
     source_topic: str
     partition: int
@@ -435,3 +436,7 @@ class DeadLetter:
     reason: str
     error_type: str
     at: int
+    key_size: int | None = None
+    key_sha256: str | None = None
+    value_size: int | None = None
+    value_sha256: str | None = None

@@ -62,8 +62,15 @@ class Decider(Runner):
         cache_size: int = 10_000,
         limits: Limits | None = None,
         concurrency: dict[str, int] | None = None,
+        keep_idle: bool = False,
     ) -> None:
-        super().__init__(registry, cache_size=cache_size, limits=limits, concurrency=concurrency)
+        super().__init__(
+            registry,
+            cache_size=cache_size,
+            limits=limits,
+            concurrency=concurrency,
+            keep_idle=keep_idle,
+        )
         self._handlers = {kind: partial(handler, self) for kind, handler in HANDLERS.items()}
 
     def decide(self, state: InstanceState | None, command: Command, now: int) -> Decision:

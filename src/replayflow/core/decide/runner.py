@@ -47,7 +47,11 @@ class Limits:
 class Runner:
     """The workflows of one registry, the limits they run under, and a bounded cache of
     live coroutines; a miss rebuilds by replaying the recorded calls, which gives the
-    same decisions (tests check both paths)."""
+    same decisions (tests check both paths).
+
+    `keep_idle` keeps coroutines that wait on long sleeps or events in the cache too.
+    The live fold lets them go (they may wait for days); replay folds a whole history
+    at once, and rebuilding at each decision would make it quadratic."""
 
     def __init__(
         self,
@@ -56,10 +60,12 @@ class Runner:
         cache_size: int = 10_000,
         limits: Limits | None = None,
         concurrency: dict[str, int] | None = None,
+        keep_idle: bool = False,
     ) -> None:
         self.registry = registry
         self.limits = limits or Limits()
         self.cache = DriverCache(cache_size)
+        self.keep_idle = keep_idle
         # Per-workflow concurrency limits that override the ones in the code.
         self.concurrency = dict(concurrency or {})
 
@@ -102,7 +108,7 @@ class Runner:
         if isinstance(outcome, Waiting):
             decision = b.build()
             driver.seq = decision.state.info.seq if decision.state else -1
-            if any(soon(b.calls[i], b.now) for i in driver.awaiting()):
+            if self.keep_idle or any(soon(b.calls[i], b.now) for i in driver.awaiting()):
                 self.cache.put(b.info.instance_id, driver)
             else:
                 # Waiting on sleeps or events only: it may wait for days, so its memory
