@@ -122,6 +122,19 @@ class ReleaseSlot:
     instance_id: str
 
 
+@dataclass(frozen=True)
+class UpgradeWorkflow:
+    """Move an instance from one version of its workflow to another, made by
+    `replayflow upgrade` once the instance's history, up to `checked_seq`, replays
+    identically on the new version's code. Refused (and recorded) when the instance
+    went past that seq meanwhile: the check no longer covers it."""
+
+    instance_id: str
+    from_version: str
+    to_version: str
+    checked_seq: int
+
+
 Command = (
     StartWorkflow
     | CompleteStep
@@ -136,6 +149,7 @@ Command = (
     | AcquireSlot
     | GrantSlot
     | ReleaseSlot
+    | UpgradeWorkflow
 )
 
 # ---------------------------------------------------------------------------------------
@@ -361,6 +375,46 @@ class WorkflowSuspended:
     error: ErrorInfo
 
 
+@dataclass(frozen=True)
+class PatchMarked:
+    """The code took the new path of ctx.patched(patch) (or passed ctx.deprecate_patch)
+    at call number `index`: replays take the new path there too."""
+
+    instance_id: str
+    seq: int
+    at: int
+    patch: str
+    index: int
+    deprecated: bool = False
+
+
+@dataclass(frozen=True)
+class WorkflowUpgraded:
+    """The instance runs `to_version`'s code from now on: its history up to
+    `checked_seq` replayed identically on it."""
+
+    instance_id: str
+    seq: int
+    at: int
+    from_version: str
+    to_version: str
+    checked_seq: int
+
+
+@dataclass(frozen=True)
+class UpgradeRefused:
+    """An UpgradeWorkflow the instance did not take (it moved past `checked_seq`, runs
+    another version, or is not running): it stays on its version."""
+
+    instance_id: str
+    seq: int
+    at: int
+    from_version: str
+    to_version: str
+    checked_seq: int
+    reason: str
+
+
 HistoryEvent = (
     WorkflowStarted
     | WorkflowQueued
@@ -385,6 +439,9 @@ HistoryEvent = (
     | WorkflowResumed
     | WorkflowRestarted
     | WorkflowSuspended
+    | PatchMarked
+    | WorkflowUpgraded
+    | UpgradeRefused
 )
 
 # ---------------------------------------------------------------------------------------

@@ -36,13 +36,17 @@ from replayflow.core.messages import (
     StepFailed,
     TerminateWorkflow,
     TimerFired,
+    UpgradeRefused,
+    UpgradeWorkflow,
     WorkflowAdmitted,
     WorkflowPaused,
     WorkflowRestarted,
     WorkflowResumed,
     WorkflowStarted,
     WorkflowTerminated,
+    WorkflowUpgraded,
 )
+from replayflow.core.patching import HistoryMarkers
 from replayflow.core.state import InstanceState
 
 
@@ -107,6 +111,16 @@ def input_commands(history: Sequence[HistoryEvent]) -> Iterator[tuple[Command, i
             )
         elif isinstance(event, WorkflowTerminated):
             yield TerminateWorkflow(instance_id=event.instance_id, reason=event.reason), event.at
+        elif isinstance(event, WorkflowUpgraded | UpgradeRefused):
+            yield (
+                UpgradeWorkflow(
+                    instance_id=event.instance_id,
+                    from_version=event.from_version,
+                    to_version=event.to_version,
+                    checked_seq=event.checked_seq,
+                ),
+                event.at,
+            )
         fired = event.timer if isinstance(event, TimerFired) else None
 
 
@@ -124,7 +138,7 @@ def replay(
 ) -> ReplayReport:
     """Re-fold a recorded history with the current code; report the first difference."""
     recorded = list(history)
-    decider = decider or Decider(registry, cache_size=0)
+    decider = decider or Decider(registry, cache_size=0, recorded=HistoryMarkers(recorded))
     state: InstanceState | None = None
     produced: list[HistoryEvent] = []
     for command, at in input_commands(recorded):
