@@ -45,7 +45,6 @@ def _register() -> None:
         instances.resume,
         instances.restart,
         instances.history,
-        instances.replay,
         instances.dlq,
         dsl.validate,
         dsl.deploy,
@@ -55,6 +54,9 @@ def _register() -> None:
 
     for command in api_commands:
         main.add_command(command)
+    from replayflow.cli import replay  # replay
+
+    main.add_command(replay.replay)
 
 
 _register()

@@ -76,6 +76,40 @@ def replay_on(history: Sequence[HistoryEvent], registry: Registry, code: str) ->
     return replay(history, aliased)
 
 
+def check_report(
+    history: Sequence[HistoryEvent], registry: Registry, to_version: str
+) -> ReplayReport:
+    """The replay of the history on `to_version`'s code, not identical when anything
+    says the move is unsafe:
+
+    - the instance's own code does not replay its history (nothing to compare with);
+    - `to_version` decides differently, event for event;
+    - `to_version` names a call differently where history does not record the name (a
+      sleep's name): the live driver checks names against the recorded calls, so the
+      instance would be suspended, although the facts come out the same.
+    """
+    own = replay(history, registry)
+    if not own.identical:
+        return replace(
+            own, difference=f"its own version's code does not replay it: {own.difference}"
+        )
+    candidate = replay_on(history, registry, to_version)
+    if not candidate.identical or own.state is None or candidate.state is None:
+        return candidate
+    for old, new in zip(own.state.calls, candidate.state.calls, strict=False):
+        if (old.kind, old.key, old.function) != (new.kind, new.key, new.function):
+            return replace(
+                candidate,
+                identical=False,
+                position=len(history),
+                difference=(
+                    f"call #{old.index + 1} is {old.describe()} on its version's code and "
+                    f"{new.describe()} on version {to_version!r}"
+                ),
+            )
+    return candidate
+
+
 @dataclass(frozen=True)
 class Check:
     """The outcome of checking one instance for an upgrade."""
@@ -95,12 +129,11 @@ class Check:
 
 
 def check(history: Sequence[HistoryEvent], registry: Registry, to_version: str) -> Check:
-    """Whether the instance may move to `to_version`: its history replays identically
-    on that version's code."""
+    """Whether the instance may move to `to_version` (see check_report)."""
     summary = summarize(history)
     instance_id = summary.instance_id if summary is not None else ""
     seq = summary.seq if summary is not None else 0
-    report = replay_on(history, registry, to_version)
+    report = check_report(history, registry, to_version)
     if report.identical:
         return Check(instance_id, True, seq)
     return Check(instance_id, False, seq, report.difference)
