@@ -136,6 +136,7 @@ class Environment:
         self.now = round(start.timestamp() * 1000)
         self.states: Mapping[str, InstanceState] = _States(self)
         self.histories: dict[str, list[HistoryEvent]] = {}
+        self.facts: list[HistoryEvent] = []  # every history event, in the order written
         self.completions: dict[str, Completion] = {}
         self.rejected: list[tuple[Command, str]] = []
         self.max_running: dict[str, int] = {}
@@ -305,6 +306,7 @@ class Environment:
             message = record.message
             if record.topic == "history":
                 self.histories[message.instance_id].append(message)
+                self.facts.append(message)
             elif record.topic == "tasks":
                 self._tasks.append(message)
             elif record.topic == "completions":

@@ -227,7 +227,8 @@ class Driver:
     def _catch_up(self, calls: list[Call], patch: str | None) -> None:
         """Pass deprecated markers of other patches than `patch` at the current position:
         skip recorded calls, and, re-folding history, make the ones the recorded run
-        made (their facts are in the history being compared)."""
+        made (their facts are in the history being compared); a rebuild makes every
+        marker the recorded run made there (RecordedMarkers.reproduce)."""
         while True:
             index = self._position
             if index < len(calls):
@@ -235,9 +236,12 @@ class Driver:
                     return
             else:
                 mark = self._marker(index)
-                if mark is None or not mark[1] or mark[0] == patch or self._new_call is None:
+                if mark is None or mark[0] == patch or self._new_call is None:
                     return
-                calls.append(self._new_call(PatchRequest(mark[0], deprecated=True), mark[0]))
+                assert self._recorded is not None
+                if not (mark[1] or self._recorded.reproduce):
+                    return
+                calls.append(self._new_call(PatchRequest(mark[0], deprecated=mark[1]), mark[0]))
             self._position += 1
 
     def _marker(self, index: int) -> Marker | None:

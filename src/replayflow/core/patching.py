@@ -17,7 +17,10 @@ recorded as a PatchMarked fact. The driver answers ctx.patched(id) at call posit
 A deprecated marker (from ctx.deprecate_patch) that the code does not ask for is
 skipped, so the call can finally go once every instance that ran ctx.patched(id) has
 ended. A marker made by ctx.patched is never skipped: code that drops the call while
-such an instance runs is non-deterministic, and the instance is suspended.
+such an instance runs is non-deterministic, and the instance is suspended. Re-folding
+history, a skipped marker is made again where the recorded run made it (its fact is in
+the history compared); a rebuild makes every recorded marker again, so the rebuilt
+state holds what the live one holds, and suspends where the live one did.
 """
 
 from __future__ import annotations
@@ -44,6 +47,12 @@ def skippable(call: Call, patch: str | None) -> bool:
 
 
 class RecordedMarkers(Protocol):
+    # Whether to make again, where the code asks for something else, also the markers
+    # of ctx.patched (not only deprecated ones): a rebuild reproduces the recorded run,
+    # whose state holds them; a replay check instead reports that the code no longer
+    # asks for them, since a live instance holding one would be suspended.
+    reproduce: bool
+
     def marker(self, instance_id: str, run: int, index: int) -> Marker | None:
         """The marker the recorded run `run` of the instance made at call `index`."""
         ...
@@ -51,6 +60,8 @@ class RecordedMarkers(Protocol):
 
 class HistoryMarkers:
     """The markers of whole recorded histories, for a replay that has them up front."""
+
+    reproduce = False
 
     def __init__(self, history: Iterable[HistoryEvent]) -> None:
         runs: dict[str, int] = {}
@@ -74,6 +85,8 @@ class DecisionMarkers:
     A decision's facts are contiguous in its partition, so the re-fold reads to the end
     of one decision before folding its input; a restart within the decision starts the
     run the markers after it belong to, so the run number is not needed here."""
+
+    reproduce = True
 
     def __init__(self) -> None:
         self._marks: dict[str, dict[int, Marker]] = {}
