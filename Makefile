@@ -94,6 +94,8 @@ bench: venv benchmarks/run.py ## run benchmarks/run.py on the local broker (star
 	@$(KAFKA) run -- bash -c '$(APPLY) && $(BIN)/python benchmarks/run.py'
 bench-scale: venv benchmarks/scale.py ## 50k waiting + 200k queued instances, one orchestrator (benchmarks/scale.py)
 	@$(KAFKA) run -- bash -c '$(APPLY) && $(BIN)/python benchmarks/scale.py $(SCALE_ARGS)'
+bench-rebuild: venv benchmarks/rebuild.py ## 1,000,000 history events re-folded into fresh state (benchmarks/rebuild.py)
+	@$(KAFKA) run -- $(BIN)/python benchmarks/rebuild.py $(REBUILD_ARGS)
 
 examples/demo.py benchmarks/run.py:
 	@echo "error: $@ is not written yet" >&2; exit 1

@@ -54,9 +54,10 @@ def _register() -> None:
 
     for command in api_commands:
         main.add_command(command)
-    from replayflow.cli import replay  # replay
+    from replayflow.cli import rebuild, replay  # replay, rebuild, upgrade
 
     main.add_command(replay.replay)
+    main.add_command(rebuild.rebuild_command)
 
 
 _register()

@@ -61,13 +61,22 @@ def _record(topic: str, key: bytes | None, message: Any, partition: int | None) 
     return Record(topic, key, codec.encode(message), partition, message)
 
 
+def _unencoded(topic: str, key: bytes | None, message: Any, partition: int | None) -> Record:
+    return Record(topic, key, None, partition, message)
+
+
 class PartitionFolder:
     """The fold of one partition over a `Store`. Keeps recently used instance states in
     memory; states touched by the batch in flight are pinned until the batch commits or
     aborts. Keeps the status counts (store/counts.py) with the states they count."""
 
-    def __init__(self, store: Store, decider: Decider, cache_size: int = 10_000) -> None:
+    def __init__(
+        self, store: Store, decider: Decider, cache_size: int = 10_000, *, encode: bool = True
+    ) -> None:
         self.store = store
+        # encode=False: records carry only their message, for a reader in this process
+        # that produces nothing (a rebuild); their size is then not checked either.
+        self._record = _record if encode else _unencoded
         self.partition = store.partition
         self.decider = decider
         self._cache: OrderedDict[str, InstanceState] = OrderedDict()
@@ -153,7 +162,7 @@ class PartitionFolder:
             error_type=error_type,
             at=now,
         )
-        self.records.append(_record("dlq", key, record, None))
+        self.records.append(self._record("dlq", key, record, None))
 
     def changelog(self) -> list[Record]:
         """The batch's state changes as changelog records, in the order they apply."""
@@ -273,10 +282,10 @@ class PartitionFolder:
         writes += [(keys.timer(due, instance_id, t), None) for t, due in decision.timers_cancelled]
         key = instance_id.encode()
         p = self.partition
-        records = [_record("history", key, e, p) for e in decision.events]
-        records += [_record("tasks", key, t, p) for t in decision.tasks]
+        records = [self._record("history", key, e, p) for e in decision.events]
+        records += [self._record("tasks", key, t, p) for t in decision.tasks]
         if decision.completion is not None:
-            records.append(_record("completions", key, decision.completion, p))
+            records.append(self._record("completions", key, decision.completion, p))
         largest = max(
             [len(v) for _, v in writes if v is not None] + [len(r.value or b"") for r in records]
         )
@@ -310,7 +319,7 @@ class PartitionFolder:
 
     def _emit_commands(self, commands: tuple[Command, ...]) -> None:
         for command in commands:
-            self.records.append(_record("commands", route(command).record_key, command, None))
+            self.records.append(self._record("commands", route(command).record_key, command, None))
 
     def _remember(self, instance_id: str, state: InstanceState) -> None:
         if not _busy(state):

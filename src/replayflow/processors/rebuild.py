@@ -109,7 +109,7 @@ class PartitionRebuild:
         self.decider = Decider(
             registry, concurrency=concurrency, limits=limits, recorded=self.markers
         )
-        self.folder = PartitionFolder(store, self.decider)
+        self.folder = PartitionFolder(store, self.decider, encode=False)
         self.partition = store.partition
         self.report = PartitionReport(self.partition)
         self._batch = batch
@@ -120,6 +120,7 @@ class PartitionRebuild:
         self._pending: tuple[HistoryEvent, list[tuple[Command, int]], int] | None = None
         self._expected: dict[str, deque[HistoryEvent]] = {}  # read, not yet re-made
         self._diverged: dict[str, str] = {}
+        self._suspending: set[str] = set()  # read a WorkflowSuspended not yet re-made
         self._started = time.perf_counter()
 
     def feed(self, event: HistoryEvent, offset: int = -1) -> None:
@@ -141,6 +142,8 @@ class PartitionRebuild:
             self._fold_pending()
         if isinstance(event, PatchMarked):
             self.markers.add(event)
+        elif isinstance(event, WorkflowSuspended):
+            self._suspending.add(instance_id)
         self._expected.setdefault(instance_id, deque()).append(event)
         if commands:
             self._pending = (event, commands, offset)
@@ -182,9 +185,10 @@ class PartitionRebuild:
         self._pending = None
         instance_id = event.instance_id
         folder = self.folder
-        if any(isinstance(e, WorkflowSuspended) for e in self._expected.get(instance_id, ())):
+        if instance_id in self._suspending:
             # Only a coroutine rebuilt from the recorded calls meets a difference from
             # them: the live decision that suspended had one, so this one must too.
+            self._suspending.discard(instance_id)
             self.decider.forget(instance_id)
         start = len(folder.records)
         source = ("history", self.partition, offset, instance_id.encode(), None)
