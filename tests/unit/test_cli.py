@@ -32,6 +32,8 @@ COMMANDS = {
     "restart",
     "history",
     "replay",
+    "rebuild",
+    "upgrade",
     "dlq",
     "validate",
     "deploy",

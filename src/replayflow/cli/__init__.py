@@ -54,10 +54,11 @@ def _register() -> None:
 
     for command in api_commands:
         main.add_command(command)
-    from replayflow.cli import rebuild, replay  # replay, rebuild, upgrade
+    from replayflow.cli import rebuild, replay, upgrade  # replay, rebuild, upgrade
 
     main.add_command(replay.replay)
     main.add_command(rebuild.rebuild_command)
+    main.add_command(upgrade.upgrade)
 
 
 _register()
