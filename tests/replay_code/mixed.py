@@ -37,7 +37,7 @@ async def running(ctx: rf.Context, n: object) -> object:
 
 @rf.workflow(name="mx-sleep")
 async def sleeper(ctx: rf.Context, n: object) -> object:
-    await ctx.sleep("nap", "1h")
+    await ctx.sleep("nap", n if isinstance(n, int) else "1h")  # seconds, or an hour
     return await ctx.step("after", work, n)
 
 

@@ -42,6 +42,7 @@ from replayflow.core.definitions import Registry
 from replayflow.core.messages import (
     AcquireSlot,
     Command,
+    FireTimer,
     HistoryEvent,
     PatchMarked,
     ReleaseSlot,
@@ -51,8 +52,9 @@ from replayflow.core.messages import (
 )
 from replayflow.core.patching import DecisionMarkers
 from replayflow.core.replay import input_commands
-from replayflow.processors.fold import PartitionFolder
+from replayflow.processors.fold import PartitionFolder, Source
 from replayflow.processors.replay_all import describe
+from replayflow.store import keys
 from replayflow.store.protocol import Store
 
 BATCH = 5000  # folds per store write
@@ -194,7 +196,7 @@ class PartitionRebuild:
         source = ("history", self.partition, offset, instance_id.encode(), None)
         for command, at in commands:
             try:
-                folder.fold(command, at, source)
+                self._fold(command, at, source)
             except Exception as exc:  # a bug in user code or engine: report, go on
                 self._diverge(
                     instance_id,
@@ -220,6 +222,16 @@ class PartitionRebuild:
         if self._unwritten >= self._batch:
             folder.committed(None)
             self._unwritten = 0
+
+    def _fold(self, command: Command, at: int, source: Source) -> None:
+        if isinstance(command, FireTimer):
+            # A timer fires from the index, which the shell then deletes, as live.
+            state = self.folder.state(command.instance_id)
+            due = None if state is None else dict(state.info.timers).get(command.timer)
+            if due is not None:
+                self.folder.fire_timer(keys.timer(due, command.instance_id, command.timer), at)
+                return
+        self.folder.fold(command, at, source)
 
     def _match(self, instance_id: str, made: list[HistoryEvent]) -> None:
         expected = self._expected.get(instance_id)

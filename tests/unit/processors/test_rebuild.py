@@ -43,6 +43,10 @@ def live_namespace() -> Environment:
     env.hold_step("mx_slow")
     env.start("mx-running", "r", id="running")  # its step is out with a worker
     env.start("mx-sleep", "s", id="sleeping")
+    env.fail_step("mx_flaky", times=1)
+    env.start("mx-sleep", 1, id="slept")  # timers that fired: gone from the index
+    env.start("mx-retry", "x", id="retried")
+    env.advance("1m")
     env.start("mx-wait", "w", id="waiting")
     env.send_event("waiting", "other", {"kept": True})  # nobody waits: the inbox
     env.start("mx-wait", "p", id="paused")
