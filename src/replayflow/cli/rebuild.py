@@ -43,13 +43,16 @@ def _data_dir(config: Settings, data: Path | None, orchestrator_id: str | None) 
 
 
 def _changelog_topic(config: Settings, name: str | None) -> str:
-    """The topic to write the rebuilt state to: an empty state topic (lost, and created
-    again by `replayflow topics apply`), or another topic, created like it if missing."""
-    live = Topics(config).state
-    target = name or live
-    if target != live:
-        spec = replace(load_topics(config)[STATE], name=target)
-        apply_topics(config.bootstrap, {"rebuilt-state": spec})
+    """The topic to write the rebuilt state to: the namespace's state topic (created
+    again if it was lost) or another one, created like it if missing; either empty."""
+    spec = load_topics(config)[STATE]
+    target = name or spec.name
+    # Created as topics.yaml declares the state topic when missing (compacted).
+    report = apply_topics(config.bootstrap, {STATE: replace(spec, name=target)})
+    if not report.ok:
+        raise click.ClickException(
+            f"{target} differs from the state topic's declaration: {report.summary()}"
+        )
     held = topic_records(config, target)
     if held:
         raise click.ClickException(
