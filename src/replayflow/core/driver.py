@@ -264,6 +264,8 @@ class Driver:
         """(True, value) or (False, exception) once the awaited calls resolve."""
         assert self._waiting is not None
         request, indices = self._waiting
+        if len(indices) == 1 and not isinstance(request, AllRequest | FirstRequest):
+            return self._answer_one(calls[indices[0]])  # most awaits: one call
         members = [calls[i] for i in indices]
         if isinstance(request, FirstRequest):
             return self._answer_first(members)
@@ -285,6 +287,16 @@ class Driver:
         self._resume(max((c.resolved_at or 0 for c in members), default=None))
         values = [load(c.result, c.describe()) for c in members]
         return True, values if isinstance(request, AllRequest) else values[0]
+
+    def _answer_one(self, call: Call) -> tuple[bool, Any] | None:
+        status = call.status
+        if status is CallStatus.COMPLETED:
+            self._resume(call.resolved_at or 0)  # as the general case below does
+            return True, load(call.result, call.describe())
+        if status in _FAILED:
+            self._resume(call.resolved_at)
+            return False, _exception(call)
+        return None
 
     def _answer_first(self, members: list[Call]) -> tuple[bool, Any] | None:
         resolved = [

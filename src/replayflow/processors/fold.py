@@ -71,12 +71,20 @@ class PartitionFolder:
     aborts. Keeps the status counts (store/counts.py) with the states they count."""
 
     def __init__(
-        self, store: Store, decider: Decider, cache_size: int = 10_000, *, encode: bool = True
+        self,
+        store: Store,
+        decider: Decider,
+        cache_size: int = 10_000,
+        *,
+        encode: bool = True,
+        cache_idle: bool = False,
     ) -> None:
         self.store = store
-        # encode=False: records carry only their message, for a reader in this process
-        # that produces nothing (a rebuild); their size is then not checked either.
+        # A re-fold of history (a rebuild) reads its records in this process and
+        # produces nothing (encode=False: only the message, no size check), and reads
+        # every instance again soon, whatever it waits for (cache_idle=True).
         self._record = _record if encode else _unencoded
+        self._cache_idle = cache_idle
         self.partition = store.partition
         self.decider = decider
         self._cache: OrderedDict[str, InstanceState] = OrderedDict()
@@ -322,7 +330,7 @@ class PartitionFolder:
             self.records.append(self._record("commands", route(command).record_key, command, None))
 
     def _remember(self, instance_id: str, state: InstanceState) -> None:
-        if not _busy(state):
+        if not self._cache_idle and not _busy(state):
             # Finished, queued and merely waiting instances are rarely read again soon:
             # they cost disk, not memory, and a later command reads them back.
             self._cache.pop(instance_id, None)

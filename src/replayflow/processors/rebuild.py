@@ -41,14 +41,25 @@ from replayflow.core.decide.calls import attempt_timeout
 from replayflow.core.definitions import Registry
 from replayflow.core.messages import (
     AcquireSlot,
+    CallDropped,
     Command,
+    EventAwaited,
+    EventDelivered,
+    EventKept,
     FireTimer,
     HistoryEvent,
     PatchMarked,
     ReleaseSlot,
     StepFailed,
+    StepScheduled,
     TimerFired,
+    TimerStarted,
+    WorkflowCancelled,
+    WorkflowCompleted,
+    WorkflowFailed,
+    WorkflowQueued,
     WorkflowSuspended,
+    WorkflowTimedOut,
 )
 from replayflow.core.patching import DecisionMarkers
 from replayflow.core.replay import input_commands
@@ -58,6 +69,25 @@ from replayflow.store import keys
 from replayflow.store.protocol import Store
 
 BATCH = 5000  # folds per store write
+
+# Facts that are only ever decisions (core/replay.py turns none of them into a command).
+_DECIDED = frozenset(
+    {
+        StepScheduled,
+        TimerStarted,
+        EventAwaited,
+        EventKept,
+        EventDelivered,
+        CallDropped,
+        WorkflowQueued,
+        WorkflowCompleted,
+        WorkflowFailed,
+        WorkflowCancelled,
+        WorkflowTimedOut,
+        WorkflowSuspended,
+        PatchMarked,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -111,7 +141,7 @@ class PartitionRebuild:
         self.decider = Decider(
             registry, concurrency=concurrency, limits=limits, recorded=self.markers
         )
-        self.folder = PartitionFolder(store, self.decider, encode=False)
+        self.folder = PartitionFolder(store, self.decider, encode=False, cache_idle=True)
         self.partition = store.partition
         self.report = PartitionReport(self.partition)
         self._batch = batch
@@ -172,9 +202,12 @@ class PartitionRebuild:
     def _commands(self, event: HistoryEvent) -> list[tuple[Command, int]]:
         # The one fact whose meaning depends on the one before it: a StepFailed right
         # after its attempt's timeout fired was made by that FireTimer, not sent.
-        fired = self._fired.pop(event.instance_id, None)
-        if isinstance(event, TimerFired):
-            self._fired[event.instance_id] = event.timer
+        fired = self._fired.pop(event.instance_id, None) if self._fired else None
+        kind = type(event)
+        if kind in _DECIDED:
+            return []  # a decision, never an input: most facts
+        if kind is TimerFired:
+            self._fired[event.instance_id] = event.timer  # type: ignore[union-attr]
         elif isinstance(event, StepFailed) and fired == attempt_timeout(event.step, event.attempt):
             return []
         return list(input_commands((event,)))

@@ -11,10 +11,12 @@ from typing import Any
 
 import pytest
 
-from replayflow.core.messages import HistoryEvent, StepScheduled
+from replayflow.core.messages import HistoryEvent, StepFailed, StepScheduled
+from replayflow.core.replay import input_commands
 from replayflow.core.state import Status
 from replayflow.core.upgrade import check
 from replayflow.processors.fold import PartitionFolder
+from replayflow.processors.rebuild import _DECIDED
 from replayflow.processors.rebuild_compare import compare
 from replayflow.processors.rebuild_run import RebuildPlan, RebuildResult, rebuild
 from replayflow.store import keys, serde
@@ -179,6 +181,14 @@ def copy_store(store: MemoryStore | Any) -> MemoryStore:
     copy = MemoryStore(store.partition)
     copy.write(dict(store.scan(b"")), None)
     return copy
+
+
+def test_facts_taken_for_decisions_never_make_a_command(live: Environment) -> None:
+    kinds = {type(e) for e in live.facts}
+    assert len(kinds & _DECIDED) >= 8
+    for event in live.facts:
+        made = list(input_commands([event]))
+        assert (type(event) in _DECIDED) == (made == []) or isinstance(event, StepFailed)
 
 
 def test_the_facts_seen_are_the_facts_the_engine_wrote(live: Environment) -> None:
