@@ -124,10 +124,8 @@ class ReleaseSlot:
 
 @dataclass(frozen=True)
 class UpgradeWorkflow:
-    """Move an instance from one version of its workflow to another, made by
-    `replayflow upgrade` once the instance's history, up to `checked_seq`, replays
-    identically on the new version's code. Refused (and recorded) when the instance
-    went past that seq meanwhile: the check no longer covers it."""
+    """Move an instance to another version once its history up to `checked_seq`
+    replayed identically on that version's code (core/decide/upgrade.py)."""
 
     instance_id: str
     from_version: str
@@ -377,8 +375,8 @@ class WorkflowSuspended:
 
 @dataclass(frozen=True)
 class PatchMarked:
-    """The code took the new path of ctx.patched(patch) (or passed ctx.deprecate_patch)
-    at call number `index`: replays take the new path there too."""
+    """ctx.patched(patch) took the new path (or ctx.deprecate_patch passed) at call
+    `index`: replays take it there too (core/patching.py)."""
 
     instance_id: str
     seq: int
@@ -390,8 +388,7 @@ class PatchMarked:
 
 @dataclass(frozen=True)
 class WorkflowUpgraded:
-    """The instance runs `to_version`'s code from now on: its history up to
-    `checked_seq` replayed identically on it."""
+    """The instance runs `to_version`'s code from now on."""
 
     instance_id: str
     seq: int
@@ -403,8 +400,7 @@ class WorkflowUpgraded:
 
 @dataclass(frozen=True)
 class UpgradeRefused:
-    """An UpgradeWorkflow the instance did not take (it moved past `checked_seq`, runs
-    another version, or is not running): it stays on its version."""
+    """An UpgradeWorkflow the instance did not take; it keeps its version."""
 
     instance_id: str
     seq: int
