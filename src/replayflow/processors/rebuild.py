@@ -157,8 +157,10 @@ class PartitionRebuild:
 
     def feed(self, event: HistoryEvent, offset: int = -1) -> None:
         """One more fact of this partition, in offset order."""
-        self.report.facts += 1
-        self.report.last_offset = max(self.report.last_offset, offset)
+        report = self.report
+        report.facts += 1
+        if offset > report.last_offset:
+            report.last_offset = offset
         instance_id = event.instance_id
         if instance_id not in self._known:
             if instance_id in self._skipped:
@@ -172,11 +174,15 @@ class PartitionRebuild:
         pending = self._pending
         if pending is not None and (commands or pending[0].instance_id != instance_id):
             self._fold_pending()
-        if isinstance(event, PatchMarked):
-            self.markers.add(event)
-        elif isinstance(event, WorkflowSuspended):
+        kind = type(event)
+        if kind is PatchMarked:
+            self.markers.add(event)  # type: ignore[arg-type]
+        elif kind is WorkflowSuspended:
             self._suspending.add(instance_id)
-        self._expected.setdefault(instance_id, deque()).append(event)
+        expected = self._expected.get(instance_id)
+        if expected is None:
+            expected = self._expected[instance_id] = deque()
+        expected.append(event)
         if commands:
             self._pending = (event, commands, offset)
 
