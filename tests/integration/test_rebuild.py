@@ -69,6 +69,7 @@ def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
         "KAFKA_BOOTSTRAP": settings.bootstrap,
         "REPLAYFLOW_NAMESPACE": settings.namespace,
         "REPLAYFLOW_DATA": str(settings.data_dir),
+        "REPLAYFLOW_PARTITIONS": str(PARTITIONS),
     }
     return subprocess.run(
         [sys.executable, "-m", "replayflow.cli", *args],

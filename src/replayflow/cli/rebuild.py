@@ -50,8 +50,10 @@ def _changelog_topic(config: Settings, name: str | None) -> str:
     # Created as topics.yaml declares the state topic when missing (compacted).
     report = apply_topics(config.bootstrap, {STATE: replace(spec, name=target)})
     if not report.ok:
+        reasons = "; ".join(r for result in report.results for r in result.reasons)
         raise click.ClickException(
-            f"{target} differs from the state topic's declaration: {report.summary()}"
+            f"{target} differs from the state topic's declaration (topics.yaml, "
+            f"REPLAYFLOW_PARTITIONS): {reasons}"
         )
     held = topic_records(config, target)
     if held:
