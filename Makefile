@@ -115,6 +115,8 @@ bench-scale: venv benchmarks/scale.py ## 50k waiting + 200k queued instances, on
 .PHONY: bench-kafka-triggers
 bench-kafka-triggers: venv ## a Kafka topic trigger: records/s routed to starts (goal >= 10,000/s) and its lag
 	@$(KAFKA) run -- bash -c '$(BIN)/python benchmarks/triggers_kafka.py $(TRIGGER_BENCH_ARGS)'
+bench-rebuild: venv benchmarks/rebuild.py ## 1,000,000 history events re-folded into fresh state (benchmarks/rebuild.py)
+	@$(KAFKA) run -- $(BIN)/python benchmarks/rebuild.py $(REBUILD_ARGS)
 
 examples/demo.py benchmarks/run.py:
 	@echo "error: $@ is not written yet" >&2; exit 1

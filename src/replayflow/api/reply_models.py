@@ -49,11 +49,21 @@ class HistoryEvent(TypedDict):
     instance_id: str
 
 
+class Upgrade(TypedDict):
+    """A move to another version of the workflow (a WorkflowUpgraded fact)."""
+
+    at: int
+    seq: int
+    from_version: str
+    to_version: str
+
+
 class Instance(InstanceSummary):
     input: NotRequired[str | None]  # JSON text
     output: NotRequired[str | None]  # JSON text
     parent_step: NotRequired[str | None]
     recent: NotRequired[list[HistoryEvent]]
+    upgrades: NotRequired[list[Upgrade]]
 
 
 class TimelineEntry(TypedDict):

@@ -122,6 +122,17 @@ class ReleaseSlot:
     instance_id: str
 
 
+@dataclass(frozen=True)
+class UpgradeWorkflow:
+    """Move an instance to another version once its history up to `checked_seq`
+    replayed identically on that version's code (core/decide/upgrade.py)."""
+
+    instance_id: str
+    from_version: str
+    to_version: str
+    checked_seq: int
+
+
 Command = (
     StartWorkflow
     | CompleteStep
@@ -136,6 +147,7 @@ Command = (
     | AcquireSlot
     | GrantSlot
     | ReleaseSlot
+    | UpgradeWorkflow
 )
 
 # ---------------------------------------------------------------------------------------
@@ -361,6 +373,44 @@ class WorkflowSuspended:
     error: ErrorInfo
 
 
+@dataclass(frozen=True)
+class PatchMarked:
+    """ctx.patched(patch) took the new path (or ctx.deprecate_patch passed) at call
+    `index`: replays take it there too (core/patching.py)."""
+
+    instance_id: str
+    seq: int
+    at: int
+    patch: str
+    index: int
+    deprecated: bool = False
+
+
+@dataclass(frozen=True)
+class WorkflowUpgraded:
+    """The instance runs `to_version`'s code from now on."""
+
+    instance_id: str
+    seq: int
+    at: int
+    from_version: str
+    to_version: str
+    checked_seq: int
+
+
+@dataclass(frozen=True)
+class UpgradeRefused:
+    """An UpgradeWorkflow the instance did not take; it keeps its version."""
+
+    instance_id: str
+    seq: int
+    at: int
+    from_version: str
+    to_version: str
+    checked_seq: int
+    reason: str
+
+
 HistoryEvent = (
     WorkflowStarted
     | WorkflowQueued
@@ -385,6 +435,9 @@ HistoryEvent = (
     | WorkflowResumed
     | WorkflowRestarted
     | WorkflowSuspended
+    | PatchMarked
+    | WorkflowUpgraded
+    | UpgradeRefused
 )
 
 # ---------------------------------------------------------------------------------------

@@ -44,13 +44,17 @@ from replayflow.core.messages import (
     StepFailed,
     TerminateWorkflow,
     TimerFired,
+    UpgradeRefused,
+    UpgradeWorkflow,
     WorkflowAdmitted,
     WorkflowPaused,
     WorkflowRestarted,
     WorkflowResumed,
     WorkflowStarted,
     WorkflowTerminated,
+    WorkflowUpgraded,
 )
+from replayflow.core.patching import HistoryMarkers
 from replayflow.core.state import InstanceState
 
 
@@ -115,6 +119,16 @@ def input_commands(history: Sequence[HistoryEvent]) -> Iterator[tuple[Command, i
             )
         elif isinstance(event, WorkflowTerminated):
             yield TerminateWorkflow(instance_id=event.instance_id, reason=event.reason), event.at
+        elif isinstance(event, WorkflowUpgraded | UpgradeRefused):
+            yield (
+                UpgradeWorkflow(
+                    instance_id=event.instance_id,
+                    from_version=event.from_version,
+                    to_version=event.to_version,
+                    checked_seq=event.checked_seq,
+                ),
+                event.at,
+            )
         fired = event.timer if isinstance(event, TimerFired) else None
 
 
@@ -135,7 +149,7 @@ def replay(
     if decider is not None:
         return _replay(recorded, decider)
     # One instance, so one live coroutine: the cache holds just it.
-    own = Decider(registry, cache_size=1, keep_idle=True)
+    own = Decider(registry, cache_size=1, keep_idle=True, recorded=HistoryMarkers(recorded))
     try:
         return _replay(recorded, own)
     finally:

@@ -122,13 +122,30 @@ def _reason(reason: str, key: bytes | None, value: bytes | None) -> str:
     return clip(reason, MAX_REASON - len(note)) + note
 
 
+def _unencoded(topic: str, key: bytes | None, message: Any, partition: int | None) -> Record:
+    return Record(topic, key, None, partition, message)
+
+
 class PartitionFolder:
     """The fold of one partition over a `Store`. Keeps recently used instance states in
     memory; states touched by the batch in flight are pinned until the batch commits or
     aborts. Keeps the status counts (store/counts.py) with the states they count."""
 
-    def __init__(self, store: Store, decider: Decider, cache_size: int = 10_000) -> None:
+    def __init__(
+        self,
+        store: Store,
+        decider: Decider,
+        cache_size: int = 10_000,
+        *,
+        encode: bool = True,
+        cache_idle: bool = False,
+    ) -> None:
         self.store = store
+        # A re-fold of history (a rebuild) reads its records in this process and
+        # produces nothing (encode=False: only the message, no size check), and reads
+        # every instance again soon, whatever it waits for (cache_idle=True).
+        self._record = _record if encode else _unencoded
+        self._cache_idle = cache_idle
         self.partition = store.partition
         self.decider = decider
         self._cache: OrderedDict[str, InstanceState] = OrderedDict()
@@ -219,7 +236,7 @@ class PartitionFolder:
             error_type,
             clip(record.reason, MAX_LOGGED_REASON),
         )
-        self.records.append(_record("dlq", record.key, record, None))
+        self.records.append(self._record("dlq", record.key, record, None))
 
     def changelog(self) -> list[Record]:
         """The batch's state changes as changelog records, in the order they apply."""
@@ -339,10 +356,10 @@ class PartitionFolder:
         writes += [(keys.timer(due, instance_id, t), None) for t, due in decision.timers_cancelled]
         key = instance_id.encode()
         p = self.partition
-        records = [_record("history", key, e, p) for e in decision.events]
-        records += [_record("tasks", key, t, p) for t in decision.tasks]
+        records = [self._record("history", key, e, p) for e in decision.events]
+        records += [self._record("tasks", key, t, p) for t in decision.tasks]
         if decision.completion is not None:
-            records.append(_record("completions", key, decision.completion, p))
+            records.append(self._record("completions", key, decision.completion, p))
             records.append(_stream_end(key, decision.completion))
         largest = max(
             [len(v) for _, v in writes if v is not None] + [len(r.value or b"") for r in records]
@@ -377,10 +394,10 @@ class PartitionFolder:
 
     def _emit_commands(self, commands: tuple[Command, ...]) -> None:
         for command in commands:
-            self.records.append(_record("commands", route(command).record_key, command, None))
+            self.records.append(self._record("commands", route(command).record_key, command, None))
 
     def _remember(self, instance_id: str, state: InstanceState) -> None:
-        if not _busy(state):
+        if not self._cache_idle and not _busy(state):
             # Finished, queued and merely waiting instances are rarely read again soon:
             # they cost disk, not memory, and a later command reads them back.
             self._cache.pop(instance_id, None)

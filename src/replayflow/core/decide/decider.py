@@ -17,6 +17,7 @@ from replayflow.core.decide.lifecycle import cancel, pause, restart, resume, ter
 from replayflow.core.decide.runner import Limits, Runner
 from replayflow.core.decide.steps import complete_step, fail_step
 from replayflow.core.decide.timers import fire_timer
+from replayflow.core.decide.upgrade import upgrade
 from replayflow.core.decision import Decision
 from replayflow.core.definitions import Registry
 from replayflow.core.messages import (
@@ -32,7 +33,9 @@ from replayflow.core.messages import (
     SendEvent,
     StartWorkflow,
     TerminateWorkflow,
+    UpgradeWorkflow,
 )
+from replayflow.core.patching import RecordedMarkers
 from replayflow.core.state import InstanceState
 
 Handler = Callable[[Runner, Any, Any, int], Decision]
@@ -49,6 +52,7 @@ HANDLERS: dict[type[Any], Handler] = {
     PauseWorkflow: pause,
     ResumeWorkflow: resume,
     RestartWorkflow: restart,
+    UpgradeWorkflow: upgrade,
 }
 
 
@@ -63,6 +67,7 @@ class Decider(Runner):
         limits: Limits | None = None,
         concurrency: dict[str, int] | None = None,
         keep_idle: bool = False,
+        recorded: RecordedMarkers | None = None,
     ) -> None:
         super().__init__(
             registry,
@@ -70,6 +75,7 @@ class Decider(Runner):
             limits=limits,
             concurrency=concurrency,
             keep_idle=keep_idle,
+            recorded=recorded,
         )
         self._handlers = {kind: partial(handler, self) for kind, handler in HANDLERS.items()}
 

@@ -7,10 +7,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from replayflow.core.context import ChildRequest, EventRequest, Single, SleepRequest, StepRequest
+from replayflow.core.context import (
+    ChildRequest,
+    EventRequest,
+    PatchRequest,
+    Single,
+    SleepRequest,
+    StepRequest,
+)
 from replayflow.core.decide.attempts import new_step
 from replayflow.core.decide.calls import record_dropped, soon
 from replayflow.core.decide.children import report_to_parent, start_child, stop_children
+from replayflow.core.decide.patches import new_patch
 from replayflow.core.decide.waits import new_sleep, new_wait
 from replayflow.core.decision import Decision, DecisionBuilder
 from replayflow.core.definitions import Registry, WorkflowDef
@@ -25,6 +33,7 @@ from replayflow.core.messages import (
     WorkflowFailed,
     WorkflowSuspended,
 )
+from replayflow.core.patching import RecordedMarkers
 from replayflow.core.payloads import DEFAULT_MAX_PAYLOAD, dump
 from replayflow.core.state import Call, Info, Status
 
@@ -61,6 +70,7 @@ class Runner:
         limits: Limits | None = None,
         concurrency: dict[str, int] | None = None,
         keep_idle: bool = False,
+        recorded: RecordedMarkers | None = None,
     ) -> None:
         self.registry = registry
         self.limits = limits or Limits()
@@ -68,6 +78,8 @@ class Runner:
         self.keep_idle = keep_idle
         # Per-workflow concurrency limits that override the ones in the code.
         self.concurrency = dict(concurrency or {})
+        # Re-folding recorded history (replay, rebuild): the patch markers it holds.
+        self.recorded = recorded
 
     def concurrency_of(self, workflow: WorkflowDef) -> int | None:
         return self.concurrency.get(workflow.name, workflow.concurrency)
@@ -95,7 +107,9 @@ class Runner:
         driver = self.cache.take(b.info.instance_id, b.info.seq)
         if driver is None:
             start_at = b.info.admitted_at or b.info.started_at
-            driver = Driver(workflow, b.info, start_at, self.limits.max_payload)
+            driver = Driver(
+                workflow, b.info, start_at, self.limits.max_payload, recorded=self.recorded
+            )
         return driver
 
     def advance(self, b: DecisionBuilder, driver: Driver) -> Outcome:
@@ -147,7 +161,9 @@ class Runner:
             self.cache.retag(b.info.instance_id, seq, decision.state.info.seq)
         return decision
 
-    def _new_call(self, b: DecisionBuilder, member: Single, key: str) -> Call:
+    def _new_call(self, b: DecisionBuilder, member: Single | PatchRequest, key: str) -> Call:
+        if isinstance(member, PatchRequest):
+            return new_patch(b, member, key)
         if isinstance(member, StepRequest):
             return new_step(b, self.registry, member, key)
         if isinstance(member, ChildRequest):
