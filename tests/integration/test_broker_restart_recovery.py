@@ -43,6 +43,14 @@ def broker(tmp_path: Path) -> Iterator[OwnBroker]:
         yield own
 
 
+# Not strict: on a fast run the completions tail can report the 40 % mark only when every
+# workflow is done, and the second kill then tests nothing (the check below says so).
+# Issue 10 stays open until the kill is tied to work in flight, not to what the tail saw.
+@pytest.mark.xfail(
+    strict=False,
+    raises=AssertionError,
+    reason="issue 10: the second kill can come after the workload ended on a fast run",
+)
 def test_orchestrator_and_worker_survive_broker_kills(broker: OwnBroker, tmp_path: Path) -> None:
     settings = Settings(
         bootstrap=broker.bootstrap, namespace="t" + uuid.uuid4().hex[:10], partitions=3
