@@ -43,13 +43,19 @@ help: ## list the targets
 
 venv: $(VENV_STAMP) ## create .venv (python3.11) with replayflow and dev tools; reinstalls when pyproject.toml changes
 
+# Each step says what it does first: the install takes about a minute and pip -q is
+# silent meanwhile.
 $(VENV_STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "error: python3.11 (or python3 >= 3.11) not found" >&2; exit 1; }
-	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
-	$(BIN)/python -m pip check
+	@[ -x $(BIN)/python ] || { echo "venv: creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
+	@echo "venv: upgrading pip"
+	@$(BIN)/python -m pip install -q --upgrade pip
+	@echo "venv: installing replayflow and its dev tools into $(VENV) (about a minute) ..."
+	@$(BIN)/python -m pip install -q -e '.[dev]'
+	@echo "venv: checking installed requirements"
+	@$(BIN)/python -m pip check
 	@touch $@
+	@echo "venv: ready ($(BIN)/replayflow, $(BIN)/python)"
 
 up: venv ## start the local Kafka broker (if not running) and create the topics
 	@$(KAFKA) up
