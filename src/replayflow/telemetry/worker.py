@@ -95,10 +95,12 @@ class StepAttempt:
             self._telemetry.step_duration.record(
                 elapsed, {"workflow": task.workflow, "function": task.function, "outcome": label}
             )
-        if isinstance(outcome, FailStep) and log.isEnabledFor(logging.INFO):
-            log.info(
-                "step %s attempt %d failed after %.3f s: %s: %s",
+        if isinstance(outcome, FailStep) and log.isEnabledFor(logging.WARNING):
+            # WARNING: a failed attempt is worth a look even when a retry follows.
+            log.warning(
+                "step %s of %s, attempt %d, failed after %.3f s: %s: %s",
                 task.step,
+                task.instance_id,
                 task.attempt,
                 elapsed,
                 outcome.error.type,
