@@ -31,10 +31,23 @@ STATE = "state"
 DLQ = "dlq"
 WORKFLOWS = "workflows"
 EVENTS = "events"
+REPLIES = "replies"
+ORCHESTRATORS = "orchestrators"
 #: Every logical topic name, in the order of DESIGN.md.
-LOGICAL_NAMES = (COMMANDS, HISTORY, TASKS, COMPLETIONS, STATE, DLQ, WORKFLOWS, EVENTS)
+LOGICAL_NAMES = (
+    COMMANDS,
+    HISTORY,
+    TASKS,
+    COMPLETIONS,
+    STATE,
+    DLQ,
+    WORKFLOWS,
+    EVENTS,
+    REPLIES,
+    ORCHESTRATORS,
+)
 #: The topics keyed by workflow instance id: they must share one partition count.
-INSTANCE_KEYED = (COMMANDS, HISTORY, TASKS, COMPLETIONS, STATE, DLQ, EVENTS)
+INSTANCE_KEYED = (COMMANDS, HISTORY, TASKS, COMPLETIONS, STATE, DLQ, EVENTS, REPLIES)
 
 _kafka_log = logging.getLogger("replayflow.kafka")
 
@@ -189,6 +202,14 @@ class Topics:
     @property
     def events(self) -> str:
         return self[EVENTS]
+
+    @property
+    def replies(self) -> str:
+        return self[REPLIES]
+
+    @property
+    def orchestrators(self) -> str:
+        return self[ORCHESTRATORS]
 
 
 # ---------------------------------------------------------------- apply

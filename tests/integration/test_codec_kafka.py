@@ -47,6 +47,8 @@ def sample(cls: type, n: int) -> Any:
             values[f.name] = 1_732_480_000_000 + 1000 * n + i
         elif kind is bytes:
             values[f.name] = f"original-{f.name}-{n}".encode()
+        elif typing.get_origin(kind) is list:
+            values[f.name] = [f"{f.name}-{n}:1", f"{f.name}-{n}:2"]
         else:
             values[f.name] = sample(typing.cast(type, kind), n)
     return cls(**values)
@@ -58,6 +60,8 @@ def key_of(obj: Any) -> bytes | None:
         return obj.limiter.encode()
     if isinstance(obj, messages.DeadLetter):
         return obj.key
+    if isinstance(obj, messages.OrchestratorWorkflows):
+        return obj.orchestrator.encode()
     # ErrorInfo is never a Kafka value on its own; it still gets a key to travel here.
     return str(getattr(obj, "instance_id", "error-info")).encode()
 

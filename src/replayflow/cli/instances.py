@@ -11,15 +11,16 @@ import click
 
 from replayflow import codec
 from replayflow.cli.support import (
+    kafka_settings,
     load_registry,
     modules_option,
     one_line_errors,
     parse_json,
     settings,
 )
-from replayflow.client import Client
+from replayflow.client import Client, Handle
 from replayflow.core.errors import WorkflowError
-from replayflow.core.messages import DeadLetter, HistoryEvent
+from replayflow.core.messages import DeadLetter, HistoryEvent, Reply
 from replayflow.core.replay import replay as replay_history
 from replayflow.kafka import clients
 from replayflow.kafka.admin import topic_partitions
@@ -43,12 +44,19 @@ def start(
     wait: bool,
     timeout: float,
 ) -> None:
-    """Start WORKFLOW with INPUT (JSON text, or @file)."""
+    """Start WORKFLOW with INPUT (JSON text, or @file). Exits 1 when no orchestrator
+    runs WORKFLOW (or the start is refused)."""
+    payload = parse_json(input_json, "INPUT")
     with Client(settings()) as client:
-        handle = client.start(
-            workflow, parse_json(input_json, "INPUT"), id=instance_id, version=version
-        )
+        handle = client.start(workflow, payload, id=instance_id, version=version)
         click.echo(handle.id)
+        if handle.outcome == "UNCHANGED":
+            click.echo(
+                f"{handle.id} exists already ({handle.status}): nothing new was started",
+                err=True,
+            )
+        elif handle.outcome is None:
+            click.echo(_unanswered(client), err=True)
         if wait:
             _print_result(client, handle.id, timeout)
 
@@ -61,6 +69,22 @@ def result(instance_id: str, timeout: float) -> None:
     """Print an instance's output (waits until it ends)."""
     with Client(settings()) as client:
         _print_result(client, instance_id, timeout)
+
+
+def _unanswered(client: Client) -> str:
+    return (
+        f"no orchestrator answered within {client.confirm_timeout:g} s: the command "
+        "waits on the log and takes effect when one runs"
+    )
+
+
+def said(client: Client, what: str, instance_id: str, reply: Reply | None) -> str:
+    """What became of a command, in one line."""
+    if reply is None:
+        return f"{what} sent to {instance_id} ({_unanswered(client)})"
+    if reply.outcome == "UNCHANGED":
+        return f"{what}: nothing to do, {instance_id} is {reply.status}"
+    return f"{what} accepted: {instance_id} is {reply.status}"
 
 
 def progress(message: str) -> None:
@@ -84,10 +108,12 @@ def _print_result(client: Client, instance_id: str, timeout: float) -> None:
 @click.argument("payload_json", required=False, metavar="[PAYLOAD]")
 @one_line_errors
 def send_event(instance_id: str, name: str, payload_json: str | None) -> None:
-    """Send event NAME with PAYLOAD (JSON text, or @file) to an instance."""
+    """Send event NAME with PAYLOAD (JSON text, or @file) to an instance. Exits 1 when
+    there is no such instance."""
+    payload = parse_json(payload_json, "PAYLOAD")
     with Client(settings()) as client:
-        client.send_event(instance_id, name, parse_json(payload_json, "PAYLOAD"))
-    click.echo(f"sent {name!r} to {instance_id}")
+        reply = client.send_event(instance_id, name, payload)
+        click.echo(said(client, f"event {name!r}", instance_id, reply))
 
 
 def _lifecycle(name: str, help_text: str) -> click.Command:
@@ -99,8 +125,8 @@ def _lifecycle(name: str, help_text: str) -> click.Command:
     @one_line_errors
     def command(instance_id: str, reason: str) -> None:
         with Client(settings()) as client:
-            getattr(client, name)(instance_id, reason)
-        click.echo(f"{name} sent to {instance_id}")
+            reply = getattr(client, name)(instance_id, reason)
+            click.echo(said(client, name, instance_id, reply))
 
     return command
 
@@ -121,8 +147,20 @@ resume = _lifecycle(
 def restart(instance_id: str, from_step: str | None, reason: str) -> None:
     """Run an instance again from the start or from a step."""
     with Client(settings()) as client:
-        client.restart(instance_id, from_step, reason)
-    click.echo(f"restart sent to {instance_id}")
+        handle = client.restart(instance_id, from_step, reason)
+        reply = None if handle.outcome is None else _reply_of(handle)
+        click.echo(said(client, "restart", instance_id, reply))
+
+
+def _reply_of(handle: Handle) -> Reply:
+    return Reply(
+        instance_id=handle.id,
+        request_id="",
+        command="RestartWorkflow",
+        outcome=handle.outcome or "",
+        at=0,
+        status=handle.status,
+    )
 
 
 @click.command()
@@ -200,7 +238,7 @@ def dlq(limit: int, as_json: bool) -> None:
 
 
 def read_dead_letters() -> list[DeadLetter]:
-    config = settings()
+    config = kafka_settings()
     topic = Topics(config).dlq
     consumer = clients.consumer(config, None)
     try:

@@ -112,6 +112,8 @@ class CommandRejected(ReplayflowError):
         self.command = command
         self.reason = reason
         self.kind = kind
+        #: The position of the refused command among those sent together, if several.
+        self.index: int | None = None
 
 
 class UnknownWorkflow(CommandRejected, LookupError):

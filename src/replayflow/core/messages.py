@@ -437,3 +437,36 @@ class DeadLetter:
     reason: str
     error_type: str
     at: int
+
+
+# ---------------------------------------------------------------------------------------
+# Answers to callers, and what the orchestrators run.
+
+#: Kafka header a caller sets on a command to get a Reply (its value, UTF-8).
+REQUEST_ID_HEADER = "replayflow-request-id"
+
+
+@dataclass(frozen=True)
+class Reply:
+    """The orchestrator's answer to a command that asked for one, on replayflow.replies:
+    ACCEPTED, UNCHANGED (nothing to do) or REJECTED (with the reason and its kind)."""
+
+    instance_id: str
+    request_id: str
+    command: str
+    outcome: str
+    at: int
+    status: str | None = None
+    reason: str = ""
+    error_type: str | None = None
+
+
+@dataclass(frozen=True)
+class OrchestratorWorkflows:
+    """The code workflows one orchestrator runs ('<name>:<version>'), on the compacted
+    replayflow.orchestrators topic keyed by its id."""
+
+    orchestrator: str
+    host: str
+    started_at: int
+    workflows: list[str]

@@ -24,13 +24,22 @@ from replayflow.core.decide import Decider
 from replayflow.core.definitions import Registry
 from replayflow.core.entities import Entity, route
 from replayflow.core.errors import ValidationError
-from replayflow.core.messages import AcquireSlot, Command, FireTimer, GrantSlot, ReleaseSlot
+from replayflow.core.messages import (
+    REQUEST_ID_HEADER,
+    AcquireSlot,
+    Command,
+    FireTimer,
+    GrantSlot,
+    ReleaseSlot,
+)
 from replayflow.core.names import check_instance_id
 from replayflow.kafka import clients
 from replayflow.kafka.config import group_name
+from replayflow.kafka.outage import Outage
 from replayflow.kafka.partition import murmur2_partition
 from replayflow.kafka.reading import located
-from replayflow.processors.fold import PartitionFolder, Record
+from replayflow.processors import fatal, served
+from replayflow.processors.fold import Outcome, PartitionFolder, Record
 from replayflow.processors.restore import StaleStore, is_stale, restore_partition
 from replayflow.settings import Settings
 from replayflow.store.partition import PartitionStore
@@ -44,6 +53,16 @@ ORIGIN_HEADER = ("replayflow-origin", b"orchestrator")
 
 def _internal(message: Message) -> bool:
     return ORIGIN_HEADER in (message.headers() or [])
+
+
+def _request_id(message: Message) -> str | None:
+    """The caller's request id (it waits for a Reply), if the command carries one."""
+    for header in message.headers() or ():
+        name, value = header[0], header[1]
+        if name == REQUEST_ID_HEADER and value:
+            text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+            return text[:200]
+    return None
 
 
 @dataclass
@@ -88,6 +107,7 @@ class Orchestrator:
         self._partition_count = 1
         self._producer: Producer | None = None
         self.telemetry = telemetry.for_orchestrator(group_name(settings, "orchestrator"))
+        self._outage = Outage(settings.bootstrap, f"orchestrator {self.instance_id}", log)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -97,7 +117,15 @@ class Orchestrator:
     def run(self, ready: threading.Event | None = None) -> None:
         """Run until stop(). Fatal Kafka errors (fencing) end the loop with an error."""
         self._producer = clients.transactional_producer(
-            self.settings, group_name(self.settings, self.instance_id)
+            self.settings,
+            group_name(self.settings, self.instance_id),
+            error_cb=self._on_kafka_error,
+        )
+        # Say what this process runs, so callers can refuse unknown starts at once.
+        served.publish(
+            self._producer,
+            self.settings,
+            served.record_of(self.instance_id, self.decider.registry, self._now()),
         )
         self._consumer = clients.consumer(
             self.settings,
@@ -106,6 +134,7 @@ class Orchestrator:
                 "group.instance.id": self.instance_id,
                 "session.timeout.ms": 10_000,
                 "max.poll.interval.ms": 120_000,
+                "error_cb": self._on_kafka_error,
             },
         )
         self._consumer.subscribe(
@@ -122,6 +151,7 @@ class Orchestrator:
                     ready.set()
                 self._process_batch(messages)
                 self.telemetry.tick(self._consumer)
+                self._outage.check(self._probe)
         finally:
             self._close()
 
@@ -215,41 +245,41 @@ class Orchestrator:
     def _fold_message(self, folder: PartitionFolder, message: Message, now: int) -> None:
         key, value = message.key(), message.value()
         source = (*located(message), key, value)
+        request_id = _request_id(message)
+
+        def refuse(command: str, reason: str, error_type: str) -> None:
+            # A caller that waits is answered; other bad input goes to the DLQ.
+            if request_id is not None:
+                outcome = Outcome.refused(reason, error_type, error_type, None)
+                folder.reply(key, request_id, command, outcome, now)
+                return
+            self.stats.dead_letters += 1
+            folder.dead_letter(source, reason, error_type, now)
+
         try:
             command = codec.decode(value or b"")
         except codec.CodecError as exc:
-            self.stats.dead_letters += 1
-            folder.dead_letter(source, f"undecodable command: {exc.reason}", "CodecError", now)
+            refuse("", f"undecodable command: {exc.reason}", "CodecError")
             return
+        name = type(command).__name__
         if not isinstance(command, Command) or isinstance(command, FireTimer):
             # FireTimer is made by the orchestrator itself; from outside it would let
             # anyone end a sleep early.
-            self.stats.dead_letters += 1
-            folder.dead_letter(
-                source,
-                f"{type(command).__name__} is not a command accepted on this topic",
-                "NotACommand",
-                now,
-            )
+            refuse(name, f"{name} is not a command accepted on this topic", "NotACommand")
             return
         misrouted = self._misrouted(command, message)
         if misrouted is not None:
-            self.stats.dead_letters += 1
-            reason, error_type = misrouted
-            folder.dead_letter(source, reason, error_type, now)
+            refuse(name, *misrouted)
             return
         try:
-            folder.fold(command, now, source)
+            folder.fold(command, now, source, request_id)
         except Exception as exc:  # a bug must not block the partition: park the input
             log.exception(
                 "folding %s failed",
                 type(command).__name__,
                 extra=telemetry.fields(getattr(command, "instance_id", None)),
             )
-            self.stats.dead_letters += 1
-            folder.dead_letter(
-                source, f"the fold failed: {type(exc).__name__}: {exc}", "FoldError", now
-            )
+            refuse(name, f"the fold failed: {type(exc).__name__}: {exc}", "FoldError")
 
     def _misrouted(self, command: Command, message: Message) -> tuple[str, str] | None:
         """Why a command must not be folded where it arrived, or None.
@@ -334,8 +364,7 @@ class Orchestrator:
         assert self._producer is not None and self._consumer is not None
         error = exc.args[0] if exc.args else None
         if isinstance(error, KafkaError) and error.fatal():
-            log.error("fatal producer error, stopping: %s", error)
-            raise exc
+            fatal.on_error(error, f"orchestrator {self.instance_id}")  # exits or raises
         log.warning("transaction failed, aborting and re-reading the batch: %s", exc)
         self.stats.aborts += 1
         try:
@@ -404,9 +433,17 @@ class Orchestrator:
         self.stats.assigned = sorted(self._folders)
 
     def _on_consumer_error(self, error: KafkaError) -> None:
-        if error.fatal():
-            raise KafkaException(error)
-        log.warning("consumer: %s", error)
+        self._on_kafka_error(error)
+
+    def _on_kafka_error(self, error: KafkaError) -> None:
+        """Every client error: a fatal one ends the process (processors/fatal.py); an
+        unreachable cluster logs one "waiting for Kafka" line per interval."""
+        fatal.on_error(error, f"orchestrator {self.instance_id}")
+        self._outage.error(error)
+
+    def _probe(self) -> None:
+        assert self._consumer is not None
+        self._consumer.list_topics(self.topics.commands, timeout=1)
 
     def _now(self) -> int:
         # The fold's time never goes backwards, even if the wall clock does.

@@ -24,7 +24,9 @@ from replayflow.core.messages import CompleteStep, ErrorInfo, FailStep, Task
 from replayflow.execution import run_async, run_sync, unknown_step
 from replayflow.kafka import clients
 from replayflow.kafka.config import group_name
+from replayflow.kafka.outage import Outage
 from replayflow.kafka.reading import located
+from replayflow.processors import fatal
 from replayflow.settings import Settings
 from replayflow.topics import Topics
 
@@ -88,6 +90,7 @@ class Worker:
         self._offsets = _Offsets()
         self._committed: dict[int, int] = {}
         self.telemetry = telemetry.for_worker(group_name(settings, "worker"))
+        self._outage = Outage(settings.bootstrap, "worker", log)
 
     def stop(self) -> None:
         self._stop.set()
@@ -99,9 +102,13 @@ class Worker:
         consumer = clients.consumer(
             self.settings,
             "worker",
-            **{"session.timeout.ms": 10_000, "max.poll.interval.ms": 300_000},
+            **{
+                "session.timeout.ms": 10_000,
+                "max.poll.interval.ms": 300_000,
+                "error_cb": self._on_kafka_error,
+            },
         )
-        producer = clients.producer(self.settings)
+        producer = clients.producer(self.settings, error_cb=self._on_kafka_error)
         consumer.subscribe([self.topics.tasks], on_revoke=self._on_revoke)
         loop = asyncio.get_running_loop()
         slots = asyncio.Semaphore(self.concurrency)
@@ -113,8 +120,9 @@ class Worker:
                 free = self.concurrency - len(running)
                 messages = consumer.consume(min(free, 500), timeout=0) if free > 0 else []
                 for message in messages:
-                    if message.error() is not None:
-                        log.warning("consumer: %s", message.error())
+                    error = message.error()
+                    if error is not None:
+                        self._on_kafka_error(error)
                         continue
                     await slots.acquire()
                     _, partition, offset = located(message)
@@ -124,6 +132,7 @@ class Worker:
                     job.add_done_callback(running.discard)
                 producer.poll(0)
                 self.telemetry.tick(consumer)
+                self._outage.check(lambda: consumer.list_topics(self.topics.tasks, timeout=1))
                 if loop.time() - last_commit >= self._commit_interval:
                     self._commit(consumer, producer)
                     last_commit = loop.time()
@@ -243,6 +252,12 @@ class Worker:
                 self._committed[tp.partition] = tp.offset
         except Exception as exc:  # a failed commit only means some steps may run again
             log.warning("offset commit failed: %s", exc)
+
+    def _on_kafka_error(self, error: KafkaError) -> None:
+        """Every client error: a fatal one ends the process (processors/fatal.py); an
+        unreachable cluster logs one "waiting for Kafka" line per interval."""
+        fatal.on_error(error, "worker")
+        self._outage.error(error)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
