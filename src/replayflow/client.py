@@ -156,21 +156,22 @@ class Client:
 
     def start_many(
         self,
-        starts: Iterable[tuple[str | WorkflowDef, Any, str | None]],
+        starts: Iterable[tuple[Any, ...]],
         version: str | None = None,
     ) -> list[Handle]:
-        """Start several instances. A start that is refused raises (its `index` in
-        `starts` is on the exception); the others were accepted."""
+        """Start several instances: (workflow, input, id) each, or (workflow, input, id,
+        version) to give each its own version. A start that is refused raises (its
+        `index` in `starts` is on the exception); the others were accepted."""
         watcher = self._ensure_watcher() if self._watch else None
         commands = []
-        for workflow, input, instance_id in starts:
+        for workflow, input, instance_id, *own in starts:
             name = workflow.name if isinstance(workflow, WorkflowDef) else workflow
             instance_id = check_instance_id(instance_id or f"{name}-{uuid.uuid4().hex}")
             command = StartWorkflow(
                 instance_id=instance_id,
                 workflow=name,
                 input=dump(input, "the workflow input"),
-                version=version,
+                version=own[0] if own and own[0] is not None else version,
             )
             commands.append(command)
         if self.check:
