@@ -283,3 +283,28 @@ def test_a_dead_letter_is_inspectable_and_a_hopeless_redrive_refused(
     assert refused.status_code == 409
     assert "unknown workflow 'never-deployed'" in message(refused)
     assert "cannot succeed if redriven" in message(refused)
+
+
+def test_the_cli_says_it_in_words(api: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from replayflow.cli import main
+
+    monkeypatch.setenv("REPLAYFLOW_API", api)
+    monkeypatch.delenv("REPLAYFLOW_API_TOKEN", raising=False)
+    long_id = "cli-sleep-" + "x" * 120
+    post(api, "/v1/instances", {"workflow": "edge-sleepy", "id": long_id})
+    post(api, "/v1/instances", {"workflow": "edge-fails", "id": "cli-fails"})
+    instance(api, long_id, lambda b: b["waiting"])
+    instance(api, "cli-fails", lambda b: b["status"] == "FAILED")
+    status = CliRunner().invoke(main, ["status", "cli-fails"])
+    assert status.exit_code == 0, status.output
+    assert "error   KeyError: 'missing'" in status.output
+    assert "traceback:" in status.output and "in fails" in status.output
+    assert " UTC" in status.output
+    listed = CliRunner().invoke(main, ["list", "--workflow", "edge-sleepy", "--prefix", "cli-"])
+    assert listed.exit_code == 0, listed.output
+    header, row = listed.stdout.splitlines()[:2]
+    assert row.startswith(long_id)  # the whole id, in a column as wide as it
+    assert row.index("edge-sleepy") == header.index("WORKFLOW")
+    assert "sleeping (cool-off) until" in row

@@ -19,7 +19,7 @@ import replayflow as rf
 from replayflow import codec
 from replayflow.client import Client, CommandRejected, UnknownInstance, UnknownWorkflow
 from replayflow.core.definitions import Registry
-from replayflow.core.messages import DeadLetter, StartWorkflow
+from replayflow.core.messages import DeadLetter, SendEvent, StartWorkflow
 from replayflow.kafka import clients
 from replayflow.kafka.producing import Record, deliver
 from replayflow.kafka.reading import read_all
@@ -179,3 +179,52 @@ def test_a_restarted_instance_reads_its_next_result(runtime: Settings) -> None:
         assert handle.outcome == "ACCEPTED"
         client.send_event("rs-1", "go", "second")
         assert handle.result(timeout=60) == "second"
+
+
+def test_dlq_lists_entries_and_redrives_only_what_can_succeed(runtime: Settings) -> None:
+    producer = clients.producer(runtime)
+    commands = Topics(runtime).commands
+    junk = Record(commands, b"not avro at all", key=b"junk-1")
+    event = SendEvent(instance_id="later-1", name="go", payload="1")
+    deliver(producer, [junk, Record(commands, codec.encode(event), key=b"later-1")])
+    deadline = time.monotonic() + 60
+    while len(dead_letters(runtime)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    listed = cli(runtime, "dlq", "--json")
+    assert listed.returncode == 0, listed.stderr
+    entries = {e["key"]: e for e in map(json.loads, listed.stdout.splitlines())}
+    assert entries["later-1"]["original"] == {
+        "type": "SendEvent",
+        "instance_id": "later-1",
+        "name": "go",
+        "payload": 1,
+    }
+    table = cli(runtime, "dlq")
+    assert table.stdout.splitlines()[0].split() == ["ID", "TIME", "KEY", "TYPE", "REASON"]
+    assert entries["junk-1"]["id"] in table.stdout and " UTC " in table.stdout
+    refused = cli(runtime, "dlq", "redrive", entries["junk-1"]["id"])
+    assert refused.returncode == 1
+    assert "cannot succeed if redriven: its bytes are not a replayflow record" in refused.stderr
+    # The instance exists now: the event can be delivered.
+    with Client(runtime) as client:
+        client.start("ff-wait", 0, id="later-1")
+    redriven = cli(runtime, "dlq", "redrive", entries["later-1"]["id"])
+    assert redriven.returncode == 0, redriven.stderr
+    assert redriven.stdout.startswith(f"{entries['later-1']['id']} redriven to ")
+    with Client(runtime) as client:
+        assert client.result("later-1", timeout=60) == 1
+    again = cli(runtime, "dlq", "redrive", entries["later-1"]["id"])
+    assert again.returncode == 1 and "was redriven already (at 20" in again.stderr
+
+
+def test_history_shows_times_as_dates(runtime: Settings) -> None:
+    with Client(runtime) as client:
+        client.start("ff-wait", 0, id="dates-1")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        shown = cli(runtime, "history", "dates-1")
+        if "EventAwaited" in shown.stdout:
+            break
+        time.sleep(0.5)
+    line = next(x for x in shown.stdout.splitlines() if "EventAwaited" in x)
+    assert "deadline=20" in line and " UTC" in line  # not epoch milliseconds

@@ -57,7 +57,7 @@ def main() -> None:
 
 
 def _register() -> None:
-    from replayflow.cli import dsl, instances, run
+    from replayflow.cli import dlq, dsl, instances, run
     from replayflow.cli.topics import topics
 
     main.add_command(topics)
@@ -75,7 +75,7 @@ def _register() -> None:
         instances.restart,
         instances.history,
         instances.replay,
-        instances.dlq,
+        dlq.dlq,
         dsl.validate,
         dsl.deploy,
     ):

@@ -1,4 +1,5 @@
-"""`replayflow start | result | send-event | cancel | terminate | history | replay | dlq`."""
+"""`replayflow start | result | send-event | cancel | terminate | pause | resume | restart |
+history | replay`."""
 
 from __future__ import annotations
 
@@ -9,9 +10,8 @@ from typing import Any
 
 import click
 
-from replayflow import codec
+from replayflow.cli import show
 from replayflow.cli.support import (
-    kafka_settings,
     load_registry,
     modules_option,
     one_line_errors,
@@ -20,12 +20,8 @@ from replayflow.cli.support import (
 )
 from replayflow.client import Client, Handle
 from replayflow.core.errors import WorkflowError
-from replayflow.core.messages import DeadLetter, HistoryEvent, Reply
+from replayflow.core.messages import HistoryEvent, Reply
 from replayflow.core.replay import replay as replay_history
-from replayflow.kafka import clients
-from replayflow.kafka.admin import topic_partitions
-from replayflow.kafka.reading import read_to_end
-from replayflow.topics import Topics
 
 
 @click.command()
@@ -213,50 +209,6 @@ def replay(instance_id: str, modules: tuple[str, ...]) -> None:
     sys.exit(1)
 
 
-@click.command()
-@click.option("--limit", default=50, show_default=True, help="Newest entries to show.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per entry.")
-@one_line_errors
-def dlq(limit: int, as_json: bool) -> None:
-    """List dead-letter entries with their reasons, newest last."""
-    progress("reading the dead-letter topic ...")
-    entries = read_dead_letters()
-    for entry in entries[-limit:]:
-        if as_json:
-            fields = _fields(entry)
-            fields["key"] = entry.key.decode("utf-8", "replace") if entry.key else None
-            fields["value"] = entry.value.hex() if entry.value else None
-            click.echo(json.dumps(fields))
-        else:
-            when = datetime.fromtimestamp(entry.at / 1000, tz=UTC).isoformat(timespec="seconds")
-            key = entry.key.decode("utf-8", "replace") if entry.key else "-"
-            click.echo(
-                f"{when}  {entry.source_topic}[{entry.partition}]@{entry.offset}  "
-                f"key={key}  {entry.error_type}: {entry.reason}"
-            )
-    click.echo(f"{len(entries)} dead-letter entries", err=True)
-
-
-def read_dead_letters() -> list[DeadLetter]:
-    config = kafka_settings()
-    topic = Topics(config).dlq
-    consumer = clients.consumer(config, None)
-    try:
-        entries: list[DeadLetter] = []
-        for messages in read_to_end(consumer, topic, topic_partitions(consumer, topic)):
-            for message in messages:
-                try:
-                    record = codec.decode(message.value() or b"")
-                except codec.CodecError:
-                    continue
-                if isinstance(record, DeadLetter):
-                    entries.append(record)
-        entries.sort(key=lambda e: e.at)
-        return entries
-    finally:
-        consumer.close()
-
-
 def _fields(record: Any) -> dict[str, Any]:
     fields = {}
     for name in record.__dataclass_fields__:
@@ -277,7 +229,7 @@ def _detail(event: HistoryEvent) -> str:
             continue
         if isinstance(value, dict):
             value = f"{value.get('type')}: {value.get('message')}"
-        text = str(value)
+        text = show.field(name, value)
         if len(text) > 60:
             text = text[:57] + "..."
         parts.append(f"{name}={text}")

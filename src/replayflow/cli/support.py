@@ -65,6 +65,8 @@ def one_line_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
+        except click.ClickException:
+            raise  # said in its own words already
         except KafkaUnreachable as exc:
             raise CliError(str(exc), EXIT_UNREACHABLE) from None
         except CommandRejected as exc:
