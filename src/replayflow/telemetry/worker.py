@@ -69,12 +69,12 @@ class StepAttempt:
         if span is None:
             return
         if isinstance(outcome, FailStep):
-            span.set_attribute("replayflow.outcome", "failed")
+            span.set_attribute("replayflow.outcome", "FAILED")
             span.set_attribute("error.type", outcome.error.type)
             span.set_attribute("replayflow.retryable", outcome.error.retryable)
             span.set_status(Status(StatusCode.ERROR, outcome.error.message[:500]))
         else:
-            span.set_attribute("replayflow.outcome", "completed")
+            span.set_attribute("replayflow.outcome", "COMPLETED")
         carrier: dict[str, str] = {}
         propagate.inject(carrier)  # the step span is current here
         self.headers = carrier_to_headers(carrier)
@@ -87,10 +87,11 @@ class StepAttempt:
     ) -> None:
         elapsed = time.perf_counter() - self._start
         task, outcome = self.task, self.outcome
+        # Upper case, as every status label of replayflow's metrics.
         if outcome is None:
-            label = "cancelled" if exc_type is not None else "unknown"
+            label = "CANCELLED" if exc_type is not None else "UNKNOWN"
         else:
-            label = "completed" if isinstance(outcome, CompleteStep) else "failed"
+            label = "COMPLETED" if isinstance(outcome, CompleteStep) else "FAILED"
         if self._telemetry.metrics:
             self._telemetry.step_duration.record(
                 elapsed, {"workflow": task.workflow, "function": task.function, "outcome": label}
