@@ -138,6 +138,8 @@ def _step_scheduled(w: Writes, row: dict[str, Any], event: m.StepScheduled) -> N
         *call["attempts"],
         {
             "attempt": event.attempt,
+            "number": event.attempt - call["first_attempt"] + 1,  # within its run: 1, 2, ...
+            "run": row.get("run", 0),
             "scheduled_at": event.at,
             "ended_at": None,
             "duration_ms": None,
