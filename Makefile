@@ -29,7 +29,7 @@ KAFKA := KAFKA_BOOTSTRAP='$(USER_BOOTSTRAP)' compose/kafka/kafka.sh
 # Ctrl-C) stops the broker if it started it. A broker from `make up` stays up.
 APPLY := $(BIN)/replayflow topics apply
 
-.PHONY: help venv up down status logs kafka-reset demo test test-unit lint bench clean distclean browser
+.PHONY: help venv up down status logs kafka-reset demo test test-unit lint bench clean distclean browser kcat
 
 help: ## list the targets
 	@echo "replayflow: durable workflows for Python, event-sourced on Apache Kafka"
@@ -79,7 +79,10 @@ demo: venv examples/demo.py ## run examples/demo.py on the local broker (started
 browser: ## Debian's chromium + chromedriver for the UI tests (apt-get, only when missing)
 	@[ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
 
-test: venv browser ## all tests on a real broker (one that runs already is used and left running)
+kcat: ## kcat for the other-languages test (apt-get, only when missing); node/npm come with the OS
+	@command -v kcat >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat; }
+
+test: venv browser kcat ## all tests on a real broker (one that runs already is used and left running)
 	@$(KAFKA) run -- bash -c '$(APPLY) && $(BIN)/python -m pytest $(PYTEST_ARGS)' \
 	  || { rc=$$?; [ $$rc -ne 5 ] || echo "pytest collected no tests: that is a failure" >&2; exit $$rc; }
 
