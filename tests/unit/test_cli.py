@@ -22,6 +22,7 @@ COMMANDS = {
     "dev",
     "orchestrator",
     "worker",
+    "health",
     "start",
     "result",
     "send-event",

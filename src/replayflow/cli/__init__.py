@@ -65,6 +65,7 @@ def _register() -> None:
         run.dev,
         run.orchestrator,
         run.worker,
+        run.health,
         instances.start,
         instances.result,
         instances.send_event,

@@ -17,6 +17,7 @@ import httpx
 
 from replayflow.cli import show
 from replayflow.cli.support import CliError, one_line_errors, settings
+from replayflow.kafka import clients
 
 DEFAULT_API = "http://127.0.0.1:8080"
 
@@ -47,6 +48,8 @@ def serve(host: str, port: int, token: str | None, data_dir: Path | None, verbos
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
     config = ApiConfig.from_env(settings(), host=host, port=port, token=token, data_dir=data_dir)
+    # Long-running: it may start before the broker, and waits for it (a line per interval).
+    clients.wait_until_reachable(config.settings, "api", logging.getLogger("replayflow.api"))
     click.echo(f"replayflow API and UI on {config.url} (UI: {config.url}/ui/)", err=True)
     run(config, loglevel="info" if verbose else "warning")
 

@@ -231,6 +231,27 @@ def _api_server(config: Settings, port: int) -> Iterator[None]:
         server.stop()
 
 
+@click.command()
+@click.option(
+    "--file",
+    "path",
+    envvar="REPLAYFLOW_HEALTH_FILE",
+    required=True,
+    type=click.Path(),
+    help="The heartbeat file the process writes [env REPLAYFLOW_HEALTH_FILE].",
+)
+@click.option("--max-age", default=30.0, show_default=True, help="Seconds a heartbeat stays fresh.")
+def health(path: str, max_age: float) -> None:
+    """Exit 0 if the orchestrator or worker writing the heartbeat file is alive (its loop
+    wrote within --max-age seconds), 1 if not: a container health check."""
+    from replayflow.processors.heartbeat import check
+
+    healthy, said = check(path, max_age)
+    click.echo(said)
+    if not healthy:
+        raise click.exceptions.Exit(1)
+
+
 def _limits(values: tuple[str, ...]) -> dict[str, int]:
     limits = {}
     for value in values:

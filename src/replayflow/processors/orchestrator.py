@@ -40,6 +40,7 @@ from replayflow.kafka.partition import murmur2_partition
 from replayflow.kafka.reading import located
 from replayflow.processors import fatal, served
 from replayflow.processors.fold import Outcome, PartitionFolder, Record
+from replayflow.processors.heartbeat import Heartbeat
 from replayflow.processors.restore import StaleStore, is_stale, restore_partition
 from replayflow.settings import Settings
 from replayflow.store.partition import PartitionStore
@@ -108,6 +109,7 @@ class Orchestrator:
         self._producer: Producer | None = None
         self.telemetry = telemetry.for_orchestrator(group_name(settings, "orchestrator"))
         self._outage = Outage(settings.bootstrap, f"orchestrator {self.instance_id}", log)
+        self._heartbeat = Heartbeat(f"orchestrator {self.instance_id}")
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -152,6 +154,7 @@ class Orchestrator:
                 self._process_batch(messages)
                 self.telemetry.tick(self._consumer)
                 self._outage.check(self._probe)
+                self._heartbeat.beat(partitions=len(self._folders), kafka_down=self._outage.down)
         finally:
             self._close()
 

@@ -27,6 +27,7 @@ from replayflow.kafka.config import group_name
 from replayflow.kafka.outage import Outage
 from replayflow.kafka.reading import located
 from replayflow.processors import fatal
+from replayflow.processors.heartbeat import Heartbeat
 from replayflow.settings import Settings
 from replayflow.topics import Topics
 
@@ -91,6 +92,7 @@ class Worker:
         self._committed: dict[int, int] = {}
         self.telemetry = telemetry.for_worker(group_name(settings, "worker"))
         self._outage = Outage(settings.bootstrap, "worker", log)
+        self._heartbeat = Heartbeat("worker")
 
     def stop(self) -> None:
         self._stop.set()
@@ -133,6 +135,7 @@ class Worker:
                 producer.poll(0)
                 self.telemetry.tick(consumer)
                 self._outage.check(lambda: consumer.list_topics(self.topics.tasks, timeout=1))
+                self._heartbeat.beat(running=len(running), kafka_down=self._outage.down)
                 if loop.time() - last_commit >= self._commit_interval:
                     self._commit(consumer, producer)
                     last_commit = loop.time()
