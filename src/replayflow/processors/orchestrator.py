@@ -110,6 +110,7 @@ class Orchestrator:
         self.telemetry = telemetry.for_orchestrator(group_name(settings, "orchestrator"))
         self._outage = Outage(settings.bootstrap, f"orchestrator {self.instance_id}", log)
         self._heartbeat = Heartbeat(f"orchestrator {self.instance_id}")
+        self._served = served.Publisher(settings, self.instance_id, registry)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -124,11 +125,7 @@ class Orchestrator:
             error_cb=self._on_kafka_error,
         )
         # Say what this process runs, so callers can refuse unknown starts at once.
-        served.publish(
-            self._producer,
-            self.settings,
-            served.record_of(self.instance_id, self.decider.registry, self._now()),
-        )
+        self._served.publish(self._producer, self._now())
         self._consumer = clients.consumer(
             self.settings,
             "orchestrator",
@@ -155,6 +152,7 @@ class Orchestrator:
                 self.telemetry.tick(self._consumer)
                 self._outage.check(self._probe)
                 self._heartbeat.beat(partitions=len(self._folders), kafka_down=self._outage.down)
+                self._served.maybe_publish(self._producer, self._now())
         finally:
             self._close()
 

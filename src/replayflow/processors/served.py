@@ -61,6 +61,46 @@ def publish(producer: Any, settings: Settings, record: OrchestratorWorkflows) ->
     return True
 
 
+class Publisher:
+    """Keeps an orchestrator's record current: published at start, and again when the
+    workflows of its registry change (a program may add some while it runs); checked at
+    most once per `interval` seconds from the orchestrator's loop, between batches."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        orchestrator: str,
+        registry: Registry,
+        interval: float = 1.0,
+        clock: Any = None,
+    ) -> None:
+        import time
+
+        self.settings = settings
+        self.orchestrator = orchestrator
+        self.registry = registry
+        self.interval = interval
+        self._clock = clock or time.monotonic
+        self._published: list[str] | None = None
+        self._checked = 0.0
+        self._exists = True
+
+    def publish(self, producer: Any, now_ms: int) -> None:
+        record = record_of(self.orchestrator, self.registry, now_ms)
+        self._exists = publish(producer, self.settings, record)
+        self._published = record.workflows
+        self._checked = self._clock()
+
+    def maybe_publish(self, producer: Any, now_ms: int) -> None:
+        now = self._clock()
+        if not self._exists or now - self._checked < self.interval:
+            return
+        self._checked = now
+        current = record_of(self.orchestrator, self.registry, now_ms)
+        if current.workflows != self._published:
+            self.publish(producer, now_ms)
+
+
 @dataclass
 class Served:
     """Workflow versions run by code (per orchestrator) and deployed as documents."""
