@@ -20,6 +20,9 @@ from replayflow.settings import Settings
 
 #: Seconds a client keeps what the orchestrators run before reading it again.
 SERVED_TTL = 30.0
+#: How long, and how often, an unknown workflow is looked up again before a refusal.
+RECHECK_FOR = 1.5
+RECHECK_EVERY = 0.25
 
 
 class _Follower(threading.Thread):
@@ -144,9 +147,13 @@ class ServedCache:
 
     def check(self, starts: list[StartWorkflow]) -> None:
         """UnknownWorkflow (with the `index` of the first unknown start when there are
-        several) unless every start names a workflow version some orchestrator runs."""
+        several) unless every start names a workflow version some orchestrator runs.
+        Before refusing, the record is read again for up to RECHECK_FOR seconds: an
+        orchestrator that just started, or whose registry just grew, says so within a
+        fraction of a second."""
         served = self.get()
-        for fresh in (False, True):
+        deadline = time.monotonic() + RECHECK_FOR
+        while True:
             unknown = [
                 (i, reason)
                 for i, s in enumerate(starts)
@@ -154,8 +161,10 @@ class ServedCache:
             ]
             if not unknown:
                 return
-            if not fresh:
-                served = self.get(refresh=True)
+            if time.monotonic() > deadline:
+                break
+            time.sleep(RECHECK_EVERY)
+            served = self.get(refresh=True)
         index, reason = unknown[0]
         error = UnknownWorkflow(
             starts[index].instance_id, "StartWorkflow", reason, "UnknownWorkflow"
