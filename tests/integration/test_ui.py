@@ -473,6 +473,7 @@ def test_dead_letters_inspect_and_redrive(stack: dict[str, Any], browser: webdri
                 By.CSS_SELECTOR, f'tr[data-entry="{entries[junk_key]}"] .redrive-result'
             ).text
         ),
+        60,  # a redrive reads the dlq partition and fences earlier ones: seconds when busy
     )
     assert refused.startswith("409: ") and "cannot succeed if redriven" in refused
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -487,6 +488,7 @@ def test_dead_letters_inspect_and_redrive(stack: dict[str, Any], browser: webdri
                 By.CSS_SELECTOR, f'tr[data-entry="{entries[later]}"] .redrive-result'
             ).text
         ),
+        60,  # a redrive reads the dlq partition and fences earlier ones: seconds when busy
     )
     assert done.startswith("redriven to ")
     assert instance_when(stack["api"], later, "COMPLETED")["output"] == {"late": True}
