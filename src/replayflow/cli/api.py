@@ -18,6 +18,7 @@ import httpx
 from replayflow.cli import show
 from replayflow.cli.support import CliError, one_line_errors, settings
 from replayflow.kafka import clients
+from replayflow.kafka.config import RateLimit
 
 DEFAULT_API = "http://127.0.0.1:8080"
 
@@ -47,6 +48,10 @@ def serve(host: str, port: int, token: str | None, data_dir: Path | None, verbos
         level=logging.DEBUG if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
+    # aiokafka (under faust) logs every failed reconnect while Kafka is down: one line of
+    # a kind per interval, as librdkafka's.
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RateLimit(only=("aiokafka", "faust", "mode")))
     config = ApiConfig.from_env(settings(), host=host, port=port, token=token, data_dir=data_dir)
     # Long-running: it may start before the broker, and waits for it (a line per interval).
     clients.wait_until_reachable(config.settings, "api", logging.getLogger("replayflow.api"))

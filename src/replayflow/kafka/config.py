@@ -44,10 +44,13 @@ class RateLimit(logging.Filter):
     the broker is down is one kind. A broker outage thus logs a line per interval, not
     one per reconnect of every client (librdkafka retries within milliseconds)."""
 
-    def __init__(self, interval: float = LOG_INTERVAL, clock: Any = None) -> None:
+    def __init__(
+        self, interval: float = LOG_INTERVAL, clock: Any = None, only: tuple[str, ...] = ()
+    ) -> None:
         super().__init__()
         import time
 
+        self.only = only  # logger name prefixes to limit (on a handler); () = all
         self.interval = interval
         self._clock = clock or time.monotonic
         self._last: dict[str, float] = {}
@@ -61,6 +64,8 @@ class RateLimit(logging.Filter):
             self._held.clear()
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if self.only and not record.name.startswith(self.only):
+            return True
         args = record.args if isinstance(record.args, tuple) else ()
         if len(args) == 3 and record.msg == "%s [%s] %s":
             # librdkafka's (facility, client name, message), as confluent-kafka logs it.

@@ -119,3 +119,11 @@ def test_a_fatal_error_reported_to_the_error_callback_counts() -> None:
     assert fatal.is_fatal(reported)
     with pytest.raises(fatal.FatalKafkaError, match="another process runs with the same id"):
         fatal.on_error(reported, "orchestrator o-1")
+
+
+def test_a_handler_filter_limits_only_the_loggers_it_names() -> None:
+    limit = RateLimit(30, Clock(), only=("aiokafka",))
+    ours = logging.LogRecord("replayflow.api", logging.WARNING, "", 0, "x %d", (1,), None)
+    theirs = logging.LogRecord("aiokafka.conn", logging.ERROR, "", 0, "down %d", (1,), None)
+    assert limit.filter(ours) and limit.filter(ours)
+    assert limit.filter(theirs) and not limit.filter(theirs)
