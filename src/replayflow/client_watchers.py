@@ -42,9 +42,12 @@ class _Follower(threading.Thread):
     def run(self) -> None:
         try:
             while not self._stopping.is_set():
-                messages = self._consumer.consume(1000, timeout=0.1)
-                if not messages:
+                # poll() returns with the first record (a batch call would wait out its
+                # whole timeout unless the batch filled), then the rest already fetched.
+                first = self._consumer.poll(0.1)
+                if first is None:
                     continue
+                messages = [first, *self._consumer.consume(999, timeout=0)]
                 with self.changed:
                     for message in messages:
                         if message.error() is not None:
