@@ -225,6 +225,10 @@ def test_instance_page_shows_timeline_attempts_waits_and_history(
     kinds = history_kinds(browser)
     assert kinds[0] == "WorkflowStarted" and kinds[-1] == "WorkflowCompleted"
     assert "StepFailed" in kinds
+    # stream.js's panel (RF.panel) sits above the timeline and reads the instance's stream.
+    headings = [h.text for h in browser.find_elements(By.CSS_SELECTOR, "#view h2")]
+    assert headings.index("Stream") == headings.index("Timeline") - 1, headings
+    wait_for(browser, lambda d: "instance ended" in d.find_element(By.ID, "stream-state").text)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / "ui-instance.png"))
 

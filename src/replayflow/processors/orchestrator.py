@@ -171,9 +171,11 @@ class Orchestrator:
             return None
         for message in messages:
             error = message.error()
+            if error is not None:
+                # The consumer hands its errors over as messages (a fatal one with the
+                # code _FATAL, its own flag not always set): the same path as error_cb.
+                self._on_kafka_error(error)
             if error is not None and error.fatal():
-                if fatal.is_duplicate(error):
-                    fatal.on_error(error, f"orchestrator {self.instance_id}")
                 self._recover(f"fatal consumer error: {error}")
                 return None
         return messages
