@@ -36,7 +36,7 @@ KAFKA := KAFKA_BOOTSTRAP='$(USER_BOOTSTRAP)' compose/kafka/kafka.sh
 # Ctrl-C) stops the broker if it started it. A broker from `make up` stays up.
 APPLY := $(BIN)/replayflow topics apply
 
-.PHONY: help venv up down status logs kafka-reset demo test test-unit lint bench chaos clean distclean browser
+.PHONY: help venv up down status logs kafka-reset demo test test-unit lint bench chaos clean distclean browser kcat
 
 help: ## list the targets
 	@echo "replayflow: durable workflows for Python, event-sourced on Apache Kafka"
@@ -52,13 +52,19 @@ help: ## list the targets
 
 venv: $(VENV_STAMP) ## create .venv (python3.11) with replayflow and dev tools; reinstalls when pyproject.toml changes
 
+# Each step says what it does first: the install takes about a minute and pip -q is
+# silent meanwhile.
 $(VENV_STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "error: python3.11 (or python3 >= 3.11) not found" >&2; exit 1; }
-	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
-	$(BIN)/python -m pip check
+	@[ -x $(BIN)/python ] || { echo "venv: creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
+	@echo "venv: upgrading pip"
+	@$(BIN)/python -m pip install -q --upgrade pip
+	@echo "venv: installing replayflow and its dev tools into $(VENV) (about a minute) ..."
+	@$(BIN)/python -m pip install -q -e '.[dev]'
+	@echo "venv: checking installed requirements"
+	@$(BIN)/python -m pip check
 	@touch $@
+	@echo "venv: ready ($(BIN)/replayflow, $(BIN)/python)"
 
 up: venv ## start the local Kafka broker, or BROKERS=3 nodes (if not running), and create the topics
 	@$(KAFKA) up
@@ -82,7 +88,10 @@ demo: venv examples/demo.py ## run examples/demo.py on the local broker (started
 browser: ## Debian's chromium + chromedriver for the UI tests (apt-get, only when missing)
 	@[ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
 
-test: venv browser ## all tests on a real broker (one that runs already is used and left running)
+kcat: ## kcat for the other-languages test (apt-get, only when missing); node/npm come with the OS
+	@command -v kcat >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat; }
+
+test: venv browser kcat ## all tests on a real broker (one that runs already is used and left running)
 	@$(KAFKA) run -- bash -c '$(APPLY) && $(BIN)/python -m pytest $(PYTEST_ARGS)' \
 	  || { rc=$$?; [ $$rc -ne 5 ] || echo "pytest collected no tests: that is a failure" >&2; exit $$rc; }
 

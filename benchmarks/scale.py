@@ -523,7 +523,7 @@ def run_concurrent(args: argparse.Namespace, base: Settings) -> dict[str, Any]:
         sampler = Sampler(ns, monitor, args.sample_interval)
         sampler.start()
         deadline = time.time() + args.phase_timeout
-        with Client(ns.settings, watch_completions=False) as client:
+        with Client(ns.settings, watch_completions=False, confirm=False) as client:
             result["warm_up_s"] = round(warm_up(client, monitor, 120), 2)
             result["rss_idle"] = rss(orchestrator)
             ids = [f"c-{i:07d}" for i in range(n)]
@@ -619,7 +619,7 @@ def run_queued(args: argparse.Namespace, base: Settings) -> dict[str, Any]:
         sampler = Sampler(ns, monitor, args.sample_interval)
         sampler.start()
         deadline = time.time() + args.phase_timeout
-        with Client(ns.settings, watch_completions=False) as client:
+        with Client(ns.settings, watch_completions=False, confirm=False) as client:
             result["warm_up_s"] = round(warm_up(client, monitor, 120), 2)
             result["rss_idle"] = rss(orchestrator)
             ids = [f"q-{i:07d}" for i in range(q)]

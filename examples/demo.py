@@ -67,6 +67,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     settings = Settings.from_env()
     registry = Registry.of(pipeline, agent)
+    yaml_workflow = add_yaml_pipeline(registry, settings)  # before the orchestrator starts
     run = uuid.uuid4().hex[:8]
     print(f"replayflow demo on {settings.bootstrap}")
     with (
@@ -108,30 +109,40 @@ def main() -> None:
             f"the replay: {agent.MODEL_CALLS['count'] - calls}"
         )
 
-        if (Path(__file__).parent / "pipeline.yaml").exists():  # the YAML (DSL) pipeline
-            yaml_pipeline(client, registry, run)
+        if yaml_workflow is not None:  # the YAML (DSL) pipeline
+            yaml_pipeline(client, yaml_workflow, run)
     print("\ndemo finished")
 
 
-def yaml_pipeline(client: Client, registry: Registry, run: str) -> None:
-    """examples/pipeline.yaml on the same engine: fetch over HTTP, transform, fan out."""
-    import json
-    import tempfile
-
-    from examples.dsl_pipeline import DOCUMENT, OrdersService, write_report
+def add_yaml_pipeline(registry: Registry, settings: Settings) -> str | None:
+    """examples/pipeline.yaml (and the steps it calls) in the registry: the
+    orchestrator tells clients what it runs when it starts, so this comes first."""
+    if not (Path(__file__).parent / "pipeline.yaml").exists():
+        return None
+    from examples.dsl_pipeline import DOCUMENT, write_report
     from replayflow import dsl
     from replayflow.dsl import builtins
     from replayflow.processors.emitter import KafkaEmitter
 
     workflow = dsl.workflow_from_file(DOCUMENT)
     registry.add(workflow)
-    builtins.register(registry, KafkaEmitter(client.settings))  # rf_http_call, rf_emit
+    builtins.register(registry, KafkaEmitter(settings))  # rf_http_call, rf_emit
     registry.add(write_report)
+    return workflow.name
+
+
+def yaml_pipeline(client: Client, workflow: str, run: str) -> None:
+    """examples/pipeline.yaml on the same engine: fetch over HTTP, transform, fan out."""
+    import json
+    import tempfile
+
+    from examples.dsl_pipeline import OrdersService
+
     report = Path(tempfile.gettempdir()) / f"replayflow-demo-{run}" / "report.json"
     with OrdersService() as service:
         started = time.monotonic()
         handle = client.start(
-            workflow.name,
+            workflow,
             {"source": f"{service.url}/orders", "report": str(report)},
             id=f"yaml-{run}",
         )

@@ -86,14 +86,27 @@ libs_ok() { [ -f "$LIBS/.pom.sha256" ] && [ "$(cat "$LIBS/.pom.sha256")" = "$(po
 cmd_libs() {
     libs_ok && return 0
     command -v mvn >/dev/null || die "Maven (mvn) is needed once to fetch the Kafka jars"
-    say "resolving Kafka jars from Maven Central into compose/kafka/libs ..."
+    say "first start: downloading Apache Kafka's jars (about 100 MB, once) from Maven Central"
+    say "into compose/kafka/libs with mvn; this takes a minute or two (log: compose/kafka/libs/mvn.log)"
     # Resolve into libs/.new (git-ignored with libs/), then swap the jars in: an
     # interrupted download never leaves a half-filled libs/ that looks complete.
     local tmp="$LIBS/.new"
     rm -rf "$tmp"
     mkdir -p "$LIBS"
-    if ! (cd "$HERE" && mvn -q -B -Dstyle.color=never dependency:copy-dependencies \
-            -DincludeScope=runtime -DoutputDirectory="$tmp" >"$LIBS/mvn.log" 2>&1); then
+    # mvn runs in the background so a line every 10 s says how far it got (mvn's own
+    # output is one line per file, written to the log).
+    (cd "$HERE" && exec mvn -B -Dstyle.color=never dependency:copy-dependencies \
+        -DincludeScope=runtime -DoutputDirectory="$tmp" >"$LIBS/mvn.log" 2>&1) &
+    local mvn_pid=$! ticks=0 mvn_rc=0
+    while kill -0 "$mvn_pid" 2>/dev/null; do
+        sleep 1
+        ticks=$((ticks + 1))
+        if ((ticks % 10 == 0)); then
+            say "... ${ticks}s: $(grep -c '^Downloaded from' "$LIBS/mvn.log" 2>/dev/null || true) files downloaded, $(find "$tmp" -name '*.jar' 2>/dev/null | wc -l | tr -d ' ') jars in place"
+        fi
+    done
+    wait "$mvn_pid" || mvn_rc=$?
+    if [ "$mvn_rc" -ne 0 ]; then
         cat "$LIBS/mvn.log" >&2
         rm -rf "$tmp"
         die "mvn could not resolve the jars of compose/kafka/pom.xml (see above)"

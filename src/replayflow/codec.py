@@ -53,6 +53,7 @@ MESSAGE_MODULES = (
     "replayflow.core.messages",
     "replayflow.dsl.records",
     "replayflow.core.stream_records",
+    "replayflow.core.replies",
 )
 
 MAGIC = b"\xc3\x01"

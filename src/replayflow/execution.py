@@ -117,7 +117,7 @@ def run_sync(
         if asyncio.iscoroutine(value):
             value = asyncio.run(value)
     except Exception as exc:  # a step's failure is data, reported to the fold
-        return _ended(context, _failed(task, error_info(exc)))
+        return _ended(context, _failed(task, error_info(exc, source=True)))
     finally:
         _current.reset(token)
     return _ended(context, _result(task, value, max_payload))
@@ -136,7 +136,7 @@ async def run_async(
         args, kwargs = _arguments(task)
         value = await step.fn(*args, **kwargs)
     except Exception as exc:
-        return _ended(context, _failed(task, error_info(exc)))
+        return _ended(context, _failed(task, error_info(exc, source=True)))
     finally:
         _current.reset(token)
     return _ended(context, _result(task, value, max_payload))

@@ -8,6 +8,7 @@
 | REPLAYFLOW_REPLICATION            | replication          | as topics.yaml   |
 | REPLAYFLOW_DATA                   | data_dir             | .data            |
 | REPLAYFLOW_HISTORY_RETENTION_MS   | history_retention_ms | as topics.yaml   |
+| REPLAYFLOW_CONNECT_TIMEOUT        | connect_timeout      | 5 (seconds)      |
 
 A namespace gives an isolated set of topics on a shared cluster (tests use one per
 test): topic `replayflow.commands` becomes `<namespace>.replayflow.commands`.
@@ -48,6 +49,8 @@ class Settings:
     data_dir: Path = Path(".data")
     # None = as declared; -1 = keep history forever.
     history_retention_ms: int | None = None
+    # Seconds a command waits for Kafka to answer before it says it cannot reach it.
+    connect_timeout: float = 5.0
 
     def __post_init__(self) -> None:
         if not self.bootstrap.strip():
@@ -75,6 +78,11 @@ class Settings:
                 "REPLAYFLOW_HISTORY_RETENTION_MS must be a positive number of milliseconds "
                 f"or -1 (forever), not {self.history_retention_ms}"
             )
+        if not self.connect_timeout > 0:
+            raise SettingsError(
+                f"REPLAYFLOW_CONNECT_TIMEOUT must be a positive number of seconds, "
+                f"not {self.connect_timeout}"
+            )
         if not isinstance(self.data_dir, Path):
             object.__setattr__(self, "data_dir", Path(self.data_dir))
 
@@ -90,6 +98,9 @@ class Settings:
             "data_dir": Path(env.get("REPLAYFLOW_DATA", "").strip() or ".data"),
             "history_retention_ms": _int(env, "REPLAYFLOW_HISTORY_RETENTION_MS"),
         }
+        connect_timeout = _float(env, "REPLAYFLOW_CONNECT_TIMEOUT")
+        if connect_timeout is not None:
+            values["connect_timeout"] = connect_timeout
         values.update(overrides)
         return cls(**values)
 
@@ -110,3 +121,13 @@ def _int(env: Mapping[str, str], name: str) -> int | None:
         return int(raw)
     except ValueError:
         raise SettingsError(f"{name} must be an integer, not {raw!r}") from None
+
+
+def _float(env: Mapping[str, str], name: str) -> float | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, not {raw!r}") from None

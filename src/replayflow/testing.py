@@ -30,7 +30,7 @@ from replayflow.core.decide import Decider, Limits
 from replayflow.core.definitions import Registry, StepDef, WorkflowDef
 from replayflow.core.durations import Duration, to_ms
 from replayflow.core.entities import Entity, route
-from replayflow.core.errors import ReplayflowError, ValidationError, WorkflowError
+from replayflow.core.errors import ReplayflowError, ValidationError, workflow_error
 from replayflow.core.history_files import loads as load_history_text
 from replayflow.core.messages import (
     CancelWorkflow,
@@ -269,7 +269,7 @@ class Environment:
             self._fire_next()
         completion = self.completions[instance_id]
         if completion.status != Status.COMPLETED:
-            raise WorkflowError(instance_id, completion.status, completion.error)
+            raise workflow_error(instance_id, completion.status, completion.error)
         return load(completion.output, "the workflow output")
 
     def status(self, instance_id: str) -> Status:

@@ -36,10 +36,24 @@ DLQ = "dlq"
 WORKFLOWS = "workflows"
 EVENTS = "events"
 STREAMS = "streams"
+REPLIES = "replies"
+ORCHESTRATORS = "orchestrators"
 #: Every logical topic name, in the order of DESIGN.md.
-LOGICAL_NAMES = (COMMANDS, HISTORY, TASKS, COMPLETIONS, STATE, DLQ, WORKFLOWS, EVENTS, STREAMS)
+LOGICAL_NAMES = (
+    COMMANDS,
+    HISTORY,
+    TASKS,
+    COMPLETIONS,
+    STATE,
+    DLQ,
+    WORKFLOWS,
+    EVENTS,
+    STREAMS,
+    REPLIES,
+    ORCHESTRATORS,
+)
 #: The topics keyed by workflow instance id: they must share one partition count.
-INSTANCE_KEYED = (COMMANDS, HISTORY, TASKS, COMPLETIONS, STATE, DLQ, EVENTS, STREAMS)
+INSTANCE_KEYED = (COMMANDS, HISTORY, TASKS, COMPLETIONS, STATE, DLQ, EVENTS, STREAMS, REPLIES)
 
 _kafka_log = logging.getLogger("replayflow.kafka")
 
@@ -235,6 +249,14 @@ class Topics:
     @property
     def streams(self) -> str:
         return self[STREAMS]
+
+    @property
+    def replies(self) -> str:
+        return self[REPLIES]
+
+    @property
+    def orchestrators(self) -> str:
+        return self[ORCHESTRATORS]
 
 
 # ---------------------------------------------------------------- apply

@@ -17,9 +17,11 @@ from click.testing import CliRunner
 from confluent_kafka import Producer
 
 import replayflow as rf
+from replayflow import codec
 from replayflow.api.process import ApiServer
 from replayflow.cli import main as cli_main
 from replayflow.core.definitions import Registry
+from replayflow.core.messages import SendEvent
 from replayflow.processors.runtime import LocalRuntime
 from replayflow.settings import Settings
 from replayflow.topics import Topics, apply_topics, load_topics
@@ -149,8 +151,8 @@ def test_start_get_timeline_history_and_lists(api: Api) -> None:
         == 202
     )
     instance = instance_when(api, f"g-{run}", "COMPLETED")
-    assert instance["input"] == '"ada"'
-    assert instance["output"] == '"hello ada"'
+    assert instance["input"] == "ada"  # JSON values, not JSON text
+    assert instance["output"] == "hello ada"
     assert instance["workflow"] == "greeter" and instance["ended_at"] >= instance["started_at"]
 
     steps = api.get(f"/v1/instances/g-{run}/steps").json()["items"]
@@ -232,7 +234,7 @@ def test_send_event_cancel_terminate_pause_resume_restart(api: Api) -> None:
         ).status_code
         == 202
     )
-    assert instance_when(api, ids["ev"], "COMPLETED")["output"] == '{"ok":true}'
+    assert instance_when(api, ids["ev"], "COMPLETED")["output"] == {"ok": True}
 
     assert (
         api.post(f"/v1/instances/{ids['cancel']}/cancel", {"reason": "not needed"}).status_code
@@ -262,7 +264,7 @@ def test_send_event_cancel_terminate_pause_resume_restart(api: Api) -> None:
     )
     assert api.post(f"/v1/instances/{ids['pause']}/resume").status_code == 202
     paused = instance_when(api, ids["pause"], "COMPLETED")
-    assert (paused["output"], paused["reason"]) == ("2", None)
+    assert (paused["output"], paused["reason"]) == (2, None)
     steps = api.get(f"/v1/instances/{ids['pause']}/steps").json()["items"]
     assert [(e["kind"], e["status"]) for e in steps] == [
         ("step", "completed"),
@@ -345,12 +347,16 @@ def test_bad_json_oversized_body_and_auth(api: Api, env: dict[str, Any]) -> None
 
 def test_dead_letters_list_and_redrive_once(api: Api, env: dict[str, Any]) -> None:
     settings: Settings = env["settings"]
-    key = f"junk-{uuid.uuid4().hex[:6]}"
-    producer = Producer({"bootstrap.servers": settings.bootstrap})
-    producer.produce(Topics(settings).commands, key=key.encode(), value=b"not avro")
+    key = f"nobody-{uuid.uuid4().hex[:6]}"
+    junk = f"junk-{uuid.uuid4().hex[:6]}"
+    producer = Producer({"bootstrap.servers": settings.bootstrap, "partitioner": "murmur2"})
+    # An event for an instance that does not exist (yet): a redrive may succeed later.
+    event = SendEvent(instance_id=key, name="go", payload="1")
+    producer.produce(Topics(settings).commands, key=key.encode(), value=codec.encode(event))
+    producer.produce(Topics(settings).commands, key=junk.encode(), value=b"not avro")
     producer.flush(10)
 
-    def entry() -> dict[str, Any] | None:
+    def entry(key: str = key) -> dict[str, Any] | None:
         items = api.get("/v1/dlq").json()["items"]
         return next((e for e in items if e["key"] == key), None)
 
@@ -361,11 +367,16 @@ def test_dead_letters_list_and_redrive_once(api: Api, env: dict[str, Any]) -> No
     again = api.post(f"/v1/dlq/{found['id']}/redrive")
     assert again.status_code == 409 and "already" in again.json()["error"]["message"]
     assert wait(lambda: (entry() or {}).get("redriven"), what="marked redriven")
-    # The redriven record is still junk: the orchestrator dead-letters it again.
+    # Still no such instance: the orchestrator dead-letters it again.
     wait(
         lambda: len([e for e in api.get("/v1/dlq").json()["items"] if e["key"] == key]) == 2,
         what="second dead letter",
     )
+    # Junk bytes would only be dead-lettered again: that redrive is refused, with why.
+    junk_entry = wait(lambda: entry(junk), what="the junk dead letter")
+    refused = api.post(f"/v1/dlq/{junk_entry['id']}/redrive")
+    assert refused.status_code == 409
+    assert "its bytes are not a replayflow record" in refused.json()["error"]["message"]
     assert api.post("/v1/dlq/0-999999999/redrive").status_code == 404
 
 

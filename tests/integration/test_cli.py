@@ -93,7 +93,7 @@ def test_lifecycle_commands(runtime: Settings) -> None:
     for command in ("pause", "resume", "cancel"):
         done = cli(runtime, command, "trip-lc", "--reason", f"cli {command}")
         assert done.returncode == 0, done.stderr
-        assert done.stdout.strip() == f"{command} sent to trip-lc"
+        assert done.stdout.startswith(f"{command} accepted: trip-lc is "), done.stdout
     ended = cli(runtime, "result", "trip-lc", "--timeout", "60")
     assert ended.returncode == 1
     assert "ended CANCELLED" in ended.stderr

@@ -22,7 +22,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from replayflow import codec
-from replayflow.core import messages
+from replayflow.core import messages, replies
 
 pytestmark = pytest.mark.kafka
 
@@ -47,6 +47,8 @@ def sample(cls: type, n: int) -> Any:
             values[f.name] = 1_732_480_000_000 + 1000 * n + i
         elif kind is bytes:
             values[f.name] = f"original-{f.name}-{n}".encode()
+        elif typing.get_origin(kind) is list:
+            values[f.name] = [f"{f.name}-{n}:1", f"{f.name}-{n}:2"]
         else:
             values[f.name] = sample(typing.cast(type, kind), n)
     return cls(**values)
@@ -58,6 +60,8 @@ def key_of(obj: Any) -> bytes | None:
         return obj.limiter.encode()
     if isinstance(obj, messages.DeadLetter):
         return obj.key
+    if isinstance(obj, replies.OrchestratorWorkflows):
+        return obj.orchestrator.encode()
     # ErrorInfo is never a Kafka value on its own; it still gets a key to travel here.
     return str(getattr(obj, "instance_id", "error-info")).encode()
 
@@ -66,8 +70,9 @@ MESSAGES = [
     sample(cls, n)
     for n, cls in enumerate(
         c
-        for c in vars(messages).values()
-        if isinstance(c, type) and dataclasses.is_dataclass(c) and c.__module__ == messages.__name__
+        for module in (messages, replies)
+        for c in vars(module).values()
+        if isinstance(c, type) and dataclasses.is_dataclass(c) and c.__module__ == module.__name__
     )
 ]
 

@@ -226,7 +226,8 @@ def test_bad_commands_go_to_the_dlq(settings: Settings, tmp_path: Path) -> None:
         timeout=60,
     )
     assert listed.returncode == 0, listed.stderr
-    lines = listed.stdout.splitlines()
+    header, *lines = listed.stdout.splitlines()
+    assert header.split() == ["ID", "TIME", "KEY", "TYPE", "REASON"]
     assert len(lines) == len(bad_sent), listed.stdout
     assert f"{len(bad_sent)} dead-letter entries" in listed.stderr
     assert sum("CodecError" in line for line in lines) == 2 * partitions
@@ -241,5 +242,5 @@ def test_bad_commands_go_to_the_dlq(settings: Settings, tmp_path: Path) -> None:
     )
     assert as_json.returncode == 0, as_json.stderr
     entries = [json.loads(line) for line in as_json.stdout.splitlines()]
-    assert {(e["partition"], e["offset"]) for e in entries} == set(bad_sent)
-    assert {bytes.fromhex(e["value"]) for e in entries} == {v for _, v in bad_sent.values()}
+    assert {(e["source_partition"], e["source_offset"]) for e in entries} == set(bad_sent)
+    assert {bytes.fromhex(e["value_hex"]) for e in entries} == {v for _, v in bad_sent.values()}

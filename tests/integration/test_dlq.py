@@ -13,7 +13,13 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from replayflow import codec
 from replayflow.api.dlq import MARKER_HEADER, DeadLetterError, DeadLetters
-from replayflow.core.messages import DeadLetter, StartWorkflow
+from replayflow.core.messages import (
+    DeadLetter,
+    SendEvent,
+    StartWorkflow,
+    Task,
+)
+from replayflow.core.replies import OrchestratorWorkflows
 from replayflow.settings import Settings
 from replayflow.topics import Topics, apply_topics, load_topics
 
@@ -105,7 +111,16 @@ def test_list_shows_the_newest_entries_and_what_they_hold(
     assert by_id[old]["key"] == "old"
     assert by_id[old]["value_hex"] == b"junk".hex() and by_id[old]["value_size"] == 4
     assert by_id[old]["original"] is None  # not a replayflow record
-    assert by_id[new]["original"] == {"type": "StartWorkflow"}
+    # Inspectable: the record decoded, its JSON payloads as values.
+    assert by_id[new]["original"] == {
+        "type": "StartWorkflow",
+        "instance_id": "i-1",
+        "workflow": "w",
+        "input": 1,
+        "version": None,
+        "parent_id": None,
+        "parent_step": None,
+    }
     assert by_id[middle]["source_topic"] == topics.tasks
     assert by_id[middle]["value_hex"] is None and by_id[middle]["value_size"] == 0
     assert (by_id[old]["reason"], by_id[old]["error_type"]) == ("reason old", "CodecError")
@@ -114,14 +129,16 @@ def test_list_shows_the_newest_entries_and_what_they_hold(
 
 
 def test_a_redrive_puts_the_original_back_once(settings: Settings, topics: Topics) -> None:
-    entry = dead_letter(settings, 1, b"k1", b"original bytes", 1_000, topics.commands)
+    # An event for an instance that did not exist then: a redrive may succeed now.
+    original = codec.encode(SendEvent(instance_id="k1", name="go", payload="1"))
+    entry = dead_letter(settings, 1, b"k1", original, 1_000, topics.commands)
     letters = DeadLetters(settings, "node-a")
 
     result = letters.redrive(entry)
     assert result["id"] == entry and result["redriven"] and result["to"] == topics.commands
 
     [back] = read(settings, topics.commands)
-    assert (back.key, back.value) == (b"k1", b"original bytes")
+    assert (back.key, back.value) == (b"k1", original)
     assert back.headers["replayflow-redriven-from"] == entry.encode()
     markers = [r for r in read(settings, topics.dlq) if MARKER_HEADER in r.headers]
     assert [(m.partition, m.key) for m in markers] == [(1, b"k1")]
@@ -144,25 +161,58 @@ def test_what_cannot_be_redriven_is_refused_and_writes_nothing(
 ) -> None:
     empty = dead_letter(settings, 0, b"empty", None, 1_000, topics.commands)
     other = produce(settings, topics.dlq, 0, b"x", b"not a dead letter")
+    # What would only be dead-lettered again: bytes that are no record, a record that
+    # is no command, a start of a workflow no orchestrator runs (one has said what it
+    # runs), a key that is not the instance id.
+    junk = dead_letter(settings, 1, b"junk", b"original bytes", 1_000, topics.commands)
+    task = codec.encode(
+        Task(
+            instance_id="t",
+            workflow="w",
+            step="s",
+            function="f",
+            attempt=1,
+            input="null",
+            scheduled_at=1,
+        )
+    )
+    not_a_command = dead_letter(settings, 1, b"t", task, 1_000, topics.commands)
+    start = codec.encode(StartWorkflow(instance_id="s-1", workflow="nosuch"))
+    unknown = dead_letter(settings, 2, b"s-1", start, 1_000, topics.commands)
+    wrong_key = produce(
+        settings,
+        topics.dlq,
+        2,
+        b"other-key",
+        codec.encode(
+            DeadLetter(
+                topics.commands, 1, 8, b"other-key", start, "the record key ...", "WrongKey", 1
+            )
+        ),
+    )
+    published = OrchestratorWorkflows("o-1", "h", 1, ["known:1"])
+    produce(settings, topics.orchestrators, 0, b"o-1", codec.encode(published))
     letters = DeadLetters(settings, "node-a")
 
     refused = {
-        "99-0": 404,  # no such partition
-        "0-999999": 404,  # no such offset
-        other: 404,  # a record, but not a dead letter
-        empty: 409,  # a dead letter without an original value
+        "99-0": (404, "no dead-letter entry"),  # no such partition
+        "0-999999": (404, "no dead-letter entry"),  # no such offset
+        other: (404, "is not a dead-letter entry"),  # a record, but not a dead letter
+        empty: (409, "no original value"),  # a dead letter without an original value
+        junk: (409, "its bytes are not a replayflow record"),
+        not_a_command: (409, "a Task is not a command"),
+        unknown: (409, "unknown workflow 'nosuch': the orchestrators run known"),
+        wrong_key: (409, "its key is not its instance id"),
     }
-    for entry, status in refused.items():
+    for entry, (status, says) in refused.items():
         with pytest.raises(DeadLetterError) as raised:
             letters.redrive(entry)
         assert raised.value.status == status, entry
+        assert says in str(raised.value), entry
 
     assert read(settings, topics.commands) == []
-    assert [(r.key, r.headers) for r in read(settings, topics.dlq)] == [
-        (b"empty", {}),
-        (b"x", {}),
-    ]
-    assert [e["redriven"] for e in letters.list()] == [False]
+    assert not any(MARKER_HEADER in r.headers for r in read(settings, topics.dlq))
+    assert not any(e["redriven"] for e in letters.list())
 
 
 def test_an_entry_that_kept_only_a_hash_is_listed_as_such_and_not_redriven(

@@ -134,7 +134,7 @@ def test_one_trace_per_instance_and_metrics(
                 (p.attributes["status"], p.attributes["partition"]): p.value
                 for p in points(otel, "replayflow.instances")
             }
-            return sum(v for (s, _), v in found.items() if s == "waiting") == 1
+            return sum(v for (s, _), v in found.items() if s == "WAITING") == 1
 
         wait_until(waiting_gauge, 20, "one waiting instance in replayflow.instances")
         client.send_event(waiting.id, "go", 41)
@@ -171,11 +171,11 @@ def test_one_trace_per_instance_and_metrics(
         assert add.attributes["replayflow.workflow"] == "otel-steps"
         assert add.attributes["replayflow.step"] == "add"
         assert add.attributes["replayflow.idempotency_key"] == f"{handle.id}/add"
-        assert add.attributes["replayflow.outcome"] == "completed"
-        assert failed.attributes["replayflow.outcome"] == "failed"
+        assert add.attributes["replayflow.outcome"] == "COMPLETED"
+        assert failed.attributes["replayflow.outcome"] == "FAILED"
         assert failed.attributes["error.type"] == "ConnectionError"
         assert failed.status.status_code is StatusCode.ERROR
-        assert retried.attributes["replayflow.outcome"] == "completed"
+        assert retried.attributes["replayflow.outcome"] == "COMPLETED"
         assert (
             failed.attributes["replayflow.idempotency_key"]
             == retried.attributes["replayflow.idempotency_key"]
@@ -244,20 +244,20 @@ def test_one_trace_per_instance_and_metrics(
     assert total("replayflow.workflows.started", workflow="otel-steps") == 2
     assert total("replayflow.workflows.started", workflow="otel-waits") == 1
     assert total("replayflow.workflows.completed", workflow="otel-steps", status="COMPLETED") == 2
-    assert total("replayflow.steps.retries", workflow="otel-steps", function="flaky") == 2
+    assert total("replayflow.step.retries", workflow="otel-steps", function="flaky") == 2
     durations: dict[tuple[str, str], int] = {}
     for p in points(otel, "replayflow.step.duration"):
         key = (p.attributes["function"], p.attributes["outcome"])
         durations[key] = durations.get(key, 0) + p.count
     assert durations == {
-        ("add_one", "completed"): 3,
-        ("flaky", "failed"): 2,
-        ("flaky", "completed"): 2,
+        ("add_one", "COMPLETED"): 3,
+        ("flaky", "FAILED"): 2,
+        ("flaky", "COMPLETED"): 2,
     }
     latency = points(otel, "replayflow.step.schedule_to_start")
     assert sum(p.count for p in latency) == 7
     assert all(p.min >= 0 and p.max < 30 for p in latency)
-    assert set(gauge) == {"running", "waiting", "queued", "suspended"}
+    assert set(gauge) == {"RUNNING", "WAITING", "QUEUED", "SUSPENDED"}
     assert points(otel, "replayflow.instances") == [], "no partitions after the stop"
     groups = {p.attributes["consumer.group"] for p in lag}
     assert groups == {
@@ -278,7 +278,8 @@ def test_instance_gauge_counts_the_store_after_a_restart(
     def by_status() -> dict[str, float]:
         found: dict[str, float] = {}
         for p in points(otel, "replayflow.instances"):
-            found[p.attributes["status"]] = found.get(p.attributes["status"], 0) + p.value
+            status = p.attributes["status"].lower()  # labelled in upper case
+            found[status] = found.get(status, 0) + p.value
         return found
 
     ids = [f"waits-{uuid.uuid4().hex[:8]}" for _ in range(3)]

@@ -139,6 +139,6 @@ def test_cli_reports_unreachable_broker_in_one_line() -> None:
     result = CliRunner().invoke(
         main, ["topics", "apply", "--bootstrap", "127.0.0.1:1", "--timeout", "2"]
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # Kafka cannot be reached: exit 2, as every command
     assert result.output.count("\n") == 1
     assert result.output.startswith("Error: cannot reach Kafka at 127.0.0.1:1")

@@ -1,10 +1,15 @@
 """The web UI in headless Chromium (Debian's chromium + chromedriver, via Selenium):
-start workflows, then check what the list and the instance page show. Screenshots go to
-tests/artifacts/."""
+start workflows, then check what the pages show and do: the list (live counts, what
+each instance waits for, search and filters kept in the URL), the instance page (its
+timeline, history and actions), the workflows page and the dead letters (inspect,
+redrive). Screenshots of every page go to tests/artifacts/ui/ (ignored by git)."""
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,16 +24,43 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+import replayflow as rf
+from replayflow import codec
 from replayflow.api.process import ApiServer
+from replayflow.core.messages import SendEvent
+from replayflow.kafka import clients
+from replayflow.kafka.producing import Record, deliver
 from replayflow.processors.runtime import LocalRuntime
 from replayflow.settings import Settings
-from replayflow.topics import apply_topics, load_topics
+from replayflow.topics import Topics, apply_topics, load_topics
 from tests.integration.test_api import Api as _Api
 from tests.integration.test_api import _delete_topics, _registry, instance_when
 
 pytestmark = pytest.mark.kafka
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+
+@rf.step(retry=rf.Retry(limit=4, delay="1h", backoff="constant", jitter=False))
+def declined(n: int) -> int:
+    raise ConnectionError("the bank is down")
+
+
+@rf.workflow(name="ui-cooling")
+async def cooling(ctx: rf.Context, value: Any) -> Any:
+    await ctx.sleep("cool-off", "1h")
+    return value
+
+
+@rf.workflow(name="ui-retrying")
+async def retrying(ctx: rf.Context, value: Any) -> Any:
+    return await ctx.step("charge", declined, 1)
+
+
+@rf.workflow(name="ui-limited", concurrency=1)
+async def limited(ctx: rf.Context, value: Any) -> Any:
+    return await ctx.wait_for_event("go", timeout="1d")
+
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts" / "ui"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
@@ -41,11 +73,13 @@ def stack(
     settings = Settings(bootstrap=kafka_bootstrap, namespace=namespace, partitions=3)
     apply_topics(settings.bootstrap, load_topics(settings))
     data = tmp_path_factory.mktemp("ui")
-    runtime = LocalRuntime(settings, _registry(), data_dir=data / "orchestrator").start()
+    registry = _registry()
+    registry.add(sys.modules[__name__])
+    runtime = LocalRuntime(settings, registry, data_dir=data / "orchestrator").start()
     server = ApiServer(settings, data_dir=data).start()
     try:
         server.wait_ready()
-        yield {"server": server, "api": _Api(server.url, token=None)}
+        yield {"server": server, "api": _Api(server.url, token=None), "settings": settings}
     finally:
         server.stop()
         runtime.stop()
@@ -162,7 +196,7 @@ def test_list_page_shows_instances_and_live_counts(
             == [waiting]
         ),
     )
-    ARTIFACTS.mkdir(exist_ok=True)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     click(browser, '.count[data-status=""]')
     wait_for(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#instances tbody tr")) >= 4)
     browser.save_screenshot(str(ARTIFACTS / "ui-list.png"))
@@ -184,14 +218,18 @@ def test_instance_page_shows_timeline_attempts_waits_and_history(
     assert [e["key"] for e in entries] == ["greet", "wobbly"]
     attempts = entries[1]["attempts"]
     assert len(attempts) == 2
-    assert "attempt 1: failed" in attempts[0] and "ConnectionError" in attempts[0]
-    assert "attempt 2: completed" in attempts[1]
+    assert "attempt 1 of 3: failed" in attempts[0] and "ConnectionError" in attempts[0]
+    assert "attempt 2 of 3: completed" in attempts[1]
     assert '"grace"' in wait_for(browser, lambda d: d.find_element(By.ID, "i-input").text)
     assert "hello grace" in wait_for(browser, lambda d: d.find_element(By.ID, "i-output").text)
     kinds = history_kinds(browser)
     assert kinds[0] == "WorkflowStarted" and kinds[-1] == "WorkflowCompleted"
     assert "StepFailed" in kinds
-    ARTIFACTS.mkdir(exist_ok=True)
+    # stream.js's panel (RF.panel) sits above the timeline and reads the instance's stream.
+    headings = [h.text for h in browser.find_elements(By.CSS_SELECTOR, "#view h2")]
+    assert headings.index("Stream") == headings.index("Timeline") - 1, headings
+    wait_for(browser, lambda d: "instance ended" in d.find_element(By.ID, "stream-state").text)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / "ui-instance.png"))
 
     browser.get(stack["server"].url + "/ui/#/instance/" + napped)
@@ -220,3 +258,241 @@ def test_ui_asks_for_a_token_when_the_api_needs_one(stack: dict[str, Any]) -> No
     response = httpx.get(stack["server"].url + "/ui/app.js")
     assert response.status_code == 200 and "Authorization" in response.text
     _ = time  # keep the import for readers of the waits above
+
+
+EPOCH_MS = re.compile(r"\b1\d{12}\b")  # a 13-digit epoch millisecond value
+
+
+def page_text(driver: webdriver.Chrome) -> str:
+    return str(driver.find_element(By.TAG_NAME, "body").text)
+
+
+def now_of(driver: webdriver.Chrome, instance_id: str) -> str:
+    row = driver.find_element(By.CSS_SELECTOR, f'#instances tr[data-id="{instance_id}"]')
+    return str(row.find_element(By.CSS_SELECTOR, "td.now").text)
+
+
+def act(driver: webdriver.Chrome, action: str, **fields: str) -> str:
+    """Click an action, fill its form, submit it; the result line."""
+    click(driver, f'#actions button[data-action="{action}"]:not([disabled])')
+    wait_for(driver, lambda d: d.find_element(By.ID, "action-form").is_displayed())
+    for name, value in fields.items():
+        element = driver.find_element(By.ID, f"a-{name}")
+        if element.tag_name == "select":
+            from selenium.webdriver.support.ui import Select
+
+            Select(element).select_by_value(value)
+        else:
+            element.clear()
+            element.send_keys(value)
+    click(driver, "#a-submit")
+    return wait_for(  # type: ignore[no-any-return]
+        driver,
+        lambda d: (lambda r: r.text if r.is_displayed() and r.text else None)(
+            d.find_element(By.ID, "action-result")
+        ),
+    )
+
+
+def title_has(driver: webdriver.Chrome, status: str) -> None:
+    wait_for(driver, lambda d: status in d.find_element(By.ID, "i-title").text, 30)
+
+
+def test_actions_on_an_instance(stack: dict[str, Any], browser: webdriver.Chrome) -> None:
+    api, run = stack["api"], uuid.uuid4().hex[:6]
+    one, other = f"act-{run}-1", f"act-{run}-2"
+    for instance_id in (one, other):
+        api.post("/v1/instances", {"workflow": "approval", "input": 5, "id": instance_id})
+    browser.get(stack["server"].url + "/ui/#/instance/" + one)
+    wait_for(browser, lambda d: "waiting for event approve" in d.find_element(By.ID, "i-now").text)
+    assert "pause: accepted" in act(browser, "pause", reason="ui pause")
+    title_has(browser, "PAUSED")
+    assert "resume: accepted" in act(browser, "resume")
+    title_has(browser, "RUNNING")
+    said = act(browser, "event", name="approve", payload='{"by": "ui"}')
+    assert said.startswith("event approve: accepted")
+    title_has(browser, "COMPLETED")
+    assert '"by": "ui"' in browser.find_element(By.ID, "i-output").text
+    # Restart from a chosen step: the results before it are kept, the code runs on.
+    assert "restart: accepted" in act(browser, "restart", **{"from": "greet", "reason": "again"})
+    title_has(browser, "RUNNING")
+    wait_for(browser, lambda d: "waiting for event approve" in d.find_element(By.ID, "i-now").text)
+    assert "WorkflowRestarted" in history_kinds(browser)
+    assert "terminate: accepted" in act(browser, "terminate", reason="done with it")
+    title_has(browser, "TERMINATED")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "ui-instance-actions.png"))
+    # The engine's refusal is shown as it says it.
+    browser.get(stack["server"].url + "/ui/#/instance/" + other)
+    wait_for(browser, lambda d: "waiting for event approve" in d.find_element(By.ID, "i-now").text)
+    refused = act(browser, "restart", **{"from": "greet"})
+    assert refused.startswith("restart: accepted")
+    assert "cancel: accepted" in act(browser, "cancel", reason="not needed")
+    title_has(browser, "CANCELLED")
+
+
+def test_the_list_says_what_each_instance_waits_for(
+    stack: dict[str, Any], browser: webdriver.Chrome
+) -> None:
+    api, run = stack["api"], uuid.uuid4().hex[:6]
+    api.post("/v1/instances", {"workflow": "ui-cooling", "id": f"sub-{run}-sleep"})
+    api.post("/v1/instances", {"workflow": "ui-retrying", "id": f"sub-{run}-retry"})
+    for i in range(3):
+        api.post("/v1/instances", {"workflow": "ui-limited", "id": f"sub-{run}-q{i}"})
+        time.sleep(0.05)
+    browser.get(stack["server"].url + f"/ui/#/instances?q=sub-{run}-")
+    wait_for(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#instances tbody tr")) == 5)
+    wait_for(browser, lambda d: "sleeping (cool-off) until" in now_of(d, f"sub-{run}-sleep"))
+    retry = wait_for(
+        browser, lambda d: (t := now_of(d, f"sub-{run}-retry")).startswith("retry") and t
+    )
+    assert "retrying step charge at " in retry
+    assert "attempt 2 of 4, last error ConnectionError: the bank is down" in retry
+    wait_for(browser, lambda d: now_of(d, f"sub-{run}-q2") == "queued at position 2")
+    assert now_of(browser, f"sub-{run}-q1") == "queued at position 1"
+    assert "waiting for event go" in now_of(browser, f"sub-{run}-q0")
+    assert not EPOCH_MS.search(page_text(browser))
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "ui-list-substates.png"))
+    # The instance page says it too, and names the sleep.
+    browser.get(stack["server"].url + f"/ui/#/instance/sub-{run}-sleep")
+    entries = timeline(browser, 1)
+    assert entries[0]["key"] == "cool-off" and "until" in entries[0]["text"]
+    wait_for(browser, lambda d: "sleeping (cool-off) until" in d.find_element(By.ID, "i-now").text)
+    assert not EPOCH_MS.search(page_text(browser))
+
+
+def test_search_and_filters_are_kept_in_the_url(
+    stack: dict[str, Any], browser: webdriver.Chrome
+) -> None:
+    api, run = stack["api"], uuid.uuid4().hex[:6]
+    for i in range(2):
+        api.post("/v1/instances", {"workflow": "greeter", "input": "x", "id": f"find-{run}-{i}"})
+    api.post("/v1/instances", {"workflow": "napper", "input": 0.01, "id": f"find-{run}-nap"})
+    for suffix in ("0", "1", "nap"):
+        instance_when(api, f"find-{run}-{suffix}", "COMPLETED")
+    browser.get(stack["server"].url + "/ui/")
+    box = wait_for(browser, lambda d: d.find_element(By.ID, "search-q"))
+    box.send_keys(f"find-{run}-")
+    box.submit()
+    wait_for(browser, lambda d: f"q=find-{run}-" in d.current_url)
+
+    def ids(d: webdriver.Chrome) -> list[str]:
+        return [
+            r.get_attribute("data-id")
+            for r in d.find_elements(By.CSS_SELECTOR, "#instances tbody tr")
+        ]
+
+    wait_for(
+        browser, lambda d: sorted(ids(d)) == [f"find-{run}-0", f"find-{run}-1", f"find-{run}-nap"]
+    )
+    workflow = browser.find_element(By.ID, "f-workflow")
+    workflow.clear()
+    workflow.send_keys("napper")
+    click(browser, '#filters button[type="submit"]')
+    wait_for(browser, lambda d: "workflow=napper" in d.current_url)
+    wait_for(browser, lambda d: ids(d) == [f"find-{run}-nap"])
+    browser.refresh()  # a reload (or a shared link) keeps the filters
+    wait_for(browser, lambda d: ids(d) == [f"find-{run}-nap"])
+    assert browser.find_element(By.ID, "f-workflow").get_attribute("value") == "napper"
+    assert browser.find_element(By.ID, "f-q").get_attribute("value") == f"find-{run}-"
+    # A time range that holds nothing: the list says so.
+    browser.get(
+        stack["server"].url
+        + f"/ui/#/instances?q=find-{run}-&from=2001-01-01T00:00&to=2001-01-02T00:00"
+    )
+    wait_for(browser, lambda d: "no instances match" in d.find_element(By.ID, "instances").text)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    browser.get(stack["server"].url + f"/ui/#/instances?q=find-{run}-&status=COMPLETED")
+    wait_for(browser, lambda d: len(ids(d)) == 3)
+    browser.save_screenshot(str(ARTIFACTS / "ui-search.png"))
+
+
+def test_the_workflows_page(stack: dict[str, Any], browser: webdriver.Chrome) -> None:
+    api, run = stack["api"], uuid.uuid4().hex[:6]
+    api.post("/v1/instances", {"workflow": "greeter", "input": "w", "id": f"wf-{run}"})
+    instance_when(api, f"wf-{run}", "COMPLETED")
+    browser.get(stack["server"].url + "/ui/#/workflows")
+    row = wait_for(
+        browser, lambda d: d.find_element(By.CSS_SELECTOR, 'tr[data-workflow="greeter"]')
+    )
+    assert "run by" in row.text and "COMPLETED" in row.text
+    names = [
+        r.get_attribute("data-workflow")
+        for r in browser.find_elements(By.CSS_SELECTOR, "#workflows tbody tr")
+    ]
+    assert {"greeter", "approval", "napper", "ui-cooling"} <= set(names)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "ui-workflows.png"))
+    click(browser, 'tr[data-workflow="greeter"] a.count-link')
+    wait_for(browser, lambda d: "workflow=greeter" in d.current_url and "status=" in d.current_url)
+
+
+def test_dead_letters_inspect_and_redrive(stack: dict[str, Any], browser: webdriver.Chrome) -> None:
+    settings: Settings = stack["settings"]
+    run = uuid.uuid4().hex[:6]
+    junk_key, later = f"junk-{run}", f"later-{run}"
+    commands = Topics(settings).commands
+    event = SendEvent(instance_id=later, name="approve", payload=json.dumps({"late": True}))
+    deliver(
+        clients.producer(settings),
+        [
+            Record(commands, b"\x00not avro", key=junk_key.encode()),
+            Record(commands, codec.encode(event), key=later.encode()),
+        ],
+    )
+
+    def entry_ids(d: webdriver.Chrome) -> dict[str, str] | None:
+        found = {}
+        for row in d.find_elements(By.CSS_SELECTOR, "#dlq tr[data-entry]"):
+            key = row.find_elements(By.TAG_NAME, "td")[2].text
+            found[key] = row.get_attribute("data-entry")
+        return found if junk_key in found and later in found else None
+
+    def open_dlq() -> dict[str, str]:
+        def load(d: webdriver.Chrome) -> dict[str, str] | None:
+            d.get(stack["server"].url + "/ui/#/dlq")
+            time.sleep(0.5)
+            return entry_ids(d)
+
+        return wait_for(browser, load, 60)  # type: ignore[no-any-return]
+
+    entries = open_dlq()
+    click(browser, f'button[data-inspect="{entries[later]}"]')
+    original = wait_for(
+        browser,
+        lambda d: d.find_element(By.CSS_SELECTOR, f'tr[data-detail="{entries[later]}"] pre'),
+    ).text
+    assert json.loads(original) == {
+        "type": "SendEvent",
+        "instance_id": later,
+        "name": "approve",
+        "payload": {"late": True},
+    }
+    click(browser, f'button[data-redrive="{entries[junk_key]}"]')
+    refused = wait_for(
+        browser,
+        lambda d: (
+            d.find_element(
+                By.CSS_SELECTOR, f'tr[data-entry="{entries[junk_key]}"] .redrive-result'
+            ).text
+        ),
+        60,  # a redrive reads the dlq partition and fences earlier ones: seconds when busy
+    )
+    assert refused.startswith("409: ") and "cannot succeed if redriven" in refused
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "ui-dlq.png"))
+    # Once the instance exists, the event can be delivered: redrive it.
+    stack["api"].post("/v1/instances", {"workflow": "approval", "input": 1, "id": later})
+    click(browser, f'button[data-redrive="{entries[later]}"]')
+    done = wait_for(
+        browser,
+        lambda d: (
+            d.find_element(
+                By.CSS_SELECTOR, f'tr[data-entry="{entries[later]}"] .redrive-result'
+            ).text
+        ),
+        60,  # a redrive reads the dlq partition and fences earlier ones: seconds when busy
+    )
+    assert done.startswith("redriven to ")
+    assert instance_when(stack["api"], later, "COMPLETED")["output"] == {"late": True}

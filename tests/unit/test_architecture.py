@@ -31,6 +31,7 @@ LAYERS: dict[str, int] = {
     "replayflow.mcp_tools": 2,  # MCP requests as steps: I/O beside the worker's
     "replayflow.dsl": 3,
     "replayflow.client": 4,
+    "replayflow.client_watchers": 4,
     "replayflow.api": 4,
     "replayflow.testing": 4,
     "replayflow.streams": 4,  # reading durable streams (the client's, the API's)

@@ -23,6 +23,7 @@ COMMANDS = {
     "orchestrator",
     "worker",
     "trigger",
+    "health",
     "start",
     "result",
     "send-event",

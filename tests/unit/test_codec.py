@@ -55,6 +55,8 @@ def sample(cls: type, n: int = 0) -> Any:
             values[f.name] = 1_732_480_000_000 + 1000 * i + n
         elif kind is bytes:
             values[f.name] = bytes([0, 0xC3, 0x01, 0xFF, i])
+        elif typing.get_origin(kind) is list and typing.get_args(kind) == (str,):
+            values[f.name] = [f"{f.name}-{n}:1", "é✓:2"]
         elif dataclasses.is_dataclass(kind):
             values[f.name] = sample(typing.cast(type, kind), n)
         else:
@@ -387,7 +389,7 @@ def test_nested_error_info_is_the_common_one() -> None:
     for path in schema_files():
         for f in json.loads(path.read_text())["fields"]:
             for t in f["type"] if isinstance(f["type"], list) else [f["type"]]:
-                if isinstance(t, dict):
+                if isinstance(t, dict) and t.get("type") == "record":
                     assert t == common, f"{path.name}.{f['name']}"
                     found += 1
     assert found == 5  # FailStep, StepFailed, WorkflowFailed, WorkflowSuspended, Completion

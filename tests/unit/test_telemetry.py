@@ -258,7 +258,9 @@ def _write(store: PartitionStore, state: InstanceState) -> None:
 def _gauge(otel: InMemoryTelemetry) -> dict[str, float]:
     out: dict[str, float] = {}
     for point in otel.metrics().get("replayflow.instances", []):
-        out[point.attributes["status"]] = out.get(point.attributes["status"], 0) + point.value
+        status = point.attributes["status"]
+        assert status == status.upper()  # labels are upper case, as statuses everywhere
+        out[status.lower()] = out.get(status.lower(), 0) + point.value
     return out
 
 
@@ -410,7 +412,7 @@ def test_counters_and_spans_from_committed_decisions(
     assert [(p.attributes, p.value) for p in metrics["replayflow.workflows.started"]] == [
         ({"workflow": "wf"}, 1)
     ]
-    assert [(p.attributes, p.value) for p in metrics["replayflow.steps.retries"]] == [
+    assert [(p.attributes, p.value) for p in metrics["replayflow.step.retries"]] == [
         ({"workflow": "wf", "function": "fn"}, 1)
     ]
     assert [(p.attributes, p.value) for p in metrics["replayflow.workflows.completed"]] == [

@@ -24,12 +24,13 @@ DESIGN_TOPICS = {
     "dlq": ("replayflow.dlq", "delete", "2592000000"),
     "events": ("replayflow.events", "delete", "604800000"),  # what DSL emit tasks publish
     "streams": ("replayflow.streams", "delete", "604800000"),  # durable streams of instances
+    "replies": ("replayflow.replies", "delete", "86400000"),  # answers to waiting callers
 }
 
 
 def test_declares_every_topic_of_the_design() -> None:
     specs = load_topics(Settings())
-    assert set(specs) == set(LOGICAL_NAMES) == set(DESIGN_TOPICS) | {"workflows"}
+    assert set(specs) == set(LOGICAL_NAMES) == set(DESIGN_TOPICS) | {"workflows", "orchestrators"}
     for logical, (name, cleanup, retention) in DESIGN_TOPICS.items():
         spec = specs[logical]
         assert spec.name == name
@@ -42,6 +43,10 @@ def test_declares_every_topic_of_the_design() -> None:
     assert workflows.name == "replayflow.workflows"
     assert workflows.config["cleanup.policy"] == "compact"
     assert workflows.partitions == 1
+    orchestrators = specs["orchestrators"]
+    assert orchestrators.name == "replayflow.orchestrators"
+    assert orchestrators.config["cleanup.policy"] == "compact"
+    assert orchestrators.partitions == 1
 
 
 def test_instance_keyed_topics_share_one_partition_count() -> None:
@@ -55,6 +60,7 @@ def test_partitions_override_keeps_the_shared_count_shared() -> None:
     specs = load_topics(Settings(partitions=3, replication=2))
     assert {specs[n].partitions for n in INSTANCE_KEYED} == {3}
     assert specs["workflows"].partitions == 1
+    assert specs["orchestrators"].partitions == 1
     assert {s.replication for s in specs.values()} == {2}
 
 

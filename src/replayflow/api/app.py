@@ -150,6 +150,22 @@ class ApiApp:
                 return str(url).rstrip("/")
         return None
 
+    def readiness(self) -> str | None:
+        """None once partitions are assigned and restored from the changelog (through
+        faust's public state: rebalancing, in_recovery, the recovery's `completed`)."""
+        app = self.faust
+        if not self.store.active_partitions():
+            return "no read-model partitions assigned yet"
+        if getattr(app, "rebalancing", False):
+            return "rebalancing"
+        try:
+            recovery: Any = app.tables.recovery  # type: ignore[attr-defined]
+        except Exception:
+            return "starting"
+        if getattr(app, "in_recovery", False) or not recovery.completed.is_set():
+            return "restoring the read model from its changelog"
+        return None
+
     def peers(self) -> list[str]:
         """Base URLs of every API process that owns a partition of the read model."""
         topic = self.table.changelog_topic.get_topic_name()

@@ -22,3 +22,7 @@ class ApiContext(Protocol):
     def peers(self) -> list[str]:
         """Base URLs of every API process that owns a partition of the read model."""
         ...
+
+    def readiness(self) -> str | None:
+        """None when ready to answer reads; otherwise why not (yet)."""
+        ...

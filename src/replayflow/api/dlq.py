@@ -9,26 +9,36 @@ the later one starts only after the earlier has committed or been aborted, reads
 partition (read_committed) and finds the marker if there is one -> 409. A redrive
 therefore happens at most once per entry, and a committed one always has its marker.
 Markers are not Avro, so DeadLetter readers (`replayflow dlq`) skip them.
+
+A redrive that can only fail again is refused with the reason (409): bytes that are no
+command, a key that is not the instance id, a start of a workflow no orchestrator runs
+yet (see `why_not`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from confluent_kafka import Consumer
 
 from replayflow import codec
+from replayflow.api import values
 from replayflow.core.errors import ReplayflowError
-from replayflow.core.messages import DeadLetter
+from replayflow.core.messages import Command, DeadLetter, FireTimer, StartWorkflow
 from replayflow.kafka import clients
 from replayflow.kafka.admin import topic_partitions
 from replayflow.kafka.reading import BEGINNING, read_all
+from replayflow.processors.served import Served
 from replayflow.settings import Settings
 from replayflow.topics import Topics
 
 MARKER_HEADER = "replayflow-redrive"
+#: Bytes of an original record shown decoded in a list of entries.
+MAX_SHOWN = 64 * 1024
 
 
 class DeadLetterError(ReplayflowError):
@@ -52,6 +62,7 @@ class DeadLetters:
         self.settings = settings
         self.node = node
         self.topic = Topics(settings).dlq
+        self._served: Served | None = None  # read once per redrive (see why_not)
 
     def _consumer(self) -> Consumer:
         return clients.consumer(self.settings, None)
@@ -114,10 +125,14 @@ class DeadLetters:
         for message in messages[1:]:
             if _marker_of(message) == entry_id:
                 marker = json.loads(message.value())
+                at = marker.get("at")
+                when = (
+                    datetime.fromtimestamp(at / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+                    if isinstance(at, int)
+                    else "?"
+                )
                 raise DeadLetterError(
-                    409,
-                    f"{entry_id} was redriven already "
-                    f"(at {marker.get('at')} by {marker.get('by')})",
+                    409, f"{entry_id} was redriven already (at {when} by {marker.get('by')})"
                 )
         if record.value is None and record.value_size:
             raise DeadLetterError(
@@ -128,11 +143,33 @@ class DeadLetters:
             )
         if record.value is None:
             raise DeadLetterError(409, f"{entry_id} has no original value to redrive")
+        refused = self.why_not(record)
+        if refused is not None:
+            raise DeadLetterError(409, f"{entry_id} cannot succeed if redriven: {refused}")
         return first, record
+
+    def why_not(self, record: DeadLetter) -> str | None:
+        """Why redriving `record` would only fail again (None: it may succeed now)."""
+        if record.error_type == "WrongKey":
+            return "its key is not its instance id, and a redrive keeps the key"
+        try:
+            original = codec.decode(record.value or b"")
+        except codec.CodecError as exc:
+            return f"its bytes are not a replayflow record ({exc.reason})"
+        if not isinstance(original, Command) or isinstance(original, FireTimer):
+            return f"a {type(original).__name__} is not a command"
+        if isinstance(original, StartWorkflow):
+            if self._served is None:
+                self._served = Served.load(self.settings)
+            unknown = self._served.unknown(original.workflow, original.version)
+            if unknown is not None:
+                return f"{unknown} (deploy it or start an orchestrator that runs it first)"
+        return None
 
     def redrive(self, entry_id: str) -> dict[str, Any]:
         # A first check without a producer: unknown and redriven entries cost no
         # transactional id (and no fencing of a redrive under way).
+        self._served = None
         self._check(entry_id)
         # Initialising the transactional id fences an earlier redrive of this entry.
         producer = clients.transactional_producer(self.settings, f"{self.topic}.redrive.{entry_id}")
@@ -169,13 +206,30 @@ class DeadLetters:
         return {"id": entry_id, "redriven": True, "to": record.source_topic, "at": at}
 
 
-def _entry(entry_id: str, record: DeadLetter) -> dict[str, Any]:
-    value = record.value or b""
+def original_of(value: bytes) -> dict[str, Any] | None:
+    """The dead-lettered record decoded, as JSON: its type and fields (payloads as JSON
+    values, bytes as text), or None when its bytes are no replayflow record."""
     try:
         decoded = codec.decode(value)
-        original: Any = {"type": type(decoded).__name__}
     except codec.CodecError:
-        original = None
+        return None
+    if len(value) > MAX_SHOWN:  # a list of entries stays small: the type says enough
+        return {"type": type(decoded).__name__, "too_large_to_show": len(value)}
+    fields: dict[str, Any] = {}
+    if dataclasses.is_dataclass(decoded):
+        for f in dataclasses.fields(decoded):
+            item = getattr(decoded, f.name)
+            if dataclasses.is_dataclass(item):
+                item = dataclasses.asdict(item)  # type: ignore[arg-type]
+            elif isinstance(item, bytes):
+                item = item.decode("utf-8", "replace")
+            fields[f.name] = item
+    return {"type": type(decoded).__name__, **values.decoded(fields)}
+
+
+def _entry(entry_id: str, record: DeadLetter) -> dict[str, Any]:
+    value = record.value or b""
+    original = original_of(value)
     return {
         "id": entry_id,
         "source_topic": record.source_topic,

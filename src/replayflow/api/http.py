@@ -17,11 +17,16 @@ from replayflow.api.context import ApiContext
 from replayflow.api.errors import ApiError, error_response
 from replayflow.api.operations import Operation, register
 from replayflow.api.routes import operations
-from replayflow.core.errors import ReplayflowError
+from replayflow.core.errors import CommandRejected, ReplayflowError
+from replayflow.kafka.outage import KafkaUnreachable
+from replayflow.kafka.producing import DeliveryError
 
 log = logging.getLogger("replayflow.api")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+#: HTTP status of a refused command, by the kind of refusal (others: 422).
+REJECTED_STATUS = {"UnknownInstance": 404, "UnknownWorkflow": 422, "Conflict": 409}
 
 
 def middlewares(config: ApiConfig) -> list[Any]:
@@ -31,6 +36,11 @@ def middlewares(config: ApiConfig) -> list[Any]:
             return await handler(request)
         except ApiError as exc:
             return error_response(exc.status, exc.message)
+        except CommandRejected as exc:
+            # What the orchestrator (or the check before sending) refused, by kind.
+            return error_response(REJECTED_STATUS.get(exc.kind, 422), exc.reason)
+        except (KafkaUnreachable, DeliveryError) as exc:
+            return error_response(503, str(exc))
         except (ReplayflowError, ValueError) as exc:
             return error_response(400, str(exc))
         except web.HTTPRequestEntityTooLarge as exc:

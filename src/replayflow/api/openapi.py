@@ -22,10 +22,14 @@ ERROR_REPLIES = {
     400: ("BadRequest", "the request is not valid (the message says why)"),
     401: ("Unauthorized", "a bearer token is needed"),
     404: ("NotFound", "no such instance, entry or file"),
-    409: ("Conflict", "already done"),
+    409: ("Conflict", "already done, or it does not fit the instance's state"),
     413: ("TooLarge", "over a size limit"),
+    422: ("Unprocessable", "the engine refused it: an unknown workflow or version, ..."),
     501: ("NotImplemented", "not available in this build"),
-    503: ("Unavailable", "the read model is rebalancing or a peer is down"),
+    503: (
+        "Unavailable",
+        "not ready: the read model is restoring or rebalancing, a peer or Kafka is down",
+    ),
 }
 
 

@@ -30,14 +30,20 @@ class Peers:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15))
         return self._session
 
-    async def call(self, url: str, request: web.Request, local: bool) -> tuple[int, Any]:
-        """The same request, to the API process at `url`: (status, JSON body)."""
+    async def call(
+        self, url: str, request: web.Request, local: bool, path_qs: str | None = None
+    ) -> tuple[int, Any]:
+        """The same request (or a GET of `path_qs` with its credentials), to the API
+        process at `url`: (status, JSON body)."""
         headers = {FORWARDED: "1"}
         if local:
             headers[LOCAL] = "1"
         if "Authorization" in request.headers:
             headers["Authorization"] = request.headers["Authorization"]
         session = await self.session()
+        if path_qs is not None:
+            async with session.get(url + path_qs, headers=headers) as response:
+                return response.status, await response.json(content_type=None)
         target = url + request.rel_url.path_qs
         async with session.request(
             request.method, target, headers=headers, data=await request.read() or None
@@ -69,9 +75,12 @@ class Peers:
         """A peer fanning out asks for this process's own partitions only."""
         return bool(request.headers.get(LOCAL))
 
-    async def fan_out(self, request: web.Request, local: Callable[[], T]) -> list[T]:
-        """`local()` here and the same request's answer from every other process."""
-        if self.asked_locally(request):
+    async def fan_out(
+        self, request: web.Request, local: Callable[[], T], path_qs: str | None = None
+    ) -> list[T]:
+        """`local()` here and the same request's answer from every other process (or
+        their answer to a GET of `path_qs`, another route whose local part is `local`)."""
+        if self.asked_locally(request) and path_qs is None:
             return [local()]
         results = []
         for url in self.api.peers():
@@ -79,7 +88,7 @@ class Peers:
                 results.append(local())
                 continue
             try:
-                status, body = await self.call(url, request, local=True)
+                status, body = await self.call(url, request, local=True, path_qs=path_qs)
             except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
                 raise ApiError(
                     503, f"API process {url} did not answer: {type(exc).__name__}"

@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from replayflow.api import timeline
+from replayflow.api import timeline, values
 from replayflow.api.readkeys import (
     FINAL,
     MAX_ATTEMPTS,
@@ -304,6 +304,9 @@ def public_instance(row: dict[str, Any], full: bool = True) -> dict[str, Any]:
     }
     out["steps"] = row.get("calls", 0)
     out["events"] = row.get("events", 0)
+    # What it waits for now: the open calls (up to timeline.OPEN_KEPT described).
+    out["waiting"] = sorted(row.get("waiting", {}).values(), key=lambda w: w.get("since") or 0)
+    out["waiting_count"] = row.get("waiting_count", 0)
     if full:
         out["input"] = row.get("input")
         out["output"] = row.get("output")
@@ -313,7 +316,7 @@ def public_instance(row: dict[str, Any], full: bool = True) -> dict[str, Any]:
         out["upgrades"] = row.get("upgrades", [])
     else:
         out["error"] = row.get("error")
-    return out
+    return values.decoded(out)
 
 
 def fold_all(events: Iterable[Any], store: dict[bytes, bytes] | None = None) -> dict[bytes, bytes]:

@@ -19,7 +19,23 @@ class ErrorInfo(TypedDict):
     type: str
     message: str
     retryable: NotRequired[bool]
-    details: NotRequired[str | None]
+    details: NotRequired[Any]  # a JSON value: what else the error recorded
+    traceback: NotRequired[str]  # where it was raised (its tail, bounded)
+    cause_traceback: NotRequired[str]  # a failed step's own traceback
+
+
+class Waiting(TypedDict):
+    """One thing an instance waits for: a step (running, or its retry at `until`), a
+    child, a sleep until `until`, an event wait (timeout at `until`)."""
+
+    kind: str
+    key: str
+    status: str
+    since: NotRequired[int | None]
+    until: NotRequired[int | None]
+    attempt: NotRequired[int]
+    max_attempts: NotRequired[int | None]
+    error: NotRequired[dict[str, Any]]
 
 
 class InstanceSummary(TypedDict):
@@ -38,6 +54,9 @@ class InstanceSummary(TypedDict):
     steps: NotRequired[int]
     events: NotRequired[int]
     error: NotRequired[ErrorInfo | None]
+    waiting: NotRequired[list[Waiting]]
+    waiting_count: NotRequired[int]  # every open call; `waiting` describes a few
+    queue_position: NotRequired[int | None]  # QUEUED: 1 = admitted next
 
 
 class HistoryEvent(TypedDict):
@@ -59,11 +78,12 @@ class Upgrade(TypedDict):
 
 
 class Instance(InstanceSummary):
-    input: NotRequired[str | None]  # JSON text
-    output: NotRequired[str | None]  # JSON text
+    input: NotRequired[Any]  # the JSON value
+    output: NotRequired[Any]  # the JSON value
     parent_step: NotRequired[str | None]
     recent: NotRequired[list[HistoryEvent]]
     upgrades: NotRequired[list[Upgrade]]
+    truncated: NotRequired[list[str]]  # fields cut short in the row (left as text)
 
 
 class TimelineEntry(TypedDict):
@@ -94,17 +114,26 @@ class HistoryPage(TypedDict):
 
 
 class Accepted(TypedDict):
-    """A command is on the log (it takes effect when the engine folds it)."""
+    """A command is on the log. `outcome` is the orchestrator's answer: ACCEPTED,
+    UNCHANGED (nothing to do; `status` says why), or null when none came in time (the
+    command takes effect when an orchestrator runs)."""
 
     id: str
     requested: NotRequired[str]
     workflow: NotRequired[str]
     sent: NotRequired[str]
+    outcome: NotRequired[str | None]
+    status: NotRequired[str | None]
 
 
 class BatchAccepted(TypedDict):
     ids: list[str]
     count: int
+
+
+class QueueCounts(TypedDict):
+    workflow: str
+    counts: list[int]  # per time asked, in the order asked
 
 
 class Counts(TypedDict):
@@ -117,12 +146,14 @@ class VersionEntry(TypedDict):
     version: str
     instances: int
     deployed: bool  # a deployed DSL document
+    run_by: NotRequired[list[str]]  # orchestrators whose code has this version
 
 
 class WorkflowEntry(TypedDict):
     workflow: str
     versions: list[VersionEntry]
     instances: int
+    counts: NotRequired[dict[str, int]]  # instances by status (statuses with any)
 
 
 class Workflows(TypedDict):
@@ -168,7 +199,9 @@ class Redriven(TypedDict):
 
 
 class Health(TypedDict):
-    status: str
+    status: str  # ok, or starting (not ready yet)
+    ready: NotRequired[bool]
+    reason: NotRequired[str]  # why it is not ready
     node: NotRequired[str]
     url: NotRequired[str]
     partitions: NotRequired[list[int]]

@@ -149,6 +149,26 @@ EpochMs = Annotated[int, Field(ge=0, le=p.SORT_BASE - 1), BeforeValidator(_integ
 TimelineAfter = Annotated[int, Field(ge=-1, le=10**9), BeforeValidator(_integer)]
 SeqAfter = Annotated[int, Field(ge=0, le=10**11), BeforeValidator(_integer)]
 Cursor = Annotated[str, Field(min_length=1), AfterValidator(decode_cursor)]
+
+
+def _id_prefix(value: str) -> str:
+    if len(value) > names.MAX_ID_LENGTH or SEP_CHAR in value:
+        raise ValueError(f"an id prefix is at most {names.MAX_ID_LENGTH} characters of an id")
+    return value
+
+
+def _epochs(raw: Any) -> list[int]:
+    if not isinstance(raw, str):
+        raise ValueError("a comma-separated list of epoch milliseconds")
+    parts = [p for p in raw.split(",") if p]
+    if not parts or len(parts) > MAX_LIMIT or not all(p.isdigit() and len(p) < 14 for p in parts):
+        raise ValueError(f"1 to {MAX_LIMIT} comma-separated epoch milliseconds")
+    return [int(p) for p in parts]
+
+
+SEP_CHAR = p.SEP
+IdPrefix = Annotated[str, AfterValidator(_id_prefix)]
+EpochList = Annotated[list[int], BeforeValidator(_epochs)]
 DeadLetterId = Annotated[
     str,
     AfterValidator(_dead_letter_id),
@@ -256,10 +276,20 @@ class ListQuery(Query):
     started_after: EpochMs | None = Field(None, description="epoch ms, inclusive")
     started_before: EpochMs | None = Field(None, description="epoch ms, inclusive")
     cursor: Cursor | None = Field(None, description="next_cursor of the last page")
+    prefix: IdPrefix | None = Field(
+        None, description="only ids that start with this; the page is then in id order"
+    )
 
 
 class CountsQuery(Query):
     workflow: WorkflowFilter | None = Field(None, description="only this workflow")
+
+
+class QueueQuery(Query):
+    workflow: WorkflowFilter = Field(description="the workflow whose queue is asked")
+    before: EpochList = Field(
+        description="comma-separated epoch ms: for each, the QUEUED instances started before"
+    )
 
 
 class StepsQuery(Query):

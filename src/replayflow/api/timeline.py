@@ -35,7 +35,59 @@ def _call(
 
 
 def _put_call(w: Writes, row: dict[str, Any], call: dict[str, Any]) -> None:
-    w.put(call_key(row["id"], call["n"]), call)
+    key = call_key(row["id"], call["n"])
+    before = w.get(key)
+    _track_open(row, before, call)
+    w.put(key, call)
+
+
+# What an instance waits for, kept in its row so lists can say it without reading the
+# timeline: every call still open is counted, the first OPEN_KEPT are described.
+OPEN_KEPT = 8
+
+
+def _track_open(row: dict[str, Any], before: dict[str, Any] | None, call: dict[str, Any]) -> None:
+    identity = str(call["n"])
+    was = before is not None and before.get("status") in OPEN
+    now = call.get("status") in OPEN
+    waiting: dict[str, Any] = row.setdefault("waiting", {})
+    if was and not now:
+        row["waiting_count"] = max(0, row.get("waiting_count", 0) - 1)
+        waiting.pop(identity, None)
+    elif now:
+        if not was:
+            row["waiting_count"] = row.get("waiting_count", 0) + 1
+        if identity in waiting or len(waiting) < OPEN_KEPT:
+            waiting[identity] = open_summary(call)
+
+
+def open_summary(call: dict[str, Any]) -> dict[str, Any]:
+    """An open call in a few words: what, which, since when, until when, which attempt
+    of how many, the last error."""
+    summary: dict[str, Any] = {
+        "kind": call.get("kind"),
+        "key": call.get("key"),
+        "status": call.get("status"),
+        "since": call.get("started_at"),
+    }
+    if call.get("kind") == "sleep":
+        summary["until"] = call.get("due")
+    elif call.get("kind") == "wait":
+        summary["until"] = call.get("deadline")
+    attempts = call.get("attempts") or []
+    if attempts:
+        last = attempts[-1]
+        number = last["attempt"] - call.get("first_attempt", attempts[0]["attempt"]) + 1
+        summary["attempt"] = number
+        summary["max_attempts"] = call.get("max_attempts")
+        if call.get("status") == "backoff":
+            summary["attempt"] = number + 1  # the one that waits for its turn
+            summary["until"] = call.get("retry_at")
+            error = call.get("error") or {}
+            summary["error"] = {"type": error.get("type"), "message": error.get("message")}
+        else:
+            summary["since"] = last.get("scheduled_at")
+    return summary
 
 
 def _sleep_identity(row: dict[str, Any], index: int) -> str:
@@ -76,13 +128,18 @@ def _step_scheduled(w: Writes, row: dict[str, Any], event: m.StepScheduled) -> N
         },
     )
     assert call is not None
+    if "first_attempt" not in call or call.get("run") != row.get("run", 0):
+        call["first_attempt"] = event.attempt  # attempts count from here in this run
     call.update(status="scheduled", ended_at=None, input=event.input, run=row.get("run", 0))
+    call["max_attempts"] = event.max_attempts
     call["result"] = None
     call["error"] = None
     call["attempts"] = [
         *call["attempts"],
         {
             "attempt": event.attempt,
+            "number": event.attempt - call["first_attempt"] + 1,  # within its run: 1, 2, ...
+            "run": row.get("run", 0),
             "scheduled_at": event.at,
             "ended_at": None,
             "duration_ms": None,
@@ -131,7 +188,9 @@ def _timer_started(w: Writes, row: dict[str, Any], event: m.TimerStarted) -> Non
         _sleep_identity(row, index),
         {
             "kind": "sleep",
-            "key": event.timer,
+            # The name the code gave the sleep (recorded since TimerStarted v2).
+            "key": event.name or event.timer,
+            "timer": event.timer,
             "status": "waiting",
             "started_at": event.at,
             "ended_at": None,

@@ -92,8 +92,11 @@ def _api_error(model: type[BaseModel], errors: list[ErrorDetails]) -> ApiError:
             f"{_what(owner_loc)} has unknown field(s) {', '.join(extra)}; "
             f"allowed: {', '.join(allowed)}",
         )
-    prefix = f"{_what(owner_loc)}: " if getattr(owner, "PREFIX_ERRORS", False) else ""
-    name = f"{getattr(owner, 'FIELD', 'field')} {field!r}"
+    # Inside a list (a batch) every message names the item: instances[3]: ...
+    in_list = any(isinstance(part, int) for part in owner_loc)
+    prefix = f"{_what(owner_loc)}: " if in_list or getattr(owner, "PREFIX_ERRORS", False) else ""
+    item = f"{_what(owner_loc)}: " if in_list else ""
+    name = f"{item}{getattr(owner, 'FIELD', 'field')} {field!r}"
     ctx = first.get("ctx", {})
     if kind == "value_error":
         return ApiError(400, prefix + str(ctx.get("error", first["msg"])))

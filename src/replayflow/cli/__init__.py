@@ -6,6 +6,9 @@ module of this package (`replayflow.cli.topics`, ...) and is registered in `_reg
 
 from __future__ import annotations
 
+import sys
+from typing import Any
+
 import click
 
 HELP = """replayflow: durable workflows for Python, event-sourced on Apache Kafka.
@@ -17,18 +20,44 @@ queueing, replay and audit. Write workflows as Python code or as Serverless Work
 YAML, and start them from Python, this CLI, HTTP, or a schedule.
 
 Kafka is found through KAFKA_BOOTSTRAP (default 127.0.0.1:9092); REPLAYFLOW_NAMESPACE
-prefixes every topic name, for isolated topic sets on one cluster.
+prefixes every topic name, for isolated topic sets on one cluster. A command that
+cannot reach Kafka within REPLAYFLOW_CONNECT_TIMEOUT seconds (default 5) says so in
+one line and exits 2; other failures exit 1.
 """
 
 
-@click.group(help=HELP, context_settings={"help_option_names": ["-h", "--help"]})
+class _Main(click.Group):
+    """The top-level group: errors print as one line, red when stderr is a terminal,
+    whichever command raised them (click's own "Error: ..." is never coloured)."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        run: Any = super().main  # typed by overloads on standalone_mode's literal
+        if not standalone_mode:
+            return run(*args, standalone_mode=False, **kwargs)
+        from replayflow.cli.support import show_error
+
+        try:
+            result = run(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            show_error(exc.format_message())
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+@click.group(cls=_Main, help=HELP, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="replayflow", prog_name="replayflow")
 def main() -> None:
     pass
 
 
 def _register() -> None:
-    from replayflow.cli import dsl, instances, run
+    from replayflow.cli import dlq, dsl, instances, run
     from replayflow.cli.topics import topics
     from replayflow.cli.trigger import trigger
 
@@ -38,6 +67,7 @@ def _register() -> None:
         run.orchestrator,
         run.worker,
         trigger,
+        run.health,
         instances.start,
         instances.result,
         instances.send_event,
@@ -47,7 +77,7 @@ def _register() -> None:
         instances.resume,
         instances.restart,
         instances.history,
-        instances.dlq,
+        dlq.dlq,
         dsl.validate,
         dsl.deploy,
     ):

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import UTC, datetime
+import time
 from pathlib import Path
 from typing import Any
 
 import click
 import httpx
 
-from replayflow.cli.support import one_line_errors, settings
+from replayflow.cli import show
+from replayflow.cli.support import CliError, one_line_errors, settings
+from replayflow.kafka import clients
+from replayflow.kafka.config import RateLimit
 
 DEFAULT_API = "http://127.0.0.1:8080"
 
@@ -45,7 +48,13 @@ def serve(host: str, port: int, token: str | None, data_dir: Path | None, verbos
         level=logging.DEBUG if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
+    # aiokafka (under faust) logs every failed reconnect while Kafka is down: one line of
+    # a kind per interval, as librdkafka's.
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RateLimit(only=("aiokafka", "faust", "mode")))
     config = ApiConfig.from_env(settings(), host=host, port=port, token=token, data_dir=data_dir)
+    # Long-running: it may start before the broker, and waits for it (a line per interval).
+    clients.wait_until_reachable(config.settings, "api", logging.getLogger("replayflow.api"))
     click.echo(f"replayflow API and UI on {config.url} (UI: {config.url}/ui/)", err=True)
     run(config, loglevel="info" if verbose else "warning")
 
@@ -61,7 +70,7 @@ def _get(path: str, params: dict[str, Any] | None = None) -> Any:
     try:
         response = httpx.get(base + path, params=params, headers=headers, timeout=15)
     except httpx.HTTPError as exc:
-        raise click.ClickException(
+        raise CliError(
             f"cannot reach the API at {base} ({exc}); start it "
             "with `replayflow serve` or set REPLAYFLOW_API"
         ) from None
@@ -75,14 +84,8 @@ def _get(path: str, params: dict[str, Any] | None = None) -> Any:
             if isinstance(body, dict)
             else response.text
         )
-        raise click.ClickException(f"{response.status_code}: {message}")
+        raise CliError(f"{response.status_code}: {message}")
     return body
-
-
-def _when(ms: int | None) -> str:
-    if ms is None:
-        return "-"
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 @click.command()
@@ -90,7 +93,8 @@ def _when(ms: int | None) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the API's JSON.")
 @one_line_errors
 def status(instance_id: str, as_json: bool) -> None:
-    """An instance's status, timings and steps (from the API's read model)."""
+    """An instance's status, what it waits for, timings, steps, and its error with the
+    traceback (from the API's read model)."""
     from urllib.parse import quote
 
     path = "/v1/instances/" + quote(instance_id, safe="")
@@ -102,54 +106,88 @@ def status(instance_id: str, as_json: bool) -> None:
     click.echo(
         f"{instance['id']}  {instance['workflow']}@{instance['version']}  {instance['status']}"
     )
+    now_doing = show.waiting(instance)
+    if now_doing != instance["status"]:
+        click.echo(f"  now     {now_doing}")
+    for more in (instance.get("waiting") or [])[1:]:
+        click.echo(f"          {show.describe(more)}")
+    took = None
+    if instance.get("started_at"):
+        took = (instance.get("ended_at") or time.time() * 1000) - instance["started_at"]
     click.echo(
-        f"  started {_when(instance['started_at'])}  "
-        f"ended {_when(instance['ended_at'])}  seq {instance['seq']}"
+        f"  started {show.when(instance['started_at'])}  "
+        f"ended {show.when(instance['ended_at'])}  took {show.duration(took)}  "
+        f"seq {instance['seq']}"
     )
     for upgrade in instance.get("upgrades") or []:
         click.echo(
             f"  upgraded {upgrade['from_version']} -> {upgrade['to_version']} "
-            f"at {_when(upgrade['at'])} (seq {upgrade['seq']})"
+            f"at {show.when(upgrade['at'])} (seq {upgrade['seq']})"
         )
     if instance.get("output") is not None:
-        click.echo(f"  output  {instance['output']}")
-    if instance.get("error"):
-        click.echo(f"  error   {instance['error']['type']}: {instance['error']['message']}")
+        click.echo(f"  output  {json.dumps(instance['output'])}")
+    error = instance.get("error")
+    if error:
+        click.echo(f"  error   {error['type']}: {error['message']}")
+        for name in ("traceback", "cause_traceback"):
+            if error.get(name):
+                title = "traceback" if name == "traceback" else "step's traceback"
+                click.echo(f"  {title}:")
+                for line in str(error[name]).splitlines():
+                    click.echo(f"    {line}")
     if instance.get("reason"):
         click.echo(f"  reason  {instance['reason']}")
+    rows = []
     for step in steps:
         attempts = len(step.get("attempts") or [])
-        took = ""
+        took_step = ""
         if step.get("ended_at") and step.get("started_at"):
-            took = f"{step['ended_at'] - step['started_at']} ms"
-        extra = f"  attempts {attempts}" if attempts else ""
-        click.echo(f"  {step['kind']:<6} {step['key']:<30} {step['status']:<10} {took}{extra}")
+            took_step = show.duration(step["ended_at"] - step["started_at"])
+        rows.append(
+            (step["kind"], step["key"], step["status"], took_step, attempts if attempts else "")
+        )
+    if rows:
+        lines = show.table(("KIND", "NAME", "STATUS", "TOOK", "ATTEMPTS"), rows, wide=(1,))
+        for line in lines:
+            click.echo("  " + line)
 
 
 @click.command("list")
 @click.option("--workflow", default=None, help="Only this workflow.")
 @click.option("--status", "status_", default=None, help="Only this status (RUNNING, ...).")
+@click.option("--prefix", default=None, help="Only ids that start with this.")
 @click.option("--limit", default=50, show_default=True, help="Instances to show.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per instance.")
 @one_line_errors
-def list_(workflow: str | None, status_: str | None, limit: int, as_json: bool) -> None:
-    """Instances, newest first, with counts by status (from the API)."""
+def list_(
+    workflow: str | None, status_: str | None, prefix: str | None, limit: int, as_json: bool
+) -> None:
+    """Instances, newest first (by id with --prefix), with what each does now and the
+    counts by status (from the API)."""
     params: dict[str, Any] = {"limit": min(max(limit, 1), 500)}
     if workflow:
         params["workflow"] = workflow
     if status_:
         params["status"] = status_.upper()
+    if prefix:
+        params["prefix"] = prefix
     page = _get("/v1/instances", params)
     if as_json:
         for item in page["items"]:
             click.echo(json.dumps(item))
         return
-    click.echo(f"{'ID':<40} {'WORKFLOW':<20} {'STATUS':<10} {'STARTED (UTC)':<19}  STEPS")
-    for item in page["items"]:
-        click.echo(
-            f"{item['id']:<40} {item['workflow']:<20} {item['status']:<10} "
-            f"{_when(item['started_at']):<19}  {item['steps']}"
+    rows = [
+        (
+            item["id"],
+            item["workflow"],
+            show.waiting(item),
+            show.when(item["started_at"]),
+            item["steps"],
         )
+        for item in page["items"]
+    ]
+    for line in show.table(("ID", "WORKFLOW", "NOW", "STARTED", "STEPS"), rows, wide=(0, 2)):
+        click.echo(line)
     counts = _get("/v1/counts", {"workflow": workflow} if workflow else None)
     shown = ", ".join(f"{k.lower()} {v}" for k, v in counts["counts"].items() if v)
     click.echo(f"{counts['total']} instances" + (f": {shown}" if shown else ""), err=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from replayflow.cli.support import one_line_errors, settings
+from replayflow.cli.support import kafka_settings, one_line_errors
 
 
 @click.command()
@@ -43,7 +43,7 @@ def deploy(files: tuple[Path, ...]) -> None:
     from replayflow.dsl.validate import DocumentInvalid
     from replayflow.processors.documents import KafkaDocumentLog
 
-    with DocumentStore(KafkaDocumentLog(settings())) as store:
+    with DocumentStore(KafkaDocumentLog(kafka_settings())) as store:
         for path in files:
             try:
                 text = path.read_text(encoding="utf-8")

@@ -1,4 +1,5 @@
-"""`replayflow start | result | send-event | cancel | terminate | history | dlq`."""
+"""`replayflow start | result | send-event | cancel | terminate | pause | resume | restart |
+history`."""
 
 from __future__ import annotations
 
@@ -9,16 +10,13 @@ from typing import Any
 
 import click
 
-from replayflow import codec
+from replayflow.cli import show
 from replayflow.cli.support import one_line_errors, parse_json, settings
-from replayflow.client import Client
+from replayflow.client import Client, Handle
 from replayflow.core import history_files
 from replayflow.core.errors import WorkflowError
-from replayflow.core.messages import DeadLetter, HistoryEvent
-from replayflow.kafka import clients
-from replayflow.kafka.admin import topic_partitions
-from replayflow.kafka.reading import read_to_end
-from replayflow.topics import Topics
+from replayflow.core.messages import HistoryEvent
+from replayflow.core.replies import Reply
 
 
 @click.command()
@@ -37,12 +35,19 @@ def start(
     wait: bool,
     timeout: float,
 ) -> None:
-    """Start WORKFLOW with INPUT (JSON text, or @file)."""
+    """Start WORKFLOW with INPUT (JSON text, or @file). Exits 1 when no orchestrator
+    runs WORKFLOW (or the start is refused)."""
+    payload = parse_json(input_json, "INPUT")
     with Client(settings()) as client:
-        handle = client.start(
-            workflow, parse_json(input_json, "INPUT"), id=instance_id, version=version
-        )
+        handle = client.start(workflow, payload, id=instance_id, version=version)
         click.echo(handle.id)
+        if handle.outcome == "UNCHANGED":
+            click.echo(
+                f"{handle.id} exists already ({handle.status}): nothing new was started",
+                err=True,
+            )
+        elif handle.outcome is None:
+            click.echo(_unanswered(client), err=True)
         if wait:
             _print_result(client, handle.id, timeout)
 
@@ -55,6 +60,22 @@ def result(instance_id: str, timeout: float) -> None:
     """Print an instance's output (waits until it ends)."""
     with Client(settings()) as client:
         _print_result(client, instance_id, timeout)
+
+
+def _unanswered(client: Client) -> str:
+    return (
+        f"no orchestrator answered within {client.confirm_timeout:g} s: the command "
+        "waits on the log and takes effect when one runs"
+    )
+
+
+def said(client: Client, what: str, instance_id: str, reply: Reply | None) -> str:
+    """What became of a command, in one line."""
+    if reply is None:
+        return f"{what} sent to {instance_id} ({_unanswered(client)})"
+    if reply.outcome == "UNCHANGED":
+        return f"{what}: nothing to do, {instance_id} is {reply.status}"
+    return f"{what} accepted: {instance_id} is {reply.status}"
 
 
 def progress(message: str) -> None:
@@ -78,10 +99,12 @@ def _print_result(client: Client, instance_id: str, timeout: float) -> None:
 @click.argument("payload_json", required=False, metavar="[PAYLOAD]")
 @one_line_errors
 def send_event(instance_id: str, name: str, payload_json: str | None) -> None:
-    """Send event NAME with PAYLOAD (JSON text, or @file) to an instance."""
+    """Send event NAME with PAYLOAD (JSON text, or @file) to an instance. Exits 1 when
+    there is no such instance."""
+    payload = parse_json(payload_json, "PAYLOAD")
     with Client(settings()) as client:
-        client.send_event(instance_id, name, parse_json(payload_json, "PAYLOAD"))
-    click.echo(f"sent {name!r} to {instance_id}")
+        reply = client.send_event(instance_id, name, payload)
+        click.echo(said(client, f"event {name!r}", instance_id, reply))
 
 
 def _lifecycle(name: str, help_text: str) -> click.Command:
@@ -93,8 +116,8 @@ def _lifecycle(name: str, help_text: str) -> click.Command:
     @one_line_errors
     def command(instance_id: str, reason: str) -> None:
         with Client(settings()) as client:
-            getattr(client, name)(instance_id, reason)
-        click.echo(f"{name} sent to {instance_id}")
+            reply = getattr(client, name)(instance_id, reason)
+            click.echo(said(client, name, instance_id, reply))
 
     return command
 
@@ -115,8 +138,20 @@ resume = _lifecycle(
 def restart(instance_id: str, from_step: str | None, reason: str) -> None:
     """Run an instance again from the start or from a step."""
     with Client(settings()) as client:
-        client.restart(instance_id, from_step, reason)
-    click.echo(f"restart sent to {instance_id}")
+        handle = client.restart(instance_id, from_step, reason)
+        reply = None if handle.outcome is None else _reply_of(handle)
+        click.echo(said(client, "restart", instance_id, reply))
+
+
+def _reply_of(handle: Handle) -> Reply:
+    return Reply(
+        instance_id=handle.id,
+        request_id="",
+        command="RestartWorkflow",
+        outcome=handle.outcome or "",
+        at=0,
+        status=handle.status,
+    )
 
 
 @click.command()
@@ -162,50 +197,6 @@ def history_table(events: list[HistoryEvent]) -> list[str]:
     return lines
 
 
-@click.command()
-@click.option("--limit", default=50, show_default=True, help="Newest entries to show.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per entry.")
-@one_line_errors
-def dlq(limit: int, as_json: bool) -> None:
-    """List dead-letter entries with their reasons, newest last."""
-    progress("reading the dead-letter topic ...")
-    entries = read_dead_letters()
-    for entry in entries[-limit:]:
-        if as_json:
-            fields = _fields(entry)
-            fields["key"] = entry.key.decode("utf-8", "replace") if entry.key else None
-            fields["value"] = entry.value.hex() if entry.value else None
-            click.echo(json.dumps(fields))
-        else:
-            when = datetime.fromtimestamp(entry.at / 1000, tz=UTC).isoformat(timespec="seconds")
-            key = entry.key.decode("utf-8", "replace") if entry.key else "-"
-            click.echo(
-                f"{when}  {entry.source_topic}[{entry.partition}]@{entry.offset}  "
-                f"key={key}  {entry.error_type}: {entry.reason}"
-            )
-    click.echo(f"{len(entries)} dead-letter entries", err=True)
-
-
-def read_dead_letters() -> list[DeadLetter]:
-    config = settings()
-    topic = Topics(config).dlq
-    consumer = clients.consumer(config, None)
-    try:
-        entries: list[DeadLetter] = []
-        for messages in read_to_end(consumer, topic, topic_partitions(consumer, topic)):
-            for message in messages:
-                try:
-                    record = codec.decode(message.value() or b"")
-                except codec.CodecError:
-                    continue
-                if isinstance(record, DeadLetter):
-                    entries.append(record)
-        entries.sort(key=lambda e: e.at)
-        return entries
-    finally:
-        consumer.close()
-
-
 def _fields(record: Any) -> dict[str, Any]:
     fields = {}
     for name in record.__dataclass_fields__:
@@ -226,7 +217,7 @@ def _detail(event: HistoryEvent) -> str:
             continue
         if isinstance(value, dict):
             value = f"{value.get('type')}: {value.get('message')}"
-        text = str(value)
+        text = show.field(name, value)
         if len(text) > 60:
             text = text[:57] + "..."
         parts.append(f"{name}={text}")

@@ -14,9 +14,17 @@ from pathlib import Path
 import click
 
 from replayflow import telemetry
-from replayflow.cli.support import load_registry, modules_option, one_line_errors, settings
+from replayflow.cli.support import (
+    CliError,
+    load_registry,
+    modules_option,
+    one_line_errors,
+    settings,
+)
 from replayflow.cli.trigger import TriggerService, declared_specs
 from replayflow.core.definitions import Registry
+from replayflow.kafka import clients
+from replayflow.processors import fatal
 from replayflow.processors.orchestrator import Orchestrator
 from replayflow.processors.runtime import LocalRuntime
 from replayflow.processors.worker import Worker
@@ -50,7 +58,20 @@ def _logging(verbose: bool) -> None:
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
+    # Every request of httpx (the API's health polls) is an INFO line: not worth one.
+    logging.getLogger("httpx").setLevel(logging.DEBUG if verbose else logging.WARNING)
     telemetry.configure_logging()  # REPLAYFLOW_LOG_FORMAT=json: JSON lines
+    # A fenced client (another process took this one's id) ends the process.
+    fatal.exit_on_fatal()
+
+
+def _wait_for_kafka(config: Settings, who: str) -> None:
+    """Long-running processes may start before the broker: they wait, saying so once
+    per interval, instead of failing."""
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    if not clients.wait_until_reachable(config, who, logging.getLogger("replayflow"), stop):
+        raise click.exceptions.Exit(130)
 
 
 def _stop_on_signals(stop: threading.Event) -> None:
@@ -104,6 +125,7 @@ def orchestrator(
     """Fold commands into workflow state, exactly once."""
     _logging(verbose)
     config = settings()
+    _wait_for_kafka(config, "orchestrator")
     process = Orchestrator(
         config,
         with_documents(load_registry(modules), config),
@@ -126,6 +148,7 @@ def worker(modules: tuple[str, ...], concurrency: int, verbose: bool) -> None:
     """Run step attempts from the tasks topic."""
     _logging(verbose)
     config = settings()
+    _wait_for_kafka(config, "worker")
     process = Worker(
         config, with_dsl_steps(load_registry(modules), config), concurrency=concurrency
     )
@@ -180,6 +203,7 @@ def dev(
         started_kafka = status.returncode != 0
     try:
         config: Settings = settings()
+        _wait_for_kafka(config, "dev")
         report = apply_topics(config.bootstrap, load_topics(config))
         click.echo(f"topics: {report.summary()}")
         if not report.ok:
@@ -192,10 +216,12 @@ def dev(
         triggers = TriggerService(
             config, declared_specs(registry, trigger_files), f"dev-{socket.gethostname()}"
         )
-        with LocalRuntime(config, registry), triggers, _api_server(config, api_port):
+        with LocalRuntime(config, registry) as runtime, triggers, _api_server(config, api_port):
             names = ", ".join(sorted(registry.workflows)) or "none"
             click.echo(f"replayflow is running (workflows: {names}); Ctrl-C stops it")
-            stop.wait()
+            while not stop.wait(1.0):
+                if runtime.errors:
+                    raise CliError(f"stopping: {runtime.errors[0]}")
         click.echo("stopped")
     finally:
         if started_kafka:
@@ -221,6 +247,27 @@ def _api_server(config: Settings, port: int) -> Iterator[None]:
         yield
     finally:
         server.stop()
+
+
+@click.command()
+@click.option(
+    "--file",
+    "path",
+    envvar="REPLAYFLOW_HEALTH_FILE",
+    required=True,
+    type=click.Path(),
+    help="The heartbeat file the process writes [env REPLAYFLOW_HEALTH_FILE].",
+)
+@click.option("--max-age", default=30.0, show_default=True, help="Seconds a heartbeat stays fresh.")
+def health(path: str, max_age: float) -> None:
+    """Exit 0 if the orchestrator or worker writing the heartbeat file is alive (its loop
+    wrote within --max-age seconds), 1 if not: a container health check."""
+    from replayflow.processors.heartbeat import check
+
+    healthy, said = check(path, max_age)
+    click.echo(said)
+    if not healthy:
+        raise click.exceptions.Exit(1)
 
 
 def _limits(values: tuple[str, ...]) -> dict[str, int]:

@@ -6,6 +6,9 @@ from typing import Any
 
 import click
 
+from replayflow.cli.support import EXIT_UNREACHABLE, CliError
+from replayflow.kafka import clients
+from replayflow.kafka.outage import KafkaUnreachable
 from replayflow.settings import Settings, SettingsError
 from replayflow.topics import TopicsError, apply_topics, load_topics
 
@@ -82,6 +85,10 @@ def apply(
     (kafka-topics / kafka-configs) or delete the topic, then apply again.
     """
     settings = _settings(bootstrap, namespace, partitions)
+    try:
+        clients.check_reachable(settings)
+    except KafkaUnreachable as exc:
+        raise CliError(str(exc), EXIT_UNREACHABLE) from None
     try:
         report = apply_topics(settings.bootstrap, load_topics(settings), timeout=timeout)
     except TopicsError as exc:

@@ -38,6 +38,10 @@ class Decision:
     removed_calls: frozenset[int] = frozenset()  # dropped by a restart: delete them
     changed: bool = False
     rejected: str | None = None
+    # Why, in one word, for a caller waiting on the answer: UnknownWorkflow,
+    # UnknownInstance, Invalid (the command itself is wrong) or Conflict (it does not
+    # fit the instance's state).
+    rejected_as: str = "Invalid"
 
 
 @dataclass

@@ -192,6 +192,7 @@ class StepScheduled:
     attempt: int
     input: str
     timeout_ms: int | None = None
+    max_attempts: int | None = None  # the retry limit (None: recorded before v2)
 
 
 @dataclass(frozen=True)
@@ -222,6 +223,7 @@ class TimerStarted:
     at: int
     timer: str
     due: int
+    name: str | None = None  # a sleep's name as the workflow gave it (None: other timers)
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,10 @@ path a cache miss takes in the live fold).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from replayflow.core.decide import Decider
 from replayflow.core.definitions import Registry
@@ -27,6 +29,7 @@ from replayflow.core.messages import (
     CancelWorkflow,
     Command,
     CompleteStep,
+    ErrorInfo,
     EventAwaited,
     EventDelivered,
     EventKept,
@@ -42,8 +45,10 @@ from replayflow.core.messages import (
     StartWorkflow,
     StepCompleted,
     StepFailed,
+    StepScheduled,
     TerminateWorkflow,
     TimerFired,
+    TimerStarted,
     UpgradeRefused,
     UpgradeWorkflow,
     WorkflowAdmitted,
@@ -176,14 +181,14 @@ def _replay(recorded: list[HistoryEvent], decider: Decider) -> ReplayReport:
         produced.extend(decision.events)
     # A history recorded before the engine wrote its derived facts: compare the decisions
     # it did record, in order, leaving out the facts and the seqs they shift.
-    if (
-        recorded != produced
-        and _is_legacy(recorded)
-        and _without_facts(recorded) == _without_facts(produced)
-    ):
-        return ReplayReport(True, tuple(produced), state)
+    if recorded != produced and _is_legacy(recorded):
+        old, new = _without_facts(recorded), _without_facts(produced)
+        if len(old) == len(new) and all(
+            w == g or w == _as_recorded(g, w) for w, g in zip(old, new, strict=True)
+        ):
+            return ReplayReport(True, tuple(produced), state)
     for position, (want, got) in enumerate(zip(recorded, produced, strict=False)):
-        if want != got:
+        if want != got and want != _as_recorded(got, want):
             return ReplayReport(
                 False,
                 tuple(produced),
@@ -225,3 +230,43 @@ def _without_facts(history: Sequence[HistoryEvent]) -> list[HistoryEvent]:
             event = replace(event, wait=None)
         out.append(replace(event, seq=0))
     return out
+
+
+# Fields a newer engine records that an older history lacks (None there): compared only
+# when the history has them.
+_ADDED_FIELDS: dict[type, tuple[str, ...]] = {
+    TimerStarted: ("name",),
+    StepScheduled: ("max_attempts",),
+}
+
+
+def _as_recorded(got: HistoryEvent, want: HistoryEvent) -> HistoryEvent:
+    """`got` without what the recorded event could not hold: fields added to its schema
+    since, error details a history without them never had, and tracebacks (file paths
+    and line numbers say where code ran, not what it decided)."""
+    if type(got) is not type(want):
+        return got
+    changes: dict[str, Any] = {
+        name: None for name in _ADDED_FIELDS.get(type(got), ()) if getattr(want, name, None) is None
+    }
+    error, recorded = getattr(got, "error", None), getattr(want, "error", None)
+    if (
+        isinstance(error, ErrorInfo)
+        and isinstance(recorded, ErrorInfo)
+        and (recorded.details is None or _without_traceback(error) == _without_traceback(recorded))
+    ):
+        changes["error"] = replace(error, details=recorded.details)
+    return replace(got, **changes) if changes else got
+
+
+def _without_traceback(error: ErrorInfo) -> object:
+    try:
+        details = json.loads(error.details or "null")
+    except ValueError:
+        return error.details
+    if isinstance(details, dict):
+        details.pop("traceback", None)
+        cause = details.get("cause")
+        if isinstance(cause, dict):
+            cause.pop("traceback", None)
+    return details

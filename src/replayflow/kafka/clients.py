@@ -4,10 +4,13 @@ replayflow.kafka.config and sends librdkafka's log lines to Python logging
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 import uuid
 from typing import Any
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
 from replayflow.kafka.config import (
@@ -18,6 +21,7 @@ from replayflow.kafka.config import (
     producer_config,
     transactional_config,
 )
+from replayflow.kafka.outage import KafkaUnreachable, Outage
 from replayflow.kafka.transactional import TransactionalProducer
 from replayflow.settings import Settings
 
@@ -65,3 +69,62 @@ def admin(bootstrap: Settings | str, **extra: Any) -> AdminClient:
     """An admin client for a cluster (Settings, or a bootstrap string)."""
     config: dict[str, Any] = {**admin_config(bootstrap, **extra), "logger": LOG}
     return AdminClient(config)
+
+
+def cluster_metadata(
+    client: Any, settings: Settings, topic: str | None = None, timeout: float | None = None
+) -> Any:
+    """The cluster's metadata (of one topic, or all) through `client`; KafkaUnreachable
+    when no broker answers within `timeout` (default: settings.connect_timeout)."""
+    wait = settings.connect_timeout if timeout is None else timeout
+    try:
+        if topic is None:
+            return client.list_topics(timeout=wait)
+        return client.list_topics(topic, timeout=wait)
+    except KafkaException:
+        raise KafkaUnreachable(settings.bootstrap, wait) from None
+
+
+def check_reachable(settings: Settings, timeout: float | None = None) -> None:
+    """Raise KafkaUnreachable unless a broker answers within the connect timeout
+    (default: settings.connect_timeout); at once when every bootstrap broker refuses
+    the connection (nothing listens there), without waiting the timeout out."""
+    wait = settings.connect_timeout if timeout is None else timeout
+    refused = threading.Event()
+
+    def on_error(error: KafkaError) -> None:
+        if error.code() == KafkaError._ALL_BROKERS_DOWN:
+            refused.set()
+
+    client = admin(settings, error_cb=on_error)
+    deadline = time.monotonic() + wait
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            client.list_topics(timeout=max(0.05, min(0.25, left)))
+            return
+        except KafkaException:
+            pass
+        client.poll(0)  # serves on_error
+        if refused.is_set() or left <= 0:
+            raise KafkaUnreachable(settings.bootstrap, wait, refused=refused.is_set())
+
+
+def wait_until_reachable(
+    settings: Settings, who: str, log: logging.Logger, stop: threading.Event | None = None
+) -> bool:
+    """Block until a broker answers (True), saying "waiting for Kafka" once per interval
+    meanwhile; False if `stop` was set first. Long-running processes start with this,
+    so they may be started before the broker."""
+    outage = Outage(settings.bootstrap, who, log)
+    pause = stop or threading.Event()
+    while not pause.is_set():
+        try:
+            check_reachable(settings)
+        except KafkaUnreachable as exc:
+            outage.unreachable("connection refused" if exc.refused else "no answer")
+            pause.wait(1.0)
+            continue
+        outage.recovered()
+        return True
+    return False

@@ -4,6 +4,9 @@ admin client starts from these dictionaries."""
 from __future__ import annotations
 
 import logging
+import os
+import re
+import threading
 from typing import Any
 
 from replayflow.settings import Settings
@@ -23,6 +26,77 @@ TRANSACTION_TIMEOUT_MS = 60_000
 #: stderr; failures reach callers as exceptions.
 LOG = logging.getLogger("replayflow.kafka")
 LOG.addHandler(logging.NullHandler())
+
+#: Seconds between two log lines that say the same thing (see RateLimit), and between
+#: two "waiting for Kafka" lines: REPLAYFLOW_LOG_INTERVAL, default 30. Read here, not
+#: from Settings: the filter sits on a module-level logger.
+LOG_INTERVAL = float(os.environ.get("REPLAYFLOW_LOG_INTERVAL", "").strip() or 30.0)
+
+#: librdkafka facilities whose lines are routine while a broker starts (a transactional
+#: producer retrying for its producer id): logged at DEBUG, not as warnings.
+QUIET_FACILITIES = frozenset({"GETPID"})
+
+
+class RateLimit(logging.Filter):
+    """Lets one line of a kind through per `interval` seconds; the next one that passes
+    says how many were held back. A line's kind is its text without numbers and without
+    the client's name, so "Connect to ... failed" from every client of a process while
+    the broker is down is one kind. A broker outage thus logs a line per interval, not
+    one per reconnect of every client (librdkafka retries within milliseconds)."""
+
+    def __init__(
+        self, interval: float = LOG_INTERVAL, clock: Any = None, only: tuple[str, ...] = ()
+    ) -> None:
+        super().__init__()
+        import time
+
+        self.only = only  # logger name prefixes to limit (on a handler); () = all
+        self.interval = interval
+        self._clock = clock or time.monotonic
+        self._last: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def reset(self) -> None:
+        """Forget what was logged (a test that needs the next line to pass)."""
+        with self._lock:
+            self._last.clear()
+            self._held.clear()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.only and not record.name.startswith(self.only):
+            return True
+        args = record.args if isinstance(record.args, tuple) else ()
+        if len(args) == 3 and record.msg == "%s [%s] %s":
+            # librdkafka's (facility, client name, message), as confluent-kafka logs it.
+            facility, message = str(args[0]), str(args[2])
+            if facility in QUIET_FACILITIES and record.levelno > logging.DEBUG:
+                record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+                if not LOG.isEnabledFor(logging.DEBUG):
+                    return False
+            kind = facility + _DIGITS.sub("#", _THREAD.sub("", message))
+        else:
+            kind = _DIGITS.sub("#", record.getMessage())
+        now = self._clock()
+        with self._lock:
+            last = self._last.get(kind)
+            if last is not None and now - last < self.interval:
+                self._held[kind] = self._held.get(kind, 0) + 1
+                return False
+            self._last[kind] = now
+            held = self._held.pop(kind, 0)
+            if len(self._last) > 1000:  # kinds are few; never let them pile up
+                self._last = {kind: now}
+        if held:
+            text = record.getMessage()
+            record.msg = f"{text} ({held} more like it in the last {self.interval:g} s)"
+            record.args = None
+        return True
+
+
+_DIGITS = re.compile(r"\d+")
+_THREAD = re.compile(r"^\[thrd:[^\]]*\]:\s*")
+LOG.addFilter(RateLimit())
 
 
 def producer_config(settings: Settings, **extra: Any) -> dict[str, Any]:

@@ -16,7 +16,14 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_END,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
 
 from replayflow.core.errors import ReplayflowError
 from replayflow.kafka.config import METADATA_TIMEOUT
@@ -47,6 +54,29 @@ def watermarks(
             error = exc.args[0] if exc.args else None
             retriable = getattr(error, "retriable", lambda: False)()
             if time.monotonic() > deadline or not (retriable or "leader" in str(exc).lower()):
+                raise
+            time.sleep(0.2)
+
+
+def end_offsets(
+    consumer: Any, topic: str, partitions: Iterable[int], timeout: float = METADATA_TIMEOUT
+) -> list[TopicPartition]:
+    """The end of each partition (the last stable offset under read_committed), asked in
+    one request: assigning these makes a follower see exactly what comes after now."""
+    asked = [TopicPartition(topic, p, OFFSET_END) for p in partitions]
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            found = consumer.offsets_for_times(asked, timeout=max(1.0, timeout / 3))
+            return [TopicPartition(topic, tp.partition, tp.offset) for tp in found]
+        except KafkaException as exc:
+            # Retried while leaders settle (a new topic, a broker just restarted).
+            error = exc.args[0] if exc.args else None
+            retriable = getattr(error, "retriable", lambda: False)()
+            code = getattr(error, "code", lambda: None)()
+            if time.monotonic() > deadline or not (
+                retriable or code == KafkaError.UNKNOWN_LEADER_EPOCH
+            ):
                 raise
             time.sleep(0.2)
 

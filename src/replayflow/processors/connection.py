@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from replayflow.core.clip import clip
 from replayflow.core.errors import ReplayflowError
@@ -42,6 +42,7 @@ from replayflow.settings import Settings
 log = logging.getLogger("replayflow.orchestrator")
 
 Rebalance = Callable[[Consumer, list[TopicPartition]], None]
+ErrorCallback = Callable[[KafkaError], None]
 
 REPLACE_LIMIT = 5
 REPLACE_WINDOW = 300.0
@@ -66,6 +67,7 @@ class Connection:
         on_assign: Rebalance,
         on_revoke: Rebalance,
         stop: threading.Event,
+        on_error: ErrorCallback | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
@@ -75,6 +77,7 @@ class Connection:
         self._on_assign = on_assign
         self._on_revoke = on_revoke
         self._stop = stop
+        self._on_error = on_error
         self._clock = clock
         self.producer: TransactionalProducer | None = None
         self.consumer: Consumer | None = None
@@ -86,14 +89,15 @@ class Connection:
 
     def open(self) -> bool:
         """Build both clients; False when stop() came first."""
-        producer = self._ready_producer()
+        generation = self.generation + 1
+        producer = self._ready_producer(self._errors_of(generation))
         if producer is None:
             return False
-        generation = self.generation + 1
         consumer = clients.consumer(
             self.settings,
             "orchestrator",
             **{"group.instance.id": self.instance_id, **CONSUMER_SETTINGS},
+            error_cb=self._errors_of(generation),
         )
         consumer.subscribe(
             [self.topic],
@@ -112,14 +116,26 @@ class Connection:
 
         return call
 
-    def _ready_producer(self) -> TransactionalProducer | None:
+    def _errors_of(self, generation: int) -> ErrorCallback:
+        """The error callback of one generation's clients: a replaced client's errors
+        (the old producer fenced by its successor) are not the owner's concern."""
+
+        def call(error: KafkaError) -> None:
+            if self._on_error is not None and generation in (self.generation, self.generation + 1):
+                self._on_error(error)
+
+        return call
+
+    def _ready_producer(self, on_error: ErrorCallback) -> TransactionalProducer | None:
         """A producer whose init_transactions succeeded. While the broker does not
         answer, init is tried again (a hung producer is left behind and a new one
         built) until it does, or until stop()."""
         fatal = 0
         waited = self._clock()
         while not self._stop.is_set():
-            producer = clients.guarded_transactional_producer(self.settings, self.transactional_id)
+            producer = clients.guarded_transactional_producer(
+                self.settings, self.transactional_id, error_cb=on_error
+            )
             while not self._stop.is_set():
                 try:
                     producer.init()

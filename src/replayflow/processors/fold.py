@@ -31,6 +31,7 @@ from replayflow.core.messages import (
     FireTimer,
     ReleaseSlot,
 )
+from replayflow.core.replies import Reply
 from replayflow.core.state import Call, CallKind, InstanceState, Status
 from replayflow.core.stream_records import StreamEnded
 from replayflow.processors.admission import fold_limiter, load_limiter
@@ -56,6 +57,26 @@ Source = tuple[str, int, int, bytes | None, bytes | None]
 MAX_KEPT_KEY = 1024
 MAX_KEPT_VALUE = 2 * 1024 * 1024
 MAX_LOGGED_REASON = 500  # characters of a reason in the log line
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What folding one command came to: ACCEPTED, UNCHANGED or REJECTED (with the
+    reason, its kind for a caller waiting on a Reply, and the type its dead letter
+    gets otherwise), and the instance's status afterwards."""
+
+    name: str
+    status: str | None = None
+    rejected: str | None = None
+    kind: str | None = None
+    dead_letter_type: str = "Rejected"
+
+    @classmethod
+    def refused(
+        cls, reason: str, kind: str, dead_letter_type: str, state: InstanceState | None
+    ) -> Outcome:
+        status = None if state is None else state.status.value
+        return cls("REJECTED", status, reason, kind, dead_letter_type)
 
 
 @dataclass(frozen=True)
@@ -150,7 +171,7 @@ class PartitionFolder:
         self.decider = decider
         self._cache: OrderedDict[str, InstanceState] = OrderedDict()
         self._cache_size = cache_size
-        self._folds: dict[Entity, Callable[[str, Any, int, Source | None], None]] = {
+        self._folds: dict[Entity, Callable[[str, Any, int, Source | None], Outcome]] = {
             Entity.INSTANCE: self._fold_instance,
             Entity.LIMITER: self._fold_limiter,
         }
@@ -166,12 +187,41 @@ class PartitionFolder:
 
     # -- one batch -------------------------------------------------------------------
 
-    def fold(self, command: Command, now: int, source: Source | None = None) -> None:
+    def fold(
+        self,
+        command: Command,
+        now: int,
+        source: Source | None = None,
+        request_id: str | None = None,
+    ) -> None:
         """Fold one decoded command into its entity. `source` (topic, partition, offset,
         key, value) lets a rejected command reach the dead-letter topic with its
-        original bytes."""
+        original bytes. A command with a `request_id` (its caller waits) is answered
+        with a Reply instead: accepted, unchanged, or rejected with the reason."""
         target = route(command)
-        self._folds[target.entity](target.key, command, now, source)
+        outcome = self._folds[target.entity](target.key, command, now, source)
+        if request_id is not None:
+            self.reply(target.record_key, request_id, type(command).__name__, outcome, now)
+        elif outcome.rejected is not None:
+            self.dead_letter(source, outcome.rejected, outcome.dead_letter_type, now)
+
+    def reply(
+        self, key: bytes | None, request_id: str, command: str, outcome: Outcome, now: int
+    ) -> None:
+        """Answer a command whose caller waits (see Reply)."""
+        if outcome.rejected is not None:
+            log.info("rejected %s for %r: %s", command, key, outcome.rejected)
+        reply = Reply(
+            instance_id=(key or b"").decode("utf-8", "replace"),
+            request_id=request_id,
+            command=command,
+            outcome=outcome.name,
+            at=now,
+            status=outcome.status,
+            reason=outcome.rejected or "",
+            error_type=outcome.kind if outcome.rejected is not None else None,
+        )
+        self.records.append(_record("replies", key, reply, self.partition))
 
     def fire_due_timers(self, now: int, limit: int = 1000) -> int:
         """Fold every timer due at `now` (up to `limit`) as a FireTimer."""
@@ -301,21 +351,23 @@ class PartitionFolder:
 
     def _fold_instance(
         self, instance_id: str, command: Command, now: int, source: Source | None
-    ) -> None:
+    ) -> Outcome:
         state = self._load(instance_id)
         try:
             decision = self.decider.decide(state, command, now)
         except LookupError as exc:
-            self.dead_letter(source, str(exc), "LookupError", now)
-            return
+            return Outcome.refused(str(exc), "LookupError", "LookupError", state)
         if decision.rejected is not None:
-            self.dead_letter(source, decision.rejected, "Rejected", now)
-            return
+            return Outcome.refused(decision.rejected, decision.rejected_as, "Rejected", state)
         too_large = self._apply(instance_id, state, decision)
         if too_large is not None:
-            self.dead_letter(source, too_large, "RecordTooLarge", now)
-            return
+            return Outcome.refused(too_large, "RecordTooLarge", "RecordTooLarge", state)
         self.folded += 1
+        after = decision.state
+        return Outcome(
+            name="ACCEPTED" if decision.changed else "UNCHANGED",
+            status=None if after is None else after.status.value,
+        )
 
     def _load(self, instance_id: str) -> InstanceState | None:
         if instance_id in self._touched:
@@ -411,11 +463,12 @@ class PartitionFolder:
 
     def _fold_limiter(
         self, limiter: str, command: AcquireSlot | ReleaseSlot, now: int, source: Source | None
-    ) -> None:
+    ) -> Outcome:
         added = self._queue_added.setdefault(limiter, [])
         decision = fold_limiter(self.pending, command, added)
         self._emit_commands(decision.grants)
         self.folded += 1
+        return Outcome(name="ACCEPTED")
 
 
 def _busy(state: InstanceState) -> bool:

@@ -22,10 +22,11 @@ ORIGIN_HEADER = ("replayflow-origin", b"orchestrator")
 class Refused(ValidationError):
     """A record that is not folded: `reason` and `error_type` go to its dead letter."""
 
-    def __init__(self, reason: str, error_type: str) -> None:
+    def __init__(self, reason: str, error_type: str, command: str = "") -> None:
         super().__init__(reason)
         self.reason = reason
         self.error_type = error_type
+        self.command = command  # its record's name, once it decoded (for a Reply)
 
 
 def accept(
@@ -43,12 +44,14 @@ def accept(
     if not isinstance(command, Command) or isinstance(command, FireTimer):
         # FireTimer is made by the orchestrator itself; from outside it would let anyone
         # end a sleep early.
-        raise Refused(
-            f"{type(command).__name__} is not a command accepted on this topic", "NotACommand"
-        )
+        name = type(command).__name__
+        raise Refused(f"{name} is not a command accepted on this topic", "NotACommand", name)
+    name = type(command).__name__
     internal = isinstance(headers, list) and ORIGIN_HEADER in headers
     if isinstance(command, AcquireSlot | ReleaseSlot | GrantSlot) and not internal:
-        raise Refused(f"{type(command).__name__} is internal to the orchestrator", "NotACommand")
+        raise Refused(
+            f"{type(command).__name__} is internal to the orchestrator", "NotACommand", name
+        )
     entity = route(command)
     target = entity.key
     if entity.entity is Entity.INSTANCE:
@@ -61,12 +64,14 @@ def accept(
                 f"{MAX_ID_LENGTH} characters of letters, digits and ._:@/+=- starting with a "
                 "letter or digit",
                 "Rejected",
+                name,
             ) from None
     record_key = entity.record_key
     if key != record_key:
         raise Refused(
             f"the record key {clip_repr(key)} is not the instance id {clip_repr(target)}",
             "WrongKey",
+            name,
         )
     expected = murmur2_partition(record_key, partitions)
     if partition != expected:
@@ -74,5 +79,6 @@ def accept(
             f"{clip_repr(target)} belongs on partition {expected} (murmur2 of the key, as Java "
             f"clients partition), not {partition}: produce with the murmur2 partitioner",
             "WrongPartition",
+            name,
         )
     return command

@@ -31,12 +31,16 @@ from replayflow.core.clip import MAX_ECHO, clip, clip_traceback
 from replayflow.core.decide import Decider
 from replayflow.core.definitions import Registry
 from replayflow.core.errors import ReplayflowError
+from replayflow.core.replies import REQUEST_ID_HEADER
 from replayflow.kafka.config import group_name
+from replayflow.kafka.outage import Outage
 from replayflow.kafka.reading import located
 from replayflow.kafka.transactional import TransactionalProducer, is_fatal
 from replayflow.kafka.watchdog import Hung
+from replayflow.processors import fatal, served
 from replayflow.processors.connection import Connection, Unrecoverable
-from replayflow.processors.fold import PartitionFolder, Record
+from replayflow.processors.fold import Outcome, PartitionFolder, Record
+from replayflow.processors.heartbeat import Heartbeat
 from replayflow.processors.intake import ORIGIN_HEADER, Refused, accept
 from replayflow.processors.restore import StaleStore, is_stale, restore_partition
 from replayflow.settings import Settings
@@ -46,6 +50,16 @@ from replayflow.topics import Topics
 __all__ = ["ORIGIN_HEADER", "Orchestrator", "OrchestratorStats", "Unrecoverable"]
 
 log = logging.getLogger("replayflow.orchestrator")
+
+
+def _request_id(message: Message) -> str | None:
+    """The caller's request id (it waits for a Reply), if the command carries one."""
+    for header in message.headers() or ():
+        name, value = header[0], header[1]
+        if name == REQUEST_ID_HEADER and value:
+            text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+            return text[:200]
+    return None
 
 
 @dataclass
@@ -94,8 +108,12 @@ class Orchestrator:
             on_assign=self._on_assign,
             on_revoke=self._on_revoke,
             stop=self._stop,
+            on_error=self._on_kafka_error,
         )
         self.telemetry = telemetry.for_orchestrator(group_name(settings, "orchestrator"))
+        self._outage = Outage(settings.bootstrap, f"orchestrator {self.instance_id}", log)
+        self._heartbeat = Heartbeat(f"orchestrator {self.instance_id}")
+        self._served = served.Publisher(settings, self.instance_id, registry)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -104,10 +122,15 @@ class Orchestrator:
 
     def run(self, ready: threading.Event | None = None) -> None:
         """Run until stop(). Raises Unrecoverable when the Kafka clients cannot be kept
-        working (the process should exit non-zero and be started again)."""
+        working (the process should exit non-zero and be started again); a fatal Kafka
+        error that replacing cannot cure (another process with the same id) ends the
+        process (processors/fatal.py)."""
         try:
             if not self.connection.open():
                 return
+            assert self.connection.producer is not None
+            # Say what this process runs, so callers can refuse unknown starts at once.
+            self._served.publish(self.connection.producer.producer, self._now())
             log.info("orchestrator %s started", self.instance_id)
             while not self._stop.is_set():
                 messages = self._next_batch()
@@ -123,6 +146,10 @@ class Orchestrator:
                     stalled = connection.liveness.stalled()
                     if stalled is not None:
                         self._recover(stalled)
+                self._outage.check(self._probe)
+                self._heartbeat.beat(partitions=len(self._folders), kafka_down=self._outage.down)
+                if self.connection.producer is not None:
+                    self._served.maybe_publish(self.connection.producer.producer, self._now())
         finally:
             self._close()
 
@@ -136,12 +163,18 @@ class Orchestrator:
             if first is None:
                 return []
             messages = [first, *consumer.consume(self.batch_size - 1, timeout=0)]
+        except fatal.FatalKafkaError:
+            raise
         except (KafkaException, ReplayflowError, TimeoutError) as exc:
             # Raised by a rebalance callback (a restore that failed) or the consumer.
             self._recover(f"the consumer failed: {type(exc).__name__}: {exc}")
             return None
         for message in messages:
             error = message.error()
+            if error is not None:
+                # The consumer hands its errors over as messages (a fatal one with the
+                # code _FATAL, its own flag not always set): the same path as error_cb.
+                self._on_kafka_error(error)
             if error is not None and error.fatal():
                 self._recover(f"fatal consumer error: {error}")
                 return None
@@ -210,16 +243,27 @@ class Orchestrator:
     def _fold_message(self, folder: PartitionFolder, message: Message, now: int) -> None:
         key, value = message.key(), message.value()
         source = (*located(message), key, value)
+        request_id = _request_id(message)
+
+        def refuse(command: str, reason: str, error_type: str) -> None:
+            # A caller that waits is answered; other bad input goes to the DLQ.
+            if request_id is not None:
+                outcome = Outcome.refused(reason, error_type, error_type, None)
+                folder.reply(key, request_id, command, outcome, now)
+                return
+            self.stats.dead_letters += 1
+            folder.dead_letter(source, reason, error_type, now)
+
         try:
             command = accept(
                 key, value, source[1], self._partition_count, message.headers() or None
             )
         except Refused as refused:
-            self.stats.dead_letters += 1
-            folder.dead_letter(source, refused.reason, refused.error_type, now)
+            refuse(refused.command, refused.reason, refused.error_type)
             return
+        name = type(command).__name__
         try:
-            folder.fold(command, now, source)
+            folder.fold(command, now, source, request_id)
         except Exception as exc:  # a bug must not block the partition: park the input
             instance_id = getattr(command, "instance_id", None)
             log.error(
@@ -230,10 +274,7 @@ class Orchestrator:
                     None if instance_id is None else clip(instance_id, MAX_ECHO)
                 ),
             )
-            self.stats.dead_letters += 1
-            folder.dead_letter(
-                source, f"the fold failed: {type(exc).__name__}: {exc}", "FoldError", now
-            )
+            refuse(name, f"the fold failed: {type(exc).__name__}: {exc}", "FoldError")
 
     def _produce(
         self,
@@ -364,6 +405,21 @@ class Orchestrator:
         # Live coroutines may belong to revoked partitions; a miss rebuilds them safely.
         self.decider.forget_all()
         self.stats.assigned = sorted(self._folders)
+
+    def _on_kafka_error(self, error: KafkaError) -> None:
+        """Every error of the current clients (processors/connection.py). Another process
+        with this one's id ends this process (processors/fatal.py): replacing the clients
+        would only fence it back. Other fatal errors are cured by replacing the clients
+        when the call that meets them fails; an unreachable cluster logs one "waiting for
+        Kafka" line per interval."""
+        if fatal.is_duplicate(error):
+            fatal.on_error(error, f"orchestrator {self.instance_id}")
+        self._outage.error(error)
+
+    def _probe(self) -> None:
+        consumer = self.connection.consumer
+        if consumer is not None:
+            consumer.list_topics(self.topics.commands, timeout=1)
 
     def _now(self) -> int:
         # The fold's time never goes backwards, even if the wall clock does.

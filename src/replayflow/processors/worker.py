@@ -36,8 +36,11 @@ from replayflow.execution import run_async, run_sync, unknown_step
 from replayflow.kafka import clients
 from replayflow.kafka.config import group_name
 from replayflow.kafka.liveness import ConsumerLiveness
+from replayflow.kafka.outage import Outage
 from replayflow.kafka.reading import located
 from replayflow.kafka.watchdog import GRACE, Guard, Hung, guarded
+from replayflow.processors import fatal
+from replayflow.processors.heartbeat import Heartbeat
 from replayflow.processors.stream_sink import KafkaStreamSink, register_stream_steps
 from replayflow.settings import Settings
 from replayflow.topics import Topics
@@ -186,6 +189,8 @@ class Worker:
         self._outbox = _Outbox(self._offsets, self.stats)
         self._producer: Producer = None  # type: ignore[assignment]  # built by run_async
         self.telemetry = telemetry.for_worker(group_name(settings, "worker"))
+        self._outage = Outage(settings.bootstrap, "worker", log)
+        self._heartbeat = Heartbeat("worker")
 
     def stop(self) -> None:
         self._stop.set()
@@ -195,7 +200,7 @@ class Worker:
 
     async def run_async(self) -> None:
         consumer, liveness = self._new_consumer()
-        self._producer = clients.producer(self.settings)
+        self._producer = clients.producer(self.settings, error_cb=self._on_kafka_error)
         loop = asyncio.get_running_loop()
         slots = asyncio.Semaphore(self.concurrency)
         running: set[asyncio.Task[None]] = set()
@@ -210,6 +215,7 @@ class Worker:
                     error = message.error()
                     if error is not None:
                         log.warning("consumer: %s", clip(str(error)))
+                        self._on_kafka_error(error)
                         if error.fatal():
                             replace_consumer = f"fatal consumer error: {error}"
                         continue
@@ -222,6 +228,10 @@ class Worker:
                 self._deliver()
                 self.streams.poll()
                 self.telemetry.tick(consumer)
+                self._outage.check(
+                    functools.partial(consumer.list_topics, self.topics.tasks, timeout=1)
+                )
+                self._heartbeat.beat(running=len(running), kafka_down=self._outage.down)
                 if free <= 0:
                     liveness.busy()
                 elif replace_consumer is None:
@@ -247,7 +257,9 @@ class Worker:
             self.telemetry.close()
 
     def _new_consumer(self) -> tuple[Consumer, ConsumerLiveness]:
-        consumer = clients.consumer(self.settings, "worker", **CONSUMER_SETTINGS)
+        consumer = clients.consumer(
+            self.settings, "worker", **CONSUMER_SETTINGS, error_cb=self._on_kafka_error
+        )
         self._generation += 1
         generation = self._generation
 
@@ -282,7 +294,9 @@ class Worker:
             log.warning("replacing the producer: %s", clip(outbox.producer_failed))
             self.stats.producers_replaced += 1
             outbox.producer_failed = None
-            self._producer = clients.producer(self.settings)  # the old one is dropped
+            self._producer = clients.producer(  # the old one is dropped
+                self.settings, error_cb=self._on_kafka_error
+            )
             again = outbox.take_all()
         else:
             again = outbox.take_again()
@@ -412,6 +426,15 @@ class Worker:
                 return f"fatal error committing offsets: {error}"
             log.warning("offset commit failed: %s", clip(str(exc)))
         return None
+
+    def _on_kafka_error(self, error: KafkaError) -> None:
+        """Every client error. A fatal one is cured by replacing the client that met it
+        (the worker has no fixed id another process could share; fatal.is_duplicate is
+        there for the day it does); an unreachable cluster logs one "waiting for Kafka"
+        line per interval."""
+        if fatal.is_duplicate(error):
+            fatal.on_error(error, "worker")
+        self._outage.error(error)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:

@@ -13,13 +13,18 @@ Metrics (instrumentation scope "replayflow"):
 
     replayflow.workflows.started        counter    workflow
     replayflow.workflows.completed      counter    workflow, status
-    replayflow.steps.retries            counter    workflow, function
+    replayflow.step.retries             counter    workflow, function
     replayflow.step.duration            histogram  workflow, function, outcome   (s)
     replayflow.step.schedule_to_start   histogram  workflow, function            (s)
     replayflow.instances                gauge      status, partition
     replayflow.consumer.lag             gauge      consumer.group, topic, partition
                                                    (+ trigger, for a Kafka topic trigger)
     replayflow.trigger.records          counter    trigger, outcome
+
+Statuses and outcomes are upper case everywhere (COMPLETED, FAILED, RUNNING, WAITING,
+QUEUED, SUSPENDED), as the engine names them. In Prometheus the counters end in
+_total (replayflow_step_retries_total) and carry no otel_scope_* labels unless
+REPLAYFLOW_PROMETHEUS_SCOPE_LABELS=1.
 
 Logs: REPLAYFLOW_LOG_FORMAT=json makes them JSON lines with instance_id, step, attempt
 (see logs.py). Setup from the environment: setup.py.

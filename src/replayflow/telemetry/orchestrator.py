@@ -148,7 +148,9 @@ class PartitionObserver:
     def _observe(self) -> list[tuple[float, dict[str, Any]]]:
         counts = self._counts()
         return [
-            (counts.get(status, 0), {"status": status, "partition": self.partition})
+            # Upper case, as the instance statuses everywhere else (the store's counts
+            # are keyed in lower case).
+            (counts.get(status, 0), {"status": status.upper(), "partition": self.partition})
             for status in STATUSES
         ]
 

@@ -3,10 +3,12 @@
 `setup_from_env()` (called by the orchestrator and worker, idempotent):
 
 - OTEL_EXPORTER_OTLP_ENDPOINT (or the _TRACES_ / _METRICS_ variants): traces and
-  metrics over OTLP/HTTP (the exporters read the standard OTEL_* variables themselves,
-  e.g. headers, OTEL_METRIC_EXPORT_INTERVAL);
+  metrics over OTLP, by HTTP (http/protobuf, port 4318) or gRPC (port 4317) as
+  OTEL_EXPORTER_OTLP_PROTOCOL says (the exporters read the standard OTEL_* variables
+  themselves, e.g. headers, OTEL_METRIC_EXPORT_INTERVAL);
 - REPLAYFLOW_PROMETHEUS_PORT: a Prometheus scrape endpoint on that port, bound to
-  REPLAYFLOW_PROMETHEUS_HOST (default 127.0.0.1);
+  REPLAYFLOW_PROMETHEUS_HOST (default 127.0.0.1), without otel_scope_* labels on every
+  series unless REPLAYFLOW_PROMETHEUS_SCOPE_LABELS=1;
 - neither: whatever the application installed as the global providers; when that is
   the API's default no-op, tracing and metrics are off and the hooks cost next to
   nothing (no spans, no headers, no counting).
@@ -32,6 +34,8 @@ log = logging.getLogger("replayflow.telemetry")
 SCOPE = "replayflow"
 PROMETHEUS_PORT_ENV = "REPLAYFLOW_PROMETHEUS_PORT"
 PROMETHEUS_HOST_ENV = "REPLAYFLOW_PROMETHEUS_HOST"
+PROMETHEUS_SCOPE_ENV = "REPLAYFLOW_PROMETHEUS_SCOPE_LABELS"
+OTLP_PROTOCOLS = ("grpc", "http/protobuf", "http/json")
 _OTLP_ENVS = (
     "OTEL_EXPORTER_OTLP_ENDPOINT",
     "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
@@ -101,7 +105,7 @@ class Telemetry:
             description="Workflow instances ended, by final status",
         )
         self.retries = meter.create_counter(
-            "replayflow.steps.retries",
+            "replayflow.step.retries",  # Prometheus: replayflow_step_retries_total
             unit="{retry}",
             description="Step attempts that failed and were scheduled again",
         )
@@ -284,10 +288,35 @@ def _from_env(otlp: bool, port_text: str) -> Telemetry:
     return Telemetry(tracer_provider, meter_provider)
 
 
+def otlp_protocol(signal: str) -> str:
+    """'grpc' or 'http/protobuf' for "traces" or "metrics": the standard variables
+    OTEL_EXPORTER_OTLP_<SIGNAL>_PROTOCOL, then OTEL_EXPORTER_OTLP_PROTOCOL; default
+    http/protobuf (port 4318; gRPC is port 4317)."""
+    for name in (f"OTEL_EXPORTER_OTLP_{signal.upper()}_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"):
+        value = os.environ.get(name, "").strip().lower()
+        if value:
+            if value not in OTLP_PROTOCOLS:
+                log.warning(
+                    "%s=%r: use one of %s; exporting over http/protobuf",
+                    name,
+                    value,
+                    ", ".join(OTLP_PROTOCOLS),
+                )
+                return "http/protobuf"
+            return "http/protobuf" if value == "http/json" else value
+    return "http/protobuf"
+
+
 def _otlp_tracer_provider(resource: Any) -> Any:
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    if otlp_protocol("traces") == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    else:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[assignment]
+            OTLPSpanExporter,
+        )
 
     provider = TracerProvider(resource=resource)
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
@@ -295,10 +324,27 @@ def _otlp_tracer_provider(resource: Any) -> Any:
 
 
 def _otlp_metric_reader() -> Any:
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
     from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
+    if otlp_protocol("metrics") == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+    else:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import (  # type: ignore[assignment]
+            OTLPMetricExporter,
+        )
+
     return PeriodicExportingMetricReader(OTLPMetricExporter())
+
+
+def prometheus_reader(registry: Any = None) -> Any:
+    """A Prometheus reader whose series carry no otel_scope_* labels (every series is
+    replayflow's), unless REPLAYFLOW_PROMETHEUS_SCOPE_LABELS=1 asks for them."""
+    from opentelemetry.exporter.prometheus import PrometheusMetricReader
+
+    wanted = os.environ.get(PROMETHEUS_SCOPE_ENV, "").strip().lower() in ("1", "true", "yes")
+    if registry is None:
+        return PrometheusMetricReader(scope_info_enabled=wanted)
+    return PrometheusMetricReader(scope_info_enabled=wanted, registry=registry)
 
 
 def _prometheus_reader(port_text: str) -> Any | None:
@@ -309,11 +355,10 @@ def _prometheus_reader(port_text: str) -> Any | None:
             "%s=%r is not a port number; no Prometheus endpoint", PROMETHEUS_PORT_ENV, port_text
         )
         return None
-    from opentelemetry.exporter.prometheus import PrometheusMetricReader
     from prometheus_client import start_http_server
 
     host = os.environ.get(PROMETHEUS_HOST_ENV, "").strip() or "127.0.0.1"
-    reader = PrometheusMetricReader()
+    reader = prometheus_reader()
     try:
         start_http_server(port, addr=host)
         log.info("Prometheus metrics on http://%s:%d/metrics", host, port)

@@ -70,12 +70,12 @@ class StepAttempt:
         if span is None:
             return
         if isinstance(outcome, FailStep):
-            span.set_attribute("replayflow.outcome", "failed")
+            span.set_attribute("replayflow.outcome", "FAILED")
             span.set_attribute("error.type", outcome.error.type)
             span.set_attribute("replayflow.retryable", outcome.error.retryable)
             span.set_status(Status(StatusCode.ERROR, outcome.error.message[:500]))
         else:
-            span.set_attribute("replayflow.outcome", "completed")
+            span.set_attribute("replayflow.outcome", "COMPLETED")
         carrier: dict[str, str] = {}
         propagate.inject(carrier)  # the step span is current here
         self.headers = carrier_to_headers(carrier)
@@ -88,18 +88,21 @@ class StepAttempt:
     ) -> None:
         elapsed = time.perf_counter() - self._start
         task, outcome = self.task, self.outcome
+        # Upper case, as every status label of replayflow's metrics.
         if outcome is None:
-            label = "cancelled" if exc_type is not None else "unknown"
+            label = "CANCELLED" if exc_type is not None else "UNKNOWN"
         else:
-            label = "completed" if isinstance(outcome, CompleteStep) else "failed"
+            label = "COMPLETED" if isinstance(outcome, CompleteStep) else "FAILED"
         if self._telemetry.metrics:
             self._telemetry.step_duration.record(
                 elapsed, {"workflow": task.workflow, "function": task.function, "outcome": label}
             )
-        if isinstance(outcome, FailStep) and log.isEnabledFor(logging.INFO):
-            log.info(
-                "step %s attempt %d failed after %.3f s: %s: %s",
+        if isinstance(outcome, FailStep) and log.isEnabledFor(logging.WARNING):
+            # WARNING: a failed attempt is worth a look even when a retry follows.
+            log.warning(
+                "step %s of %s, attempt %d, failed after %.3f s: %s: %s",
                 task.step,
+                task.instance_id,
                 task.attempt,
                 elapsed,
                 clip(outcome.error.type, MAX_ECHO),

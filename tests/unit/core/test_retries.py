@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 import replayflow as rf
+from replayflow.core.errors import traceback_of
 from replayflow.core.messages import ErrorInfo, FailStep, StartWorkflow, StepFailed, StepScheduled
 from replayflow.core.policy import DEFAULT_RETRY, Retry, unit_draw
 from replayflow.testing import Environment
@@ -159,7 +160,14 @@ def test_non_retryable_error_stops_retrying_at_once() -> None:
     history = env.history(handle.id)
     assert sum(isinstance(e, StepScheduled) for e in history) == 1
     (failed,) = failures(env, handle.id)
-    assert failed.error == ErrorInfo(type="Declined", message="card declined", retryable=False)
+    assert (failed.error.type, failed.error.message, failed.error.retryable) == (
+        "Declined",
+        "card declined",
+        False,
+    )
+    # The step's traceback is recorded with its source lines (workers may read files).
+    trace = traceback_of(failed.error)
+    assert trace is not None and 'raise Declined("card declined")' in trace
     assert failed.retry_at is None
 
 

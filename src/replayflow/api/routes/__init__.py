@@ -32,12 +32,13 @@ def operations(api: ApiContext) -> list[Operation]:
         return cached
 
     settings = api.config.settings
+    listing = Listing(api, peers)
     served += [
         *Meta(api, openapi_document).operations(),
         *Ui().operations(),
         *StreamRoutes(api, peers).operations(),  # before Instances: its {id} matches all
-        *Instances(api, Commands(settings), peers).operations(),
-        *Listing(api, peers).operations(),
+        *Instances(api, Commands(settings), peers, listing.add_queue_positions).operations(),
+        *listing.operations(),
         *WorkflowRoutes(api, peers).operations(),
         *DeadLetterRoutes(DeadLetters(settings, api.config.node)).operations(),
     ]

@@ -4,16 +4,19 @@ its partition)."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
 from replayflow.api import projection as p
+from replayflow.api import values
 from replayflow.api.commands import Commands, CommandUnavailable
 from replayflow.api.context import ApiContext
 from replayflow.api.errors import ApiError, ErrorReply
 from replayflow.api.operations import STANDARD_ERRORS, Operation, Reply
-from replayflow.api.peers import Peers
+from replayflow.api.peers import FORWARDED, Peers
 from replayflow.api.reply_models import (
     Accepted,
     BatchAccepted,
@@ -32,6 +35,9 @@ from replayflow.api.request_models import (
     StartRequest,
     StepsQuery,
 )
+from replayflow.client import Handle
+from replayflow.core.errors import CommandRejected
+from replayflow.core.replies import Reply as CommandReply
 
 # The commands on one instance: name -> (its body, the document's summary).
 ACTIONS: dict[str, tuple[type[Reason], str]] = {
@@ -48,15 +54,32 @@ ACTIONS: dict[str, tuple[type[Reason], str]] = {
 Spec = tuple[str, Any, str | None, str | None]
 
 
+def _said(reply: CommandReply | None) -> dict[str, Any]:
+    """The orchestrator's answer, for an Accepted body (None: none came in time)."""
+    if reply is None:
+        return {"outcome": None, "status": None}
+    return {"outcome": reply.outcome, "status": reply.status}
+
+
 def _spec(start: StartRequest) -> Spec:
     return start.workflow, start.input, start.id, start.version
 
 
+Positions = Callable[[web.Request, list[Any]], Awaitable[None]]
+
+
 class Instances:
-    def __init__(self, api: ApiContext, commands: Commands, peers: Peers) -> None:
+    def __init__(
+        self,
+        api: ApiContext,
+        commands: Commands,
+        peers: Peers,
+        queue_positions: Positions | None = None,
+    ) -> None:
         self.api = api
         self.commands = commands
         self.peers = peers
+        self.queue_positions = queue_positions
 
     def operations(self) -> list[Operation]:
         base = "/v1/instances"
@@ -70,7 +93,7 @@ class Instances:
                 self._action(name),
                 summary,
                 {202: accepted},
-                errors=(501, *STANDARD_ERRORS),
+                errors=(404, 409, 422, 501, *STANDARD_ERRORS),
                 path_params=InstancePath,
                 body=body,
                 body_required=False,
@@ -84,6 +107,7 @@ class Instances:
                 self.create,
                 "start an instance (idempotent by id)",
                 {202: Reply("the start is on the log", Accepted)},
+                errors=(422, *STANDARD_ERRORS),
                 body=StartRequest,
             ),
             Operation(
@@ -99,7 +123,7 @@ class Instances:
                         ErrorReply,
                     ),
                 },
-                errors=tuple(e for e in STANDARD_ERRORS if e != 413),
+                errors=(422, *(e for e in STANDARD_ERRORS if e != 413)),
                 body=StartBatch,
             ),
             Operation(
@@ -128,6 +152,7 @@ class Instances:
                 self.send_event,
                 "send an event to an instance",
                 {202: Reply("the event is on the log", Accepted)},
+                errors=(404, 409, 422, *STANDARD_ERRORS),
                 path_params=InstancePath,
                 body=SendEvent,
             ),
@@ -147,25 +172,35 @@ class Instances:
     # -- commands -----------------------------------------------------------------------
 
     async def create(self, request: web.Request, body: StartRequest) -> web.Response:
-        [instance_id] = await self.commands.start_many([_spec(body)])
+        [handle] = await self.commands.start_many([_spec(body)])
         return web.json_response(
-            Accepted(id=instance_id, workflow=body.workflow),
+            Accepted(
+                id=handle.id, workflow=body.workflow, outcome=handle.outcome, status=handle.status
+            ),
             status=202,
-            headers={"Location": f"/v1/instances/{instance_id}"},
+            headers={"Location": f"/v1/instances/{handle.id}"},
         )
 
     async def create_batch(self, request: web.Request, body: StartBatch) -> web.Response:
         ids = [start.id for start in body.instances if start.id is not None]
         if len(ids) != len(set(ids)):
             raise ApiError(400, "instance ids in one batch must be distinct")
-        started = await self.commands.start_many([_spec(start) for start in body.instances])
+        try:
+            handles = await self.commands.start_many([_spec(start) for start in body.instances])
+        except CommandRejected as exc:
+            if exc.index is not None:  # name the item, as for a bad item in the body
+                exc.reason = f"instances[{exc.index}]: {exc.reason}"
+            raise
+        started = [h.id for h in handles]
         return web.json_response(BatchAccepted(ids=started, count=len(started)), status=202)
 
     async def send_event(
         self, request: web.Request, path: InstancePath, body: SendEvent
     ) -> web.Response:
-        await self.commands.run("send_event", path.id, body.name, body.payload)
-        return web.json_response(Accepted(id=path.id, sent=body.name), status=202)
+        reply = await self.commands.run("send_event", path.id, body.name, body.payload)
+        return web.json_response(
+            {**Accepted(id=path.id, sent=body.name), **_said(reply)}, status=202
+        )
 
     def _action(self, name: str) -> Any:
         async def handler(request: web.Request, path: InstancePath, body: Reason) -> web.Response:
@@ -173,10 +208,14 @@ class Instances:
             if isinstance(body, Restart):
                 kwargs["from_step"] = body.from_step
             try:
-                await self.commands.run(name, path.id, **kwargs)
+                reply = await self.commands.run(name, path.id, **kwargs)
             except CommandUnavailable as exc:
                 raise ApiError(501, str(exc)) from None
-            return web.json_response(Accepted(id=path.id, requested=name), status=202)
+            if isinstance(reply, Handle):  # restart
+                said = {"outcome": reply.outcome, "status": reply.status}
+            else:
+                said = _said(reply)
+            return web.json_response({**Accepted(id=path.id, requested=name), **said}, status=202)
 
         return handler
 
@@ -192,7 +231,14 @@ class Instances:
         def local() -> web.Response:
             return web.json_response(p.public_instance(self._row(path.id)))
 
-        return await self.peers.routed(request, path.id, local)
+        response = await self.peers.routed(request, path.id, local)
+        if self.queue_positions is None or request.headers.get(FORWARDED):
+            return response
+        body = json.loads(response.body) if isinstance(response.body, bytes) else None
+        if response.status != 200 or not body or body.get("status") != "QUEUED":
+            return response
+        await self.queue_positions(request, [body])
+        return web.json_response(body)
 
     async def steps(
         self, request: web.Request, path: InstancePath, query: StepsQuery
@@ -203,7 +249,7 @@ class Instances:
             self._row(instance_id)
             start = p.call_key(instance_id, query.after + 1)
             rows = self.api.store.scan(p.calls_prefix(instance_id), start, limit + 1)
-            items = [v for _, v in rows[:limit]]
+            items: Any = [values.decoded(v) for _, v in rows[:limit]]
             more = len(rows) > limit
             return web.json_response(
                 TimelinePage(items=items, next_after=items[-1]["n"] if more else None)
@@ -220,7 +266,7 @@ class Instances:
             self._row(instance_id)
             start = p.history_key(instance_id, query.after_seq + 1)
             rows = self.api.store.scan(p.history_prefix(instance_id), start, limit + 1)
-            items = [v for _, v in rows[:limit]]
+            items: Any = [values.decoded(v) for _, v in rows[:limit]]
             more = len(rows) > limit
             return web.json_response(
                 HistoryPage(items=items, next_after_seq=items[-1]["seq"] if more else None)

@@ -19,13 +19,30 @@ class Meta:
         self.document = document
 
     def operations(self) -> list[Operation]:
+        ready = {200: Reply("ready", Health), 503: Reply("not ready yet (see reason)", Health)}
         return [
             Operation(
                 "GET",
                 "/health",
                 self.health,
-                "liveness and the partitions this process owns",
-                {200: Reply("ok", Health)},
+                "readiness (as /health/ready) and the partitions this process owns",
+                ready,
+                errors=(),
+            ),
+            Operation(
+                "GET",
+                "/health/ready",
+                self.health,
+                "readiness: 200 once partitions are assigned and the read model restored",
+                ready,
+                errors=(),
+            ),
+            Operation(
+                "GET",
+                "/health/live",
+                self.live,
+                "liveness: 200 while the process serves requests",
+                {200: Reply("alive", Health)},
                 errors=(),
             ),
             Operation(
@@ -46,16 +63,24 @@ class Meta:
         ]
 
     async def health(self, request: web.Request) -> web.Response:
-        return web.json_response(
-            Health(
-                status="ok",
-                node=self.api.config.node,
-                url=self.api.config.url,
-                partitions=self.api.store.active_partitions(),
-                partition_count=self.api.partitions,
-                events_folded=self.api.folded,
-            )
+        """Ready (200) once this process owns read-model partitions and has restored
+        them; 503 with the reason before (a load balancer sends it no reads yet)."""
+        reason = self.api.readiness()
+        body = Health(
+            status="ok" if reason is None else "starting",
+            ready=reason is None,
+            node=self.api.config.node,
+            url=self.api.config.url,
+            partitions=self.api.store.active_partitions(),
+            partition_count=self.api.partitions,
+            events_folded=self.api.folded,
         )
+        if reason is not None:
+            body["reason"] = reason
+        return web.json_response(body, status=200 if reason is None else 503)
+
+    async def live(self, request: web.Request) -> web.Response:
+        return web.json_response(Health(status="ok", node=self.api.config.node))
 
     async def metrics(self, request: web.Request) -> web.Response:
         counters = self.api.store.counters()

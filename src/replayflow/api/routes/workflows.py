@@ -4,6 +4,7 @@ partition) or a deployed DSL document; and deploying a Serverless Workflow docum
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from aiohttp import web
@@ -15,6 +16,7 @@ from replayflow.api.operations import STANDARD_ERRORS, Operation, Reply
 from replayflow.api.peers import Peers
 from replayflow.api.reply_models import Deployed, VersionEntry, WorkflowEntry, Workflows
 from replayflow.core.errors import ReplayflowError
+from replayflow.processors.served import Served
 
 
 class WorkflowRoutes:
@@ -22,6 +24,7 @@ class WorkflowRoutes:
         self.api = api
         self.peers = peers
         self._document_store: Any = None
+        self._served_cache: tuple[float, Served] | None = None
 
     def operations(self) -> list[Operation]:
         return [
@@ -50,19 +53,27 @@ class WorkflowRoutes:
         def local() -> dict[str, Any]:
             counters = self.api.store.counters()
             versions = {}
+            statuses = {}
             for g, n in counters.items():
                 parts = g.split(p.SEP)
                 if parts[0] == "v" and n > 0:
                     versions[f"{parts[1]}{p.SEP}{parts[2]}"] = n
-            return {"versions": versions}
+                elif parts[0] == "ws" and n > 0:
+                    statuses[f"{parts[1]}{p.SEP}{parts[2]}"] = n
+            return {"versions": versions, "statuses": statuses}
 
         if self.peers.asked_locally(request):
             return web.json_response(local())
         parts = await self.peers.fan_out(request, local)
         total: dict[str, int] = {}
+        by_status: dict[str, dict[str, int]] = {}
         for part in parts:
             for k, n in part["versions"].items():
                 total[k] = total.get(k, 0) + n
+            for k, n in part.get("statuses", {}).items():
+                workflow, status = k.split(p.SEP)
+                counts = by_status.setdefault(workflow, {})
+                counts[status] = counts.get(status, 0) + n
         versions: dict[tuple[str, str], VersionEntry] = {}
         for k, n in total.items():
             workflow, version = k.split(p.SEP)
@@ -76,14 +87,39 @@ class WorkflowRoutes:
                 VersionEntry(version=record.version, instances=0, deployed=True),
             )
             entry["deployed"] = True
+        served = await self._served()
+        for orchestrator, served_record in (served.orchestrators if served else {}).items():
+            for name_version in served_record.workflows:
+                workflow, _, version = name_version.rpartition(":")
+                entry = versions.setdefault(
+                    (workflow, version),
+                    VersionEntry(version=version, instances=0, deployed=False),
+                )
+                entry.setdefault("run_by", []).append(orchestrator)
         by_workflow: dict[str, list[VersionEntry]] = {}
         for (workflow, _), entry in sorted(versions.items()):
             by_workflow.setdefault(workflow, []).append(entry)
         items = [
-            WorkflowEntry(workflow=w, versions=v, instances=sum(x["instances"] for x in v))
+            WorkflowEntry(
+                workflow=w,
+                versions=v,
+                instances=sum(x["instances"] for x in v),
+                counts=by_status.get(w, {}),
+            )
             for w, v in sorted(by_workflow.items())
         ]
         return web.json_response(Workflows(items=items))
+
+    async def _served(self) -> Served | None:
+        """What the orchestrators run, read at most every 10 s (None: not readable)."""
+        now = time.monotonic()
+        if self._served_cache is None or now - self._served_cache[0] > 10:
+            try:
+                served = await asyncio.to_thread(Served.load, self.api.config.settings)
+            except Exception:  # the check is a convenience: the page shows the rest
+                return self._served_cache[1] if self._served_cache else None
+            self._served_cache = (now, served)
+        return self._served_cache[1]
 
     async def deploy(self, request: web.Request) -> web.Response:
         raw = await request.read()

@@ -1,259 +1,251 @@
-// replayflow web UI: an instance list with live counts, and an instance page with a
-// timeline of steps and attempts, sleeps and waits, and the raw history. Plain JS, no
-// build step; everything comes from the JSON API of the server that serves this file.
+// replayflow web UI: the shell every page shares. Plain JS, no build step; everything
+// comes from the JSON API of the server that serves these files.
+//
+// Pages register themselves (one file each, loaded by a <script> line in index.html):
+//
+//   RF.page({
+//     name: "schedules",
+//     path: /^\/schedules$/,            // matched against the hash path ("#/schedules?x=1")
+//     nav: { label: "Schedules", href: "#/schedules", order: 40 },   // optional
+//     render(view, ctx) { ... },        // ctx: { match, query, every(ms, fn), go(hash) }
+//   });
+//
+// `render` fills `view` (an empty element) and may call ctx.every() for live refresh;
+// the router stops those timers when the route changes. The query string of the hash
+// (#/instances?status=RUNNING) holds a page's filters, so a link or a reload keeps
+// them: ctx.setQuery({...}) rewrites it without a new history entry.
+//
+// A panel adds a section to another file's page: RF.panel("instance", (view, ctx) => ...)
+// runs after that page has rendered, with the same ctx; ctx.onLeave(fn) runs fn when the
+// route changes (stream.js adds the stream panel to the instance page this way).
 "use strict";
 
-const STATUSES = ["QUEUED", "RUNNING", "PAUSED", "SUSPENDED", "COMPLETED", "FAILED",
-  "CANCELLED", "TERMINATED", "TIMED_OUT"];
-const $ = (sel) => document.querySelector(sel);
-let refreshTimer = null;
-let listCursor = null;
-let historyAfter = 0;
+const RF = (() => {
+  const pages = [];
+  const panels = [];
+  let timers = [];
+  let leaving = [];
+  const $ = (sel, root) => (root || document).querySelector(sel);
 
-const tokenInput = $("#token");
-tokenInput.value = localStorage.getItem("replayflow-token") || "";
-tokenInput.addEventListener("change", () => {
-  localStorage.setItem("replayflow-token", tokenInput.value.trim());
-  route();
-});
+  // ---------------------------------------------------------------- the API
 
-async function api(path) {
-  const headers = {};
-  const token = tokenInput.value.trim();
-  if (token) headers.Authorization = "Bearer " + token;
-  const response = await fetch(path, { headers });
-  const body = await response.json().catch(() => ({}));
-  if (!response.ok) {
-    const message = (body.error && body.error.message) || response.statusText;
-    throw new Error(response.status + ": " + message);
-  }
-  return body;
-}
+  const tokenInput = $("#token");
+  tokenInput.value = localStorage.getItem("replayflow-token") || "";
+  tokenInput.addEventListener("change", () => {
+    localStorage.setItem("replayflow-token", tokenInput.value.trim());
+    route();
+  });
 
-function el(tag, attrs, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (k === "class") node.className = v; else if (k === "text") node.textContent = v;
-    else node.setAttribute(k, v);
-  }
-  for (const child of children) {
-    if (child == null) continue;
-    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return node;
-}
-
-const badge = (status) => el("span", { class: "badge s-" + status, "data-status": status }, status);
-const time = (ms) => (ms ? new Date(ms).toISOString().replace("T", " ").slice(0, 23) : "–");
-function duration(ms) {
-  if (ms == null) return "–";
-  if (ms < 1000) return ms + " ms";
-  if (ms < 120000) return (ms / 1000).toFixed(ms < 10000 ? 2 : 1) + " s";
-  return Math.round(ms / 60000) + " min";
-}
-function pretty(text) {
-  if (text == null) return "–";
-  try { return JSON.stringify(JSON.parse(text), null, 2); } catch { return String(text); }
-}
-function showMessage(text) {
-  const box = $("#message");
-  box.hidden = !text;
-  box.textContent = text || "";
-}
-
-// ------------------------------------------------------------------------- list view
-
-function listParams() {
-  const params = new URLSearchParams();
-  const workflow = $("#f-workflow").value.trim();
-  const status = $("#f-status").value;
-  if (workflow) params.set("workflow", workflow);
-  if (status) params.set("status", status);
-  return params;
-}
-
-async function loadCounts() {
-  const params = new URLSearchParams();
-  const workflow = $("#f-workflow").value.trim();
-  if (workflow) params.set("workflow", workflow);
-  const data = await api("/v1/counts?" + params);
-  const box = $("#counts");
-  box.replaceChildren(el("div", { class: "count", "data-status": "" },
-    el("b", { id: "count-total" }, data.total), el("span", {}, "ALL")));
-  for (const status of STATUSES) {
-    box.append(el("div", { class: "count", "data-status": status },
-      el("b", { id: "count-" + status }, data.counts[status] || 0), el("span", {}, status)));
-  }
-  for (const node of box.children) {
-    node.addEventListener("click", () => {
-      $("#f-status").value = node.dataset.status;
-      loadList(true);
-    });
-  }
-}
-
-async function loadList(reset) {
-  const params = listParams();
-  params.set("limit", "50");
-  if (!reset && listCursor) params.set("cursor", listCursor);
-  const data = await api("/v1/instances?" + params);
-  const body = $("#instances tbody");
-  if (reset) body.replaceChildren();
-  for (const item of data.items) {
-    const ended = item.ended_at || (item.status === "RUNNING" ? Date.now() : null);
-    body.append(el("tr", { "data-id": item.id },
-      el("td", {}, el("a", { href: "#/instance/" + encodeURIComponent(item.id) }, item.id)),
-      el("td", {}, item.workflow + (item.version ? " @" + item.version : "")),
-      el("td", {}, badge(item.status)),
-      el("td", {}, time(item.started_at)),
-      el("td", {}, ended ? duration(ended - item.started_at) : "–"),
-      el("td", {}, item.steps)));
-  }
-  listCursor = data.next_cursor;
-  $("#more").hidden = !listCursor;
-}
-
-async function showList() {
-  $("#instance-view").hidden = true;
-  $("#list-view").hidden = false;
-  const refresh = async (reset) => {
-    try {
-      await Promise.all([loadCounts(), reset ? loadList(true) : Promise.resolve()]);
-      showMessage("");
-    } catch (error) { showMessage(error.message); }
-  };
-  await refresh(true);
-  refreshTimer = setInterval(() => refresh(!listCursor || $("#instances tbody").children.length <= 50), 2000);
-}
-
-$("#filters").addEventListener("submit", (event) => {
-  event.preventDefault();
-  loadList(true).catch((e) => showMessage(e.message));
-  loadCounts().catch((e) => showMessage(e.message));
-});
-$("#more").addEventListener("click", () => loadList(false).catch((e) => showMessage(e.message)));
-
-// --------------------------------------------------------------------- instance view
-
-function timelineEntry(entry, span) {
-  const end = entry.ended_at || Date.now();
-  const start = entry.started_at || span.start;
-  const left = span.total ? ((start - span.start) / span.total) * 100 : 0;
-  const width = span.total ? Math.max(((end - start) / span.total) * 100, 0.5) : 100;
-  const label = { step: "step", child: "child", sleep: "sleep", wait: "wait", event: "event" }[entry.kind] || entry.kind;
-  let detail = "";
-  if (entry.kind === "sleep") detail = "until " + time(entry.due);
-  if (entry.kind === "wait") detail = entry.deadline ? "timeout " + time(entry.deadline) : "no timeout";
-  if (entry.kind === "step" || entry.kind === "child") detail = entry.function || "";
-  const node = el("div", { class: "entry k-" + entry.kind, "data-key": entry.key, "data-kind": entry.kind },
-    el("div", { class: "head" },
-      el("span", { class: "kind" }, label),
-      el("span", { class: "key" }, entry.key),
-      badge(entry.status),
-      el("span", { class: "muted" }, detail),
-      el("span", { class: "spacer" }),
-      el("span", { class: "muted" }, time(entry.started_at) + "  ·  " +
-        (entry.ended_at ? duration(entry.ended_at - entry.started_at) : "…"))),
-    el("div", { class: "bar" }, (() => { const i = el("i"); i.style.left = left + "%"; i.style.width = width + "%"; return i; })()));
-  if (entry.attempts && entry.attempts.length) {
-    const box = el("div", { class: "attempts" });
-    for (const a of entry.attempts) {
-      const text = "attempt " + a.attempt + ": " + a.status + " after " + duration(a.duration_ms) +
-        (a.error ? " — " + a.error.type + ": " + a.error.message : "");
-      box.append(el("div", { class: a.status === "failed" ? "failed attempt" : "attempt" }, text));
+  async function api(path, options) {
+    const opts = options || {};
+    const headers = {};
+    const token = tokenInput.value.trim();
+    if (token) headers.Authorization = "Bearer " + token;
+    let body;
+    if (opts.body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      body = JSON.stringify(opts.body);
     }
-    node.append(box);
+    const response = await fetch(path, { method: opts.method || "GET", headers, body });
+    const data = await response.json().catch(() => ({}));
+    if (!response.ok) {
+      const message = (data.error && data.error.message) || response.statusText;
+      const error = new Error(response.status + ": " + message);
+      error.status = response.status;
+      throw error;
+    }
+    return data;
   }
-  if (entry.result != null && entry.kind !== "sleep") {
-    node.append(el("pre", { class: "result" }, pretty(entry.result)));
-  }
-  if (entry.error) {
-    node.append(el("pre", { class: "error" }, entry.error.type + ": " + entry.error.message));
-  }
-  return node;
-}
 
-function eventDetail(event) {
-  const skip = new Set(["type", "seq", "at", "instance_id"]);
-  const parts = [];
-  for (const [k, v] of Object.entries(event)) {
-    if (skip.has(k) || v == null || v === "") continue;
-    let text = typeof v === "object" ? (v.type ? v.type + ": " + v.message : JSON.stringify(v)) : String(v);
-    if (text.length > 120) text = text.slice(0, 117) + "...";
-    parts.push(k + "=" + text);
-  }
-  return parts.join("  ");
-}
+  // ---------------------------------------------------------------- building the page
 
-async function loadHistory(id, reset) {
-  if (reset) { historyAfter = 0; $("#history tbody").replaceChildren(); }
-  const data = await api("/v1/instances/" + encodeURIComponent(id) + "/history?limit=200&after_seq=" + historyAfter);
-  for (const event of data.items) {
-    $("#history tbody").append(el("tr", { "data-seq": event.seq },
-      el("td", {}, event.seq), el("td", {}, time(event.at)),
-      el("td", {}, event.type), el("td", {}, eventDetail(event))));
-    historyAfter = event.seq;
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v == null) continue;
+      if (k === "class") node.className = v;
+      else if (k === "text") node.textContent = v;
+      else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+      else node.setAttribute(k, v);
+    }
+    for (const child of children.flat()) {
+      if (child == null || child === false) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
   }
-  $("#history-more").hidden = data.next_after_seq == null;
-}
 
-async function loadInstance(id) {
-  const path = "/v1/instances/" + encodeURIComponent(id);
-  const [instance, steps] = await Promise.all([api(path), api(path + "/steps?limit=1000")]);
-  $("#i-title").replaceChildren(instance.id, " ", badge(instance.status));
-  const took = (instance.ended_at || Date.now()) - instance.started_at;
-  const facts = [["Workflow", instance.workflow + " @" + instance.version],
-    ["Started", time(instance.started_at)], ["Ended", time(instance.ended_at)],
-    ["Duration", duration(took)], ["Steps", instance.steps], ["Events", instance.events],
-    ["Run", instance.run]];
-  if (instance.upgrades && instance.upgrades.length) {
-    facts.push(["Upgraded", instance.upgrades.map((u) =>
-      u.from_version + " → " + u.to_version + " at " + time(u.at) + " (seq " + u.seq + ")").join("; ")]);
+  const badge = (status) =>
+    el("span", { class: "badge s-" + status, "data-status": status }, status);
+
+  function message(text, kind) {
+    const box = $("#message");
+    box.hidden = !text;
+    box.className = "message" + (kind ? " " + kind : "");
+    box.textContent = text || "";
   }
-  if (instance.reason) facts.push(["Reason", instance.reason]);
-  if (instance.parent_id) facts.push(["Parent", instance.parent_id]);
-  $("#i-summary").replaceChildren(...facts.map(([k, v]) => el("div", {}, el("span", {}, k), v)));
-  $("#i-input").textContent = pretty(instance.input);
-  $("#i-output").textContent = pretty(instance.output);
-  $("#i-error-box").hidden = !instance.error;
-  if (instance.error) $("#i-error").textContent = instance.error.type + ": " + instance.error.message;
-  const entries = steps.items;
-  const start = instance.started_at;
-  const last = Math.max(instance.ended_at || Date.now(), ...entries.map((e) => e.ended_at || 0));
-  const span = { start, total: Math.max(last - start, 1) };
-  $("#timeline").replaceChildren(...(entries.length ? entries.map((e) => timelineEntry(e, span))
-    : [el("p", { class: "muted" }, "no steps yet")]));
-  return instance;
-}
 
-async function showInstance(id) {
-  $("#list-view").hidden = true;
-  $("#instance-view").hidden = false;
-  const refresh = async (first) => {
-    try {
-      const instance = await loadInstance(id);
-      await loadHistory(id, first);
-      showMessage("");
-      if (["COMPLETED", "FAILED", "CANCELLED", "TERMINATED", "TIMED_OUT"].includes(instance.status)) {
-        clearInterval(refreshTimer);
+  // ---------------------------------------------------------------- words for values
+
+  const pad = (n) => String(n).padStart(2, "0");
+
+  // Local time, to the second: "2026-01-01 09:30:00" (a tooltip gives UTC).
+  function time(ms) {
+    if (ms == null) return "–";
+    const d = new Date(ms);
+    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ` +
+      `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  }
+
+  function duration(ms) {
+    if (ms == null) return "–";
+    ms = Math.max(0, ms);
+    if (ms < 1000) return Math.round(ms) + " ms";
+    const s = ms / 1000;
+    if (s < 60) return (s < 10 ? s.toFixed(1) : Math.round(s)) + " s";
+    const m = Math.floor(s / 60);
+    if (m < 60) return m + " min" + (s % 60 >= 1 ? " " + Math.floor(s % 60) + " s" : "");
+    const h = Math.floor(m / 60);
+    if (h < 24) return h + " h" + (m % 60 ? " " + (m % 60) + " min" : "");
+    const d = Math.floor(h / 24);
+    return d + " d" + (h % 24 ? " " + (h % 24) + " h" : "");
+  }
+
+  // "in 5 min" / "3 s ago"
+  function relative(ms) {
+    if (ms == null) return "";
+    const delta = ms - Date.now();
+    return delta >= 0 ? "in " + duration(delta) : duration(-delta) + " ago";
+  }
+
+  function when(ms) {
+    if (ms == null) return el("span", { class: "muted" }, "–");
+    return el("time", { title: new Date(ms).toISOString().replace("T", " ").slice(0, 19) + " UTC",
+      datetime: new Date(ms).toISOString() }, time(ms));
+  }
+
+  function json(value) {
+    if (value === undefined) return "–";
+    return typeof value === "string" && value.endsWith("…") ? value : JSON.stringify(value, null, 2);
+  }
+
+  // Fields of history events and records that hold times or durations.
+  const TIME_FIELDS = new Set(["at", "due", "deadline", "retry_at", "started_at", "ended_at",
+    "updated_at", "until", "scheduled_at"]);
+  const DURATION_FIELDS = new Set(["timeout_ms", "duration_ms"]);
+
+  function field(name, value) {
+    if (TIME_FIELDS.has(name) && typeof value === "number") return time(value);
+    if (DURATION_FIELDS.has(name) && typeof value === "number") return duration(value);
+    if (value && typeof value === "object") {
+      return value.type && value.message !== undefined ? value.type + ": " + value.message
+        : JSON.stringify(value);
+    }
+    return String(value);
+  }
+
+  // What one open call means, in words (the API's `waiting` items).
+  function describe(item) {
+    const until = item.until != null ? " until " + time(item.until) + " (" + relative(item.until) + ")" : "";
+    if (item.kind === "sleep") return "sleeping (" + item.key + ")" + until;
+    if (item.kind === "wait") return "waiting for event " + item.key + until;
+    if (item.kind === "child") return "waiting for child " + item.key;
+    const of = item.max_attempts ? " of " + item.max_attempts : "";
+    if (item.status === "backoff") {
+      const error = item.error ? ", last error " + item.error.type + ": " + item.error.message : "";
+      return "retrying step " + item.key + " at " + time(item.until) + " (" + relative(item.until) +
+        ", attempt " + item.attempt + of + error + ")";
+    }
+    return "running step " + item.key + (item.attempt ? " (attempt " + item.attempt + of + ")" : "");
+  }
+
+  // What an instance does now: its sub-state, or "" when its status says it all.
+  function now(instance) {
+    if (instance.status === "QUEUED") {
+      return instance.queue_position ? "queued at position " + instance.queue_position : "queued";
+    }
+    const items = instance.waiting || [];
+    if (instance.status !== "RUNNING" || !items.length) return "";
+    const more = (instance.waiting_count || items.length) - 1;
+    return describe(items[0]) + (more > 0 ? " (+" + more + " more)" : "");
+  }
+
+  // ---------------------------------------------------------------- the router
+
+  function page(definition) {
+    pages.push(definition);
+    if (definition.nav) renderNav();
+  }
+
+  function renderNav() {
+    const items = pages.filter((p) => p.nav).sort((a, b) => (a.nav.order || 0) - (b.nav.order || 0));
+    $("#nav").replaceChildren(...items.map((p) =>
+      el("a", { href: p.nav.href, "data-page": p.name }, p.nav.label)));
+  }
+
+  function parse() {
+    const hash = (location.hash || "#/").slice(1);
+    const [path, search] = hash.split("?");
+    return { path: path || "/", query: new URLSearchParams(search || "") };
+  }
+
+  function setQuery(values) {
+    const { path } = parse();
+    const query = new URLSearchParams();
+    for (const [k, v] of Object.entries(values)) if (v != null && v !== "") query.set(k, v);
+    const text = query.toString();
+    history.replaceState(null, "", "#" + path + (text ? "?" + text : ""));
+  }
+
+  function panel(pageName, fn) {
+    panels.push({ pageName, fn });
+  }
+
+  async function route() {
+    for (const id of timers) clearInterval(id);
+    timers = [];
+    for (const fn of leaving) fn();
+    leaving = [];
+    message("");
+    const { path, query } = parse();
+    const view = $("#view");
+    view.replaceChildren();
+    for (const p of pages) {
+      const match = path.match(p.path);
+      if (!match) continue;
+      for (const a of document.querySelectorAll("#nav a")) {
+        a.classList.toggle("active", a.dataset.page === p.name);
       }
-    } catch (error) { showMessage(error.message); }
-  };
-  $("#history-more").onclick = () => loadHistory(id, false).catch((e) => showMessage(e.message));
-  await refresh(true);
-  refreshTimer = setInterval(() => refresh(false), 2000);
-}
+      view.dataset.page = p.name;
+      const ctx = {
+        match, query, setQuery,
+        every(ms, fn) { timers.push(setInterval(fn, ms)); },
+        go(hash) { location.hash = hash; },
+        onLeave(fn) { leaving.push(fn); },
+      };
+      try {
+        const rendered = p.render(view, ctx); // its sections are in place before it awaits
+        for (const extra of panels.filter((x) => x.pageName === p.name)) extra.fn(view, ctx);
+        await rendered;
+      } catch (error) { message(error.message, "error"); }
+      return;
+    }
+    view.append(el("p", {}, "No page here. ", el("a", { href: "#/" }, "All instances")));
+  }
 
-// ------------------------------------------------------------------------------ route
+  function start() {
+    window.addEventListener("hashchange", route);
+    $("#search").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const q = $("#search-q").value.trim();
+      location.hash = "#/instances" + (q ? "?q=" + encodeURIComponent(q) : "");
+    });
+    api("/health").then((h) => {
+      $("#node").textContent = h.url + " · " + h.partition_count + " partitions";
+    }).catch(() => {});
+    route();
+  }
 
-async function route() {
-  clearInterval(refreshTimer);
-  const hash = location.hash || "#/";
-  const match = hash.match(/^#\/instance\/(.+)$/);
-  if (match) await showInstance(decodeURIComponent(match[1]));
-  else await showList();
-}
-
-window.addEventListener("hashchange", route);
-api("/health").then((h) => { $("#node").textContent = h.url + " · " + h.partition_count + " partitions"; }).catch(() => {});
-route();
+  return { api, el, badge, message, time, duration, relative, when, json, field, describe, now,
+    page, panel, start, $ };
+})();

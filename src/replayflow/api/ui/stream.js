@@ -2,7 +2,8 @@
 // GET /v1/instances/{id}/streams/{name} (server-sent events) with fetch, so the API
 // token goes in a header as for every other call; values appear as they are written,
 // those of an attempt that failed are struck through, and a dropped connection goes on
-// from the last offset it saw. Self-contained: it adds its own section and styles.
+// from the last offset it saw. Self-contained: it adds its own section and styles,
+// as a panel of the instance page (RF.panel in app.js).
 "use strict";
 
 (() => {
@@ -15,12 +16,13 @@
   let reader = null; // {abort, instance, name}
 
   function panel(view) {
-    let section = document.getElementById("streams");
-    if (section) return section;
-    const style = document.createElement("style");
-    style.textContent = STYLE;
-    document.head.append(style);
-    section = document.createElement("section");
+    if (!document.getElementById("streams-style")) {
+      const style = document.createElement("style");
+      style.id = "streams-style";
+      style.textContent = STYLE;
+      document.head.append(style);
+    }
+    const section = document.createElement("section");
     section.id = "streams";
     section.innerHTML = `<h2>Stream</h2>
       <div class="bar">
@@ -133,16 +135,12 @@
     loop();
   }
 
-  function route() {
-    const match = (location.hash || "").match(/^#\/instance\/(.+)$/);
-    const view = document.getElementById("instance-view") || document.querySelector("main");
-    if (!match || !view) { stop(); return; }
-    const instance = decodeURIComponent(match[1]);
-    if (reader && reader.instance === instance) return;
+  // The instance page's panel (app.js's RF.panel): the router empties the view on every
+  // route, so the section is built anew each time and the reader stops when it leaves.
+  RF.panel("instance", (view, ctx) => {
+    stop();
     const section = panel(view);
-    watch(instance, section.querySelector("#stream-name").value.trim() || "tokens");
-  }
-
-  window.addEventListener("hashchange", route);
-  route();
+    watch(decodeURIComponent(ctx.match[1]), section.querySelector("#stream-name").value.trim() || "tokens");
+    ctx.onLeave(stop);
+  });
 })();

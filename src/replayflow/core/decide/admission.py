@@ -41,7 +41,7 @@ def start(r: Runner, state: InstanceState | None, cmd: StartWorkflow, now: int) 
             if known
             else f"unknown workflow {cmd.workflow!r}"
         )
-        return Decision(state=None, rejected=why)
+        return Decision(state=None, rejected=why, rejected_as="UnknownWorkflow")
     info = Info(
         instance_id=cmd.instance_id,
         workflow=workflow.name,

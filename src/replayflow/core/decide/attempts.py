@@ -52,6 +52,7 @@ def schedule_attempt(b: DecisionBuilder, call: Call, append: bool = True) -> Cal
         attempt=call.attempt,
         input=call.input,
         timeout_ms=call.timeout_ms,
+        max_attempts=(call.retry or DEFAULT_RETRY).limit,
     )
     b.tasks.append(
         Task(

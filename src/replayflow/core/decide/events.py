@@ -18,7 +18,9 @@ from replayflow.core.state import Call, CallKind, CallStatus, InstanceState, Sta
 
 def send_event(r: Runner, state: InstanceState | None, cmd: SendEvent, now: int) -> Decision:
     if state is None:
-        return Decision(state=None, rejected=f"no instance {cmd.instance_id!r}")
+        return Decision(
+            state=None, rejected=f"no instance {cmd.instance_id!r}", rejected_as="UnknownInstance"
+        )
     if state.status.is_final:
         return Decision(state=state)  # an event for a finished instance changes nothing
     try:
@@ -36,6 +38,7 @@ def send_event(r: Runner, state: InstanceState | None, cmd: SendEvent, now: int)
                 f"nobody waits for; this one would exceed the {r.limits.max_inbox}-byte "
                 "inbox limit"
             ),
+            rejected_as="Conflict",
         )
     b = DecisionBuilder.from_state(state, now)
     seq = b.emit(EventReceived, name=cmd.name, payload=cmd.payload)

@@ -38,7 +38,9 @@ from replayflow.core.state import CallKind, CallStatus, InstanceState, Status
 
 def cancel(r: Runner, state: InstanceState | None, cmd: CancelWorkflow, now: int) -> Decision:
     if state is None:
-        return Decision(state=None, rejected=f"no instance {cmd.instance_id!r}")
+        return Decision(
+            state=None, rejected=f"no instance {cmd.instance_id!r}", rejected_as="UnknownInstance"
+        )
     if state.status.is_final:
         return Decision(state=state)
     if state.status is Status.RUNNING and state.info.reason is not None:
@@ -74,7 +76,9 @@ def cancel(r: Runner, state: InstanceState | None, cmd: CancelWorkflow, now: int
 
 def terminate(r: Runner, state: InstanceState | None, cmd: TerminateWorkflow, now: int) -> Decision:
     if state is None:
-        return Decision(state=None, rejected=f"no instance {cmd.instance_id!r}")
+        return Decision(
+            state=None, rejected=f"no instance {cmd.instance_id!r}", rejected_as="UnknownInstance"
+        )
     if state.status.is_final:
         return Decision(state=state)
     b = DecisionBuilder.from_state(state, now)
@@ -85,7 +89,9 @@ def terminate(r: Runner, state: InstanceState | None, cmd: TerminateWorkflow, no
 
 def pause(r: Runner, state: InstanceState | None, cmd: PauseWorkflow, now: int) -> Decision:
     if state is None:
-        return Decision(state=None, rejected=f"no instance {cmd.instance_id!r}")
+        return Decision(
+            state=None, rejected=f"no instance {cmd.instance_id!r}", rejected_as="UnknownInstance"
+        )
     if state.status is not Status.RUNNING:
         return Decision(state=state)  # only a running instance pauses
     b = DecisionBuilder.from_state(state, now)
@@ -97,7 +103,9 @@ def pause(r: Runner, state: InstanceState | None, cmd: PauseWorkflow, now: int) 
 
 def resume(r: Runner, state: InstanceState | None, cmd: ResumeWorkflow, now: int) -> Decision:
     if state is None:
-        return Decision(state=None, rejected=f"no instance {cmd.instance_id!r}")
+        return Decision(
+            state=None, rejected=f"no instance {cmd.instance_id!r}", rejected_as="UnknownInstance"
+        )
     if state.status not in (Status.PAUSED, Status.SUSPENDED):
         return Decision(state=state)
     b = DecisionBuilder.from_state(state, now)
@@ -116,7 +124,9 @@ def resume(r: Runner, state: InstanceState | None, cmd: ResumeWorkflow, now: int
 
 def restart(r: Runner, state: InstanceState | None, cmd: RestartWorkflow, now: int) -> Decision:
     if state is None:
-        return Decision(state=None, rejected=f"no instance {cmd.instance_id!r}")
+        return Decision(
+            state=None, rejected=f"no instance {cmd.instance_id!r}", rejected_as="UnknownInstance"
+        )
     keep = 0
     if cmd.from_step is not None:
         found = next(
@@ -133,6 +143,7 @@ def restart(r: Runner, state: InstanceState | None, cmd: RestartWorkflow, now: i
                 rejected=(
                     f"instance {cmd.instance_id!r} has no step {cmd.from_step!r} to restart from"
                 ),
+                rejected_as="Conflict",
             )
         keep = found.index
     workflow = r.workflow_of(state.info)

@@ -12,7 +12,8 @@ from replayflow.core.state import Call, CallKind, CallStatus
 
 def new_sleep(b: DecisionBuilder, member: SleepRequest, key: str) -> Call:
     index = len(b.calls)
-    b.emit(TimerStarted, timer=sleep_timer(index), due=member.until)
+    # The name the code gave the sleep is recorded: the timer id only says where it is.
+    b.emit(TimerStarted, timer=sleep_timer(index), due=member.until, name=key)
     b.set_timer(sleep_timer(index), member.until)
     b.changed_calls.add(index)
     return Call(
