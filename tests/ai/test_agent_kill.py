@@ -38,12 +38,6 @@ def wait_until(condition: Any, timeout: float, what: str) -> None:
         time.sleep(0.1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: the new worker runs the model task again (3 model calls, history shows "
-    "one attempt of each step): the killed worker's offset commit past the finished model "
-    "task does not reach the group before the kill; under investigation",
-)
 def test_a_killed_worker_does_not_make_the_agent_call_the_model_again(
     settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

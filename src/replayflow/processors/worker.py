@@ -1,10 +1,11 @@
 """The worker: runs step attempts from replayflow.tasks and reports to replayflow.commands.
 
 Many attempts run at once (async steps on one event loop, plain functions in a thread
-pool), so a slow step does not hold up other instances on its partition. Offsets are
-committed only below the lowest attempt still running in each partition: a crash
-re-runs what had not finished, and the fold keeps only the first result of the current
-attempt, so running twice changes nothing.
+pool), so a slow step does not hold up other instances on its partition. A task's
+offset is committed as soon as its result is acknowledged by the broker (tasks that
+finished above one still running go in the commit's metadata, processors/task_offsets.py):
+a crash re-runs only what had not reported, and the fold keeps only the first result of
+the current attempt, so running twice changes nothing.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from replayflow.kafka import clients
 from replayflow.kafka.config import group_name
 from replayflow.kafka.reading import located
 from replayflow.processors.stream_sink import KafkaStreamSink, register_stream_steps
+from replayflow.processors.task_offsets import CommitPoint, TaskOffsets
 from replayflow.settings import Settings
 from replayflow.topics import Topics
 
@@ -42,33 +44,6 @@ class WorkerStats:
     undelivered: int = 0
 
 
-class _Offsets:
-    """Per partition: offsets in flight, and the highest offset seen."""
-
-    def __init__(self) -> None:
-        self.in_flight: dict[int, set[int]] = {}
-        self.seen: dict[int, int] = {}
-
-    def begin(self, partition: int, offset: int) -> None:
-        self.in_flight.setdefault(partition, set()).add(offset)
-        self.seen[partition] = max(self.seen.get(partition, -1), offset)
-
-    def end(self, partition: int, offset: int) -> None:
-        self.in_flight.get(partition, set()).discard(offset)
-
-    def committable(self) -> dict[int, int]:
-        """The offset to commit per partition: the lowest still running, or past all."""
-        result = {}
-        for partition, seen in self.seen.items():
-            running = self.in_flight.get(partition)
-            result[partition] = min(running) if running else seen + 1
-        return result
-
-    def forget(self, partition: int) -> None:
-        self.in_flight.pop(partition, None)
-        self.seen.pop(partition, None)
-
-
 class Worker:
     def __init__(
         self,
@@ -77,7 +52,6 @@ class Worker:
         *,
         concurrency: int = 500,
         threads: int = 32,
-        commit_interval: float = 1.0,
     ) -> None:
         self.settings = settings
         self.topics = Topics(settings)
@@ -87,10 +61,9 @@ class Worker:
         self.concurrency = concurrency
         self.stats = WorkerStats()
         self._threads = ThreadPoolExecutor(threads, thread_name_prefix="replayflow-step")
-        self._commit_interval = commit_interval
         self._stop = threading.Event()
-        self._offsets = _Offsets()
-        self._committed: dict[int, int] = {}
+        self._offsets = TaskOffsets()
+        self._committed: dict[int, CommitPoint] = {}  # sent, and not known to have failed
         self.telemetry = telemetry.for_worker(group_name(settings, "worker"))
 
     def stop(self) -> None:
@@ -103,14 +76,18 @@ class Worker:
         consumer = clients.consumer(
             self.settings,
             "worker",
-            **{"session.timeout.ms": 10_000, "max.poll.interval.ms": 300_000},
+            **{
+                "session.timeout.ms": 10_000,
+                "max.poll.interval.ms": 300_000,
+                "on_commit": self._on_commit,
+            },
         )
         producer = clients.producer(self.settings)
-        consumer.subscribe([self.topics.tasks], on_revoke=self._on_revoke)
-        loop = asyncio.get_running_loop()
+        consumer.subscribe(
+            [self.topics.tasks], on_assign=self._on_assign, on_revoke=self._on_revoke
+        )
         slots = asyncio.Semaphore(self.concurrency)
         running: set[asyncio.Task[None]] = set()
-        last_commit = loop.time()
         log.info("worker started with %d step functions", len(self.registry.steps))
         try:
             while not self._stop.is_set():
@@ -120,22 +97,22 @@ class Worker:
                     if message.error() is not None:
                         log.warning("consumer: %s", message.error())
                         continue
-                    await slots.acquire()
                     _, partition, offset = located(message)
-                    self._offsets.begin(partition, offset)
+                    if not self._offsets.begin(partition, offset):
+                        continue  # its result is on the log: it finished before a takeover
+                    await slots.acquire()
                     job = asyncio.create_task(self._run(message, producer, slots))
                     running.add(job)
                     job.add_done_callback(running.discard)
                 producer.poll(0)
                 self.streams.poll()
                 self.telemetry.tick(consumer)
-                if loop.time() - last_commit >= self._commit_interval:
-                    self._commit(consumer, producer)
-                    last_commit = loop.time()
+                self._commit(consumer, self._due_commits())
                 await asyncio.sleep(0 if messages else 0.01)
             if running:
                 await asyncio.wait(running, timeout=10)
-            self._commit(consumer, producer)
+            producer.flush(30)  # the last results' acknowledgements end their tasks
+            self._commit(consumer, self._due_commits(), wait=True)
         finally:
             self._threads.shutdown(wait=False, cancel_futures=True)
             self.streams.flush(10)
@@ -242,24 +219,67 @@ class Worker:
             except BufferError:
                 producer.poll(0.05)
 
-    def _commit(self, consumer: Consumer, producer: Producer) -> None:
-        # Results must be on the log before the offsets that stand for them.
-        producer.flush(30)
-        offsets = [
-            TopicPartition(self.topics.tasks, p, o)
-            for p, o in self._offsets.committable().items()
-            if self._committed.get(p) != o
+    def _due_commits(self) -> list[TopicPartition]:
+        """The commit decision, made on every turn of the loop: each partition whose
+        commit point moved since the last commit sent. Points move only when results
+        are acknowledged (or tasks are read), so a task is committed within one turn of
+        its result reaching the log, not on a timer: a worker killed after that does
+        not run the step again. What is left is the commit's own round trip."""
+        return [
+            self._position(partition, point)
+            for partition, point in self._offsets.commit_points().items()
+            if self._committed.get(partition) != point
         ]
+
+    def _position(self, partition: int, point: CommitPoint) -> TopicPartition:
+        return TopicPartition(self.topics.tasks, partition, point.offset, metadata=point.metadata)
+
+    def _commit(
+        self, consumer: Consumer, offsets: list[TopicPartition], wait: bool = False
+    ) -> None:
         if not offsets:
             return
+        for tp in offsets:
+            self._committed[tp.partition] = CommitPoint(tp.offset, tp.metadata or "")
         try:
-            consumer.commit(offsets=offsets, asynchronous=False)
-            for tp in offsets:
-                self._committed[tp.partition] = tp.offset
+            if wait:
+                consumer.commit(offsets=offsets, asynchronous=False)
+            else:
+                consumer.commit(offsets=offsets, asynchronous=True)
         except Exception as exc:  # a failed commit only means some steps may run again
             log.warning("offset commit failed: %s", exc)
+            self._uncommitted(offsets)
+
+    def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        if error is not None:
+            log.warning("offset commit failed: %s", error)
+            self._uncommitted(partitions)
+
+    def _uncommitted(self, partitions: list[TopicPartition]) -> None:
+        # Sent again on the next turn, with whatever the point is by then.
+        for tp in partitions:
+            self._committed.pop(tp.partition, None)
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Tasks that finished above a running one are named in the commit's metadata.
+        try:
+            committed = consumer.committed(partitions, timeout=30)
+        except Exception as exc:  # they all run again: at least once, as before
+            log.warning("committed offsets of %s unknown: %s", self.topics.tasks, exc)
+            return
+        for tp in committed:
+            self._offsets.restore(tp.partition, tp.offset, tp.metadata)
+            self._committed[tp.partition] = CommitPoint(tp.offset, tp.metadata or "")
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        for tp in partitions:
-            self._offsets.forget(tp.partition)
-            self._committed.pop(tp.partition, None)
+        # The next owner starts from what is committed now: hand over every result
+        # acknowledged so far (steps still running here will run there again).
+        # Sent again even if unchanged: an asynchronous commit of it may still be on its way.
+        revoked = {tp.partition for tp in partitions}
+        points = self._offsets.commit_points()
+        self._commit(
+            consumer, [self._position(p, points[p]) for p in revoked if p in points], wait=True
+        )
+        for partition in revoked:
+            self._offsets.forget(partition)
+            self._committed.pop(partition, None)
