@@ -38,7 +38,10 @@ _FINAL = {status.value for status in FINAL_STATUSES}
 
 
 def _cursor(raw: str) -> str:
-    return str(Cursor.parse(raw))
+    try:
+        return str(Cursor.parse(raw))
+    except ValueError as exc:
+        raise ValueError(f"query parameter 'start': {exc}") from None
 
 
 class StreamPath(PathParams):
