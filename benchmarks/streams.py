@@ -89,8 +89,11 @@ def serve(settings: Settings, stop: Any, ready: Any) -> None:
         stop.wait()
 
 
-def read(client: Client, instance_id: str, count: int) -> tuple[list[float], float]:
-    """Latencies (ms) of every value, and the seconds from the first to the last."""
+def read(
+    client: Client, instance_id: str, count: int, arrivals: dict[int, int] | None = None
+) -> tuple[list[float], float]:
+    """Latencies (ms) of every value, and the seconds from the first to the last;
+    `arrivals` gets each value's arrival (ns) by its index."""
     latencies: list[float] = []
     first = last = 0.0
     for item in client.stream(instance_id, "values", idle_timeout=120):
@@ -98,6 +101,8 @@ def read(client: Client, instance_id: str, count: int) -> tuple[list[float], flo
             continue
         now = time.time_ns()
         latencies.append((now - item.value["t"]) / 1e6)
+        if arrivals is not None:
+            arrivals[item.value["i"]] = now
         last = time.monotonic()
         if len(latencies) == 1:
             first = last
@@ -120,6 +125,12 @@ def main() -> int:
         "--background", type=float, default=20.0, help="instances/s ending beside the busy run"
     )
     parser.add_argument("--burst", type=int, default=50_000, help="values of the throughput run")
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="split each latency into writer / transport / reader (a plain consumer "
+        "process watches beside the reader)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/streams.json")
     args = parser.parse_args()
 
@@ -163,6 +174,61 @@ def same_partition_ids(settings: Settings, like: str, count: int) -> list[str]:
     return out
 
 
+def observe(settings: Settings, instance_id: str, count: int, out: Any, ready: Any) -> None:
+    """A plain consumer in a process of its own: when each value reached the broker's
+    consumers (its librdkafka create time, its arrival), for the breakdown."""
+    from confluent_kafka import TopicPartition
+
+    from replayflow import codec
+    from replayflow.processors.stream_reader import LOW_LATENCY
+
+    consumer = clients.consumer(
+        settings, None, **{**LOW_LATENCY, "isolation.level": "read_uncommitted"}
+    )
+    partitions = len(topic_partitions(consumer, Topics(settings).streams))
+    partition = murmur2_partition(instance_id.encode(), partitions)
+    consumer.assign([TopicPartition(Topics(settings).streams, partition, 0)])
+    key, seen = instance_id.encode(), []
+    ready.set()
+    deadline = time.monotonic() + 300
+    while len(seen) < count and time.monotonic() < deadline:
+        message = consumer.poll(0.1)
+        if message is None or message.error() is not None or message.key() != key:
+            continue
+        now = time.time_ns()
+        record = codec.decode(message.value() or b"")
+        if getattr(record, "stream", None) == "values":
+            value = json.loads(record.value)
+            seen.append((value["i"], value["t"], message.timestamp()[1] * 1_000_000, now))
+    consumer.close()
+    out.put(seen)
+
+
+def breakdown(seen: list[tuple[int, int, int, int]], arrivals: dict[int, int]) -> dict[str, Any]:
+    """Each value's latency in three parts: in the writer before librdkafka took it
+    (GIL, encoding), librdkafka to broker to a plain consumer (batching, network,
+    broker, fetch), and that consumer to the Stream reader (its Python). The create
+    time has 1 ms resolution."""
+    parts: dict[str, list[float]] = {"writer": [], "transport": [], "reader": []}
+    totals = []
+    for index, written, created, observed in seen:
+        if index not in arrivals:
+            continue
+        parts["writer"].append((created - written) / 1e6)
+        parts["transport"].append((observed - created) / 1e6)
+        parts["reader"].append((arrivals[index] - observed) / 1e6)
+        totals.append((arrivals[index] - written) / 1e6)
+    worst = sorted(range(len(totals)), key=totals.__getitem__)[-max(1, len(totals) // 100) :]
+    return {
+        name: {
+            "p50": round(percentile(values, 0.5), 2),
+            "p99": round(percentile(values, 0.99), 2),
+            "mean_in_worst_1pct": round(statistics.mean(values[i] for i in worst), 2),
+        }
+        for name, values in parts.items()
+    }
+
+
 def rate_run(
     client: Client, settings: Settings, args: argparse.Namespace, background: float
 ) -> dict[str, Any]:
@@ -181,16 +247,28 @@ def rate_run(
             started.append(chatter_id)
 
     load_thread = threading.Thread(target=chatter_load, daemon=True) if background else None
+    observer, seen = None, None
+    if args.breakdown:
+        context = multiprocessing.get_context("spawn")
+        seen, ready = context.Queue(), context.Event()
+        observer = context.Process(target=observe, args=(settings, instance_id, count, seen, ready))
+        observer.start()
+        ready.wait(60)
     before = load()
     if load_thread is not None:
         load_thread.start()
     handle = client.start(bench_streams, {"count": count, "rate": args.rate}, id=instance_id)
+    arrivals: dict[int, int] = {}
     try:
-        latencies, took = read(client, handle.id, count)
+        latencies, took = read(client, handle.id, count, arrivals)
     finally:
         stop.set()
         if load_thread is not None:
             load_thread.join(30)
+    parts = None
+    if observer is not None and seen is not None:
+        parts = breakdown(seen.get(timeout=120), arrivals)
+        observer.join(30)
     return {
         "offered_per_s": args.rate,
         "values": count,
@@ -203,6 +281,7 @@ def rate_run(
             "max": round(max(latencies), 2),
         },
         "load_average": [before, load()],
+        **({"breakdown_ms": parts} if parts else {}),
     }
 
 
