@@ -106,11 +106,17 @@ chaos: venv ## kill orchestrators, workers and brokers under load; verdicts + .d
 
 bench-streams: venv benchmarks/streams.py ## durable streams: write-to-reader latency at 1,000 values/s, values/s (benchmarks/streams.py)
 	@$(KAFKA) run -- bash -c '$(APPLY) && $(BIN)/python benchmarks/streams.py $(STREAMS_ARGS)'
+
+.PHONY: bench-replay
+bench-replay: venv benchmarks/replay.py ## replay() of 250, 1,000 and 5,000-step histories (no broker); 5,000 in <= 2 s
+	@$(BIN)/python benchmarks/replay.py $(REPLAY_ARGS)
 bench-scale: venv benchmarks/scale.py ## 50k waiting + 200k queued instances, one orchestrator (benchmarks/scale.py)
 	@$(KAFKA) run -- bash -c '$(APPLY) && $(BIN)/python benchmarks/scale.py $(SCALE_ARGS)'
 .PHONY: bench-kafka-triggers
 bench-kafka-triggers: venv ## a Kafka topic trigger: records/s routed to starts (goal >= 10,000/s) and its lag
 	@$(KAFKA) run -- bash -c '$(BIN)/python benchmarks/triggers_kafka.py $(TRIGGER_BENCH_ARGS)'
+bench-rebuild: venv benchmarks/rebuild.py ## 1,000,000 history events re-folded into fresh state (benchmarks/rebuild.py)
+	@$(KAFKA) run -- $(BIN)/python benchmarks/rebuild.py $(REBUILD_ARGS)
 
 examples/demo.py benchmarks/run.py:
 	@echo "error: $@ is not written yet" >&2; exit 1

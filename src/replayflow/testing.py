@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -30,6 +31,7 @@ from replayflow.core.definitions import Registry, StepDef, WorkflowDef
 from replayflow.core.durations import Duration, to_ms
 from replayflow.core.entities import Entity, route
 from replayflow.core.errors import ReplayflowError, ValidationError, WorkflowError
+from replayflow.core.history_files import loads as load_history_text
 from replayflow.core.messages import (
     CancelWorkflow,
     Command,
@@ -144,6 +146,7 @@ class Environment:
         self.now = round(start.timestamp() * 1000)
         self.states: Mapping[str, InstanceState] = _States(self)
         self.histories: dict[str, list[HistoryEvent]] = {}
+        self.facts: list[HistoryEvent] = []  # every history event, in the order written
         self.completions: dict[str, Completion] = {}
         self.rejected: list[tuple[Command, str]] = []
         self.max_running: dict[str, int] = {}
@@ -342,6 +345,7 @@ class Environment:
             message = record.message
             if record.topic == "history":
                 self.histories[message.instance_id].append(message)
+                self.facts.append(message)
             elif record.topic == "tasks":
                 self._tasks.append(message)
             elif record.topic == "completions":
@@ -394,3 +398,53 @@ class Environment:
             return f"suspended: {state.info.error.message}"
         pending = [call.describe() for call in state.pending_calls()]
         return f"{state.status.value}, waiting for {', '.join(pending) or 'nothing'}"
+
+
+# -- recorded histories as regression fixtures ---------------------------------------------
+#
+#     replayflow history order-1 --json -o tests/histories/order-1.json
+#
+#     @pytest.mark.parametrize("path", rf.testing.history_files("tests/histories"))
+#     def test_recorded_histories_replay(path):
+#         rf.testing.assert_replays(path, my_workflows)
+
+
+def history_files(folder: str | Path) -> list[Path]:
+    """The history files (*.json) of a folder, in name order."""
+    found = sorted(Path(folder).glob("*.json"))
+    if not found:
+        raise ValidationError(f"no history files (*.json) in {str(folder)!r}")
+    return found
+
+
+def load_history(path: str | Path) -> list[HistoryEvent]:
+    """A history written by `replayflow history ID --json`."""
+    return load_history_text(Path(path).read_text(encoding="utf-8"))
+
+
+def replay_files(
+    path: str | Path, *items: WorkflowDef | StepDef | ModuleType | Iterable[Any]
+) -> dict[Path, ReplayReport]:
+    """Replay a history file, or every history file of a folder, on the given code
+    (workflows, steps or modules, as for Environment)."""
+    registry = Environment(*items).registry
+    target = Path(path)
+    paths = history_files(target) if target.is_dir() else [target]
+    return {p: replay(load_history(p), registry) for p in paths}
+
+
+def assert_replays(
+    path: str | Path, *items: WorkflowDef | StepDef | ModuleType | Iterable[Any]
+) -> None:
+    """Fail (AssertionError) unless every history at `path` (a file or a folder) replays
+    identically on the given code; the message names each file and its difference."""
+    different = [
+        f"{p.name}: {report.difference}"
+        for p, report in replay_files(path, *items).items()
+        if not report.identical
+    ]
+    if different:
+        raise AssertionError(
+            f"{len(different)} recorded histories do not replay on this code:\n  "
+            + "\n  ".join(different)
+        )

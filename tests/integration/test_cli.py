@@ -60,7 +60,7 @@ def test_a_workflow_through_the_cli(runtime: Settings) -> None:
 
     result = cli(runtime, "result", "trip-cli", "--timeout", "60")
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["answer"].startswith("Booked FR8821 to Lisbon")
+    assert json.loads(result.stdout)["answer"].startswith("Booked")
 
     history = cli(runtime, "history", "trip-cli")
     assert history.returncode == 0, history.stderr

@@ -163,3 +163,22 @@ def test_what_cannot_be_redriven_is_refused_and_writes_nothing(
         (b"x", {}),
     ]
     assert [e["redriven"] for e in letters.list()] == [False]
+
+
+def test_an_entry_that_kept_only_a_hash_is_listed_as_such_and_not_redriven(
+    settings: Settings, topics: Topics
+) -> None:
+    record = DeadLetter(
+        topics.commands, 2, 41, None, None, "too big", "Rejected", 5_000,
+        key_size=3_000_000, key_sha256="ab" * 32, value_size=9_000_000, value_sha256="cd" * 32,
+    )  # fmt: skip
+    entry = produce(settings, topics.dlq, 0, b"", codec.encode(record))
+    letters = DeadLetters(settings, "node-a")
+    [listed] = letters.list()
+    assert (listed["value_size"], listed["value_sha256"]) == (9_000_000, "cd" * 32)
+    assert listed["value_kept"] is False and listed["value_hex"] is None
+    with pytest.raises(DeadLetterError) as refused:
+        letters.redrive(entry)
+    assert refused.value.status == 409
+    assert "kept only the size (9000000 bytes) and SHA-256" in str(refused.value)
+    assert f"{topics.commands} partition 2 offset 41" in str(refused.value)

@@ -5,9 +5,7 @@ one partition; good commands after them on the same partition must still complet
 
 from __future__ import annotations
 
-import pytest
-
-from replayflow.client import Client, ResultTimeout
+from replayflow.client import Client
 from replayflow.kafka.partition import murmur2_partition
 from replayflow.settings import Settings
 from replayflow.topics import Topics
@@ -19,14 +17,6 @@ from tests.chaos.workloads import read_topic, wait_until
 __all__ = ["cluster"]  # the chaos tests' fixture: processes killed at teardown
 
 
-# raises=ResultTimeout: only the wedge is the expected failure; any other error (a
-# fixture, the producer) fails the test outright.
-@pytest.mark.xfail(
-    strict=True,
-    raises=ResultTimeout,
-    reason="issue 10 item 2: the dead letter of a 3 MB instance id is over the producer's "
-    "limit; the transaction aborts and the partition is re-read forever",
-)
 def test_records_at_and_above_every_size_limit_do_not_wedge_the_partition(
     cluster: Cluster, settings: Settings
 ) -> None:

@@ -33,6 +33,8 @@ COMMANDS = {
     "restart",
     "history",
     "replay",
+    "rebuild",
+    "upgrade",
     "dlq",
     "validate",
     "deploy",

@@ -28,6 +28,7 @@ from replayflow.api.config import DEFAULT_PORT, ApiConfig
 from replayflow.api.http import middlewares, register_routes
 from replayflow.api.tables import LocalStore
 from replayflow.api.tablestore import STORE_URL
+from replayflow.core.clip import clip
 from replayflow.settings import Settings
 from replayflow.topics import Topics
 
@@ -121,7 +122,7 @@ class ApiApp:
                     event.message.topic,
                     event.message.partition,
                     event.message.offset,
-                    exc.reason,
+                    clip(exc.reason),
                 )
                 continue
             partition = event.message.partition

@@ -119,6 +119,13 @@ class DeadLetters:
                     f"{entry_id} was redriven already "
                     f"(at {marker.get('at')} by {marker.get('by')})",
                 )
+        if record.value is None and record.value_size:
+            raise DeadLetterError(
+                409,
+                f"{entry_id} kept only the size ({record.value_size} bytes) and SHA-256 of its "
+                f"original value, not the value; the original is at {record.source_topic} "
+                f"partition {record.partition} offset {record.offset} while the topic keeps it",
+            )
         if record.value is None:
             raise DeadLetterError(409, f"{entry_id} has no original value to redrive")
         return first, record
@@ -176,7 +183,9 @@ def _entry(entry_id: str, record: DeadLetter) -> dict[str, Any]:
         "source_offset": record.offset,
         "key": record.key.decode("utf-8", "replace") if record.key else None,
         "value_hex": value[:4096].hex() if value else None,
-        "value_size": len(value),
+        "value_size": record.value_size if record.value_size is not None else len(value),
+        "value_sha256": record.value_sha256,
+        "value_kept": record.value is not None or not record.value_size,
         "original": original,
         "reason": record.reason,
         "error_type": record.error_type,

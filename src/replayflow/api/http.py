@@ -44,7 +44,11 @@ def middlewares(config: ApiConfig) -> list[Any]:
                 404: f"no route {request.method} {request.path}",
                 405: f"method {request.method} not allowed on {request.path}",
             }.get(exc.status, exc.reason)
-            return error_response(exc.status, message)
+            response = error_response(exc.status, message)
+            if isinstance(exc, web.HTTPMethodNotAllowed):
+                # RFC 9110: a 405 names the methods the resource has.
+                response.headers["Allow"] = ", ".join(sorted(exc.allowed_methods))
+            return response
         except asyncio.CancelledError:
             raise
         except Exception:

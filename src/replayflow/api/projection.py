@@ -113,6 +113,7 @@ def project(event: Any, get: Getter) -> list[Write]:
     if row is None:
         row = _new_row(instance_id, event)
     old_status = row["status"]
+    old_version = row["version"]
     entry = event_json(event)
     w.put(history_key(instance_id, seq), entry)
 
@@ -127,12 +128,14 @@ def project(event: Any, get: Getter) -> list[Write]:
 
     new_status = row["status"]
     started = row["started_at"]
-    if row.get("indexed") and old_status != new_status:
-        for g in index_groups(row["workflow"], row["version"], old_status):
+    # An upgrade moves the instance to another version's index group.
+    moved = old_status != new_status or (bool(old_version) and old_version != row["version"])
+    if row.get("indexed") and moved:
+        for g in index_groups(row["workflow"], old_version, old_status):
             if g not in index_groups(row["workflow"], row["version"], new_status):
                 w.delete(index_key(g, started, instance_id))
-    # Indexed once WorkflowStarted is known, and again on every status change.
-    if (not row.get("indexed") or old_status != new_status) and row["workflow"]:
+    # Indexed once WorkflowStarted is known, and again on every status or version change.
+    if (not row.get("indexed") or moved) and row["workflow"]:
         for g in index_groups(row["workflow"], row["version"], new_status):
             w.put(index_key(g, started, instance_id), 1)
         row["indexed"] = True
@@ -245,6 +248,19 @@ def _restarted(w: Writes, row: dict[str, Any], event: m.WorkflowRestarted) -> No
     row["restarted_from"] = event.from_step
 
 
+def _upgraded(w: Writes, row: dict[str, Any], event: m.WorkflowUpgraded) -> None:
+    row["version"] = event.to_version
+    row["upgrades"] = [
+        *row.get("upgrades", []),
+        {
+            "at": event.at,
+            "seq": event.seq,
+            "from_version": event.from_version,
+            "to_version": event.to_version,
+        },
+    ]
+
+
 _HANDLERS: dict[str, Handler] = {
     "WorkflowStarted": _started,
     "WorkflowQueued": _queued,
@@ -259,6 +275,7 @@ _HANDLERS: dict[str, Handler] = {
     "WorkflowPaused": _paused,
     "WorkflowResumed": _resumed,
     "WorkflowRestarted": _restarted,
+    "WorkflowUpgraded": _upgraded,
     **timeline.HANDLERS,
 }
 
@@ -293,6 +310,7 @@ def public_instance(row: dict[str, Any], full: bool = True) -> dict[str, Any]:
         out["error"] = row.get("error")
         out["parent_step"] = row.get("parent_step")
         out["recent"] = row.get("recent", [])
+        out["upgrades"] = row.get("upgrades", [])
     else:
         out["error"] = row.get("error")
     return out

@@ -49,11 +49,21 @@ class HistoryEvent(TypedDict):
     instance_id: str
 
 
+class Upgrade(TypedDict):
+    """A move to another version of the workflow (a WorkflowUpgraded fact)."""
+
+    at: int
+    seq: int
+    from_version: str
+    to_version: str
+
+
 class Instance(InstanceSummary):
     input: NotRequired[str | None]  # JSON text
     output: NotRequired[str | None]  # JSON text
     parent_step: NotRequired[str | None]
     recent: NotRequired[list[HistoryEvent]]
+    upgrades: NotRequired[list[Upgrade]]
 
 
 class TimelineEntry(TypedDict):
@@ -136,6 +146,8 @@ class DeadLetter(TypedDict):
     key: NotRequired[str | None]
     value_hex: NotRequired[str | None]
     value_size: NotRequired[int]
+    value_sha256: NotRequired[str | None]
+    value_kept: NotRequired[bool]  # False: over the kept limit, only size and SHA-256 remain
     original: NotRequired[dict[str, Any] | None]
     reason: str
     error_type: NotRequired[str]

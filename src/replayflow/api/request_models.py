@@ -148,7 +148,7 @@ PageLimit = Annotated[int, Field(ge=1, le=1000), BeforeValidator(_integer)]
 EpochMs = Annotated[int, Field(ge=0, le=p.SORT_BASE - 1), BeforeValidator(_integer)]
 TimelineAfter = Annotated[int, Field(ge=-1, le=10**9), BeforeValidator(_integer)]
 SeqAfter = Annotated[int, Field(ge=0, le=10**11), BeforeValidator(_integer)]
-Cursor = Annotated[str, AfterValidator(decode_cursor)]
+Cursor = Annotated[str, Field(min_length=1), AfterValidator(decode_cursor)]
 DeadLetterId = Annotated[
     str,
     AfterValidator(_dead_letter_id),
@@ -160,18 +160,21 @@ DeadLetterId = Annotated[
 
 
 class Body(BaseModel):
-    """A JSON object body: unknown fields are refused, and a null field counts as absent."""
+    """A JSON object body: unknown fields are refused, and a null field counts as absent
+    (except in bodies that set NULL_IS_ABSENT = False: there a field is a string or
+    left out, as the document says)."""
 
     model_config = ConfigDict(extra="forbid")
     # How an error names the value: "field 'reason'"; and whether a checked value's
     # error starts with the object it is in ("the body: ", "instances[3]: ").
     FIELD: ClassVar[str] = "field"
     PREFIX_ERRORS: ClassVar[bool] = False
+    NULL_IS_ABSENT: ClassVar[bool] = True
 
     @model_validator(mode="before")
     @classmethod
     def _null_is_absent(cls, value: Any) -> Any:
-        if isinstance(value, dict):
+        if isinstance(value, dict) and cls.NULL_IS_ABSENT:
             return {k: v for k, v in value.items() if v is not None}
         return value
 
@@ -196,7 +199,11 @@ class StartBatch(Body):
         list[StartRequest],
         BeforeValidator(_batch_size),
         Field(min_length=1, max_length=MAX_BATCH),
-    ] = Field(None, validate_default=True)
+    ] = Field(
+        None,
+        validate_default=True,
+        description=f"1 to {MAX_BATCH:,} starts; more in one call is refused with 413",
+    )
 
 
 class SendEvent(Body):
@@ -204,13 +211,25 @@ class SendEvent(Body):
     payload: Payload = None
 
 
+def _no_default(schema: dict[str, Any]) -> None:
+    """Left out of the document: a field that is absent by default, never null."""
+    schema.pop("default", None)
+
+
 class Reason(Body):
-    reason: Annotated[StrictStr, Field(max_length=MAX_REASON)] | None = None
+    # A string when given: `"reason": null` is refused like any other non-string.
+    NULL_IS_ABSENT: ClassVar[bool] = False
+
+    reason: Annotated[StrictStr, Field(max_length=MAX_REASON)] = Field(
+        "", description="why, in words (kept with the instance)"
+    )
 
 
 class Restart(Reason):
-    from_step: Annotated[StrictStr, Field(max_length=MAX_STEP_NAME)] | None = Field(
-        None, description="restart from this step, keeping the results before it"
+    from_step: Annotated[StrictStr, Field(max_length=MAX_STEP_NAME)] = Field(
+        None,  # type: ignore[assignment]  # absent: from the start
+        description="restart from this step, keeping the results before it",
+        json_schema_extra=_no_default,
     )
 
 
@@ -218,7 +237,8 @@ class Restart(Reason):
 
 
 class Query(BaseModel):
-    """Query parameters; unknown ones are ignored and an empty one counts as absent."""
+    """Query parameters; unknown ones are ignored. An empty value is checked as given
+    (`?workflow=` names no workflow: 400); leave a parameter out for its default."""
 
     FIELD: ClassVar[str] = "query parameter"
     PREFIX_ERRORS: ClassVar[bool] = False
@@ -228,7 +248,9 @@ class ListQuery(Query):
     status: Status | None = Field(None, description="only this status")
     workflow: WorkflowFilter | None = Field(None, description="only this workflow")
     version: Version | None = Field(
-        None, description="only this version (with workflow, without status)"
+        None,
+        description="only this version of `workflow`: needs `workflow` and no `status` "
+        "(400 otherwise)",
     )
     limit: ListLimit = Field(50, description="page size (default 50)")
     started_after: EpochMs | None = Field(None, description="epoch ms, inclusive")

@@ -49,9 +49,10 @@ async def read_body(request: web.Request, model: type[M], required: bool = True)
 
 
 def read_query(request: web.Request, model: type[M]) -> M:
-    # The first value of a repeated parameter; an empty one is no filter.
+    # The first value of a repeated parameter. An empty value is checked like any
+    # other (`?workflow=` is not a workflow name): leave a parameter out for no filter.
     query = request.query
-    return validate(model, {k: query[k] for k in query if query[k] != ""})
+    return validate(model, {k: query[k] for k in query})
 
 
 def read_path(request: web.Request, model: type[M]) -> M:
@@ -102,6 +103,8 @@ def _api_error(model: type[BaseModel], errors: list[ErrorDetails]) -> ApiError:
         return ApiError(400, f"{name} is required")
     if kind == "string_type":
         return ApiError(400, f"{name} must be a string")
+    if kind == "string_too_short":
+        return ApiError(400, f"{name} must not be empty")
     if kind == "string_too_long":
         return ApiError(400, f"{name} is longer than {ctx['max_length']} characters")
     if kind == "int_parsing":

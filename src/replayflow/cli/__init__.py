@@ -47,7 +47,6 @@ def _register() -> None:
         instances.resume,
         instances.restart,
         instances.history,
-        instances.replay,
         instances.dlq,
         dsl.validate,
         dsl.deploy,
@@ -60,6 +59,11 @@ def _register() -> None:
 
     for command in api_commands:
         main.add_command(command)
+    from replayflow.cli import rebuild, replay, upgrade  # replay, rebuild, upgrade
+
+    main.add_command(replay.replay)
+    main.add_command(rebuild.rebuild_command)
+    main.add_command(upgrade.upgrade)
 
 
 _register()

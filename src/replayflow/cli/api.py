@@ -106,6 +106,11 @@ def status(instance_id: str, as_json: bool) -> None:
         f"  started {_when(instance['started_at'])}  "
         f"ended {_when(instance['ended_at'])}  seq {instance['seq']}"
     )
+    for upgrade in instance.get("upgrades") or []:
+        click.echo(
+            f"  upgraded {upgrade['from_version']} -> {upgrade['to_version']} "
+            f"at {_when(upgrade['at'])} (seq {upgrade['seq']})"
+        )
     if instance.get("output") is not None:
         click.echo(f"  output  {instance['output']}")
     if instance.get("error"):

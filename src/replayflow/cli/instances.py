@@ -1,4 +1,4 @@
-"""`replayflow start | result | send-event | cancel | terminate | history | replay | dlq`."""
+"""`replayflow start | result | send-event | cancel | terminate | history | dlq`."""
 
 from __future__ import annotations
 
@@ -10,17 +10,11 @@ from typing import Any
 import click
 
 from replayflow import codec
-from replayflow.cli.support import (
-    load_registry,
-    modules_option,
-    one_line_errors,
-    parse_json,
-    settings,
-)
+from replayflow.cli.support import one_line_errors, parse_json, settings
 from replayflow.client import Client
+from replayflow.core import history_files
 from replayflow.core.errors import WorkflowError
 from replayflow.core.messages import DeadLetter, HistoryEvent
-from replayflow.core.replay import replay as replay_history
 from replayflow.kafka import clients
 from replayflow.kafka.admin import topic_partitions
 from replayflow.kafka.reading import read_to_end
@@ -127,21 +121,35 @@ def restart(instance_id: str, from_step: str | None, reason: str) -> None:
 
 @click.command()
 @click.argument("instance_id")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per event.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="The history as a JSON file (a list, one event a line): replayable by "
+    "rf.testing.assert_replays as a regression fixture.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Write to this file instead of stdout.",
+)
 @one_line_errors
-def history(instance_id: str, as_json: bool) -> None:
-    """Print an instance's history as a table."""
+def history(instance_id: str, as_json: bool, output: str | None) -> None:
+    """Print an instance's history as a table, or export it as JSON."""
     with Client(settings()) as client:
         progress(f"reading the history of {instance_id} ...")
         events = client.history(instance_id)
     if not events:
         raise click.ClickException(f"no history for {instance_id!r}")
-    if as_json:
-        for event in events:
-            click.echo(json.dumps({"type": type(event).__name__, **_fields(event)}))
+    text = history_files.dumps(events) if as_json else "\n".join(history_table(events)) + "\n"
+    if output is None:
+        click.echo(text, nl=False)
         return
-    for line in history_table(events):
-        click.echo(line)
+    with open(output, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    click.echo(f"wrote {len(events)} events to {output}", err=True)
 
 
 def history_table(events: list[HistoryEvent]) -> list[str]:
@@ -152,27 +160,6 @@ def history_table(events: list[HistoryEvent]) -> list[str]:
         ]
         lines.append(f"{event.seq:>4}  {when:<23}  {type(event).__name__:<18}  {_detail(event)}")
     return lines
-
-
-@click.command()
-@click.argument("instance_id")
-@modules_option
-@one_line_errors
-def replay(instance_id: str, modules: tuple[str, ...]) -> None:
-    """Re-fold an instance's history through the current code: prints "identical" or
-    the first difference (exit 1)."""
-    registry = load_registry(modules)
-    with Client(settings()) as client:
-        progress(f"reading the history of {instance_id} ...")
-        events = client.history(instance_id)
-    if not events:
-        raise click.ClickException(f"no history for {instance_id!r}")
-    report = replay_history(events, registry)
-    if report.identical:
-        click.echo(f"identical: {len(events)} events replayed")
-        return
-    click.echo(f"different: {report.difference}", err=True)
-    sys.exit(1)
 
 
 @click.command()

@@ -11,14 +11,14 @@ from __future__ import annotations
 import hashlib
 import random as _random
 import uuid
-from collections.abc import Generator, Iterable
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from replayflow.core.definitions import StepDef, WorkflowDef
 from replayflow.core.durations import Duration, to_ms
-from replayflow.core.errors import ValidationError
+from replayflow.core.errors import ReplayflowError, ValidationError
 from replayflow.core.names import check_name
 from replayflow.core.payloads import DEFAULT_MAX_PAYLOAD, dump
 from replayflow.core.policy import Retry
@@ -73,6 +73,21 @@ class ChildRequest(Request):
 
 
 Single = StepRequest | SleepRequest | EventRequest | ChildRequest
+
+
+@dataclass(frozen=True)
+class PatchRequest:
+    """A patch marker the driver records (ctx.patched / ctx.deprecate_patch). Not
+    awaited: the code asks for it and goes on at once."""
+
+    name: str
+    deprecated: bool = False
+
+    kind = CallKind.PATCH
+
+
+# The driver's answer to ctx.patched(id) (deprecated=False) or ctx.deprecate_patch(id).
+PatchHook = Callable[[str, bool], bool]
 
 
 @dataclass(eq=False)
@@ -134,6 +149,7 @@ class Context:
         self._max_payload = max_payload
         seed = hashlib.sha256(f"replayflow/{instance_id}".encode()).digest()
         self._random = _random.Random(int.from_bytes(seed[:16], "big"))
+        self._patch_hook: PatchHook | None = None  # set by the driver that runs the code
 
     # -- durable operations --------------------------------------------------------
 
@@ -227,6 +243,34 @@ class Context:
         if not members:
             raise ValidationError("ctx.first needs at least one operation")
         return FirstRequest(members=members)
+
+    # -- changing code safely ----------------------------------------------------------
+
+    def patched(self, patch_id: str) -> bool:
+        """Whether to take the new path of a code change:
+
+            if ctx.patched("new-fraud-check"):
+                await ctx.step("fraud", check_fraud, order)
+
+        True in instances that reach this point for the first time under this code (new
+        ones, and older ones that had not got this far): a marker is recorded and every
+        replay of this run takes the new path too. False where history shows the code
+        ran past this point without the marker (the old code did): the old path keeps
+        replays identical. The first answer for an id holds for the rest of the run."""
+        return self._patch(patch_id, deprecated=False)
+
+    def deprecate_patch(self, patch_id: str) -> None:
+        """The step after ctx.patched, once no instance that took the old path runs any
+        more: drop the old branch and the `if`, keep this call. It accepts histories
+        with the marker (made by ctx.patched) and without it, and records a deprecated
+        marker, which later code that no longer names the patch at all may skip."""
+        self._patch(patch_id, deprecated=True)
+
+    def _patch(self, patch_id: str, deprecated: bool) -> bool:
+        check_name(patch_id, "patch id")
+        if self._patch_hook is None:
+            raise ReplayflowError("ctx.patched works only in a running workflow")
+        return self._patch_hook(patch_id, deprecated)
 
     # -- deterministic values --------------------------------------------------------
 

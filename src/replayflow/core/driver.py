@@ -21,6 +21,7 @@ from replayflow.core.context import (
     Context,
     EventRequest,
     FirstRequest,
+    PatchRequest,
     Request,
     Single,
     SleepRequest,
@@ -35,10 +36,11 @@ from replayflow.core.errors import (
     ReplayflowError,
     StepFailed,
 )
+from replayflow.core.patching import Marker, RecordedMarkers, is_marker, skippable
 from replayflow.core.payloads import load
 from replayflow.core.state import Call, CallKind, CallStatus, Info
 
-NewCall = Callable[[Single, str], Call]
+NewCall = Callable[[Single | PatchRequest, str], Call]
 
 
 @dataclass(frozen=True)
@@ -64,8 +66,16 @@ _FAILED = (CallStatus.FAILED, CallStatus.CANCELLED, CallStatus.TIMED_OUT)
 class Driver:
     """One instance's coroutine and its position in the recorded calls."""
 
-    def __init__(self, workflow: WorkflowDef, info: Info, start_at: int, max_payload: int) -> None:
+    def __init__(
+        self,
+        workflow: WorkflowDef,
+        info: Info,
+        start_at: int,
+        max_payload: int,
+        recorded: RecordedMarkers | None = None,
+    ) -> None:
         self.ctx = Context(info.instance_id, info.workflow, info.version, start_at, max_payload)
+        self.ctx._patch_hook = self._patched
         self._input = load(info.input, "the workflow input")
         self._workflow = workflow
         self._coro: Coroutine[Any, Any, Any] | None = None
@@ -74,9 +84,24 @@ class Driver:
         self._name_counts: dict[tuple[CallKind, str], int] = {}
         self.seq = -1  # the state seq this driver reflects; set by the decider
         self.finished = False
+        # Patch markers (core/patching.py): the answers given in this run, what a
+        # re-folded history recorded (None when folding live), and the calls and
+        # call maker of the advance in progress, which ctx.patched needs.
+        self._patches: dict[str, bool] = {}
+        self._recorded = recorded
+        self._run = (info.instance_id, info.run)
+        self._calls: list[Call] | None = None
+        self._new_call: NewCall | None = None
 
     def advance(self, calls: list[Call], new_call: NewCall, max_calls: int) -> Outcome:
         """Run the coroutine as far as recorded and resolved calls allow."""
+        self._calls, self._new_call = calls, new_call
+        try:
+            return self._advance(calls, new_call, max_calls)
+        finally:
+            self._calls = self._new_call = None
+
+    def _advance(self, calls: list[Call], new_call: NewCall, max_calls: int) -> Outcome:
         if self.finished:
             return Waiting()
         if self._coro is None:
@@ -117,6 +142,7 @@ class Driver:
             indices = []
             for member in members:
                 key = self._key(member)
+                self._catch_up(calls, None)
                 index = self._position
                 self._position += 1
                 if index < len(calls):
@@ -150,7 +176,9 @@ class Driver:
         return tuple(self._waiting[1]) if self._waiting is not None else ()
 
     def close(self) -> None:
-        # Closing runs the code's finally blocks; an await there has nobody to answer it.
+        # Closing runs the code's finally blocks; an await there has nobody to answer it,
+        # and a ctx.patched there records nothing.
+        self._calls = self._new_call = None
         if self._coro is not None:
             with contextlib.suppress(RuntimeError):
                 self._coro.close()
@@ -159,6 +187,8 @@ class Driver:
     def _unconsumed(self, calls: list[Call], how: str) -> Raised | None:
         # Code that ends while history holds further calls took another path than the
         # recorded run: that is non-determinism too, not a result.
+        if self._calls is not None:
+            self._catch_up(calls, None)
         if self._position >= len(calls):
             return None
         recorded = calls[self._position]
@@ -167,6 +197,58 @@ class Driver:
                 self._position + 1, recorded.describe(), f"no further await ({how})"
             )
         )
+
+    # -- patch markers (core/patching.py) ------------------------------------------------
+
+    def _patched(self, patch: str, deprecated: bool) -> bool:
+        """ctx.patched(patch) (deprecated=False) or ctx.deprecate_patch(patch)."""
+        known = self._patches.get(patch)
+        if known is not None:
+            return known  # the first answer holds for the whole run
+        calls, new_call = self._calls, self._new_call
+        if calls is None or new_call is None:
+            return False  # the coroutine is being closed: nothing is recorded any more
+        self._catch_up(calls, patch)
+        index = self._position
+        if index < len(calls):
+            found = is_marker(calls[index], patch)
+        else:
+            mark: Marker | None = (
+                (patch, deprecated) if self._recorded is None else self._marker(index)
+            )
+            found = mark is not None and mark[0] == patch
+            if mark is not None and found:
+                calls.append(new_call(PatchRequest(patch, deprecated=mark[1]), patch))
+        if found:
+            self._position += 1
+        self._patches[patch] = found or deprecated
+        return found or deprecated
+
+    def _catch_up(self, calls: list[Call], patch: str | None) -> None:
+        """Pass deprecated markers of other patches than `patch` at the current position:
+        skip recorded calls, and, re-folding history, make the ones the recorded run
+        made (their facts are in the history being compared); a rebuild makes every
+        marker the recorded run made there (RecordedMarkers.reproduce)."""
+        while True:
+            index = self._position
+            if index < len(calls):
+                if not skippable(calls[index], patch):
+                    return
+            else:
+                mark = self._marker(index)
+                if mark is None or mark[0] == patch or self._new_call is None:
+                    return
+                assert self._recorded is not None
+                if not (mark[1] or self._recorded.reproduce):
+                    return
+                calls.append(self._new_call(PatchRequest(mark[0], deprecated=mark[1]), mark[0]))
+            self._position += 1
+
+    def _marker(self, index: int) -> Marker | None:
+        if self._recorded is None:
+            return None
+        instance_id, run = self._run
+        return self._recorded.marker(instance_id, run, index)
 
     def _finish(self, outcome: Outcome) -> Outcome:
         self.finished = True
@@ -182,6 +264,8 @@ class Driver:
         """(True, value) or (False, exception) once the awaited calls resolve."""
         assert self._waiting is not None
         request, indices = self._waiting
+        if len(indices) == 1 and not isinstance(request, AllRequest | FirstRequest):
+            return self._answer_one(calls[indices[0]])  # most awaits: one call
         members = [calls[i] for i in indices]
         if isinstance(request, FirstRequest):
             return self._answer_first(members)
@@ -203,6 +287,16 @@ class Driver:
         self._resume(max((c.resolved_at or 0 for c in members), default=None))
         values = [load(c.result, c.describe()) for c in members]
         return True, values if isinstance(request, AllRequest) else values[0]
+
+    def _answer_one(self, call: Call) -> tuple[bool, Any] | None:
+        status = call.status
+        if status is CallStatus.COMPLETED:
+            self._resume(call.resolved_at or 0)  # as the general case below does
+            return True, load(call.result, call.describe())
+        if status in _FAILED:
+            self._resume(call.resolved_at)
+            return False, _exception(call)
+        return None
 
     def _answer_first(self, members: list[Call]) -> tuple[bool, Any] | None:
         resolved = [

@@ -123,6 +123,17 @@ class ReleaseSlot:
     instance_id: str
 
 
+@dataclass(frozen=True)
+class UpgradeWorkflow:
+    """Move an instance to another version once its history up to `checked_seq`
+    replayed identically on that version's code (core/decide/upgrade.py)."""
+
+    instance_id: str
+    from_version: str
+    to_version: str
+    checked_seq: int
+
+
 Command = (
     StartWorkflow
     | CompleteStep
@@ -137,6 +148,7 @@ Command = (
     | AcquireSlot
     | GrantSlot
     | ReleaseSlot
+    | UpgradeWorkflow
 )
 
 # ---------------------------------------------------------------------------------------
@@ -362,6 +374,44 @@ class WorkflowSuspended:
     error: ErrorInfo
 
 
+@dataclass(frozen=True)
+class PatchMarked:
+    """ctx.patched(patch) took the new path (or ctx.deprecate_patch passed) at call
+    `index`: replays take it there too (core/patching.py)."""
+
+    instance_id: str
+    seq: int
+    at: int
+    patch: str
+    index: int
+    deprecated: bool = False
+
+
+@dataclass(frozen=True)
+class WorkflowUpgraded:
+    """The instance runs `to_version`'s code from now on."""
+
+    instance_id: str
+    seq: int
+    at: int
+    from_version: str
+    to_version: str
+    checked_seq: int
+
+
+@dataclass(frozen=True)
+class UpgradeRefused:
+    """An UpgradeWorkflow the instance did not take; it keeps its version."""
+
+    instance_id: str
+    seq: int
+    at: int
+    from_version: str
+    to_version: str
+    checked_seq: int
+    reason: str
+
+
 HistoryEvent = (
     WorkflowStarted
     | WorkflowQueued
@@ -386,6 +436,9 @@ HistoryEvent = (
     | WorkflowResumed
     | WorkflowRestarted
     | WorkflowSuspended
+    | PatchMarked
+    | WorkflowUpgraded
+    | UpgradeRefused
 )
 
 # ---------------------------------------------------------------------------------------
@@ -426,7 +479,8 @@ class Completion:
 
 @dataclass(frozen=True)
 class DeadLetter:
-    """Input that could not be accepted, on replayflow.dlq, with the original bytes."""
+    """Input that could not be accepted, on replayflow.dlq, with the original bytes up
+    to a limit (past it: their size and SHA-256, and where the original is)."""
 
     source_topic: str
     partition: int
@@ -436,3 +490,7 @@ class DeadLetter:
     reason: str
     error_type: str
     at: int
+    key_size: int | None = None
+    key_sha256: str | None = None
+    value_size: int | None = None
+    value_sha256: str | None = None

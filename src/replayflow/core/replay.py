@@ -4,6 +4,14 @@ History interleaves input facts (what arrived: a start, a result, a fired timer,
 event, a cancel) with the decisions they caused. Replay turns the input facts back into
 commands, folds them at their recorded times, and checks that the decisions come out
 the same, event for event.
+
+The commands go through a Decider exactly as in the live fold, and the instance's
+coroutine stays alive from one decision to the next (the Decider's cache, idle waits
+included), so a replay runs the workflow code once: linear in the history's length.
+(Each decision still copies the instance's list of calls once, as in the live fold: a
+flat copy, cheap next to running the code, but it grows with the list.)
+Pass a Decider without a cache to rebuild the coroutine at every decision instead (the
+path a cache miss takes in the live fold).
 """
 
 from __future__ import annotations
@@ -36,13 +44,17 @@ from replayflow.core.messages import (
     StepFailed,
     TerminateWorkflow,
     TimerFired,
+    UpgradeRefused,
+    UpgradeWorkflow,
     WorkflowAdmitted,
     WorkflowPaused,
     WorkflowRestarted,
     WorkflowResumed,
     WorkflowStarted,
     WorkflowTerminated,
+    WorkflowUpgraded,
 )
+from replayflow.core.patching import HistoryMarkers
 from replayflow.core.state import InstanceState
 
 
@@ -107,6 +119,16 @@ def input_commands(history: Sequence[HistoryEvent]) -> Iterator[tuple[Command, i
             )
         elif isinstance(event, WorkflowTerminated):
             yield TerminateWorkflow(instance_id=event.instance_id, reason=event.reason), event.at
+        elif isinstance(event, WorkflowUpgraded | UpgradeRefused):
+            yield (
+                UpgradeWorkflow(
+                    instance_id=event.instance_id,
+                    from_version=event.from_version,
+                    to_version=event.to_version,
+                    checked_seq=event.checked_seq,
+                ),
+                event.at,
+            )
         fired = event.timer if isinstance(event, TimerFired) else None
 
 
@@ -124,7 +146,17 @@ def replay(
 ) -> ReplayReport:
     """Re-fold a recorded history with the current code; report the first difference."""
     recorded = list(history)
-    decider = decider or Decider(registry, cache_size=0)
+    if decider is not None:
+        return _replay(recorded, decider)
+    # One instance, so one live coroutine: the cache holds just it.
+    own = Decider(registry, cache_size=1, keep_idle=True, recorded=HistoryMarkers(recorded))
+    try:
+        return _replay(recorded, own)
+    finally:
+        own.forget_all()  # closes the coroutine now: its finally blocks run here
+
+
+def _replay(recorded: list[HistoryEvent], decider: Decider) -> ReplayReport:
     state: InstanceState | None = None
     produced: list[HistoryEvent] = []
     for command, at in input_commands(recorded):

@@ -41,6 +41,7 @@ class CallKind(StrEnum):
     SLEEP = "sleep"
     EVENT = "event"
     CHILD = "child"  # a child workflow instance, awaited like a step
+    PATCH = "patch"  # a ctx.patched marker: never awaited, resolved when made
 
 
 class CallStatus(StrEnum):

@@ -18,6 +18,7 @@ from replayflow.kafka.config import (
     producer_config,
     transactional_config,
 )
+from replayflow.kafka.transactional import TransactionalProducer
 from replayflow.settings import Settings
 
 
@@ -39,6 +40,16 @@ def transactional_producer(
     client = Producer({**transactional_config(settings, transactional_id, **extra), "logger": LOG})
     client.init_transactions(init_timeout)
     return client
+
+
+def guarded_transactional_producer(
+    settings: Settings, transactional_id: str, **extra: Any
+) -> TransactionalProducer:
+    """A transactional producer whose blocking calls run under deadlines
+    (kafka/transactional.py), not yet initialised: call `init()`, which fences an
+    earlier producer with the same transactional id."""
+    client = Producer({**transactional_config(settings, transactional_id, **extra), "logger": LOG})
+    return TransactionalProducer(client, transactional_id)
 
 
 def consumer(settings: Settings, group: str | None, **extra: Any) -> Consumer:

@@ -10,6 +10,7 @@ records and commits in between (see orchestrator.py for the order)."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from replayflow import codec
+from replayflow.core.clip import MAX_ECHO, MAX_REASON, clip, clip_traceback
 from replayflow.core.decide import Decider
 from replayflow.core.decision import Decision
 from replayflow.core.entities import Entity, route
@@ -47,6 +49,15 @@ log = logging.getLogger("replayflow.orchestrator")
 MAX_RECORD_BYTES = 7 * 1024 * 1024
 
 Source = tuple[str, int, int, bytes | None, bytes | None]
+
+# What a dead letter keeps of its input. A valid command is at most a payload (1 MiB)
+# and a small envelope, so any command refused for its content is kept whole; past
+# these limits a dead letter keeps the size and SHA-256 instead (and topic, partition
+# and offset say where the original is). With the reason cut to MAX_REASON characters,
+# a dead letter stays far below MAX_RECORD_BYTES whatever the input.
+MAX_KEPT_KEY = 1024
+MAX_KEPT_VALUE = 2 * 1024 * 1024
+MAX_LOGGED_REASON = 500  # characters of a reason in the log line
 
 
 @dataclass(frozen=True)
@@ -91,13 +102,69 @@ def _stream_accepted(key: bytes, command: Command, decision: Decision, now: int)
     return [_record("streams", key, marker, None)]
 
 
+def dead_letter_record(
+    topic: str,
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    value: bytes | None,
+    reason: str,
+    error_type: str,
+    now: int,
+) -> DeadLetter:
+    """A DeadLetter that always fits on the topic: the reason cut to MAX_REASON
+    characters; key and value kept up to MAX_KEPT_KEY / MAX_KEPT_VALUE bytes, and
+    described by size and SHA-256 in any case."""
+    return DeadLetter(
+        source_topic=clip(topic, MAX_ECHO),
+        partition=partition,
+        offset=offset,
+        key=key if key is None or len(key) <= MAX_KEPT_KEY else None,
+        value=value if value is None or len(value) <= MAX_KEPT_VALUE else None,
+        reason=_reason(reason, key, value),
+        error_type=clip(error_type, MAX_ECHO),
+        at=now,
+        key_size=None if key is None else len(key),
+        key_sha256=None if key is None else hashlib.sha256(key).hexdigest(),
+        value_size=None if value is None else len(value),
+        value_sha256=None if value is None else hashlib.sha256(value).hexdigest(),
+    )
+
+
+def _reason(reason: str, key: bytes | None, value: bytes | None) -> str:
+    dropped = [
+        f"the {what} ({len(data)} bytes, over the {limit}-byte limit) is not kept"
+        for what, data, limit in (("key", key, MAX_KEPT_KEY), ("value", value, MAX_KEPT_VALUE))
+        if data is not None and len(data) > limit
+    ]
+    note = f" [{'; '.join(dropped)}: see its size and SHA-256]" if dropped else ""
+    return clip(reason, MAX_REASON - len(note)) + note
+
+
+def _unencoded(topic: str, key: bytes | None, message: Any, partition: int | None) -> Record:
+    return Record(topic, key, None, partition, message)
+
+
 class PartitionFolder:
     """The fold of one partition over a `Store`. Keeps recently used instance states in
     memory; states touched by the batch in flight are pinned until the batch commits or
     aborts. Keeps the status counts (store/counts.py) with the states they count."""
 
-    def __init__(self, store: Store, decider: Decider, cache_size: int = 10_000) -> None:
+    def __init__(
+        self,
+        store: Store,
+        decider: Decider,
+        cache_size: int = 10_000,
+        *,
+        encode: bool = True,
+        cache_idle: bool = False,
+    ) -> None:
         self.store = store
+        # A re-fold of history (a rebuild) reads its records in this process and
+        # produces nothing (encode=False: only the message, no size check), and reads
+        # every instance again soon, whatever it waits for (cache_idle=True).
+        self._record = _record if encode else _unencoded
+        self._cache_idle = cache_idle
         self.partition = store.partition
         self.decider = decider
         self._cache: OrderedDict[str, InstanceState] = OrderedDict()
@@ -139,7 +206,12 @@ class PartitionFolder:
                 self.fire_timer(key, now)
             except Exception as exc:  # a bug must not stop the loop: park the timer
                 _, instance_id, timer_id = keys.parse_timer(key)
-                log.exception("firing timer %s of %s failed", timer_id, instance_id)
+                log.error(
+                    "firing timer %s of %s failed:\n%s",
+                    clip(timer_id, MAX_ECHO),
+                    clip(instance_id, MAX_ECHO),
+                    clip_traceback(exc),
+                )
                 command = FireTimer(instance_id=instance_id, timer=timer_id)
                 self.dead_letter(
                     ("timers", self.partition, -1, instance_id.encode(), codec.encode(command)),
@@ -171,19 +243,19 @@ class PartitionFolder:
         error_type: str,
         now: int,
     ) -> None:
+        """Park input on the dead-letter topic. The record is bounded whatever the input
+        (see dead_letter_record), so parking never fails the transaction."""
         topic, partition, offset, key, value = source or ("", self.partition, -1, None, None)
-        log.warning("dead letter from %s[%d]@%d: %s", topic, partition, offset, reason)
-        record = DeadLetter(
-            source_topic=topic,
-            partition=partition,
-            offset=offset,
-            key=key,
-            value=value,
-            reason=reason,
-            error_type=error_type,
-            at=now,
+        record = dead_letter_record(topic, partition, offset, key, value, reason, error_type, now)
+        log.warning(
+            "dead letter from %s[%d]@%d: %s: %s",
+            clip(topic, MAX_ECHO),
+            partition,
+            offset,
+            error_type,
+            clip(record.reason, MAX_LOGGED_REASON),
         )
-        self.records.append(_record("dlq", key, record, None))
+        self.records.append(self._record("dlq", record.key, record, None))
 
     def changelog(self) -> list[Record]:
         """The batch's state changes as changelog records, in the order they apply."""
@@ -308,11 +380,11 @@ class PartitionFolder:
         writes += [(keys.timer(due, instance_id, t), None) for t, due in decision.timers_cancelled]
         key = instance_id.encode()
         p = self.partition
-        records = [_record("history", key, e, p) for e in decision.events]
-        records += [_record("tasks", key, t, p) for t in decision.tasks]
+        records = [self._record("history", key, e, p) for e in decision.events]
+        records += [self._record("tasks", key, t, p) for t in decision.tasks]
         records += _stream_accepted(key, command, decision, now)
         if decision.completion is not None:
-            records.append(_record("completions", key, decision.completion, p))
+            records.append(self._record("completions", key, decision.completion, p))
             records.append(_stream_end(key, decision.completion))
         largest = max(
             [len(v) for _, v in writes if v is not None] + [len(r.value or b"") for r in records]
@@ -347,10 +419,10 @@ class PartitionFolder:
 
     def _emit_commands(self, commands: tuple[Command, ...]) -> None:
         for command in commands:
-            self.records.append(_record("commands", route(command).record_key, command, None))
+            self.records.append(self._record("commands", route(command).record_key, command, None))
 
     def _remember(self, instance_id: str, state: InstanceState) -> None:
-        if not _busy(state):
+        if not self._cache_idle and not _busy(state):
             # Finished, queued and merely waiting instances are rarely read again soon:
             # they cost disk, not memory, and a later command reads them back.
             self._cache.pop(instance_id, None)

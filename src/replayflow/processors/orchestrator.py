@@ -4,6 +4,12 @@ One consumer group member and one transactional producer per process (KIP-447: t
 consumed offsets go into the transaction with the consumer's group metadata, so a
 zombie from an older generation is fenced). Each batch follows the five steps of
 `_process_batch`; nothing else writes state.
+
+The clients live in processors/connection.py. Every blocking call on them runs under a
+deadline (kafka/watchdog.py). When a call hangs or the producer fails for good, the
+batch in flight is dropped exactly as on an abort, both clients are replaced, and the
+partitions are restored as on a fresh assignment (`_recover`): what was committed is
+read back from the changelog, what was not is read again from the commands topic.
 """
 
 from __future__ import annotations
@@ -16,34 +22,30 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from replayflow import codec, telemetry
+from replayflow import telemetry
+from replayflow.core.clip import MAX_ECHO, clip, clip_traceback
 from replayflow.core.decide import Decider
 from replayflow.core.definitions import Registry
-from replayflow.core.entities import Entity, route
-from replayflow.core.errors import ValidationError
-from replayflow.core.messages import AcquireSlot, Command, FireTimer, GrantSlot, ReleaseSlot
-from replayflow.core.names import check_instance_id
-from replayflow.kafka import clients
+from replayflow.core.errors import ReplayflowError
 from replayflow.kafka.config import group_name
-from replayflow.kafka.partition import murmur2_partition
 from replayflow.kafka.reading import located
+from replayflow.kafka.transactional import TransactionalProducer, is_fatal
+from replayflow.kafka.watchdog import Hung
+from replayflow.processors.connection import Connection, Unrecoverable
 from replayflow.processors.fold import PartitionFolder, Record
+from replayflow.processors.intake import ORIGIN_HEADER, Refused, accept
 from replayflow.processors.restore import StaleStore, is_stale, restore_partition
 from replayflow.settings import Settings
 from replayflow.store.partition import PartitionStore
 from replayflow.topics import Topics
 
+__all__ = ["ORIGIN_HEADER", "Orchestrator", "OrchestratorStats", "Unrecoverable"]
+
 log = logging.getLogger("replayflow.orchestrator")
-
-# Set on the commands the orchestrator itself produces (admission grants and releases).
-ORIGIN_HEADER = ("replayflow-origin", b"orchestrator")
-
-
-def _internal(message: Message) -> bool:
-    return ORIGIN_HEADER in (message.headers() or [])
 
 
 @dataclass
@@ -53,6 +55,7 @@ class OrchestratorStats:
     timers: int = 0
     dead_letters: int = 0
     aborts: int = 0
+    recoveries: int = 0  # times both Kafka clients were replaced
     restored_records: int = 0
     assigned: list[int] = field(default_factory=list)
 
@@ -83,10 +86,15 @@ class Orchestrator:
         self._last_now = 0
         self._folders: dict[int, PartitionFolder] = {}
         self._stop = threading.Event()
-        self._changelog_offsets: dict[int, int] = {}
-        self._consumer: Consumer | None = None
         self._partition_count = 1
-        self._producer: Producer | None = None
+        self.connection = Connection(
+            settings,
+            self.instance_id,
+            self.topics.commands,
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            stop=self._stop,
+        )
         self.telemetry = telemetry.for_orchestrator(group_name(settings, "orchestrator"))
 
     # -- lifecycle -------------------------------------------------------------------
@@ -95,59 +103,60 @@ class Orchestrator:
         self._stop.set()
 
     def run(self, ready: threading.Event | None = None) -> None:
-        """Run until stop(). Fatal Kafka errors (fencing) end the loop with an error."""
-        self._producer = clients.transactional_producer(
-            self.settings, group_name(self.settings, self.instance_id)
-        )
-        self._consumer = clients.consumer(
-            self.settings,
-            "orchestrator",
-            **{
-                "group.instance.id": self.instance_id,
-                "session.timeout.ms": 10_000,
-                "max.poll.interval.ms": 120_000,
-            },
-        )
-        self._consumer.subscribe(
-            [self.topics.commands],
-            on_assign=self._on_assign,
-            on_revoke=self._on_revoke,
-            on_lost=self._on_revoke,
-        )
-        log.info("orchestrator %s started", self.instance_id)
+        """Run until stop(). Raises Unrecoverable when the Kafka clients cannot be kept
+        working (the process should exit non-zero and be started again)."""
         try:
+            if not self.connection.open():
+                return
+            log.info("orchestrator %s started", self.instance_id)
             while not self._stop.is_set():
                 messages = self._next_batch()
+                if messages is None:
+                    continue  # the clients were replaced
                 if ready is not None and self._folders:
                     ready.set()
                 self._process_batch(messages)
-                self.telemetry.tick(self._consumer)
+                connection = self.connection
+                if connection.consumer is not None:
+                    self.telemetry.tick(connection.consumer)
+                if connection.liveness is not None:
+                    stalled = connection.liveness.stalled()
+                    if stalled is not None:
+                        self._recover(stalled)
         finally:
             self._close()
 
-    def _next_batch(self) -> list[Message]:
+    def _next_batch(self) -> list[Message] | None:
         # Block briefly for the first command, then take what is already fetched: a
         # lone command is folded at once, a burst is folded in large batches.
-        assert self._consumer is not None
-        first = self._consumer.poll(0.05)
-        if first is None:
-            return []
-        return [first, *self._consumer.consume(self.batch_size - 1, timeout=0)]
+        consumer = self.connection.consumer
+        assert consumer is not None
+        try:
+            first = consumer.poll(0.05)
+            if first is None:
+                return []
+            messages = [first, *consumer.consume(self.batch_size - 1, timeout=0)]
+        except (KafkaException, ReplayflowError, TimeoutError) as exc:
+            # Raised by a rebalance callback (a restore that failed) or the consumer.
+            self._recover(f"the consumer failed: {type(exc).__name__}: {exc}")
+            return None
+        for message in messages:
+            error = message.error()
+            if error is not None and error.fatal():
+                self._recover(f"fatal consumer error: {error}")
+                return None
+        return messages
 
     def _close(self) -> None:
-        if self._consumer is not None:
-            self._consumer.close()  # revokes: the folders close through _on_revoke
-        for folder in self._folders.values():
-            folder.store.close()
-        self._folders.clear()
-        if self._producer is not None:
-            self._producer.flush(10)
+        self._drop_partitions()
+        self.connection.close()
         self.telemetry.close()
 
     # -- the commit protocol -----------------------------------------------------------
 
     def _process_batch(self, messages: list[Message]) -> None:
-        assert self._producer is not None and self._consumer is not None
+        producer, consumer = self.connection.producer, self.connection.consumer
+        assert producer is not None and consumer is not None
         now = self._now()
         offsets: dict[int, int] = {}
         # 1. decode each command; bad input goes to the dead-letter topic with the reason
@@ -155,7 +164,7 @@ class Orchestrator:
         for message in messages:
             error = message.error()
             if error is not None:
-                self._on_consumer_error(error)
+                log.warning("consumer: %s", clip(str(error)))
                 continue
             _, partition, offset = located(message)
             folder = self._folders.get(partition)
@@ -168,181 +177,109 @@ class Orchestrator:
         folders = [f for f in self._folders.values() if f.records or f.pending.changes]
         if not folders and not offsets:
             return
+        # The changelog offsets this batch reached, filled by delivery reports. A dict of
+        # the batch's own: a report from a replaced producer cannot reach a later batch.
+        changelog_offsets: dict[int, int] = {}
         try:
-            self._producer.begin_transaction()
+            producer.begin()
             # 3. produce history, tasks, completions, commands, DLQ and changelog records
-            self._changelog_offsets = {}
             for folder in folders:
                 for record in folder.records:
-                    self._produce(record)
+                    self._produce(producer, record)
                 for record in folder.changelog():
-                    self._produce(record, self._changelog_delivered)
+                    self._produce(producer, record, _changelog_delivered(changelog_offsets))
             # 4. send the consumed offsets to the transaction and commit it
             if offsets:
-                self._producer.send_offsets_to_transaction(
+                producer.send_offsets(
                     [TopicPartition(self.topics.commands, p, o) for p, o in offsets.items()],
-                    self._consumer.consumer_group_metadata(),
-                    30,
+                    consumer.consumer_group_metadata(),
                 )
-            self._commit_transaction()
+            producer.commit()
+        except Hung as exc:
+            self._recover(str(exc))
+            return
         except KafkaException as exc:
-            self._abort(exc, folders, offsets, messages)
+            self._abort(exc, producer, folders, messages)
             return
         # 5. only now write RocksDB: state, timers, queues and the changelog offset reached
         for folder in folders:
-            folder.committed(self._changelog_offsets.get(folder.partition))
+            folder.committed(changelog_offsets.get(folder.partition))
         self.stats.batches += 1
         self.stats.commands += sum(1 for m in messages if m.error() is None)
-
-    def _commit_transaction(self, attempts: int = 5) -> None:
-        """Commit; a retriable error leaves the outcome unknown, so the commit is tried
-        again (aborting then could abort a transaction that in fact committed)."""
-        assert self._producer is not None
-        for attempt in range(1, attempts + 1):
-            try:
-                self._producer.commit_transaction(60)
-                return
-            except KafkaException as exc:
-                error = exc.args[0] if exc.args else None
-                if (
-                    attempt == attempts
-                    or not isinstance(error, KafkaError)
-                    or not error.retriable()
-                ):
-                    raise
-                log.warning("commit failed (%s), trying again", error)
 
     def _fold_message(self, folder: PartitionFolder, message: Message, now: int) -> None:
         key, value = message.key(), message.value()
         source = (*located(message), key, value)
         try:
-            command = codec.decode(value or b"")
-        except codec.CodecError as exc:
-            self.stats.dead_letters += 1
-            folder.dead_letter(source, f"undecodable command: {exc.reason}", "CodecError", now)
-            return
-        if not isinstance(command, Command) or isinstance(command, FireTimer):
-            # FireTimer is made by the orchestrator itself; from outside it would let
-            # anyone end a sleep early.
-            self.stats.dead_letters += 1
-            folder.dead_letter(
-                source,
-                f"{type(command).__name__} is not a command accepted on this topic",
-                "NotACommand",
-                now,
+            command = accept(
+                key, value, source[1], self._partition_count, message.headers() or None
             )
-            return
-        misrouted = self._misrouted(command, message)
-        if misrouted is not None:
+        except Refused as refused:
             self.stats.dead_letters += 1
-            reason, error_type = misrouted
-            folder.dead_letter(source, reason, error_type, now)
+            folder.dead_letter(source, refused.reason, refused.error_type, now)
             return
         try:
             folder.fold(command, now, source)
         except Exception as exc:  # a bug must not block the partition: park the input
-            log.exception(
-                "folding %s failed",
+            instance_id = getattr(command, "instance_id", None)
+            log.error(
+                "folding %s failed:\n%s",
                 type(command).__name__,
-                extra=telemetry.fields(getattr(command, "instance_id", None)),
+                clip_traceback(exc),
+                extra=telemetry.fields(
+                    None if instance_id is None else clip(instance_id, MAX_ECHO)
+                ),
             )
             self.stats.dead_letters += 1
             folder.dead_letter(
                 source, f"the fold failed: {type(exc).__name__}: {exc}", "FoldError", now
             )
 
-    def _misrouted(self, command: Command, message: Message) -> tuple[str, str] | None:
-        """Why a command must not be folded where it arrived, or None.
-
-        An instance lives on the partition murmur2 gives its id: a command keyed or
-        partitioned otherwise would create a second copy of the instance elsewhere.
-        Admission commands are the orchestrator's own and carry its origin header."""
-        if isinstance(command, AcquireSlot | ReleaseSlot | GrantSlot) and not _internal(message):
-            return (
-                f"{type(command).__name__} is internal to the orchestrator",
-                "NotACommand",
-            )
-        entity = route(command)
-        target = entity.key
-        if entity.entity is Entity.INSTANCE:
-            try:
-                check_instance_id(target)
-            except ValidationError as exc:
-                return str(exc), "Rejected"
-        key = entity.record_key
-        if message.key() != key:
-            return (
-                f"the record key {message.key()!r} is not the instance id {target!r}",
-                "WrongKey",
-            )
-        _, partition, _ = located(message)
-        expected = murmur2_partition(key, self._partition_count)
-        if partition != expected:
-            return (
-                f"{target!r} belongs on partition {expected} (murmur2 of the key, as Java "
-                f"clients partition), not {partition}: produce with the murmur2 partitioner",
-                "WrongPartition",
-            )
-        return None
-
     def _produce(
         self,
+        producer: TransactionalProducer,
         record: Record,
         on_delivery: Callable[[KafkaError | None, Message], None] | None = None,
     ) -> None:
-        assert self._producer is not None
         topic = getattr(self.topics, record.topic)
         headers = self.telemetry.task_headers(record.topic, record.key)
         if record.topic == "commands":
             headers = [*(headers or []), ORIGIN_HEADER]
+        extra: dict[str, Any] = {} if record.partition is None else {"partition": record.partition}
+        give_up = time.monotonic() + producer.call_timeout + producer.grace
         while True:
             try:
-                if record.partition is None:
-                    self._producer.produce(
-                        topic,
-                        value=record.value,
-                        key=record.key,
-                        headers=headers,
-                        on_delivery=on_delivery,
-                    )
-                else:
-                    self._producer.produce(
-                        topic,
-                        value=record.value,
-                        key=record.key,
-                        partition=record.partition,
-                        headers=headers,
-                        on_delivery=on_delivery,
-                    )
+                producer.producer.produce(
+                    topic,
+                    value=record.value,
+                    key=record.key,
+                    headers=headers,
+                    on_delivery=on_delivery,
+                    **extra,
+                )
                 return
             except BufferError:
-                self._producer.poll(0.05)  # queue full: let deliveries drain
-
-    def _changelog_delivered(self, error: KafkaError | None, message: Message) -> None:
-        if error is None:
-            _, partition, offset = located(message)
-            if offset > self._changelog_offsets.get(partition, -1):
-                self._changelog_offsets[partition] = offset
+                if time.monotonic() > give_up:  # nothing drains: the broker is away
+                    raise Hung("produce: the producer's queue stayed full") from None
+                producer.producer.poll(0.05)  # queue full: let deliveries drain
 
     def _abort(
         self,
         exc: KafkaException,
+        producer: TransactionalProducer,
         folders: list[PartitionFolder],
-        offsets: dict[int, int],
         messages: list[Message],
     ) -> None:
-        assert self._producer is not None and self._consumer is not None
-        error = exc.args[0] if exc.args else None
-        if isinstance(error, KafkaError) and error.fatal():
-            log.error("fatal producer error, stopping: %s", error)
-            raise exc
-        log.warning("transaction failed, aborting and re-reading the batch: %s", exc)
+        if is_fatal(exc):
+            self._recover(f"fatal producer error: {exc}")
+            return
+        log.warning("transaction failed, aborting and re-reading the batch: %s", clip(str(exc)))
         self.stats.aborts += 1
         try:
-            self._producer.abort_transaction(30)
-        except KafkaException as abort_exc:
-            log.error("abort failed, stopping: %s", abort_exc)
-            raise
+            producer.abort()
+        except (Hung, KafkaException) as abort_exc:
+            self._recover(f"the abort failed: {abort_exc}")
+            return
         for folder in folders:
             folder.aborted()
         # Rewind to the first offset of the batch in each partition and read it again.
@@ -351,9 +288,31 @@ class Orchestrator:
             if message.error() is None:
                 _, partition, offset = located(message)
                 first.setdefault(partition, offset)
-        for partition, offset in first.items():
-            if partition in self._folders:
-                self._consumer.seek(TopicPartition(self.topics.commands, partition, offset))
+        consumer = self.connection.consumer
+        assert consumer is not None
+        try:
+            for partition, offset in first.items():
+                if partition in self._folders:
+                    consumer.seek(TopicPartition(self.topics.commands, partition, offset))
+        except KafkaException as seek_exc:  # the batch must be read again: start afresh
+            self._recover(f"rewinding after the abort failed: {seek_exc}")
+
+    def _recover(self, reason: str) -> None:
+        """Drop the batch in flight and every partition as on an abort and a revoke,
+        then replace both clients; the new consumer's assignment restores the
+        partitions from the changelog and re-reads what was not committed."""
+        self.stats.recoveries += 1
+        self._drop_partitions()
+        self.connection.replace(reason)
+
+    def _drop_partitions(self) -> None:
+        for partition, folder in self._folders.items():
+            folder.aborted()
+            folder.store.close()
+            self.telemetry.revoked(partition)
+        self._folders.clear()
+        self.decider.forget_all()
+        self.stats.assigned = []
 
     # -- rebalancing -----------------------------------------------------------------
 
@@ -391,6 +350,9 @@ class Orchestrator:
             store.destroy()
             store = PartitionStore(path, partition)
             return store, restore_partition(self.settings, self.topics.state, store)
+        except BaseException:
+            store.close()  # the next assignment opens it again
+            raise
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
@@ -403,12 +365,19 @@ class Orchestrator:
         self.decider.forget_all()
         self.stats.assigned = sorted(self._folders)
 
-    def _on_consumer_error(self, error: KafkaError) -> None:
-        if error.fatal():
-            raise KafkaException(error)
-        log.warning("consumer: %s", error)
-
     def _now(self) -> int:
         # The fold's time never goes backwards, even if the wall clock does.
         self._last_now = max(self._last_now, int(self._clock() * 1000))
         return self._last_now
+
+
+def _changelog_delivered(
+    offsets: dict[int, int],
+) -> Callable[[KafkaError | None, Message], None]:
+    def delivered(error: KafkaError | None, message: Message) -> None:
+        if error is None:
+            _, partition, offset = located(message)
+            if offset > offsets.get(partition, -1):
+                offsets[partition] = offset
+
+    return delivered

@@ -79,6 +79,9 @@ class TaskOffsets:
     def forget(self, partition: int) -> None:
         self._partitions.pop(partition, None)
 
+    def forget_all(self) -> None:
+        self._partitions.clear()
+
 
 def encode(point: int, done: set[int]) -> str:
     """ "done:2-4,10" for offsets point+2..point+4 and point+10."""

@@ -6,6 +6,13 @@ offset is committed as soon as its result is acknowledged by the broker (tasks t
 finished above one still running go in the commit's metadata, processors/task_offsets.py):
 a crash re-runs only what had not reported, and the fold keeps only the first result of
 the current attempt, so running twice changes nothing.
+
+Nothing here waits on Kafka for long. A result whose delivery failed is sent again (a
+producer that failed for good is replaced, and everything it had in flight is sent
+through the new one); the offset commit runs under a deadline (kafka/watchdog.py); and a
+consumer whose commit hung, that failed for good, or that stopped moving while tasks
+wait (kafka/liveness.py) is replaced: the new one rejoins the group and reads from the
+committed offsets, so at worst a step runs again.
 """
 
 from __future__ import annotations
@@ -15,24 +22,37 @@ import contextvars
 import functools
 import logging
 import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from replayflow import codec, telemetry
+from replayflow.core.clip import MAX_ECHO, clip
 from replayflow.core.definitions import Registry
 from replayflow.core.messages import CompleteStep, ErrorInfo, FailStep, Task
 from replayflow.execution import run_async, run_sync, unknown_step
 from replayflow.kafka import clients
 from replayflow.kafka.config import group_name
+from replayflow.kafka.liveness import ConsumerLiveness
 from replayflow.kafka.reading import located
+from replayflow.kafka.watchdog import GRACE, Guard, Hung, guarded
 from replayflow.processors.stream_sink import KafkaStreamSink, register_stream_steps
 from replayflow.processors.task_offsets import CommitPoint, TaskOffsets
 from replayflow.settings import Settings
 from replayflow.topics import Topics
 
 log = logging.getLogger("replayflow.worker")
+
+COMMIT_TIMEOUT = 5.0  # seconds librdkafka gets for an offset commit
+# A commit that hung (the broker away) is waited for this long before the consumer is
+# replaced: replacing it while the broker is away would leave a member behind in the
+# group that the new one waits for, and the same consumer usually recovers by itself.
+COMMIT_HUNG_LIMIT = 60.0
+CLOSE_DEADLINE = 10.0
+CONSUMER_SETTINGS = {"session.timeout.ms": 10_000, "max.poll.interval.ms": 300_000}
 
 
 @dataclass
@@ -41,7 +61,76 @@ class WorkerStats:
     completed: int = 0
     failed: int = 0
     bad_tasks: int = 0
-    undelivered: int = 0
+    undelivered: int = 0  # deliveries that failed (each result is sent again)
+    consumers_replaced: int = 0
+    producers_replaced: int = 0
+
+
+@dataclass
+class _Result:
+    """A step's outcome on its way to replayflow.commands."""
+
+    instance_id: str
+    value: bytes
+    headers: telemetry.KafkaHeaders | None
+    task_at: tuple[int, int] | None  # (partition, offset) of its task
+
+
+class _Outbox:
+    """Results not yet acknowledged by the broker, so none is ever dropped: a failed
+    delivery goes back in line, and a producer that is replaced hands over all of its
+    results. The task's offset stays in flight until its result is acknowledged."""
+
+    def __init__(self, offsets: TaskOffsets, stats: WorkerStats) -> None:
+        self._offsets = offsets
+        self._stats = stats
+        self._pending: dict[int, _Result] = {}
+        self._again: list[int] = []
+        self._next = 0
+        self.producer_failed: str | None = None  # why the producer must be replaced
+
+    def add(self, result: _Result) -> int:
+        self._next += 1
+        self._pending[self._next] = result
+        return self._next
+
+    def delivered(self, number: int) -> Callable[[KafkaError | None, Message], None]:
+        def report(error: KafkaError | None, _message: Message) -> None:
+            result = self._pending.get(number)
+            if result is None:
+                return  # handed over to a new producer already
+            if error is None:
+                del self._pending[number]
+                if result.task_at is not None:
+                    self._offsets.end(*result.task_at)
+                return
+            self._stats.undelivered += 1
+            log.warning(
+                "result for %s not delivered (%s): sending it again",
+                clip(result.instance_id, MAX_ECHO),
+                error,
+            )
+            if error.fatal():
+                self.producer_failed = f"fatal producer error: {error}"
+            else:
+                self._again.append(number)
+
+        return report
+
+    def later(self, number: int) -> None:
+        self._again.append(number)
+
+    def take_again(self) -> list[int]:
+        again, self._again = self._again, []
+        return [n for n in again if n in self._pending]
+
+    def take_all(self) -> list[int]:
+        """Everything still unacknowledged, for a new producer."""
+        self._again = []
+        return sorted(self._pending)
+
+    def get(self, number: int) -> _Result | None:
+        return self._pending.get(number)
 
 
 class Worker:
@@ -64,6 +153,11 @@ class Worker:
         self._stop = threading.Event()
         self._offsets = TaskOffsets()
         self._committed: dict[int, CommitPoint] = {}  # sent, and not known to have failed
+        self._generation = 0  # of the consumer: callbacks of a replaced one do nothing
+        self._commits = Guard("worker offset commits")
+        self._hung_commit: tuple[Guard, float] | None = None  # its guard, and since when
+        self._outbox = _Outbox(self._offsets, self.stats)
+        self._producer: Producer = None  # type: ignore[assignment]  # built by run_async
         self.telemetry = telemetry.for_worker(group_name(settings, "worker"))
 
     def stop(self) -> None:
@@ -73,19 +167,8 @@ class Worker:
         asyncio.run(self.run_async())
 
     async def run_async(self) -> None:
-        consumer = clients.consumer(
-            self.settings,
-            "worker",
-            **{
-                "session.timeout.ms": 10_000,
-                "max.poll.interval.ms": 300_000,
-                "on_commit": self._on_commit,
-            },
-        )
-        producer = clients.producer(self.settings)
-        consumer.subscribe(
-            [self.topics.tasks], on_assign=self._on_assign, on_revoke=self._on_revoke
-        )
+        consumer, liveness = self._new_consumer()
+        self._producer = clients.producer(self.settings)
         slots = asyncio.Semaphore(self.concurrency)
         running: set[asyncio.Task[None]] = set()
         log.info("worker started with %d step functions", len(self.registry.steps))
@@ -93,34 +176,94 @@ class Worker:
             while not self._stop.is_set():
                 free = self.concurrency - len(running)
                 messages = consumer.consume(min(free, 500), timeout=0) if free > 0 else []
+                replace_consumer: str | None = None
                 for message in messages:
-                    if message.error() is not None:
-                        log.warning("consumer: %s", message.error())
+                    error = message.error()
+                    if error is not None:
+                        log.warning("consumer: %s", clip(str(error)))
+                        if error.fatal():
+                            replace_consumer = f"fatal consumer error: {error}"
                         continue
                     _, partition, offset = located(message)
                     if not self._offsets.begin(partition, offset):
                         continue  # its result is on the log: it finished before a takeover
                     await slots.acquire()
-                    job = asyncio.create_task(self._run(message, producer, slots))
+                    job = asyncio.create_task(self._run(message, slots))
                     running.add(job)
                     job.add_done_callback(running.discard)
-                producer.poll(0)
+                self._deliver()
                 self.streams.poll()
                 self.telemetry.tick(consumer)
-                self._commit(consumer, self._due_commits())
+                if free <= 0:
+                    liveness.busy()
+                elif replace_consumer is None:
+                    replace_consumer = liveness.stalled()
+                if replace_consumer is None:
+                    replace_consumer = self._commit(consumer)
+                if replace_consumer is not None:
+                    consumer, liveness = self._replace_consumer(consumer, replace_consumer)
                 await asyncio.sleep(0 if messages else 0.01)
             if running:
                 await asyncio.wait(running, timeout=10)
-            producer.flush(30)  # the last results' acknowledgements end their tasks
-            self._commit(consumer, self._due_commits(), wait=True)
+            self._deliver()
+            self._producer.flush(10)
+            self._deliver()
+            self._commit(consumer)
         finally:
             self._threads.shutdown(wait=False, cancel_futures=True)
             self.streams.flush(10)
-            producer.flush(10)
-            consumer.close()
+            self._producer.flush(10)
+            self._commits.close()
+            _close(consumer)
             self.telemetry.close()
 
-    async def _run(self, message: Message, producer: Producer, slots: asyncio.Semaphore) -> None:
+    def _new_consumer(self) -> tuple[Consumer, ConsumerLiveness]:
+        consumer = clients.consumer(self.settings, "worker", **CONSUMER_SETTINGS)
+        self._generation += 1
+        generation = self._generation
+
+        def on_assign(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+            if generation == self._generation:
+                self._on_assign(consumer, partitions)
+
+        def on_revoke(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+            if generation == self._generation:  # a replaced consumer's revoke does nothing
+                self._on_revoke(consumer, partitions)
+
+        consumer.subscribe([self.topics.tasks], on_assign=on_assign, on_revoke=on_revoke)
+        return consumer, ConsumerLiveness(consumer, self.topics.tasks)
+
+    def _replace_consumer(
+        self, consumer: Consumer, reason: str
+    ) -> tuple[Consumer, ConsumerLiveness]:
+        """A new group member in place of one that failed. Attempts still running go on;
+        their tasks may be handed out again, and the fold keeps the first result."""
+        log.warning("replacing the consumer: %s", clip(reason))
+        self.stats.consumers_replaced += 1
+        self._generation += 1
+        self._hung_commit = None
+        _close(consumer)
+        self._offsets.forget_all()
+        self._committed.clear()
+        return self._new_consumer()
+
+    def _deliver(self) -> None:
+        """Serve delivery reports and send again what failed; a producer that failed
+        for good is replaced and everything it had in flight goes through the new one."""
+        self._producer.poll(0)
+        outbox = self._outbox
+        if outbox.producer_failed is not None:
+            log.warning("replacing the producer: %s", clip(outbox.producer_failed))
+            self.stats.producers_replaced += 1
+            outbox.producer_failed = None
+            self._producer = clients.producer(self.settings)  # the old one is dropped
+            again = outbox.take_all()
+        else:
+            again = outbox.take_again()
+        for number in again:
+            self._produce(number)
+
+    async def _run(self, message: Message, slots: asyncio.Semaphore) -> None:
         # The task's offset stays in flight until its result is on the log (see _send):
         # a result lost in the producer means the step runs again, never that it is lost.
         _, partition, offset = located(message)
@@ -130,7 +273,7 @@ class Worker:
                 task = codec.decode(message.value() or b"")
             except codec.CodecError as exc:
                 self.stats.bad_tasks += 1
-                log.error("undecodable task at %d@%d: %s", partition, offset, exc.reason)
+                log.error("undecodable task at %d@%d: %s", partition, offset, clip(exc.reason))
                 return
             if not isinstance(task, Task):
                 self.stats.bad_tasks += 1
@@ -144,7 +287,12 @@ class Worker:
                 self.stats.completed += 1
             else:
                 self.stats.failed += 1
-            self._send(producer, task.instance_id, outcome, attempt.headers, (partition, offset))
+            number = self._outbox.add(
+                _Result(
+                    task.instance_id, codec.encode(outcome), attempt.headers, (partition, offset)
+                )
+            )
+            self._produce(number)
             sent = True
         finally:
             if not sent:
@@ -187,44 +335,30 @@ class Worker:
                 ),
             )
 
-    def _send(
-        self,
-        producer: Producer,
-        instance_id: str,
-        outcome: CompleteStep | FailStep,
-        headers: telemetry.KafkaHeaders | None = None,
-        task_at: tuple[int, int] | None = None,
-    ) -> None:
-        value = codec.encode(outcome)
-
-        def delivered(error: KafkaError | None, _message: Message) -> None:
-            if error is not None:
-                # Left in flight: the offset is not committed past it, so the step runs
-                # again after a restart, and the fold keeps only the first result.
-                self.stats.undelivered += 1
-                log.error("result of %s/%s not delivered: %s", instance_id, outcome.step, error)
-            elif task_at is not None:
-                self._offsets.end(*task_at)
-
-        while True:
-            try:
-                producer.produce(
-                    self.topics.commands,
-                    key=instance_id.encode(),
-                    value=value,
-                    headers=headers,
-                    on_delivery=delivered,
-                )
-                return
-            except BufferError:
-                producer.poll(0.05)
+    def _produce(self, number: int) -> None:
+        result = self._outbox.get(number)
+        if result is None:
+            return  # acknowledged meanwhile
+        try:
+            self._producer.produce(
+                self.topics.commands,
+                key=result.instance_id.encode(),
+                value=result.value,
+                headers=result.headers,
+                on_delivery=self._outbox.delivered(number),
+            )
+        except BufferError:
+            # The queue is full (the broker away): the next round sends it, and the
+            # event loop goes on meanwhile.
+            self._outbox.later(number)
 
     def _due_commits(self) -> list[TopicPartition]:
         """The commit decision, made on every turn of the loop: each partition whose
-        commit point moved since the last commit sent. Points move only when results
-        are acknowledged (or tasks are read), so a task is committed within one turn of
-        its result reaching the log, not on a timer: a worker killed after that does
-        not run the step again. What is left is the commit's own round trip."""
+        commit point moved since the last commit. Points move when results are
+        acknowledged (see _Outbox), so a task is committed in the turn its result
+        reached the log, not on a timer: a worker killed after that does not run the
+        step again (what is left is the commit's own round trip). A turn that had no
+        acknowledgement commits nothing."""
         return [
             self._position(partition, point)
             for partition, point in self._offsets.commit_points().items()
@@ -234,52 +368,73 @@ class Worker:
     def _position(self, partition: int, point: CommitPoint) -> TopicPartition:
         return TopicPartition(self.topics.tasks, partition, point.offset, metadata=point.metadata)
 
-    def _commit(
-        self, consumer: Consumer, offsets: list[TopicPartition], wait: bool = False
-    ) -> None:
+    def _commit(self, consumer: Consumer) -> str | None:
+        """Commit what _due_commits says. Returns why the consumer must be replaced, or
+        None."""
+        offsets = self._due_commits()
         if not offsets:
-            return
-        for tp in offsets:
-            self._committed[tp.partition] = CommitPoint(tp.offset, tp.metadata or "")
+            return None
+        if self._hung_commit is not None:
+            hung, since = self._hung_commit
+            if hung.running:
+                waited = time.monotonic() - since
+                if waited > COMMIT_HUNG_LIMIT:
+                    return f"an offset commit has not returned for {waited:.0f} s"
+                return None  # the consumer goes on; commit again once that one returns
+            self._hung_commit = None
         try:
-            if wait:
-                consumer.commit(offsets=offsets, asynchronous=False)
-            else:
-                consumer.commit(offsets=offsets, asynchronous=True)
-        except Exception as exc:  # a failed commit only means some steps may run again
-            log.warning("offset commit failed: %s", exc)
-            self._uncommitted(offsets)
-
-    def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
-        if error is not None:
-            log.warning("offset commit failed: %s", error)
-            self._uncommitted(partitions)
-
-    def _uncommitted(self, partitions: list[TopicPartition]) -> None:
-        # Sent again on the next turn, with whatever the point is by then.
-        for tp in partitions:
-            self._committed.pop(tp.partition, None)
+            self._commits.run(
+                "offset commit", COMMIT_TIMEOUT + GRACE, _commit_sync, consumer, offsets
+            )
+            for tp in offsets:
+                self._committed[tp.partition] = CommitPoint(tp.offset, tp.metadata or "")
+        except Hung as exc:
+            log.warning("%s; the consumer goes on, and commits again once it returns", exc)
+            self._hung_commit = (self._commits, time.monotonic())
+            self._commits = Guard("worker offset commits")
+        except KafkaException as exc:  # a failed commit only means some steps may run again
+            error = exc.args[0] if exc.args else None
+            if isinstance(error, KafkaError) and error.fatal():
+                return f"fatal error committing offsets: {error}"
+            log.warning("offset commit failed: %s", clip(str(exc)))
+        return None
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Tasks that finished above a running one are named in the commit's metadata.
         try:
-            committed = consumer.committed(partitions, timeout=30)
-        except Exception as exc:  # they all run again: at least once, as before
-            log.warning("committed offsets of %s unknown: %s", self.topics.tasks, exc)
+            committed = consumer.committed(partitions, timeout=COMMIT_TIMEOUT)
+        except KafkaException as exc:  # they all run again: at least once, as before
+            log.warning("committed offsets of %s unknown: %s", self.topics.tasks, clip(str(exc)))
             return
         for tp in committed:
             self._offsets.restore(tp.partition, tp.offset, tp.metadata)
             self._committed[tp.partition] = CommitPoint(tp.offset, tp.metadata or "")
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        # The next owner starts from what is committed now: hand over every result
-        # acknowledged so far (steps still running here will run there again).
-        # Sent again even if unchanged: an asynchronous commit of it may still be on its way.
+        # The next owner starts from the committed offsets: hand over every result
+        # acknowledged so far (without waiting: a broker that is away must not hold up
+        # the rebalance; steps still running here run there again).
         revoked = {tp.partition for tp in partitions}
         points = self._offsets.commit_points()
-        self._commit(
-            consumer, [self._position(p, points[p]) for p in revoked if p in points], wait=True
-        )
+        handover = [self._position(p, points[p]) for p in revoked if p in points]
+        if handover:
+            try:
+                consumer.commit(offsets=handover, asynchronous=True)
+            except KafkaException as exc:
+                log.info("handing over offsets: %s", clip(str(exc)))
         for partition in revoked:
             self._offsets.forget(partition)
             self._committed.pop(partition, None)
+
+
+def _commit_sync(consumer: Consumer, offsets: list[TopicPartition]) -> None:
+    consumer.commit(offsets=offsets, asynchronous=False)
+
+
+def _close(consumer: Consumer) -> None:
+    try:
+        guarded("consumer close", CLOSE_DEADLINE, consumer.close)
+    except Hung:
+        log.warning("the consumer did not close within %g s: left behind", CLOSE_DEADLINE)
+    except (KafkaException, RuntimeError) as exc:
+        log.info("closing the consumer: %s", clip(str(exc)))

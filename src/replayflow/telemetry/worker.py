@@ -11,6 +11,7 @@ from typing import Any
 from opentelemetry import propagate
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from replayflow.core.clip import MAX_ECHO, clip
 from replayflow.core.messages import CompleteStep, FailStep, Task
 from replayflow.telemetry.ids import Headers, KafkaHeaders, carrier_to_headers
 from replayflow.telemetry.lag import LagSampler
@@ -101,8 +102,8 @@ class StepAttempt:
                 task.step,
                 task.attempt,
                 elapsed,
-                outcome.error.type,
-                outcome.error.message,
+                clip(outcome.error.type, MAX_ECHO),
+                clip(outcome.error.message),
                 extra=fields(
                     task.instance_id,
                     workflow=task.workflow,

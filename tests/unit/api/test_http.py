@@ -11,6 +11,7 @@ import pytest
 from replayflow.api import validation
 from replayflow.api.errors import ApiError
 from replayflow.api.request_models import (
+    CountsQuery,
     DeadLetterPath,
     InstancePath,
     ListQuery,
@@ -159,6 +160,9 @@ ID_RULE = "1 to 200 characters of letters, digits and ._:@/+=- starting with a l
             "payload is over the payload limit of 1048576 bytes",
         ),
         (Reason, {"reason": 1}, 400, "field 'reason' must be a string"),
+        # A string where the document says string: null is not "left out" here.
+        (Reason, {"reason": None}, 400, "field 'reason' must be a string"),
+        (Restart, {"from_step": None}, 400, "field 'from_step' must be a string"),
         (Reason, {"reason": "r" * 1001}, 400, "field 'reason' is longer than 1000 characters"),
         (
             Reason,
@@ -214,10 +218,42 @@ def test_accepted_requests_read_as_before() -> None:
         StartRequest, {"workflow": "greeter", "id": "a/b:1", "version": None, "input": [1]}
     )
     assert (start.workflow, start.id, start.version, start.input) == ("greeter", "a/b:1", None, [1])
-    restart = validation.validate(Restart, {"reason": None, "from_step": "charge"})
-    assert (restart.reason, restart.from_step) == (None, "charge")
+    restart = validation.validate(Restart, {"from_step": "charge"})
+    assert (restart.reason, restart.from_step) == ("", "charge")
+    assert validation.validate(Restart, {}).from_step is None
     query = validation.validate(ListQuery, {"limit": " 7", "started_after": "1_000"})
     assert (query.limit, query.started_after, query.status) == (7, 1000, None)
     cursor = encode_cursor("0000000001000\x1forder-1")
     assert validation.validate(ListQuery, {"cursor": cursor}).cursor == "0000000001000\x1forder-1"
     assert validation.validate(StepsQuery, {}).after == -1
+
+
+class _QueryRequest:
+    def __init__(self, query: str) -> None:
+        from multidict import MultiDict
+        from yarl import URL
+
+        self.query = MultiDict(URL("/x?" + query).query)
+
+
+@pytest.mark.parametrize(
+    ("model", "query", "message"),
+    [
+        (CountsQuery, "workflow=", f"invalid workflow name '': {NAME_RULE}"),
+        (CountsQuery, "workflow=a%20b", f"invalid workflow name 'a b': {NAME_RULE}"),
+        (ListQuery, "workflow=", f"invalid workflow name '': {NAME_RULE}"),
+        (ListQuery, "limit=", "query parameter 'limit' must be an integer, not ''"),
+        (ListQuery, "cursor=", "query parameter 'cursor' must not be empty"),
+    ],
+)
+def test_an_empty_or_invalid_query_value_is_a_400_not_a_missing_filter(
+    model: Any, query: str, message: str
+) -> None:
+    with pytest.raises(ApiError) as raised:
+        validation.read_query(_QueryRequest(query), model)  # type: ignore[arg-type]
+    assert (raised.value.status, raised.value.message) == (400, message)
+
+
+def test_a_left_out_query_parameter_is_no_filter() -> None:
+    query = validation.read_query(_QueryRequest("other=1"), CountsQuery)  # type: ignore[arg-type]
+    assert query.workflow is None

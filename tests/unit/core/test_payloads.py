@@ -3,13 +3,14 @@ clear error where it appears."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
 
 import replayflow as rf
 from replayflow.core.messages import CompleteStep, StartWorkflow, StepFailed
-from replayflow.core.payloads import check_size, dump, load
+from replayflow.core.payloads import MAX_DEPTH, check_size, depth, dump, load
 from replayflow.testing import Environment
 
 from .helpers import Fold, kinds
@@ -128,3 +129,67 @@ def test_tuples_become_lists_and_keys_become_strings() -> None:
     env = Environment(round_trip)
     assert env.start(round_trip, {"t": (1, 2)}).result() == {"t": [1, 2]}
     assert load(dump({1: "a"}, "v"), "v") == {"1": "a"}
+
+
+# -- nesting depth ------------------------------------------------------------------------
+
+
+def nested(levels: int) -> str:
+    return "[" * levels + "]" * levels
+
+
+def test_json_nested_up_to_the_limit_loads_and_deeper_is_a_payload_error() -> None:
+    assert load(nested(MAX_DEPTH), "x") is not None
+    with pytest.raises(rf.PayloadError, match=f"129 levels deep, over the limit of {MAX_DEPTH}"):
+        load(nested(MAX_DEPTH + 1), "x")
+    # Deep enough for Python's json to raise RecursionError: refused before it parses.
+    with pytest.raises(rf.PayloadError, match=f"100000 levels deep, over the limit of {MAX_DEPTH}"):
+        load(nested(100_000), "the workflow input")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1", 0),
+        ('"[[["', 0),
+        ("[]", 1),
+        ('{"a": [1, {"b": []}], "c": "]]]"}', 4),
+        ('["\\"[[[", ["\\\\"]]', 2),  # an escaped quote does not end the string
+    ],
+)
+def test_depth_counts_brackets_outside_strings(text: str, expected: int) -> None:
+    assert depth(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '"' + '\\"' * 400_000,  # one string that never ends, full of escaped quotes
+        '["' + "x" * 1_000_000,
+        "[" + ",".join(["[]"] * 300_000) + "]",
+        '"a"' * 300_000,
+    ],
+)
+def test_depth_is_linear_on_hostile_text(text: str) -> None:
+    # Quadratic matching would take minutes here (the suite's timeout fails it).
+    assert depth(text) <= 2
+
+
+def test_a_too_deep_python_value_is_a_payload_error_not_a_recursion_error() -> None:
+    value: list[object] = []
+    for _ in range(5000):
+        value = [value]
+    with pytest.raises(rf.PayloadError, match="nested deeper than"):
+        dump(value, "the output")
+    with pytest.raises(rf.PayloadError, match="over the limit"):
+        dump(json.loads(nested(MAX_DEPTH + 1)), "the output")
+
+
+def test_a_deeply_nested_input_is_rejected_at_start_naming_the_limit() -> None:
+    fold = Fold.of(round_trip, identity)
+    start = StartWorkflow(instance_id="deep", workflow="pl_round_trip", input=nested(1000))
+    decision = fold(start)
+    assert decision.state is None
+    assert decision.rejected is not None
+    assert f"over the limit of {MAX_DEPTH}" in decision.rejected
+    assert len(decision.rejected) < 200

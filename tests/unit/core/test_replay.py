@@ -186,3 +186,40 @@ def test_every_input_command_kind_is_recovered() -> None:
     seen = {type(c) for c, _ in input_commands(history)}
     assert {StartWorkflow, GrantSlot, FireTimer, CompleteStep, FailStep, SendEvent} <= seen
     assert any(isinstance(e, StepScheduled) and e.timeout_ms == 5000 for e in history)
+
+
+def test_replay_without_a_cache_rebuilds_and_is_identical_too() -> None:
+    history = recorded_flow()
+    report = replay(history, REGISTRY, Decider(REGISTRY, cache_size=0))
+    assert report.identical, report.difference
+
+
+STARTS: list[str] = []
+
+
+@rf.workflow(name="rp_counted")
+async def counted(ctx: rf.Context, n: int) -> int:
+    STARTS.append(ctx.instance_id)  # once per run of the code from its start
+    x = 0
+    for i in range(n):
+        x = await ctx.step("add", slow, x)
+        await ctx.sleep(f"nap{i}", "2h")  # a long sleep: the live fold lets it go
+    await ctx.wait_for_event("go")
+    return x
+
+
+def test_replay_runs_the_workflow_code_once_whatever_the_history_length() -> None:
+    env = Environment(counted)
+    handle = env.start(counted, 20, id="c")
+    for _ in range(20):
+        env.advance("2h")  # each sleep ends, the next step runs
+    env.send_event(handle.id, "go", None)
+    assert handle.result() == 20
+    history = env.history(handle.id)
+    registry = rf.Registry.of(counted, slow)
+    STARTS.clear()
+    assert replay(history, registry).identical
+    assert STARTS == ["c"]  # one run through 20 steps, 20 sleeps and a wait
+    STARTS.clear()
+    assert replay(history, registry, Decider(registry, cache_size=0)).identical
+    assert len(STARTS) > 40  # rebuilt from the start at every decision

@@ -11,7 +11,7 @@ from aiohttp import web
 from replayflow.api import projection as p
 from replayflow.api.commands import Commands, CommandUnavailable
 from replayflow.api.context import ApiContext
-from replayflow.api.errors import ApiError
+from replayflow.api.errors import ApiError, ErrorReply
 from replayflow.api.operations import STANDARD_ERRORS, Operation, Reply
 from replayflow.api.peers import Peers
 from replayflow.api.reply_models import (
@@ -22,6 +22,7 @@ from replayflow.api.reply_models import (
     TimelinePage,
 )
 from replayflow.api.request_models import (
+    MAX_BATCH,
     HistoryQuery,
     InstancePath,
     Reason,
@@ -90,7 +91,15 @@ class Instances:
                 base + "/batch",
                 self.create_batch,
                 "start up to 1,000 instances in one call",
-                {202: Reply("the starts are on the log", BatchAccepted)},
+                {
+                    202: Reply("the starts are on the log", BatchAccepted),
+                    413: Reply(
+                        f"more than {MAX_BATCH:,} instances in one call, a payload over its "
+                        "limit, or a body over the size limit",
+                        ErrorReply,
+                    ),
+                },
+                errors=tuple(e for e in STANDARD_ERRORS if e != 413),
                 body=StartBatch,
             ),
             Operation(

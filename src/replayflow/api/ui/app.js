@@ -206,6 +206,10 @@ async function loadInstance(id) {
     ["Started", time(instance.started_at)], ["Ended", time(instance.ended_at)],
     ["Duration", duration(took)], ["Steps", instance.steps], ["Events", instance.events],
     ["Run", instance.run]];
+  if (instance.upgrades && instance.upgrades.length) {
+    facts.push(["Upgraded", instance.upgrades.map((u) =>
+      u.from_version + " → " + u.to_version + " at " + time(u.at) + " (seq " + u.seq + ")").join("; ")]);
+  }
   if (instance.reason) facts.push(["Reason", instance.reason]);
   if (instance.parent_id) facts.push(["Parent", instance.parent_id]);
   $("#i-summary").replaceChildren(...facts.map(([k, v]) => el("div", {}, el("span", {}, k), v)));

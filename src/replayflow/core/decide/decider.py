@@ -17,6 +17,7 @@ from replayflow.core.decide.lifecycle import cancel, pause, restart, resume, ter
 from replayflow.core.decide.runner import Limits, Runner
 from replayflow.core.decide.steps import complete_step, fail_step
 from replayflow.core.decide.timers import fire_timer
+from replayflow.core.decide.upgrade import upgrade
 from replayflow.core.decision import Decision
 from replayflow.core.definitions import Registry
 from replayflow.core.messages import (
@@ -32,7 +33,9 @@ from replayflow.core.messages import (
     SendEvent,
     StartWorkflow,
     TerminateWorkflow,
+    UpgradeWorkflow,
 )
+from replayflow.core.patching import RecordedMarkers
 from replayflow.core.state import InstanceState
 
 Handler = Callable[[Runner, Any, Any, int], Decision]
@@ -49,6 +52,7 @@ HANDLERS: dict[type[Any], Handler] = {
     PauseWorkflow: pause,
     ResumeWorkflow: resume,
     RestartWorkflow: restart,
+    UpgradeWorkflow: upgrade,
 }
 
 
@@ -62,8 +66,17 @@ class Decider(Runner):
         cache_size: int = 10_000,
         limits: Limits | None = None,
         concurrency: dict[str, int] | None = None,
+        keep_idle: bool = False,
+        recorded: RecordedMarkers | None = None,
     ) -> None:
-        super().__init__(registry, cache_size=cache_size, limits=limits, concurrency=concurrency)
+        super().__init__(
+            registry,
+            cache_size=cache_size,
+            limits=limits,
+            concurrency=concurrency,
+            keep_idle=keep_idle,
+            recorded=recorded,
+        )
         self._handlers = {kind: partial(handler, self) for kind, handler in HANDLERS.items()}
 
     def decide(self, state: InstanceState | None, command: Command, now: int) -> Decision:

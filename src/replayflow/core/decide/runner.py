@@ -7,10 +7,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from replayflow.core.context import ChildRequest, EventRequest, Single, SleepRequest, StepRequest
+from replayflow.core.context import (
+    ChildRequest,
+    EventRequest,
+    PatchRequest,
+    Single,
+    SleepRequest,
+    StepRequest,
+)
 from replayflow.core.decide.attempts import new_step
 from replayflow.core.decide.calls import record_dropped, soon
 from replayflow.core.decide.children import report_to_parent, start_child, stop_children
+from replayflow.core.decide.patches import new_patch
 from replayflow.core.decide.waits import new_sleep, new_wait
 from replayflow.core.decision import Decision, DecisionBuilder
 from replayflow.core.definitions import Registry, WorkflowDef
@@ -25,6 +33,7 @@ from replayflow.core.messages import (
     WorkflowFailed,
     WorkflowSuspended,
 )
+from replayflow.core.patching import RecordedMarkers
 from replayflow.core.payloads import DEFAULT_MAX_PAYLOAD, dump
 from replayflow.core.state import Call, Info, Status
 
@@ -47,7 +56,11 @@ class Limits:
 class Runner:
     """The workflows of one registry, the limits they run under, and a bounded cache of
     live coroutines; a miss rebuilds by replaying the recorded calls, which gives the
-    same decisions (tests check both paths)."""
+    same decisions (tests check both paths).
+
+    `keep_idle` keeps coroutines that wait on long sleeps or events in the cache too.
+    The live fold lets them go (they may wait for days); replay folds a whole history
+    at once, and rebuilding at each decision would make it quadratic."""
 
     def __init__(
         self,
@@ -56,12 +69,17 @@ class Runner:
         cache_size: int = 10_000,
         limits: Limits | None = None,
         concurrency: dict[str, int] | None = None,
+        keep_idle: bool = False,
+        recorded: RecordedMarkers | None = None,
     ) -> None:
         self.registry = registry
         self.limits = limits or Limits()
         self.cache = DriverCache(cache_size)
+        self.keep_idle = keep_idle
         # Per-workflow concurrency limits that override the ones in the code.
         self.concurrency = dict(concurrency or {})
+        # Re-folding recorded history (replay, rebuild): the patch markers it holds.
+        self.recorded = recorded
 
     def concurrency_of(self, workflow: WorkflowDef) -> int | None:
         return self.concurrency.get(workflow.name, workflow.concurrency)
@@ -89,7 +107,9 @@ class Runner:
         driver = self.cache.take(b.info.instance_id, b.info.seq)
         if driver is None:
             start_at = b.info.admitted_at or b.info.started_at
-            driver = Driver(workflow, b.info, start_at, self.limits.max_payload)
+            driver = Driver(
+                workflow, b.info, start_at, self.limits.max_payload, recorded=self.recorded
+            )
         return driver
 
     def advance(self, b: DecisionBuilder, driver: Driver) -> Outcome:
@@ -102,7 +122,7 @@ class Runner:
         if isinstance(outcome, Waiting):
             decision = b.build()
             driver.seq = decision.state.info.seq if decision.state else -1
-            if any(soon(b.calls[i], b.now) for i in driver.awaiting()):
+            if self.keep_idle or any(soon(b.calls[i], b.now) for i in driver.awaiting()):
                 self.cache.put(b.info.instance_id, driver)
             else:
                 # Waiting on sleeps or events only: it may wait for days, so its memory
@@ -141,7 +161,9 @@ class Runner:
             self.cache.retag(b.info.instance_id, seq, decision.state.info.seq)
         return decision
 
-    def _new_call(self, b: DecisionBuilder, member: Single, key: str) -> Call:
+    def _new_call(self, b: DecisionBuilder, member: Single | PatchRequest, key: str) -> Call:
+        if isinstance(member, PatchRequest):
+            return new_patch(b, member, key)
         if isinstance(member, StepRequest):
             return new_step(b, self.registry, member, key)
         if isinstance(member, ChildRequest):

@@ -1,0 +1,128 @@
+"""A transactional producer whose blocking calls all run under a deadline.
+
+Each call hands librdkafka a short timeout (CALL_TIMEOUT) and gets a watchdog deadline a
+little longer than that (watchdog.GRACE): a call that keeps its timeout fails with
+librdkafka's own error, one that does not raises watchdog.Hung and leaves the producer
+dead. Either way the owner's loop gets control back within seconds, also while the
+broker is down, and can tell the cases apart:
+
+    error.retriable()             the outcome is unknown: the same call may be tried again
+    error.txn_requires_abort()    abort, then re-read the batch
+    error.fatal() / Hung          this producer is done: build a new one (same
+                                  transactional.id: it fences this one)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
+
+from replayflow.core.clip import clip
+from replayflow.kafka.config import TRANSACTION_TIMEOUT_MS
+from replayflow.kafka.watchdog import GRACE, Guard
+
+log = logging.getLogger("replayflow.kafka")
+
+#: The timeout each transactional call passes to librdkafka, in seconds.
+CALL_TIMEOUT = 5.0
+#: How long a commit or abort whose outcome is unknown is tried again. Past the
+#: transaction timeout the coordinator has aborted the transaction anyway.
+PATIENCE = TRANSACTION_TIMEOUT_MS / 1000
+
+
+def kafka_error(exc: BaseException) -> KafkaError | None:
+    """The KafkaError a KafkaException carries, if any."""
+    error = exc.args[0] if isinstance(exc, KafkaException) and exc.args else None
+    return error if isinstance(error, KafkaError) else None
+
+
+def is_fatal(exc: BaseException) -> bool:
+    error = kafka_error(exc)
+    return error is not None and error.fatal()
+
+
+def is_retriable(exc: BaseException) -> bool:
+    error = kafka_error(exc)
+    return error is not None and error.retriable() and not error.fatal()
+
+
+class TransactionalProducer:
+    """One confluent_kafka Producer with a transactional.id, its calls under deadlines.
+    `produce` and `poll` go straight to the producer: they never block."""
+
+    def __init__(
+        self,
+        producer: Producer,
+        name: str,
+        *,
+        call_timeout: float = CALL_TIMEOUT,
+        grace: float = GRACE,
+        patience: float = PATIENCE,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.producer = producer
+        self.name = name
+        self.guard = Guard(name)
+        self.call_timeout = call_timeout
+        self.grace = grace
+        self.patience = patience
+        self._clock = clock
+
+    @property
+    def dead(self) -> str | None:
+        """Why this producer must be replaced (a call hung), or None."""
+        return self.guard.dead
+
+    def _call(self, what: str, function: Callable[..., Any], *args: Any) -> Any:
+        return self.guard.run(what, self.call_timeout + self.grace, function, *args)
+
+    def init(self) -> None:
+        """init_transactions: fences an older producer with this transactional.id and
+        completes its open transaction. Retriable errors (the broker not there yet)
+        raise: the caller decides how long to keep trying."""
+        self._call("init_transactions", self.producer.init_transactions, self.call_timeout)
+
+    def begin(self) -> None:
+        self._call("begin_transaction", self.producer.begin_transaction)
+
+    def send_offsets(self, offsets: list[TopicPartition], group_metadata: Any) -> None:
+        self._until_known(
+            "send_offsets_to_transaction",
+            self.producer.send_offsets_to_transaction,
+            offsets,
+            group_metadata,
+            self.call_timeout,
+        )
+
+    def commit(self) -> None:
+        """Commit. A retriable error leaves the outcome unknown, so the commit is tried
+        again (aborting then could abort a transaction that in fact committed)."""
+        self._until_known("commit_transaction", self.producer.commit_transaction, self.call_timeout)
+
+    def abort(self) -> None:
+        self._until_known("abort_transaction", self.producer.abort_transaction, self.call_timeout)
+
+    def _until_known(self, what: str, function: Callable[..., Any], *args: Any) -> None:
+        give_up = self._clock() + self.patience
+        while True:
+            try:
+                self._call(what, function, *args)
+                return
+            except KafkaException as exc:
+                if not is_retriable(exc) or self._clock() > give_up:
+                    raise
+                log.warning("%s of %s failed (%s), trying again", what, self.name, clip(str(exc)))
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Flush what is queued (a live producer only) and end the helper thread. A dead
+        producer is left to itself: its stuck call may still hold it."""
+        if self.dead is None:
+            try:
+                self._call("flush", self.producer.flush, timeout)
+            except Exception as exc:  # closing is best effort: the producer is dropped
+                log.info("closing %s: %s", self.name, clip(str(exc)))
+        self.guard.close()

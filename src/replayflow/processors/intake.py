@@ -1,0 +1,78 @@
+"""What the orchestrator accepts from replayflow.commands: a record decodes to a command
+that may come from outside, keyed and partitioned as its entity is. Anything else is
+refused with a reason for the dead-letter topic. Reasons quote the input only through
+core/clip.py, so their size never follows the input's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from replayflow import codec
+from replayflow.core.clip import clip_repr
+from replayflow.core.entities import Entity, route
+from replayflow.core.errors import ValidationError
+from replayflow.core.messages import AcquireSlot, Command, FireTimer, GrantSlot, ReleaseSlot
+from replayflow.core.names import MAX_ID_LENGTH, check_instance_id
+from replayflow.kafka.partition import murmur2_partition
+
+# Set on the commands the orchestrator itself produces (admission grants and releases).
+ORIGIN_HEADER = ("replayflow-origin", b"orchestrator")
+
+
+class Refused(ValidationError):
+    """A record that is not folded: `reason` and `error_type` go to its dead letter."""
+
+    def __init__(self, reason: str, error_type: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.error_type = error_type
+
+
+def accept(
+    key: bytes | None,
+    value: bytes | None,
+    partition: int,
+    partitions: int,
+    headers: Any,
+) -> Command:
+    """The command a record holds, or Refused saying why it is not one to fold here."""
+    try:
+        command = codec.decode(value or b"")
+    except codec.CodecError as exc:
+        raise Refused(f"undecodable command: {exc.reason}", "CodecError") from None
+    if not isinstance(command, Command) or isinstance(command, FireTimer):
+        # FireTimer is made by the orchestrator itself; from outside it would let anyone
+        # end a sleep early.
+        raise Refused(
+            f"{type(command).__name__} is not a command accepted on this topic", "NotACommand"
+        )
+    internal = isinstance(headers, list) and ORIGIN_HEADER in headers
+    if isinstance(command, AcquireSlot | ReleaseSlot | GrantSlot) and not internal:
+        raise Refused(f"{type(command).__name__} is internal to the orchestrator", "NotACommand")
+    entity = route(command)
+    target = entity.key
+    if entity.entity is Entity.INSTANCE:
+        try:
+            check_instance_id(target)
+        except ValidationError:
+            # The check's own message repeats the whole id: say it again, bounded.
+            raise Refused(
+                f"invalid instance id {clip_repr(target)} ({len(target)} characters): 1 to "
+                f"{MAX_ID_LENGTH} characters of letters, digits and ._:@/+=- starting with a "
+                "letter or digit",
+                "Rejected",
+            ) from None
+    record_key = entity.record_key
+    if key != record_key:
+        raise Refused(
+            f"the record key {clip_repr(key)} is not the instance id {clip_repr(target)}",
+            "WrongKey",
+        )
+    expected = murmur2_partition(record_key, partitions)
+    if partition != expected:
+        raise Refused(
+            f"{clip_repr(target)} belongs on partition {expected} (murmur2 of the key, as Java "
+            f"clients partition), not {partition}: produce with the murmur2 partitioner",
+            "WrongPartition",
+        )
+    return command

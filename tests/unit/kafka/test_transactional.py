@@ -1,0 +1,164 @@
+"""TransactionalProducer: librdkafka's transactional calls under deadlines, and what is
+tried again. A fake producer answers as librdkafka does (KafkaException with a
+KafkaError that says whether it is retriable, fatal or needs an abort)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException
+
+from replayflow.kafka.transactional import TransactionalProducer, is_fatal, is_retriable
+from replayflow.kafka.watchdog import Hung
+
+
+def error(code: int = KafkaError._TIMED_OUT, **flags: bool) -> KafkaException:
+    return KafkaException(KafkaError(code, "test", **flags))
+
+
+class FakeProducer:
+    """Answers each call from a script: an exception to raise, "hang", or None (ok)."""
+
+    def __init__(self, **scripts: list[Any]) -> None:
+        self.scripts = scripts
+        self.calls: list[tuple[str, tuple[Any, ...]]] = []
+        self.release = threading.Event()
+
+    def _answer(self, name: str, *args: Any) -> None:
+        self.calls.append((name, args))
+        script = self.scripts.get(name, [])
+        answer = script.pop(0) if script else None
+        if answer == "hang":
+            self.release.wait(30)
+        elif answer is not None:
+            raise answer
+
+    def init_transactions(self, timeout: float) -> None:
+        self._answer("init_transactions", timeout)
+
+    def begin_transaction(self) -> None:
+        self._answer("begin_transaction")
+
+    def send_offsets_to_transaction(self, offsets: Any, metadata: Any, timeout: float) -> None:
+        self._answer("send_offsets_to_transaction", timeout)
+
+    def commit_transaction(self, timeout: float) -> None:
+        self._answer("commit_transaction", timeout)
+
+    def abort_transaction(self, timeout: float) -> None:
+        self._answer("abort_transaction", timeout)
+
+    def flush(self, timeout: float) -> int:
+        self._answer("flush", timeout)
+        return 0
+
+
+@pytest.fixture
+def fakes() -> Iterator[list[FakeProducer]]:
+    made: list[FakeProducer] = []
+    yield made
+    for fake in made:
+        fake.release.set()  # let stuck helper threads end
+
+
+def producer(fakes: list[FakeProducer], **scripts: list[Any]) -> TransactionalProducer:
+    fake = FakeProducer(**scripts)
+    fakes.append(fake)
+    return TransactionalProducer(fake, "txn-1", call_timeout=0.2, grace=0.1)  # type: ignore[arg-type]
+
+
+def names(p: TransactionalProducer) -> list[str]:
+    return [name for name, _ in p.producer.calls]  # type: ignore[attr-defined]
+
+
+def test_the_error_kinds_are_read_from_the_kafka_error() -> None:
+    assert is_retriable(error(retriable=True)) and not is_fatal(error(retriable=True))
+    assert is_fatal(error(fatal=True)) and not is_retriable(error(fatal=True, retriable=True))
+    assert not is_fatal(ValueError("x")) and not is_retriable(ValueError("x"))
+
+
+def test_each_call_hands_librdkafka_the_short_timeout(fakes: list[FakeProducer]) -> None:
+    p = producer(fakes)
+    p.init()
+    p.begin()
+    p.send_offsets([], None)
+    p.commit()
+    assert p.producer.calls == [  # type: ignore[attr-defined]
+        ("init_transactions", (0.2,)),
+        ("begin_transaction", ()),
+        ("send_offsets_to_transaction", (0.2,)),
+        ("commit_transaction", (0.2,)),
+    ]
+
+
+def test_a_commit_with_an_unknown_outcome_is_tried_again(fakes: list[FakeProducer]) -> None:
+    p = producer(fakes, commit_transaction=[error(retriable=True), error(retriable=True)])
+    p.commit()
+    assert names(p) == ["commit_transaction"] * 3
+
+
+def test_a_retriable_commit_gives_up_after_its_patience(fakes: list[FakeProducer]) -> None:
+    now = [0.0]
+    fake = FakeProducer(commit_transaction=[error(retriable=True)] * 10)
+    fakes.append(fake)
+    p = TransactionalProducer(
+        fake,  # type: ignore[arg-type]
+        "txn-1",
+        call_timeout=0.2,
+        patience=2.0,
+        clock=lambda: now[0],
+    )
+
+    def later(timeout: float) -> None:
+        now[0] += 1.5
+        fake._answer("commit_transaction", timeout)
+
+    fake.commit_transaction = later  # type: ignore[method-assign]
+    with pytest.raises(KafkaException):
+        p.commit()
+    assert len(fake.calls) == 2  # at 1.5 s it tried again; at 3.0 s it gave up
+
+
+@pytest.mark.parametrize("flags", [{"fatal": True}, {"txn_requires_abort": True}, {}])
+def test_other_errors_are_raised_at_once(flags: dict[str, bool], fakes: list[FakeProducer]) -> None:
+    p = producer(fakes, commit_transaction=[error(KafkaError._FENCED, **flags)])
+    with pytest.raises(KafkaException):
+        p.commit()
+    assert names(p) == ["commit_transaction"]
+    assert p.dead is None
+
+
+@pytest.mark.parametrize(
+    "call", ["send_offsets_to_transaction", "commit_transaction", "abort_transaction"]
+)
+def test_a_call_that_hangs_past_its_deadline_kills_the_producer(
+    call: str, fakes: list[FakeProducer]
+) -> None:
+    p = producer(fakes, **{call: ["hang"]})
+    run = {
+        "send_offsets_to_transaction": lambda: p.send_offsets([], None),
+        "commit_transaction": p.commit,
+        "abort_transaction": p.abort,
+    }[call]
+    with pytest.raises(Hung, match=f"{call} did not return within"):
+        run()
+    assert p.dead is not None and call in p.dead
+    with pytest.raises(Hung):
+        p.begin()
+    p.close()  # a dead producer is not flushed: its stuck call may still hold it
+    assert "flush" not in names(p)
+
+
+def test_init_that_hangs_is_reported_like_any_call(fakes: list[FakeProducer]) -> None:
+    p = producer(fakes, init_transactions=["hang"])
+    with pytest.raises(Hung, match="init_transactions"):
+        p.init()
+
+
+def test_close_flushes_a_live_producer(fakes: list[FakeProducer]) -> None:
+    p = producer(fakes)
+    p.close()
+    assert names(p) == ["flush"]
