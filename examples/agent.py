@@ -157,7 +157,7 @@ def book_flight(flight_id: str) -> str:
 travel = DurableAgent(agent, name="travel", stream="answer", approval_event="approval")
 # Module level, so a worker given this module (`replayflow worker -m examples.agent`)
 # registers the agent's steps.
-model_request, tool_call = travel.steps
+model_request, tool_call, list_tools = travel.steps
 
 
 @rf.workflow(name="travel-agent", version="2", timeout="30d")

@@ -338,13 +338,14 @@ class Client:
         instance_id: str,
         name: str,
         *,
-        start: int = 0,
+        start: int | str = 0,
         settled: bool = False,
         follow: bool = True,
         idle_timeout: float | None = None,
     ) -> Stream:
         """Iterate a named stream of an instance, live and in order (replayflow.streams):
-        from `start` (an offset; 0 is the first), until it closes or the instance ends."""
+        from `start` (an offset, 0 the first; or a reader's or an item's `cursor`, to go
+        on right after it), until it closes or the instance ends."""
         return Stream(
             self.settings,
             instance_id,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,9 +67,13 @@ def _context(task: Task, sink: StreamSink | None) -> StepContext:
 
 
 def _ended(context: StepContext, outcome: CompleteStep | FailStep) -> CompleteStep | FailStep:
-    # The end marker goes after the attempt's last value and before its result.
-    if context.streams is not None:
-        context.streams.end(isinstance(outcome, CompleteStep))
+    # The end marker goes after the attempt's last value and before its result; a result
+    # that says it streamed makes the orchestrator mark the attempt accepted when it is.
+    if context.streams is None:
+        return outcome
+    wrote = context.streams.end(isinstance(outcome, CompleteStep))
+    if wrote and isinstance(outcome, CompleteStep):
+        return dataclasses.replace(outcome, streamed=True)
     return outcome
 
 

@@ -6,12 +6,13 @@
         elif item.kind == "retracted":      # that attempt failed: its values are void
             ...
 
-Items come live and in order (core/streams.py says what each kind means). A reader
-that joins late reads from the start; one that restarts passes `start=` the
-`resume_offset` it had and repeats nothing. `settled=True` yields only values of
-attempts that completed (each once its attempt ended). Iteration ends when the stream
-is closed or the instance ends; `follow=False` stops at what is written now, and
-`idle_timeout` raises StreamTimeout after that many seconds without a record.
+Items come live and in order (core/stream_view.py says what each kind means). A reader
+that joins late reads from the start; one that stops passes its `cursor` (or the last
+item's `cursor`) as `start=` to a new reader, which goes on after it and repeats
+nothing. `settled=True` yields only values of attempts whose result the engine
+accepted (each once it did). Iteration ends when the stream is closed or the instance
+ends; `follow=False` stops at what is written now, and `idle_timeout` raises
+StreamTimeout after that many seconds without a record.
 """
 
 from __future__ import annotations
@@ -22,13 +23,11 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from replayflow.core.errors import ReplayflowError
-from replayflow.core.streams import StreamItem, StreamView
+from replayflow.core.streams import Cursor, StreamItem, StreamView
 from replayflow.processors.stream_reader import StreamFollower, wait_time
 from replayflow.settings import Settings
 
-__all__ = ["AsyncStream", "Stream", "StreamItem", "StreamTimeout"]
-
-Read = tuple[int, list[StreamItem]]  # a record's offset, and the items it made
+__all__ = ["AsyncStream", "Cursor", "Stream", "StreamItem", "StreamTimeout"]
 
 
 class StreamTimeout(ReplayflowError, TimeoutError):
@@ -44,7 +43,7 @@ class Stream:
         instance_id: str,
         name: str,
         *,
-        start: int = 0,
+        start: int | str | Cursor = 0,
         settled: bool = False,
         follow: bool = True,
         idle_timeout: float | None = None,
@@ -53,24 +52,36 @@ class Stream:
         self.name = name
         self.follow = follow
         self.idle_timeout = idle_timeout
-        self.view = StreamView(instance_id, name, settled)
-        self._follower: StreamFollower | None = StreamFollower(settings, instance_id, start)
-        self._position = max(start, 0)
+        self.view = StreamView(instance_id, name, settled, start)
+        self._cursor = str(self.view.resumed)
+        self._follower: StreamFollower | None = StreamFollower(
+            settings, instance_id, self.view.start
+        )
         self._end: int | None = None if follow else self._follower.end()
 
     @property
-    def resume_offset(self) -> int:
-        """Pass as `start=` to a new reader to go on where this one stopped."""
-        return self.view.resume_offset(self._position)
+    def cursor(self) -> str:
+        """Where this reader stands: pass it as `start=` to a new reader to go on after
+        the last item handed over, with nothing repeated and nothing missed."""
+        return self._cursor
 
     @property
     def done(self) -> bool:
         return self.view.done
 
-    def next_records(self, timeout: float | None = None) -> list[Read] | None:
-        """(offset, items) of the records read within `timeout` seconds (maybe none;
-        most records make one item or none); None once the stream is over (closed,
-        ended, or read to its end without `follow`)."""
+    def next_batch(self, timeout: float | None = None) -> list[StreamItem] | None:
+        """The items of the records read within `timeout` seconds (maybe none), all
+        counted as handed over; None once the stream is over (closed, ended, or read to
+        its end without `follow`)."""
+        taken = self._take(0.1 if timeout is None else timeout)
+        if taken is None:
+            return None
+        items, self._cursor = taken
+        return items
+
+    def _take(self, timeout: float) -> tuple[list[StreamItem], str] | None:
+        """The items read within `timeout`, and the cursor once they are all handed
+        over; the reader's own cursor does not move."""
         follower = self._follower
         if follower is None or self.view.done:
             self.close()
@@ -78,27 +89,24 @@ class Stream:
         if self._end is not None and follower.caught_up(self._end):
             self.close()
             return None
-        reads = [
-            (offset, self.view.feed(offset, record))
-            for offset, record in follower.poll(0.1 if timeout is None else timeout)
+        items = [
+            item
+            for offset, record in follower.poll(timeout)
+            for item in self.view.feed(offset, record)
         ]
-        if not self.view.done:
-            # Records of other instances move the position too: nothing to show there.
-            reads.append((follower.position - 1, []))
-        return reads
+        # Records of other instances move the position too: nothing to show there.
+        after = self._cursor
+        if follower.position > 0:
+            after = str(self.view.cursor_after(follower.position - 1))
+        return items, after
 
-    def next_batch(self, timeout: float | None = None) -> list[StreamItem] | None:
-        """The items of next_records, in one list."""
-        reads = self.next_records(timeout)
-        if reads is None:
-            return None
-        self.shown(reads[-1][0] if reads else None)
-        return [item for _, items in reads for item in items]
-
-    def shown(self, offset: int | None) -> None:
-        """Everything up to `offset` reached the caller: a resume starts after it."""
-        if offset is not None:
-            self._position = max(self._position, offset + 1)
+    def _hand_over(self, items: list[StreamItem], after: str) -> Iterator[StreamItem]:
+        # A caller that stops after an item goes on right after it: the cursor moves
+        # before the item is handed over.
+        for item in items:
+            self._cursor = item.cursor
+            yield item
+        self._cursor = after
 
     def __iter__(self) -> Iterator[StreamItem]:
         try:
@@ -107,19 +115,16 @@ class Stream:
                     None if self.idle_timeout is None else time.monotonic() + self.idle_timeout
                 )
                 while True:
-                    reads = self.next_records(wait_time(deadline))
-                    if reads is None:
+                    taken = self._take(wait_time(deadline))
+                    if taken is None:
                         return
-                    if any(items for _, items in reads):
+                    items, after = taken
+                    if items:
                         break
-                    self.shown(reads[-1][0] if reads else None)
+                    self._cursor = after
                     if deadline is not None and time.monotonic() >= deadline:
-                        raise StreamTimeout(
-                            f"stream {self.name!r} of {self.instance_id!r}: nothing "
-                            f"for {self.idle_timeout:g} s"
-                        )
-                for offset, items in reads:
-                    yield from _handed(self, offset, items)
+                        raise _timeout(self)
+                yield from self._hand_over(items, after)
         finally:
             self.close()
 
@@ -153,30 +158,32 @@ class AsyncStream:
         self._stream = stream
 
     @property
-    def resume_offset(self) -> int:
-        return self._stream.resume_offset
+    def cursor(self) -> str:
+        return self._stream.cursor
+
+    @property
+    def done(self) -> bool:
+        return self._stream.done
 
     async def __aiter__(self) -> AsyncIterator[StreamItem]:
         stream = self._stream
         try:
             idle_since = time.monotonic()
             while True:
-                reads = await asyncio.to_thread(stream.next_records, 0.1)
-                if reads is None:
+                taken = await asyncio.to_thread(stream._take, 0.1)
+                if taken is None:
                     return
-                if any(items for _, items in reads):
+                items, after = taken
+                if items:
                     idle_since = time.monotonic()
                 elif (
                     stream.idle_timeout is not None
                     and time.monotonic() - idle_since >= stream.idle_timeout
                 ):
-                    raise StreamTimeout(
-                        f"stream {stream.name!r} of {stream.instance_id!r}: nothing "
-                        f"for {stream.idle_timeout:g} s"
-                    )
-                for offset, items in reads:
-                    for item in _handed(stream, offset, items):
-                        yield item
+                    stream._cursor = after
+                    raise _timeout(stream)
+                for item in stream._hand_over(items, after):
+                    yield item
         finally:
             await asyncio.to_thread(stream.close)
 
@@ -189,12 +196,7 @@ class AsyncStream:
         await asyncio.to_thread(self._stream.close)
 
 
-def _handed(stream: Stream, offset: int, items: list[StreamItem]) -> Iterator[StreamItem]:
-    """The items of one record; the record counts as shown once its last item is
-    handed over (a caller that stops after it resumes at the next record)."""
-    if not items:
-        stream.shown(offset)
-    for n, item in enumerate(items):
-        if n == len(items) - 1:
-            stream.shown(offset)
-        yield item
+def _timeout(stream: Stream) -> StreamTimeout:
+    return StreamTimeout(
+        f"stream {stream.name!r} of {stream.instance_id!r}: nothing for {stream.idle_timeout:g} s"
+    )

@@ -285,15 +285,16 @@ class Environment:
         self,
         instance_id: str,
         name: str,
-        start: int = 0,
+        start: int | str = 0,
         settled: bool = False,
         follow: bool = True,
     ) -> Iterator[StreamItem]:
-        """The items of a stream, as handle.stream(name) yields them on Kafka. With
-        `follow`, time moves on (timers fire) until the stream closes or ends, and
-        Deadlock says when it cannot; without, it stops at what was written so far."""
-        view = StreamView(instance_id, name, settled)
-        position = start
+        """The items of a stream, as handle.stream(name) yields them on Kafka (`start`:
+        an offset, or an item's `cursor`). With `follow`, time moves on (timers fire)
+        until the stream closes or ends, and Deadlock says when it cannot; without, it
+        stops at what was written so far."""
+        view = StreamView(instance_id, name, settled, start)
+        position = view.start
         while not view.done:
             records = self.streams.of(instance_id, position)
             for offset, record in records:

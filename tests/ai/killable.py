@@ -56,7 +56,7 @@ def slow_lookup(key: str) -> str:
 
 
 durable = DurableAgent(agent, name="killable", stream=None)
-model_request, tool_call = durable.steps
+model_request, tool_call, list_tools = durable.steps
 
 
 @rf.workflow(name="killable-agent")

@@ -38,14 +38,6 @@ def wait_until(condition: Any, timeout: float, what: str) -> None:
         time.sleep(0.1)
 
 
-# Not strict: whether the kill lands inside the worker's 1 s commit interval is a matter
-# of timing, so the re-run happens in most runs and not in all (issue 14 stays open).
-@pytest.mark.xfail(
-    strict=False,
-    reason="open: the new worker runs the model task again (3 model calls, history shows "
-    "one attempt of each step): the killed worker's offset commit past the finished model "
-    "task does not reach the group before the kill; under investigation",
-)
 def test_a_killed_worker_does_not_make_the_agent_call_the_model_again(
     settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

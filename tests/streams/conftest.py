@@ -2,7 +2,7 @@
 Kafka engine (an orchestrator and a worker on the real broker, read with the Client).
 
     engine.start(workflow, input, id) -> handle (.id, .result())
-    engine.read(id, name, start=0, settled=False, limit=None) -> (items, resume offset)
+    engine.read(id, name, start=0, settled=False, limit=None) -> (items, resume cursor)
     engine.watch(id, name, on_item)     calls on_item(item) live, from before the start
     engine.send_event / terminate / history
 """
@@ -46,16 +46,16 @@ class MemoryEngine:
         self,
         instance_id: str,
         name: str,
-        start: int = 0,
+        start: int | str = 0,
         settled: bool = False,
         limit: int | None = None,
-    ) -> tuple[list[StreamItem], int]:
+    ) -> tuple[list[StreamItem], int | str]:
         items = []
         for item in self.env.stream(instance_id, name, start, settled):
             items.append(item)
             if len(items) == limit:
                 break
-        return items, (items[-1].offset + 1 if items else start)
+        return items, (items[-1].cursor if items else start)
 
     def watch(self, instance_id: str, name: str, on_item: OnItem) -> Callable[[], None]:
         view = StreamView(instance_id, name)
@@ -102,10 +102,10 @@ class KafkaEngine:
         self,
         instance_id: str,
         name: str,
-        start: int = 0,
+        start: int | str = 0,
         settled: bool = False,
         limit: int | None = None,
-    ) -> tuple[list[StreamItem], int]:
+    ) -> tuple[list[StreamItem], int | str]:
         items = []
         with self.client.stream(
             instance_id, name, start=start, settled=settled, idle_timeout=60
@@ -114,7 +114,7 @@ class KafkaEngine:
                 items.append(item)
                 if len(items) == limit:
                     break
-            return items, stream.resume_offset
+            return items, stream.cursor
 
     def watch(self, instance_id: str, name: str, on_item: OnItem) -> Callable[[], None]:
         stream = self.client.stream(instance_id, name, idle_timeout=60)

@@ -43,3 +43,60 @@ async def talker(ctx: rf.Context, spec: dict[str, Any]) -> int:
 
 def gate_path(directory: str, name: str) -> str:
     return os.path.join(directory, name)
+
+
+def _wait_for(path: str | None) -> None:
+    if path is None:
+        return
+    deadline = time.monotonic() + 60
+    while not Path(path).exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+@rf.step(name="streams_verse")
+def verse(part: str, words: list[str], gates: dict[str, str] | None = None) -> int:
+    """Writes `words` to "tokens". With `gates` (Kafka: the two parts run at once), part
+    "a" writes its first word, lets "b" write all of its words and finish, then writes
+    the rest: b's attempt ends (and is accepted) while a's is still open."""
+    stream = rf.current_step().stream("tokens")
+    gates = gates or {}
+    if part == "b":
+        _wait_for(gates.get("a_started"))
+    for index, word in enumerate(words):
+        stream.write(word)
+        if part == "a" and index == 0 and gates:
+            Path(gates["a_started"]).touch()
+            _wait_for(gates.get("b_done"))
+            time.sleep(0.5)  # b's result reaches the orchestrator meanwhile
+    if part == "b" and gates:
+        Path(gates["b_done"]).touch()
+    return len(words)
+
+
+@rf.workflow(name="streams_chorus")
+async def chorus(ctx: rf.Context, spec: dict[str, Any]) -> int:
+    counts = await ctx.all(
+        [
+            ctx.step("verse-a", verse, "a", spec["a"], spec.get("gates")),
+            ctx.step("verse-b", verse, "b", spec["b"], spec.get("gates")),
+        ]
+    )
+    return int(sum(counts))
+
+
+@rf.step(name="streams_slow_talk", timeout="1s", retry=rf.Retry(limit=2, delay="2s", jitter=False))
+def slow_talk(hold: float) -> str:
+    """Attempt 1 writes "stale" and runs over its 1 s timeout (its thread goes on and
+    ends COMPLETED, after the engine gave up on it); attempt 2 writes "fresh"."""
+    stream = rf.current_step().stream("tokens")
+    if rf.current_step().attempt == 1:
+        stream.write("stale")
+        time.sleep(hold)
+        return "too late"
+    stream.write("fresh")
+    return "in time"
+
+
+@rf.workflow(name="streams_slow_talker")
+async def slow_talker(ctx: rf.Context, hold: float) -> str:
+    return str(await ctx.step("talk", slow_talk, hold))

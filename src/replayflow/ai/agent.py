@@ -2,7 +2,7 @@
 
     agent = Agent(model, tools=[...], output_type=str)
     travel = DurableAgent(agent, name="travel", stream="answer")
-    model_request, tool_call = travel.steps     # module level: workers find them here
+    model_request, tool_call, list_tools = travel.steps   # module level: workers find them
 
     @rf.workflow(name="travel-agent")
     async def plan(ctx, goal):
@@ -19,8 +19,10 @@ declared with `requires_approval=True` makes the run wait for the event
 `approval_event` ({"approved": true} or {"approved": false, "reason": ...}) before it
 runs, which may take days and survives restarts.
 
-Toolsets whose tool list needs I/O (Pydantic AI's MCP servers) are not wrapped yet:
-reach MCP servers from a tool through replayflow.mcp_tools (examples/agent.py does).
+Toolsets whose tool list needs I/O (Pydantic AI's MCPToolset over stdio or streamable
+HTTP, and any toolset that is not plain function tools) are listed by a step, once per
+run, and their calls are steps like any other (ai/toolsets.py). `deps` reach tools
+that run in the worker as JSON, rebuilt with the agent's deps_type (docs/agents.md).
 """
 
 from __future__ import annotations
@@ -40,12 +42,13 @@ from pydantic_ai.messages import (
 from pydantic_ai.models import Model, ModelRequestParameters
 from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
-from pydantic_ai.tools import RunContext, ToolDenied
-from pydantic_ai.toolsets import AbstractToolset, ToolsetTool, WrapperToolset
+from pydantic_ai.tools import ToolDenied
+from pydantic_ai.toolsets import AbstractToolset
 from pydantic_core import to_jsonable_python
 
 from replayflow.ai.bridge import Bridge
-from replayflow.ai.model_step import ToolOutcome, request_model, run_tool
+from replayflow.ai.model_step import list_tools, request_model, run_tool
+from replayflow.ai.toolsets import RunState, StepToolset, deps_json
 from replayflow.core.context import Context
 from replayflow.core.definitions import StepDef, step
 from replayflow.core.names import check_name
@@ -90,11 +93,16 @@ class DurableAgent:
         self.tool_step = step(name=f"{name}.tool_call", retry=tool_retry, timeout=tool_timeout)(
             self._tool_call
         )
+        self.list_step = step(name=f"{name}.list_tools", retry=tool_retry, timeout=tool_timeout)(
+            self._list_tools
+        )
+        self._deps: TypeAdapter[Any] = TypeAdapter(agent.deps_type)
 
     @property
-    def steps(self) -> tuple[StepDef, StepDef]:
-        """The model request and tool call steps: put them in the workers' registry."""
-        return self.model_step, self.tool_step
+    def steps(self) -> tuple[StepDef, StepDef, StepDef]:
+        """The model request, tool call and tool listing steps: unpack them at module
+        level (workers find steps there), or pass the agent to Registry.of."""
+        return self.model_step, self.tool_step, self.list_step
 
     def __iter__(self) -> Any:
         return iter(self.steps)  # Registry.of(durable_agent) adds its steps
@@ -106,8 +114,11 @@ class DurableAgent:
         (message_history, deps, model_settings, usage_limits, ...)."""
         output_type = options.pop("output_type", self.agent.output_type)
         outputs = [output_type, DeferredToolRequests]
+        if options.get("deps") is not None:
+            deps_json(options["deps"])  # tools in the worker get them as JSON: fail early
         stable = _Stable(ctx)
-        result = await self._once(ctx, stable, prompt, output_type=outputs, **options)
+        run = RunState(self.tool_step, self.list_step)
+        result = await self._once(ctx, stable, run, prompt, output_type=outputs, **options)
         while isinstance(result.output, DeferredToolRequests):
             answers = DeferredToolResults()
             for call in result.output.approvals:
@@ -128,6 +139,7 @@ class DurableAgent:
             result = await self._once(
                 ctx,
                 stable,
+                run,
                 None,
                 output_type=outputs,
                 message_history=result.all_messages(),
@@ -136,10 +148,12 @@ class DurableAgent:
             )
         return result
 
-    async def _once(self, ctx: Context, stable: _Stable, prompt: str | None, **options: Any) -> Any:
+    async def _once(
+        self, ctx: Context, stable: _Stable, run: RunState, prompt: str | None, **options: Any
+    ) -> Any:
         bridge = Bridge(ctx)
         model = _StepModel(self.model, bridge, self, stable)
-        toolsets = [_StepToolset(ts, bridge, self, index) for index, ts in enumerate(self.toolsets)]
+        toolsets = [StepToolset(ts, bridge, index, run) for index, ts in enumerate(self.toolsets)]
 
         async def program() -> Any:
             with self.agent.override(model=model, tools=[], toolsets=toolsets):
@@ -166,12 +180,27 @@ class DurableAgent:
         return _RESPONSE.dump_python(response, mode="json")  # type: ignore[no-any-return]
 
     def _tool_call(
-        self, toolset: int, tool: str, args: dict[str, Any], call_id: str | None, retry: int
+        self,
+        toolset: int,
+        tool: str,
+        args: dict[str, Any],
+        call_id: str | None,
+        retry: int,
+        deps: Any = None,
     ) -> dict[str, Any]:
         outcome = asyncio.run(
-            run_tool(self.model, self.toolsets[toolset], tool, args, call_id, retry)
+            run_tool(
+                self.model, self.toolsets[toolset], tool, args, call_id, retry, self._rebuilt(deps)
+            )
         )
         return dataclasses.asdict(outcome)
+
+    def _list_tools(self, toolset: int, deps: Any = None) -> list[dict[str, Any]]:
+        return asyncio.run(list_tools(self.model, self.toolsets[toolset], self._rebuilt(deps)))
+
+    def _rebuilt(self, deps: Any) -> Any:
+        """The run's deps from their JSON, as the agent's deps_type."""
+        return None if deps is None else self._deps.validate_python(deps)
 
 
 class _StepModel(WrapperModel):
@@ -244,45 +273,3 @@ class _Stable:
             else:
                 out.append(dataclasses.replace(message, **ids))
         return out
-
-
-@dataclasses.dataclass
-class _StepToolset(WrapperToolset[Any]):
-    """A toolset as the workflow sees it: its tool list is read in the workflow (no
-    I/O: function tools), each call is a step."""
-
-    bridge: Bridge | None = None
-    durable: DurableAgent | None = None
-    index: int = 0
-
-    def __init__(
-        self, wrapped: AbstractToolset[Any], bridge: Bridge, durable: DurableAgent, index: int
-    ) -> None:
-        self.wrapped = wrapped
-        self.bridge = bridge
-        self.durable = durable
-        self.index = index
-
-    async def __aenter__(self) -> _StepToolset:
-        return self
-
-    async def __aexit__(self, *args: Any) -> bool | None:
-        return None
-
-    async def call_tool(
-        self, name: str, tool_args: dict[str, Any], ctx: RunContext[Any], tool: ToolsetTool[Any]
-    ) -> Any:
-        assert self.bridge is not None and self.durable is not None
-        request = self.bridge.ctx.step(
-            f"tool-{name}",
-            self.durable.tool_step,
-            self.index,
-            name,
-            to_jsonable_python(tool_args),
-            ctx.tool_call_id,
-            ctx.retry,
-        )
-        outcome = ToolOutcome(**await self.bridge.step(request))
-        if outcome.retry is not None:
-            raise ModelRetry(outcome.retry)
-        return outcome.result

@@ -7,6 +7,7 @@ import contextlib
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError as PydanticValidationError
 from pydantic_ai import ModelRetry
 from pydantic_ai.messages import (
     ModelMessage,
@@ -66,6 +67,27 @@ async def request_model(
         return response
 
 
+def tool_context(
+    model: Model, deps: Any, name: str | None = None, call_id: str | None = None, retry: int = 0
+) -> RunContext[Any]:
+    """What a tool (or a toolset listing its tools) sees in the worker."""
+    return RunContext[Any](
+        deps=deps, model=model, usage=RunUsage(), tool_call_id=call_id, tool_name=name, retry=retry
+    )
+
+
+async def list_tools(
+    model: Model, toolset: AbstractToolset[Any], deps: Any
+) -> list[dict[str, Any]]:
+    """The toolset's tools as the workflow rebuilds them: definition and retry budget."""
+    async with toolset:
+        tools = await toolset.get_tools(tool_context(model, deps))
+    return [
+        {"tool_def": to_jsonable_python(tool.tool_def), "max_retries": tool.max_retries}
+        for tool in tools.values()
+    ]
+
+
 async def run_tool(
     model: Model,
     toolset: AbstractToolset[Any],
@@ -73,14 +95,16 @@ async def run_tool(
     args: dict[str, Any],
     call_id: str | None,
     retry: int,
+    deps: Any = None,
 ) -> ToolOutcome:
-    ctx = RunContext[Any](
-        deps=None, model=model, usage=RunUsage(), tool_call_id=call_id, tool_name=name, retry=retry
-    )
+    ctx = tool_context(model, deps, name, call_id, retry)
     async with toolset:
         tools = await toolset.get_tools(ctx)
         tool = tools[name]
-        validated = tool.args_validator.validate_python(args)
+        try:
+            validated = tool.args_validator.validate_python(args)
+        except PydanticValidationError as exc:  # the model is asked again, as Pydantic AI does
+            return ToolOutcome(retry=f"invalid arguments for {name}: {exc}")
         try:
             value = await toolset.call_tool(name, validated, ctx, tool)
         except ModelRetry as exc:

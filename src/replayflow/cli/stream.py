@@ -14,7 +14,12 @@ from replayflow.core.streams import StreamItem
 @click.command()
 @click.argument("instance_id")
 @click.argument("name")
-@click.option("--start", default=0, show_default=True, help="Offset to read from (0: the first).")
+@click.option(
+    "--start",
+    default="0",
+    show_default=True,
+    help="Offset to read from (0: the first), or the cursor a reader printed to go on.",
+)
 @click.option(
     "--settled", is_flag=True, help="Only values of attempts that completed (each once it ended)."
 )
@@ -25,7 +30,7 @@ from replayflow.core.streams import StreamItem
 def stream(
     instance_id: str,
     name: str,
-    start: int,
+    start: str,
     settled: bool,
     no_follow: bool,
     timeout: float | None,
@@ -50,7 +55,7 @@ def stream(
                 click.echo(json.dumps(item.to_json()))
             else:
                 _show(item)
-        click.echo(err=True, message=f"\n(resume with --start {items.resume_offset})")
+        click.echo(err=True, message=f"\n(resume with --start {items.cursor})")
 
 
 def _show(item: StreamItem) -> None:

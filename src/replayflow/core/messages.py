@@ -43,6 +43,7 @@ class CompleteStep:
     step: str
     attempt: int
     result: str = "null"
+    streamed: bool = False  # the attempt wrote stream values: accepting it releases them
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 instance's named streams, and the markers that tell readers which values count.
 
 Kept apart from core/messages.py: these never pass through the fold, which only
-writes the StreamEnded marker next to an instance's completion.
+writes StreamAttemptAccepted next to a streamed step's StepCompleted and StreamEnded
+next to an instance's completion.
 """
 
 from __future__ import annotations
@@ -43,10 +44,24 @@ class StreamAttemptEnded:
 
 
 @dataclass(frozen=True)
+class StreamAttemptAccepted:
+    """Written by the orchestrator when it accepts the result of an attempt that wrote
+    to a stream: only then do its values count (a worker's COMPLETED may come from an
+    attempt the engine had already timed out)."""
+
+    instance_id: str
+    step: str
+    attempt: int
+    at: int
+
+
+@dataclass(frozen=True)
 class StreamEnded:
     instance_id: str
     status: str
     at: int
 
 
-StreamRecord = StreamValue | StreamClosed | StreamAttemptEnded | StreamEnded
+StreamRecord = StreamValue | StreamClosed | StreamAttemptEnded | StreamAttemptAccepted | StreamEnded
+#: Records the orchestrator writes, inside its transactions (the others come from workers).
+ENGINE_RECORDS = (StreamAttemptAccepted, StreamEnded)

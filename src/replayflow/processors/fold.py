@@ -26,14 +26,16 @@ from replayflow.core.limiter import LimiterState
 from replayflow.core.messages import (
     AcquireSlot,
     Command,
+    CompleteStep,
     Completion,
     DeadLetter,
     FireTimer,
     ReleaseSlot,
+    StepCompleted,
 )
 from replayflow.core.replies import Reply
 from replayflow.core.state import Call, CallKind, InstanceState, Status
-from replayflow.core.stream_records import StreamEnded
+from replayflow.core.stream_records import StreamAttemptAccepted, StreamEnded
 from replayflow.processors.admission import fold_limiter, load_limiter
 from replayflow.store import counts, keys, serde
 from replayflow.store.pending import Pending
@@ -102,6 +104,23 @@ def _stream_end(key: bytes, completion: Completion) -> Record:
         instance_id=completion.instance_id, status=completion.status, at=completion.at
     )
     return _record("streams", key, ended, None)
+
+
+def _stream_accepted(key: bytes, command: Command, decision: Decision, now: int) -> list[Record]:
+    # A streamed attempt's values count once its result is accepted, in the same
+    # transaction: a result the fold ignores (its attempt timed out) releases nothing.
+    if not isinstance(command, CompleteStep) or not command.streamed:
+        return []
+    accepted = any(
+        isinstance(e, StepCompleted) and e.step == command.step and e.attempt == command.attempt
+        for e in decision.events
+    )
+    if not accepted:
+        return []
+    marker = StreamAttemptAccepted(
+        instance_id=command.instance_id, step=command.step, attempt=command.attempt, at=now
+    )
+    return [_record("streams", key, marker, None)]
 
 
 def dead_letter_record(
@@ -359,7 +378,7 @@ class PartitionFolder:
             return Outcome.refused(str(exc), "LookupError", "LookupError", state)
         if decision.rejected is not None:
             return Outcome.refused(decision.rejected, decision.rejected_as, "Rejected", state)
-        too_large = self._apply(instance_id, state, decision)
+        too_large = self._apply(instance_id, state, decision, command, now)
         if too_large is not None:
             return Outcome.refused(too_large, "RecordTooLarge", "RecordTooLarge", state)
         self.folded += 1
@@ -386,7 +405,12 @@ class PartitionFolder:
         return InstanceState(info=info, calls=calls)
 
     def _apply(
-        self, instance_id: str, before: InstanceState | None, decision: Decision
+        self,
+        instance_id: str,
+        before: InstanceState | None,
+        decision: Decision,
+        command: Command,
+        now: int,
     ) -> str | None:
         """Stage the decision's writes and records; or, when one record would be too
         large for the log, stage nothing and say why."""
@@ -410,6 +434,7 @@ class PartitionFolder:
         p = self.partition
         records = [self._record("history", key, e, p) for e in decision.events]
         records += [self._record("tasks", key, t, p) for t in decision.tasks]
+        records += _stream_accepted(key, command, decision, now)
         if decision.completion is not None:
             records.append(self._record("completions", key, decision.completion, p))
             records.append(_stream_end(key, decision.completion))

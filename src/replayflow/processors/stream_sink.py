@@ -32,7 +32,11 @@ class KafkaStreamSink:
 
     def __init__(self, settings: Settings, producer: Any = None) -> None:
         self.topic = Topics(settings).streams
-        self._producer = producer or clients.producer(settings, **{"linger.ms": 1})
+        # Nagle off: a small produce request sent while the last one's ACK is pending
+        # would otherwise wait for the broker's delayed ACK.
+        self._producer = producer or clients.producer(
+            settings, **{"linger.ms": 1, "socket.nagle.disable": True}
+        )
         self._lock = threading.Lock()
         self.failed = 0
 

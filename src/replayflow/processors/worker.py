@@ -1,10 +1,11 @@
 """The worker: runs step attempts from replayflow.tasks and reports to replayflow.commands.
 
 Many attempts run at once (async steps on one event loop, plain functions in a thread
-pool), so a slow step does not hold up other instances on its partition. Offsets are
-committed only below the lowest attempt still running in each partition: a crash
-re-runs what had not finished, and the fold keeps only the first result of the current
-attempt, so running twice changes nothing.
+pool), so a slow step does not hold up other instances on its partition. A task's
+offset is committed as soon as its result is acknowledged by the broker (tasks that
+finished above one still running go in the commit's metadata, processors/task_offsets.py):
+a crash re-runs only what had not reported, and the fold keeps only the first result of
+the current attempt, so running twice changes nothing.
 
 Nothing here waits on Kafka for long. A result whose delivery failed is sent again (a
 producer that failed for good is replaced, and everything it had in flight is sent
@@ -42,6 +43,7 @@ from replayflow.kafka.watchdog import GRACE, Guard, Hung, guarded
 from replayflow.processors import fatal
 from replayflow.processors.heartbeat import Heartbeat
 from replayflow.processors.stream_sink import KafkaStreamSink, register_stream_steps
+from replayflow.processors.task_offsets import CommitPoint, TaskOffsets
 from replayflow.settings import Settings
 from replayflow.topics import Topics
 
@@ -82,7 +84,7 @@ class _Outbox:
     delivery goes back in line, and a producer that is replaced hands over all of its
     results. The task's offset stays in flight until its result is acknowledged."""
 
-    def __init__(self, offsets: _Offsets, stats: WorkerStats) -> None:
+    def __init__(self, offsets: TaskOffsets, stats: WorkerStats) -> None:
         self._offsets = offsets
         self._stats = stats
         self._pending: dict[int, _Result] = {}
@@ -134,33 +136,6 @@ class _Outbox:
         return self._pending.get(number)
 
 
-class _Offsets:
-    """Per partition: offsets in flight, and the highest offset seen."""
-
-    def __init__(self) -> None:
-        self.in_flight: dict[int, set[int]] = {}
-        self.seen: dict[int, int] = {}
-
-    def begin(self, partition: int, offset: int) -> None:
-        self.in_flight.setdefault(partition, set()).add(offset)
-        self.seen[partition] = max(self.seen.get(partition, -1), offset)
-
-    def end(self, partition: int, offset: int) -> None:
-        self.in_flight.get(partition, set()).discard(offset)
-
-    def committable(self) -> dict[int, int]:
-        """The offset to commit per partition: the lowest still running, or past all."""
-        result = {}
-        for partition, seen in self.seen.items():
-            running = self.in_flight.get(partition)
-            result[partition] = min(running) if running else seen + 1
-        return result
-
-    def forget(self, partition: int) -> None:
-        self.in_flight.pop(partition, None)
-        self.seen.pop(partition, None)
-
-
 class Worker:
     def __init__(
         self,
@@ -169,7 +144,6 @@ class Worker:
         *,
         concurrency: int = 500,
         threads: int = 32,
-        commit_interval: float = 1.0,
     ) -> None:
         self.settings = settings
         self.topics = Topics(settings)
@@ -179,10 +153,9 @@ class Worker:
         self.concurrency = concurrency
         self.stats = WorkerStats()
         self._threads = ThreadPoolExecutor(threads, thread_name_prefix="replayflow-step")
-        self._commit_interval = commit_interval
         self._stop = threading.Event()
-        self._offsets = _Offsets()
-        self._committed: dict[int, int] = {}
+        self._offsets = TaskOffsets()
+        self._committed: dict[int, CommitPoint] = {}  # sent, and not known to have failed
         self._generation = 0  # of the consumer: callbacks of a replaced one do nothing
         self._commits = Guard("worker offset commits")
         self._hung_commit: tuple[Guard, float] | None = None  # its guard, and since when
@@ -201,10 +174,8 @@ class Worker:
     async def run_async(self) -> None:
         consumer, liveness = self._new_consumer()
         self._producer = clients.producer(self.settings, error_cb=self._on_kafka_error)
-        loop = asyncio.get_running_loop()
         slots = asyncio.Semaphore(self.concurrency)
         running: set[asyncio.Task[None]] = set()
-        last_commit = loop.time()
         log.info("worker started with %d step functions", len(self.registry.steps))
         try:
             while not self._stop.is_set():
@@ -219,9 +190,10 @@ class Worker:
                         if error.fatal():
                             replace_consumer = f"fatal consumer error: {error}"
                         continue
-                    await slots.acquire()
                     _, partition, offset = located(message)
-                    self._offsets.begin(partition, offset)
+                    if not self._offsets.begin(partition, offset):
+                        continue  # its result is on the log: it finished before a takeover
+                    await slots.acquire()
                     job = asyncio.create_task(self._run(message, slots))
                     running.add(job)
                     job.add_done_callback(running.discard)
@@ -236,9 +208,8 @@ class Worker:
                     liveness.busy()
                 elif replace_consumer is None:
                     replace_consumer = liveness.stalled()
-                if replace_consumer is None and loop.time() - last_commit >= self._commit_interval:
+                if replace_consumer is None:
                     replace_consumer = self._commit(consumer)
-                    last_commit = loop.time()
                 if replace_consumer is not None:
                     consumer, liveness = self._replace_consumer(consumer, replace_consumer)
                 await asyncio.sleep(0 if messages else 0.01)
@@ -263,11 +234,15 @@ class Worker:
         self._generation += 1
         generation = self._generation
 
+        def on_assign(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+            if generation == self._generation:
+                self._on_assign(consumer, partitions)
+
         def on_revoke(consumer: Consumer, partitions: list[TopicPartition]) -> None:
             if generation == self._generation:  # a replaced consumer's revoke does nothing
                 self._on_revoke(consumer, partitions)
 
-        consumer.subscribe([self.topics.tasks], on_revoke=on_revoke)
+        consumer.subscribe([self.topics.tasks], on_assign=on_assign, on_revoke=on_revoke)
         return consumer, ConsumerLiveness(consumer, self.topics.tasks)
 
     def _replace_consumer(
@@ -280,8 +255,7 @@ class Worker:
         self._generation += 1
         self._hung_commit = None
         _close(consumer)
-        for partition in list(self._offsets.seen):
-            self._offsets.forget(partition)
+        self._offsets.forget_all()
         self._committed.clear()
         return self._new_consumer()
 
@@ -392,14 +366,26 @@ class Worker:
             # event loop goes on meanwhile.
             self._outbox.later(number)
 
-    def _commit(self, consumer: Consumer) -> str | None:
-        """Commit below the attempts still running (their results are acknowledged:
-        see _Outbox). Returns why the consumer must be replaced, or None."""
-        offsets = [
-            TopicPartition(self.topics.tasks, p, o)
-            for p, o in self._offsets.committable().items()
-            if self._committed.get(p) != o
+    def _due_commits(self) -> list[TopicPartition]:
+        """The commit decision, made on every turn of the loop: each partition whose
+        commit point moved since the last commit. Points move when results are
+        acknowledged (see _Outbox), so a task is committed in the turn its result
+        reached the log, not on a timer: a worker killed after that does not run the
+        step again (what is left is the commit's own round trip). A turn that had no
+        acknowledgement commits nothing."""
+        return [
+            self._position(partition, point)
+            for partition, point in self._offsets.commit_points().items()
+            if self._committed.get(partition) != point
         ]
+
+    def _position(self, partition: int, point: CommitPoint) -> TopicPartition:
+        return TopicPartition(self.topics.tasks, partition, point.offset, metadata=point.metadata)
+
+    def _commit(self, consumer: Consumer) -> str | None:
+        """Commit what _due_commits says. Returns why the consumer must be replaced, or
+        None."""
+        offsets = self._due_commits()
         if not offsets:
             return None
         if self._hung_commit is not None:
@@ -415,7 +401,7 @@ class Worker:
                 "offset commit", COMMIT_TIMEOUT + GRACE, _commit_sync, consumer, offsets
             )
             for tp in offsets:
-                self._committed[tp.partition] = tp.offset
+                self._committed[tp.partition] = CommitPoint(tp.offset, tp.metadata or "")
         except Hung as exc:
             log.warning("%s; the consumer goes on, and commits again once it returns", exc)
             self._hung_commit = (self._commits, time.monotonic())
@@ -436,10 +422,32 @@ class Worker:
             fatal.on_error(error, "worker")
         self._outage.error(error)
 
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Tasks that finished above a running one are named in the commit's metadata.
+        try:
+            committed = consumer.committed(partitions, timeout=COMMIT_TIMEOUT)
+        except KafkaException as exc:  # they all run again: at least once, as before
+            log.warning("committed offsets of %s unknown: %s", self.topics.tasks, clip(str(exc)))
+            return
+        for tp in committed:
+            self._offsets.restore(tp.partition, tp.offset, tp.metadata)
+            self._committed[tp.partition] = CommitPoint(tp.offset, tp.metadata or "")
+
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        for tp in partitions:
-            self._offsets.forget(tp.partition)
-            self._committed.pop(tp.partition, None)
+        # The next owner starts from the committed offsets: hand over every result
+        # acknowledged so far (without waiting: a broker that is away must not hold up
+        # the rebalance; steps still running here run there again).
+        revoked = {tp.partition for tp in partitions}
+        points = self._offsets.commit_points()
+        handover = [self._position(p, points[p]) for p in revoked if p in points]
+        if handover:
+            try:
+                consumer.commit(offsets=handover, asynchronous=True)
+            except KafkaException as exc:
+                log.info("handing over offsets: %s", clip(str(exc)))
+        for partition in revoked:
+            self._offsets.forget(partition)
+            self._committed.pop(partition, None)
 
 
 def _commit_sync(consumer: Consumer, offsets: list[TopicPartition]) -> None:

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from confluent_kafka import KafkaError
 
-from replayflow.processors.worker import WorkerStats, _Offsets, _Outbox, _Result
+from replayflow.processors.task_offsets import CommitPoint, TaskOffsets
+from replayflow.processors.worker import WorkerStats, _Outbox, _Result
 
 
-def outbox() -> tuple[_Outbox, _Offsets, WorkerStats]:
-    offsets, stats = _Offsets(), WorkerStats()
+def outbox() -> tuple[_Outbox, TaskOffsets, WorkerStats]:
+    offsets, stats = TaskOffsets(), WorkerStats()
     return _Outbox(offsets, stats), offsets, stats
 
 
@@ -22,9 +23,9 @@ def test_an_acknowledged_result_ends_its_task() -> None:
     box, offsets, _ = outbox()
     offsets.begin(0, 5)
     number = box.add(result(5))
-    assert offsets.committable() == {0: 5}
+    assert offsets.commit_points() == {0: CommitPoint(5, "")}
     box.delivered(number)(None, None)  # type: ignore[arg-type]
-    assert offsets.committable() == {0: 6}
+    assert offsets.commit_points() == {0: CommitPoint(6, "")}
     assert box.take_all() == []
 
 
@@ -35,7 +36,7 @@ def test_a_failed_delivery_is_sent_again_and_keeps_its_task_in_flight() -> None:
     box.delivered(number)(KafkaError(KafkaError._MSG_TIMED_OUT, "timed out"), None)  # type: ignore[arg-type]
     assert stats.undelivered == 1 and box.producer_failed is None
     assert box.take_again() == [number] and box.take_again() == []
-    assert offsets.committable() == {0: 5}
+    assert offsets.commit_points() == {0: CommitPoint(5, "")}
     box.later(number)  # the queue was full: next round
     assert box.take_again() == [number]
 
@@ -53,5 +54,5 @@ def test_a_fatal_error_hands_everything_to_a_new_producer() -> None:
     # A late acknowledgement of a result handed over still counts (it is on the log);
     # sending it again is then skipped.
     box.delivered(numbers[2])(None, None)  # type: ignore[arg-type]
-    assert offsets.committable() == {0: 2}
+    assert offsets.commit_points() == {0: CommitPoint(2, "done:1")}  # 3 is done, above 2
     assert box.get(numbers[2]) is None and box.get(numbers[1]) is not None

@@ -2,14 +2,15 @@
 
 Any API process can serve any stream: it reads replayflow.streams itself (the read
 model only says whether the instance exists and whether it has ended). Each item is
-one event: `event:` its kind (value, retracted, closed, ended), `id:` its offset,
+one event: `event:` its kind (value, retracted, closed, ended), `id:` its cursor,
 `data:` the item as JSON. A browser's EventSource that reconnects sends Last-Event-ID
-and goes on after that offset; `start` does the same for other clients.
+and goes on right after that item; `start` does the same for other clients.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any, ClassVar
@@ -17,7 +18,7 @@ from urllib.parse import quote
 
 import aiohttp
 from aiohttp import web
-from pydantic import BeforeValidator, Field
+from pydantic import AfterValidator, Field
 
 from replayflow.api import projection as p
 from replayflow.api.context import ApiContext
@@ -26,7 +27,8 @@ from replayflow.api.operations import STANDARD_ERRORS, Operation, Reply
 from replayflow.api.peers import FORWARDED, Peers
 from replayflow.api.request_models import EventName, InstanceId, PathParams, Query
 from replayflow.core.state import FINAL_STATUSES
-from replayflow.core.streams import StreamItem
+from replayflow.core.stream_view import CURSOR_PATTERN
+from replayflow.core.streams import Cursor, StreamItem
 from replayflow.streams import Stream
 
 # Kafka reads block: they run here, not in the event loop's small default pool.
@@ -35,8 +37,11 @@ HEARTBEAT = 15.0  # seconds between comments that keep proxies from closing the 
 _FINAL = {status.value for status in FINAL_STATUSES}
 
 
-def _offset(raw: Any) -> Any:
-    return int(raw) if isinstance(raw, str) and raw.strip().lstrip("-").isdigit() else raw
+def _cursor(raw: str) -> str:
+    try:
+        return str(Cursor.parse(raw))
+    except ValueError as exc:
+        raise ValueError(f"query parameter 'start': {exc}") from None
 
 
 class StreamPath(PathParams):
@@ -47,8 +52,14 @@ class StreamPath(PathParams):
 
 
 class StreamQuery(Query):
-    start: Annotated[int, Field(ge=0, le=2**62), BeforeValidator(_offset)] = Field(
-        0, description="offset to read from (0: the first; an event's id + 1 to go on)"
+    start: Annotated[
+        str,
+        Field(max_length=60, json_schema_extra={"pattern": CURSOR_PATTERN}),
+        AfterValidator(_cursor),
+    ] = Field(
+        "0",
+        description="where to start: an offset (0: the first), or an event's id to go on "
+        "right after that event",
     )
     settled: bool = Field(False, description="only values of attempts that completed")
     follow: bool = Field(True, description="keep the connection open for new values")
@@ -66,7 +77,8 @@ class StreamRoutes:
                 "/v1/instances/{id}/streams/{name}",
                 self.stream,
                 "a durable stream of an instance, live, as server-sent events (event: "
-                "value | retracted | closed | ended; id: offset; data: the item as JSON)",
+                "value | retracted | closed | ended; id: the item's cursor; data: the item "
+                "as JSON)",
                 {200: Reply("the stream's items", media=("text/event-stream",))},
                 errors=(404, *STANDARD_ERRORS),
                 path_params=StreamPath,
@@ -78,10 +90,9 @@ class StreamRoutes:
         self, request: web.Request, path: StreamPath, query: StreamQuery
     ) -> web.StreamResponse:
         status = await self._status(request, path.id)
-        start = query.start
-        last = request.headers.get("Last-Event-ID", "").strip()
-        if last.isdigit():
-            start = max(start, int(last) + 1)
+        start = Cursor.parse(query.start)
+        with contextlib.suppress(ValueError):  # not one of our ids: start as asked
+            start = Cursor.parse(request.headers.get("Last-Event-ID", "") or str(start))
         # An ended instance's streams are complete on the log (the end marker was
         # committed with the ending): read them to the end and stop.
         follow = query.follow and status not in _FINAL
@@ -158,4 +169,4 @@ class StreamRoutes:
 
 def _event(item: StreamItem) -> bytes:
     data = json.dumps(item.to_json(), separators=(",", ":"))
-    return f"event: {item.kind}\nid: {item.offset}\ndata: {data}\n\n".encode()
+    return f"event: {item.kind}\nid: {item.cursor}\ndata: {data}\n\n".encode()

@@ -64,7 +64,8 @@
     out.replaceChildren();
     const settled = document.getElementById("stream-settled").checked;
     const attempts = new Map(); // "step/attempt" -> [spans]
-    const current = { abort: new AbortController(), instance, name, next: 0, done: false };
+    // `next` is the cursor of the last event shown: a reconnection goes on right after it.
+    const current = { abort: new AbortController(), instance, name, next: "0", done: false };
     reader = current;
 
     const show = (kind, item) => {
@@ -90,7 +91,7 @@
       const headers = { Accept: "text/event-stream" };
       if (token()) headers.Authorization = "Bearer " + token();
       const path = `/v1/instances/${encodeURIComponent(instance)}/streams/${encodeURIComponent(name)}` +
-        `?start=${current.next}&settled=${settled}`;
+        `?start=${encodeURIComponent(current.next)}&settled=${settled}`;
       state("reading …");
       const response = await fetch(path, { headers, signal: current.abort.signal });
       if (!response.ok) {
@@ -109,15 +110,15 @@
         while ((cut = buffer.indexOf("\n\n")) >= 0) {
           const frame = buffer.slice(0, cut);
           buffer = buffer.slice(cut + 2);
-          let kind = "message", data = "";
+          let kind = "message", data = "", id = "";
           for (const line of frame.split("\n")) {
             if (line.startsWith("event: ")) kind = line.slice(7);
             else if (line.startsWith("data: ")) data += line.slice(6);
+            else if (line.startsWith("id: ")) id = line.slice(4);
           }
           if (!data) continue;
-          const item = JSON.parse(data);
-          if (item.offset >= 0) current.next = Math.max(current.next, item.offset + 1);
-          show(kind, item);
+          if (id) current.next = id;
+          show(kind, JSON.parse(data));
         }
       }
     };

@@ -1,0 +1,87 @@
+"""A worker killed -9 hands over exactly what it had not finished: a step whose result
+reached the log does not run again in the next worker, even when it finished after a
+task of its partition that was still running (its offset is then above the commit
+point, and travels in the commit's metadata); the step that was running does run again
+(steps are at least once)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from replayflow.client import Client
+from replayflow.core.definitions import Registry
+from replayflow.kafka.partition import murmur2_partition
+from replayflow.processors.orchestrator import Orchestrator
+from replayflow.settings import Settings
+from replayflow.topics import apply_topics, load_topics
+from tests.chaos.conftest import Process
+from tests.conftest import TEST_PARTITIONS
+from tests.integration import gated_steps
+
+WORKER = ["-m", "replayflow.cli", "worker", "-m", "tests.integration.gated_steps"]
+
+
+def runs(path: Path, what: str) -> int:
+    return path.read_text().splitlines().count(what) if path.exists() else 0
+
+
+def wait_until(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def same_partition_ids(prefix: str) -> tuple[str, str]:
+    """Two instance ids whose tasks share a partition of replayflow.tasks."""
+    first = f"{prefix}-a"
+    target = murmur2_partition(first.encode(), TEST_PARTITIONS)
+    for n in range(1000):
+        other = f"{prefix}-b{n}"
+        if murmur2_partition(other.encode(), TEST_PARTITIONS) == target:
+            return first, other
+    raise AssertionError("no id found on the same partition")
+
+
+def test_a_step_finished_above_a_running_one_does_not_run_again_after_a_kill(
+    settings: Settings, tmp_path: Path, monkeypatch: Any
+) -> None:
+    ran, gate = tmp_path / "runs", tmp_path / "gate"
+    monkeypatch.setenv("GATED_RUNS", str(ran))
+    monkeypatch.setenv("GATED_GATE", str(gate))
+    settings = settings.replace(data_dir=tmp_path / "data")
+    assert apply_topics(settings.bootstrap, load_topics(settings)).ok
+    orchestrator = Orchestrator(settings, Registry.of(gated_steps), instance_id="offsets-test")
+    ready = threading.Event()
+    thread = threading.Thread(target=orchestrator.run, args=(ready,), daemon=True)
+    thread.start()
+    first = Process("worker-1", WORKER, settings, tmp_path / "worker-1.log")
+    second = None
+    slow_id, quick_id = same_partition_ids(settings.namespace)
+    try:
+        assert ready.wait(60), "the orchestrator got no partitions"
+        with Client(settings) as client:
+            slow = client.start(gated_steps.gated, id=slow_id)
+            wait_until(lambda: runs(ran, "slow") == 1, 90, "the slow step to start")
+            # Its task is below the quick one's on the same partition, and still runs.
+            quick = client.start(gated_steps.quick_flow, id=quick_id)
+            assert quick.result(timeout=60) == "quick done"
+            first.kill()
+            gate.touch()
+            second = Process("worker-2", WORKER, settings, tmp_path / "worker-2.log")
+            assert slow.result(timeout=120) == "slow done"
+            # Anything the new worker would run again it reads at once after the slow task.
+            time.sleep(2)
+    finally:
+        for process in (first, second):
+            if process is not None and process.alive():
+                process.kill()
+        orchestrator.stop()
+        thread.join(30)
+
+    assert runs(ran, "slow") == 2  # it was running at the kill: it ran again
+    assert runs(ran, "quick") == 1  # its result was on the log: it did not
