@@ -1,7 +1,7 @@
 """What the fold knows about one schedule, and the record of the slots it has started.
 
-A schedule is folded like an instance, keyed `schedule:<id>` (SCHEDULE_PREFIX) so its
-state never collides with an instance of the same name. State is immutable;
+A schedule is folded like an instance, keyed `~schedule:<id>` (SCHEDULE_PREFIX): '~'
+cannot start an instance id, so its key never names an instance (as a limiter's). State is immutable;
 decide_schedule() returns a new one.
 """
 
@@ -15,7 +15,7 @@ from replayflow.core.names import check_instance_id, check_name, check_version
 from replayflow.core.payloads import load
 from replayflow.core.schedule_spec import ScheduleSpec, next_slot, slot_instance_id
 
-SCHEDULE_PREFIX = "schedule:"
+SCHEDULE_PREFIX = "~schedule:"
 SCHEDULE_TIMER = "schedule"  # the one timer a schedule holds: its next fire time
 MAX_RECENT_RUNS = 10
 MAX_BUFFERED = 1000  # buffer_all keeps at most this many slots waiting; more are skipped
@@ -53,7 +53,10 @@ class FireKind(StrEnum):
     BUFFERED = "buffered"  # a slot that waited for the previous run to end
 
 
-FAILED_STATUSES = frozenset({"FAILED", "TIMED_OUT"})
+# The status of a run whose start the instance refused (an unknown workflow, an instance
+# of that id that exists already and was not started by this schedule for that slot).
+REJECTED = "REJECTED"
+FAILED_STATUSES = frozenset({"FAILED", "TIMED_OUT", REJECTED})
 
 
 @dataclass(frozen=True)
@@ -171,6 +174,10 @@ class ScheduleState:
     buffered: tuple[int, ...] = ()  # slots waiting for the running run to end, in order
     recent: tuple[RunRecord, ...] = ()  # the last MAX_RECENT_RUNS runs, oldest first
     started: StartedSlots = field(default_factory=StartedSlots)
+    # A deleted schedule leaves this tombstone: a schedule created again under its id
+    # continues its sequence numbers (readers of its facts see one ordered stream) and
+    # never starts a slot the old one started (the slot's instance id is taken).
+    deleted: bool = False
 
     @property
     def key(self) -> str:

@@ -19,7 +19,8 @@ from typing import Any
 from replayflow import codec
 from replayflow.core.decide import Decider
 from replayflow.core.decision import Decision
-from replayflow.core.entities import Entity, route
+from replayflow.core.decision import Outgoing
+from replayflow.core.entities import AnyCommand, Entity, route, timer_command
 from replayflow.core.limiter import LimiterState
 from replayflow.core.messages import (
     AcquireSlot,
@@ -28,7 +29,10 @@ from replayflow.core.messages import (
     FireTimer,
     ReleaseSlot,
 )
+from replayflow.core.schedule_messages import FireSchedule, ScheduleCommand
+from replayflow.core.schedule_state import ScheduleState
 from replayflow.core.state import Call, CallKind, InstanceState, Status
+from replayflow.processors import schedules
 from replayflow.processors.admission import fold_limiter, load_limiter
 from replayflow.store import counts, keys, serde
 from replayflow.store.pending import Pending
@@ -75,6 +79,7 @@ class PartitionFolder:
         self._folds: dict[Entity, Callable[[str, Any, int, Source | None], None]] = {
             Entity.INSTANCE: self._fold_instance,
             Entity.LIMITER: self._fold_limiter,
+            Entity.SCHEDULE: self._fold_schedule,
         }
         self.folded = 0
         self.observer: FoldObserver = NULL_OBSERVER  # telemetry, set by the orchestrator
@@ -88,7 +93,7 @@ class PartitionFolder:
 
     # -- one batch -------------------------------------------------------------------
 
-    def fold(self, command: Command, now: int, source: Source | None = None) -> None:
+    def fold(self, command: AnyCommand, now: int, source: Source | None = None) -> None:
         """Fold one decoded command into its entity. `source` (topic, partition, offset,
         key, value) lets a rejected command reach the dead-letter topic with its
         original bytes."""
@@ -108,22 +113,23 @@ class PartitionFolder:
             try:
                 self.fire_timer(key, now)
             except Exception as exc:  # a bug must not stop the loop: park the timer
-                _, instance_id, timer_id = keys.parse_timer(key)
-                log.exception("firing timer %s of %s failed", timer_id, instance_id)
-                command = FireTimer(instance_id=instance_id, timer=timer_id)
+                _, owner, timer_id = keys.parse_timer(key)
+                log.exception("firing timer %s of %s failed", timer_id, owner)
+                command = timer_command(owner, timer_id)
                 self.dead_letter(
-                    ("timers", self.partition, -1, instance_id.encode(), codec.encode(command)),
+                    ("timers", self.partition, -1, owner.encode(), codec.encode(command)),
                     f"firing timer {timer_id!r} failed: {type(exc).__name__}: {exc}",
                     "FoldError",
                     now,
                 )
         return len(due)
 
-    def fire_timer(self, key: bytes, now: int) -> FireTimer:
-        """Take one timer off the index and fold it; a failing fold leaves it taken."""
-        _, instance_id, timer_id = keys.parse_timer(key)
+    def fire_timer(self, key: bytes, now: int) -> FireTimer | FireSchedule:
+        """Take one timer off the index and fold it (an instance's as FireTimer, a
+        schedule's as FireSchedule); a failing fold leaves it taken."""
+        _, owner, timer_id = keys.parse_timer(key)
         self.pending.delete(key)
-        command = FireTimer(instance_id=instance_id, timer=timer_id)
+        command = timer_command(owner, timer_id)
         self.fold(command, now)
         return command
 
@@ -210,6 +216,14 @@ class PartitionFolder:
         """A limiter's state, the batch's changes included."""
         return load_limiter(self.pending, key)
 
+    def schedule(self, schedule_id: str) -> ScheduleState | None:
+        """A schedule's state, the batch's changes included."""
+        return schedules.load(self.pending, schedule_id)
+
+    def schedule_ids(self) -> list[str]:
+        """The ids of the partition's schedules, as committed."""
+        return schedules.schedule_ids(self.pending)
+
     def status_counts(self) -> counts.Counts:
         """Instances by gauge status, as committed."""
         return dict(self.counts)
@@ -227,6 +241,7 @@ class PartitionFolder:
             return
         if decision.rejected is not None:
             self.dead_letter(source, decision.rejected, "Rejected", now)
+            self._emit_commands(decision.commands)  # a schedule hears its run was refused
             return
         too_large = self._apply(instance_id, state, decision)
         if too_large is not None:
@@ -308,7 +323,7 @@ class PartitionFolder:
             batch_counts[new] += 1
         self._stage_counts(batch_counts)
 
-    def _emit_commands(self, commands: tuple[Command, ...]) -> None:
+    def _emit_commands(self, commands: tuple[Outgoing, ...]) -> None:
         for command in commands:
             self.records.append(_record("commands", route(command).record_key, command, None))
 
@@ -331,6 +346,22 @@ class PartitionFolder:
         added = self._queue_added.setdefault(limiter, [])
         decision = fold_limiter(self.pending, command, added)
         self._emit_commands(decision.grants)
+        self.folded += 1
+
+
+    # -- schedules -------------------------------------------------------------------
+
+    def _fold_schedule(
+        self, key: str, command: ScheduleCommand, now: int, source: Source | None
+    ) -> None:
+        decision = schedules.fold_schedule(self.pending, command, now, MAX_RECORD_BYTES)
+        if decision.rejected is not None:
+            self.dead_letter(source, decision.rejected, "Rejected", now)
+            return
+        record_key = key.encode()
+        p = self.partition
+        self.records += [_record("history", record_key, e, p) for e in decision.events]
+        self._emit_commands(decision.commands)
         self.folded += 1
 
 
