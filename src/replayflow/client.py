@@ -5,6 +5,7 @@ history. Everything it does is a record on a topic, so any language can do the s
     client = rf.Client()                                  # KAFKA_BOOTSTRAP, namespace
     handle = client.start("checkout", {"id": 1}, id="order-1")   # idempotent by id
     print(handle.result(timeout=60))
+    client.schedules.create("nightly", "report", rf.Schedule(cron="0 2 * * *"))
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 from confluent_kafka import TopicPartition
 
 from replayflow import codec, telemetry
+from replayflow.client_schedules import ClientSchedules
 from replayflow.core.definitions import WorkflowDef
 from replayflow.core.errors import ReplayflowError, WorkflowError
 from replayflow.core.messages import (
@@ -142,6 +144,8 @@ class Client:
         self._watcher: _CompletionWatcher | None = None
         self._watch = watch_completions
         self._lock = threading.Lock()
+        # create, update, delete, pause, unpause, trigger, backfill, describe, list
+        self.schedules = ClientSchedules(self.settings, lambda r: self._send(r), self._scan)
 
     # -- commands --------------------------------------------------------------------
 
@@ -285,7 +289,8 @@ class Client:
         return found
 
     def _scan(self, topic: str, instance_id: str) -> list[Any]:
-        """Decode the records of one key, reading its partition to the current end."""
+        """Decode the records of one key (an instance id, or a schedule's key), reading
+        its partition to the current end."""
         key = instance_id.encode()
         partition = murmur2_partition(key, self._partition_count(topic))
         consumer = clients.consumer(self.settings, None)

@@ -110,12 +110,15 @@ def _field_converters(hint: Any) -> tuple[Convert, Convert] | None:
             inner = _field_converters(items[0]) if items else None
             if inner is None:
                 return list, tuple
-            to_item, from_item = inner
-            return (
-                lambda value: [to_item(v) for v in value],
-                lambda value: tuple(from_item(v) for v in value),
-            )
+            return _each(*inner)
     return None
+
+
+def _each(to_item: Convert, from_item: Convert) -> tuple[Convert, Convert]:
+    return (
+        lambda value: [to_item(v) for v in value],
+        lambda value: tuple(from_item(v) for v in value),
+    )
 
 
 def _converters(cls: type) -> list[tuple[str, Convert, Convert]]:
@@ -138,8 +141,10 @@ def _wire_fields(cls: type) -> list[str]:
 def _to_dict(cls: type) -> ToDict:
     converters = _converters(cls)
     field_names = _wire_fields(cls)
-    if not converters and "__slots__" not in vars(cls) and len(field_names) == len(
-        dataclasses.fields(cls)
+    if (
+        not converters
+        and "__slots__" not in vars(cls)
+        and len(field_names) == len(dataclasses.fields(cls))
     ):
         # A frozen dataclass keeps exactly its fields in __dict__, and fastavro only reads
         # from the dict: hand it over as is, no copy.

@@ -30,6 +30,7 @@ LAYERS: dict[str, int] = {
     "replayflow.processors": 2,
     "replayflow.dsl": 3,
     "replayflow.client": 4,
+    "replayflow.client_schedules": 4,
     "replayflow.api": 4,
     "replayflow.testing": 4,
     "replayflow": 4,  # the package root: the public API, loading client/testing lazily

@@ -20,6 +20,7 @@ EXPORTS = {
     "Registry",
     "ReplayflowError",
     "Retry",
+    "Schedule",
     "Status",
     "StepContext",
     "StepDef",

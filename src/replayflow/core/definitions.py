@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Protocol, cast, overload
@@ -12,6 +12,8 @@ from replayflow.core.durations import Duration, to_ms
 from replayflow.core.errors import ValidationError
 from replayflow.core.names import check_name, check_version, version_key
 from replayflow.core.policy import DEFAULT_RETRY, Retry
+from replayflow.core.schedule_declaration import Schedule, as_schedules
+from replayflow.core.schedule_messages import CreateSchedule
 
 WorkflowFn = Callable[..., Awaitable[Any]]
 
@@ -41,6 +43,7 @@ class WorkflowDef:
     timeout_ms: int | None = None
     concurrency: int | None = None  # most instances running at once; None: no limit
     takes_input: bool = True
+    schedules: tuple[Schedule, ...] = ()  # created or updated when an orchestrator starts
 
     async def __call__(self, ctx: Any, input: Any = None) -> Any:
         # ctx is the instance's rf.Context. It is not named here: context.py builds on
@@ -90,6 +93,7 @@ def workflow(
     version: str = "1",
     timeout: Duration | None = None,
     concurrency: int | None = None,
+    schedule: Schedule | Sequence[Schedule] | None = None,
 ) -> Callable[[WorkflowFn], WorkflowDef]: ...
 
 
@@ -101,8 +105,12 @@ def workflow(
     version: str = "1",
     timeout: Duration | None = None,
     concurrency: int | None = None,
+    schedule: Schedule | Sequence[Schedule] | None = None,
 ) -> WorkflowDef | Callable[[WorkflowFn], WorkflowDef]:
-    """Declare a workflow: an `async def f(ctx, input)` whose awaits are durable."""
+    """Declare a workflow: an `async def f(ctx, input)` whose awaits are durable.
+
+    `schedule=rf.Schedule(...)` (or a list of them) starts it on a schedule: every
+    orchestrator that loads this code creates or updates that schedule when it starts."""
 
     def wrap(f: WorkflowFn) -> WorkflowDef:
         if not inspect.iscoroutinefunction(f):
@@ -112,13 +120,15 @@ def workflow(
             raise ValidationError(f"workflow {f.__name__!r} takes (ctx) or (ctx, input)")
         if concurrency is not None and (not isinstance(concurrency, int) or concurrency < 1):
             raise ValidationError(f"concurrency must be a positive integer, got {concurrency!r}")
+        workflow_name = check_name(name or f.__name__, "workflow name")
         return WorkflowDef(
-            name=check_name(name or f.__name__, "workflow name"),
+            name=workflow_name,
             version=check_version(str(version)),
             fn=f,
             timeout_ms=None if timeout is None else to_ms(timeout),
             concurrency=concurrency,
             takes_input=len(params) == 2,
+            schedules=as_schedules(schedule, workflow_name),
         )
 
     return wrap(fn) if fn is not None else wrap
@@ -190,3 +200,13 @@ class Registry:
 
     def step(self, name: str) -> StepDef | None:
         return self.steps.get(name)
+
+    def schedule_declarations(self) -> list[CreateSchedule]:
+        """The schedules the code declares (on the newest version of each workflow), as
+        upserts: every orchestrator sends them when it starts, and one schedule exists."""
+        found = []
+        for name in sorted(self.workflows):
+            newest = self.workflow(name)
+            for schedule in newest.schedules if newest is not None else ():
+                found.append(schedule.create_command(schedule.id or name, name, upsert=True))
+        return found

@@ -82,7 +82,7 @@ def policies_from(data: dict[str, Any]) -> SchedulePolicies:
 
 def overlap_from(value: object) -> Overlap:
     try:
-        return Overlap(value)
+        return Overlap(str(value))
     except ValueError:
         known = ", ".join(o.value for o in Overlap)
         raise ValidationError(f"unknown overlap policy {value!r} (known: {known})") from None

@@ -130,9 +130,13 @@ class ScheduleSpec:
         rerun = self.rerun_after_ms
         if rerun is not None:
             if self.cron or self.intervals:
-                raise ValidationError("a schedule spec reruns after each run or follows cron/intervals, not both")
+                raise ValidationError(
+                    "a schedule spec reruns after each run or follows cron/intervals, not both"
+                )
             if isinstance(rerun, bool) or not isinstance(rerun, int) or rerun < 0:
-                raise ValidationError(f"the rerun delay must be milliseconds, not negative: {rerun!r}")
+                raise ValidationError(
+                    f"the rerun delay must be milliseconds, not negative: {rerun!r}"
+                )
         elif not self.cron and not self.intervals:
             raise ValidationError(
                 "a schedule spec needs at least one cron expression or interval, or 'after'"

@@ -1,8 +1,8 @@
 """What the fold knows about one schedule, and the record of the slots it has started.
 
 A schedule is folded like an instance, keyed `~schedule:<id>` (SCHEDULE_PREFIX): '~'
-cannot start an instance id, so its key never names an instance (as a limiter's). State is immutable;
-decide_schedule() returns a new one.
+cannot start an instance id, so its key never names an instance (as with limiters).
+State is immutable; decide_schedule() returns a new one.
 """
 
 from __future__ import annotations

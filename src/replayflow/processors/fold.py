@@ -18,8 +18,7 @@ from typing import Any
 
 from replayflow import codec
 from replayflow.core.decide import Decider
-from replayflow.core.decision import Decision
-from replayflow.core.decision import Outgoing
+from replayflow.core.decision import Decision, Outgoing
 from replayflow.core.entities import AnyCommand, Entity, route, timer_command
 from replayflow.core.limiter import LimiterState
 from replayflow.core.messages import (
@@ -347,7 +346,6 @@ class PartitionFolder:
         decision = fold_limiter(self.pending, command, added)
         self._emit_commands(decision.grants)
         self.folded += 1
-
 
     # -- schedules -------------------------------------------------------------------
 

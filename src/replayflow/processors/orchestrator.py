@@ -13,7 +13,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,13 +22,22 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from replayflow import codec, telemetry
 from replayflow.core.decide import Decider
 from replayflow.core.definitions import Registry
-from replayflow.core.entities import Entity, route
+from replayflow.core.entities import AnyCommand, Entity, route
 from replayflow.core.errors import ValidationError
-from replayflow.core.messages import AcquireSlot, Command, FireTimer, GrantSlot, ReleaseSlot
+from replayflow.core.messages import AcquireSlot, FireTimer, GrantSlot, ReleaseSlot
 from replayflow.core.names import check_instance_id
+from replayflow.core.schedule_messages import (
+    CreateSchedule,
+    DeleteSchedule,
+    FireSchedule,
+    ScheduleRunEnded,
+)
+from replayflow.core.schedule_state import check_schedule_id
 from replayflow.kafka import clients
 from replayflow.kafka.config import group_name
 from replayflow.kafka.partition import murmur2_partition
+from replayflow.kafka.producing import Record as ProducedRecord
+from replayflow.kafka.producing import deliver
 from replayflow.kafka.reading import located
 from replayflow.processors.fold import PartitionFolder, Record
 from replayflow.processors.restore import StaleStore, is_stale, restore_partition
@@ -87,12 +96,30 @@ class Orchestrator:
         self._consumer: Consumer | None = None
         self._partition_count = 1
         self._producer: Producer | None = None
+        self._declarer: Producer | None = None
+        self._declare_lock = threading.Lock()
         self.telemetry = telemetry.for_orchestrator(group_name(settings, "orchestrator"))
 
     # -- lifecycle -------------------------------------------------------------------
 
     def stop(self) -> None:
         self._stop.set()
+
+    def declare(self, commands: Sequence[CreateSchedule | DeleteSchedule]) -> None:
+        """Send schedule declarations (the code's, a deployed document's) to the commands
+        topic and wait for Kafka to take them. They are upserts and deletes, idempotent,
+        so every orchestrator may send the same ones; safe from any thread."""
+        if not commands:
+            return
+        records = [
+            ProducedRecord(self.topics.commands, codec.encode(c), key=route(c).record_key)
+            for c in commands
+        ]
+        with self._declare_lock:
+            if self._declarer is None:
+                self._declarer = clients.producer(self.settings)
+            deliver(self._declarer, records)
+        log.info("declared %d schedule(s)", len(commands))
 
     def run(self, ready: threading.Event | None = None) -> None:
         """Run until stop(). Fatal Kafka errors (fencing) end the loop with an error."""
@@ -115,6 +142,7 @@ class Orchestrator:
             on_lost=self._on_revoke,
         )
         log.info("orchestrator %s started", self.instance_id)
+        self.declare(self.decider.registry.schedule_declarations())
         try:
             while not self._stop.is_set():
                 messages = self._next_batch()
@@ -142,6 +170,8 @@ class Orchestrator:
         self._folders.clear()
         if self._producer is not None:
             self._producer.flush(10)
+        if self._declarer is not None:
+            self._declarer.flush(10)
         self.telemetry.close()
 
     # -- the commit protocol -----------------------------------------------------------
@@ -221,9 +251,9 @@ class Orchestrator:
             self.stats.dead_letters += 1
             folder.dead_letter(source, f"undecodable command: {exc.reason}", "CodecError", now)
             return
-        if not isinstance(command, Command) or isinstance(command, FireTimer):
-            # FireTimer is made by the orchestrator itself; from outside it would let
-            # anyone end a sleep early.
+        if not isinstance(command, AnyCommand) or isinstance(command, FireTimer | FireSchedule):
+            # FireTimer and FireSchedule are made by the orchestrator itself; from outside
+            # they would let anyone end a sleep early or fire a schedule off its time.
             self.stats.dead_letters += 1
             folder.dead_letter(
                 source,
@@ -251,28 +281,35 @@ class Orchestrator:
                 source, f"the fold failed: {type(exc).__name__}: {exc}", "FoldError", now
             )
 
-    def _misrouted(self, command: Command, message: Message) -> tuple[str, str] | None:
+    def _misrouted(self, command: AnyCommand, message: Message) -> tuple[str, str] | None:
         """Why a command must not be folded where it arrived, or None.
 
         An instance lives on the partition murmur2 gives its id: a command keyed or
-        partitioned otherwise would create a second copy of the instance elsewhere.
-        Admission commands are the orchestrator's own and carry its origin header."""
-        if isinstance(command, AcquireSlot | ReleaseSlot | GrantSlot) and not _internal(message):
+        partitioned otherwise would create a second copy of the instance elsewhere (and
+        so does a schedule, keyed `~schedule:<id>`). Admission commands and a run's end
+        reported to its schedule are the orchestrator's own and carry its origin header."""
+        internal = AcquireSlot | ReleaseSlot | GrantSlot | ScheduleRunEnded
+        if isinstance(command, internal) and not _internal(message):
             return (
                 f"{type(command).__name__} is internal to the orchestrator",
                 "NotACommand",
             )
         entity = route(command)
         target = entity.key
-        if entity.entity is Entity.INSTANCE:
-            try:
+        try:
+            if entity.entity is Entity.INSTANCE:
                 check_instance_id(target)
-            except ValidationError as exc:
-                return str(exc), "Rejected"
+            elif entity.entity is Entity.SCHEDULE:
+                check_schedule_id(getattr(command, "schedule_id", None))
+        except ValidationError as exc:
+            return str(exc), "Rejected"
         key = entity.record_key
         if message.key() != key:
+            what = (
+                "instance id" if entity.entity is Entity.INSTANCE else f"{entity.entity.value} key"
+            )
             return (
-                f"the record key {message.key()!r} is not the instance id {target!r}",
+                f"the record key {message.key()!r} is not the {what} {target!r}",
                 "WrongKey",
             )
         _, partition, _ = located(message)
