@@ -33,9 +33,12 @@ class ClientSchedules(ScheduleOps):
         settings: Settings,
         send: Callable[[Record], None],
         scan: Callable[[str, str], list[Any]],
+        clock: Callable[[], float] = time.time,
     ) -> None:
         """`send` produces a record and waits for Kafka; `scan(topic, key)` decodes the
-        records of one key (the client's own helpers)."""
+        records of one key (the client's own helpers); `clock` stamps triggers and the
+        next fire times of descriptions (seconds, as time.time)."""
+        self._clock = clock
         self._settings = settings
         self._topics = Topics(settings)
         self._send_record = send
@@ -46,7 +49,7 @@ class ClientSchedules(ScheduleOps):
         self._send_record(Record(self._topics.commands, codec.encode(command), key=record_key))
 
     def _now_ms(self) -> int:
-        return int(time.time() * 1000)
+        return int(self._clock() * 1000)
 
     def describe(self, schedule_id: str, next: int = 5) -> ScheduleDescription | None:
         facts = self._scan(self._topics.history, schedule_key(schedule_id))

@@ -287,6 +287,15 @@ class Environment:
         self.now = until
         self.run_until_idle()
 
+    def outage(self, duration: Duration) -> None:
+        """Time passes with no orchestrator running: nothing fires on the way; what came
+        due fires when it ends, as after a restart (schedules apply their catch-up
+        window to the slots they missed)."""
+        self.run_until_idle()
+        self.now += to_ms(duration)
+        while (due := self._next_due()) is not None and due <= self.now:
+            self._fire_next()
+
     def result(self, instance_id: str, timeout: Duration | None = None) -> Any:
         """The output; raises WorkflowError unless it completed. Jumps the clock over
         sleeps and timers (at most `timeout` of virtual time, when given)."""

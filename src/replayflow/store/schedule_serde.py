@@ -37,6 +37,7 @@ def dump_schedule(state: ScheduleState) -> bytes:
         "buffered": list(state.buffered),
         "recent": [run_dict(r) for r in state.recent],
         "started": [list(r) for r in state.started.ranges],
+        "deleted": state.deleted,
     }
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
 
@@ -60,4 +61,5 @@ def load_schedule(raw: bytes) -> ScheduleState:
         buffered=tuple(d["buffered"]),
         recent=tuple(run_from(r) for r in d["recent"]),
         started=StartedSlots(tuple((a, b, bool(dense)) for a, b, dense in d["started"])),
+        deleted=d.get("deleted", False),
     )
