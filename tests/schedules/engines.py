@@ -24,6 +24,7 @@ from types import ModuleType
 from typing import Any
 
 from replayflow import codec
+from replayflow.cli.run import declare_document_schedules
 from replayflow.client import Client
 from replayflow.client_schedules import ClientSchedules
 from replayflow.core.definitions import Registry, WorkflowDef
@@ -41,6 +42,8 @@ from replayflow.core.schedule_state import schedule_key
 from replayflow.kafka import clients
 from replayflow.kafka.admin import topic_partitions
 from replayflow.kafka.reading import read_to_end
+from replayflow.dsl.documents import DocumentStore
+from replayflow.processors.documents import KafkaDocumentLog
 from replayflow.processors.orchestrator import Orchestrator
 from replayflow.settings import Settings
 from replayflow.store import keys
@@ -117,13 +120,20 @@ class KafkaEngine:
         start: datetime,
         *modules: ModuleType,
         orchestrators: int = 1,
+        documents: bool = False,
     ) -> None:
+        """With `documents`, deployed DSL documents are workflows too, and their
+        schedules are declared as `replayflow orchestrator` declares them."""
         self.settings = Settings(
             bootstrap=bootstrap, namespace=namespace, partitions=3, data_dir=data_dir
         )
         report = apply_topics(self.settings.bootstrap, load_topics(self.settings))
         assert report.ok, report.summary()
         self.registry = Registry.of(*modules)
+        self.documents: DocumentStore | None = None
+        if documents:
+            self.documents = DocumentStore(KafkaDocumentLog(self.settings)).start()
+            self.registry.add_source(self.documents)
         self.clock = VirtualClock(start)
         self.client = Client(self.settings, watch_completions=False)
         self.schedules = _SettlingSchedules(self)
@@ -147,6 +157,8 @@ class KafkaEngine:
             thread = threading.Thread(target=orchestrator.run, args=(ready,), daemon=True)
             started.append((orchestrator, thread, ready))
         for orchestrator, thread, _ in started:
+            if self.documents is not None:
+                declare_document_schedules(self.registry, orchestrator)
             thread.start()
             self.orchestrators.append((orchestrator, thread))
         deadline = time.monotonic() + 60
@@ -250,6 +262,8 @@ class KafkaEngine:
     def close(self) -> None:
         self.stop_orchestrators()
         self.client.close()
+        if self.documents is not None:
+            self.documents.stop()
 
 
 class _SettlingSchedules(ClientSchedules):
