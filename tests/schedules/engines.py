@@ -39,10 +39,10 @@ from replayflow.core.messages import (
 )
 from replayflow.core.schedule_messages import ScheduleEvent
 from replayflow.core.schedule_state import schedule_key
+from replayflow.dsl.documents import DocumentStore
 from replayflow.kafka import clients
 from replayflow.kafka.admin import topic_partitions
 from replayflow.kafka.reading import read_to_end
-from replayflow.dsl.documents import DocumentStore
 from replayflow.processors.documents import KafkaDocumentLog
 from replayflow.processors.orchestrator import Orchestrator
 from replayflow.settings import Settings
