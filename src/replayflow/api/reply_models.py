@@ -53,6 +53,8 @@ class Instance(InstanceSummary):
     input: NotRequired[str | None]  # JSON text
     output: NotRequired[str | None]  # JSON text
     parent_step: NotRequired[str | None]
+    schedule_id: NotRequired[str | None]  # started by this schedule
+    schedule_slot: NotRequired[int | None]  # for this slot (epoch ms)
     recent: NotRequired[list[HistoryEvent]]
 
 

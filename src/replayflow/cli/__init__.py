@@ -55,6 +55,9 @@ def _register() -> None:
 
     for command in api_commands:
         main.add_command(command)
+    from replayflow.cli.schedule import schedule
+
+    main.add_command(schedule)
 
 
 _register()
