@@ -38,6 +38,7 @@ COMMANDS = {
     "serve",
     "status",
     "list",
+    "schedule",
 }
 
 
