@@ -208,6 +208,7 @@ async function loadInstance(id) {
     ["Run", instance.run]];
   if (instance.reason) facts.push(["Reason", instance.reason]);
   if (instance.parent_id) facts.push(["Parent", instance.parent_id]);
+  if (instance.schedule_id) facts.push(["Schedule", el("a", { href: "#/schedules/" + encodeURIComponent(instance.schedule_id) }, instance.schedule_id)]);
   $("#i-summary").replaceChildren(...facts.map(([k, v]) => el("div", {}, el("span", {}, k), v)));
   $("#i-input").textContent = pretty(instance.input);
   $("#i-output").textContent = pretty(instance.output);
@@ -245,6 +246,13 @@ async function showInstance(id) {
 async function route() {
   clearInterval(refreshTimer);
   const hash = location.hash || "#/";
+  const schedules = window.replayflowSchedules; // schedules.js: the #/schedules pages
+  if (schedules) schedules.hide();
+  if (schedules && schedules.handles(hash)) {
+    $("#list-view").hidden = true;
+    $("#instance-view").hidden = true;
+    return schedules.show(hash);
+  }
   const match = hash.match(/^#\/instance\/(.+)$/);
   if (match) await showInstance(decodeURIComponent(match[1]));
   else await showList();
