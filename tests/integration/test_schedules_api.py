@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -184,7 +183,10 @@ def test_schedules_page_shows_next_fire_last_runs_and_pauses(
     schedule_when(api, sid, lambda s: s["recent_runs"], "a run")
     browser.get(stack["server"].url + "/ui/#/schedules")
     row = f"#schedules tr[data-id='{sid}']"
-    wait_for(browser, lambda d: d.find_element(By.CSS_SELECTOR, row + " .next-fire").text != "–")
+    no_time = "\u2013"  # the page's dash for "none"
+    wait_for(
+        browser, lambda d: d.find_element(By.CSS_SELECTOR, row + " .next-fire").text != no_time
+    )
     last = wait_for(
         browser,
         lambda d: d.find_element(By.CSS_SELECTOR, row + " .last-run").text or None,
@@ -210,4 +212,3 @@ def test_schedules_page_shows_next_fire_last_runs_and_pauses(
     wait_for(browser, lambda d: "started " + sid in d.find_element(By.ID, "message").text)
     ARTIFACTS.mkdir(exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / "schedule-page.png"))
-    Path(ARTIFACTS / "schedule-page.png").stat()
