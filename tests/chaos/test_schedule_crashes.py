@@ -54,14 +54,14 @@ def test_kill_9_at_fire_times_gives_each_slot_exactly_one_instance(
 
         for kill in range(KILLS):
             wait_until(next_fire, 60, f"a fire before kill {kill + 1}", interval=0)
-            victim = [p for p in cluster.processes if p.name == "orchestrator" and p.alive()][0]
+            victim = next(p for p in cluster.processes if p.name == "orchestrator" and p.alive())
             victim.kill()  # SIGKILL just after a fire committed: the next is in flight
             time.sleep(0.5 + 0.4 * kill)  # down across 0 to 2 slots
             cluster.orchestrator(wait=False)
 
         # And once between the commit of a batch and its RocksDB write.
         wait_until(next_fire, 60, "a fire before the crash after commit", interval=0)
-        [p for p in cluster.processes if p.name == "orchestrator" and p.alive()][0].kill()
+        next(p for p in cluster.processes if p.name == "orchestrator" and p.alive()).kill()
         crashing = cluster.crashing_orchestrator(after_commits=2)
         wait_until(lambda: not crashing.alive(), 90, "the crash after the commit")
         crashing.ended_on_purpose = True
