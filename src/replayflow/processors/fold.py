@@ -220,7 +220,8 @@ class PartitionFolder:
         return schedules.load(self.pending, schedule_id)
 
     def schedule_ids(self) -> list[str]:
-        """The ids of the partition's schedules, as committed."""
+        """The ids of the partition's schedule records, as committed (a deleted
+        schedule's tombstone included)."""
         return schedules.schedule_ids(self.pending)
 
     def status_counts(self) -> counts.Counts:
