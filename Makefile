@@ -94,6 +94,10 @@ bench: venv benchmarks/run.py ## run benchmarks/run.py on the local broker (star
 	@$(KAFKA) run -- bash -c '$(APPLY) && $(BIN)/python benchmarks/run.py'
 bench-scale: venv benchmarks/scale.py ## 50k waiting + 200k queued instances, one orchestrator (benchmarks/scale.py)
 	@$(KAFKA) run -- bash -c '$(APPLY) && $(BIN)/python benchmarks/scale.py $(SCALE_ARGS)'
+.PHONY: bench-schedules bench-triggers
+bench-schedules: venv benchmarks/triggers_schedules.py ## 100k schedules firing every 5 min on one orchestrator: fire lag, RSS (SCHEDULES_ARGS='--schedules 10000')
+	@$(KAFKA) run -- bash -c '$(APPLY) && $(BIN)/python benchmarks/triggers_schedules.py $(SCHEDULES_ARGS)'
+bench-triggers: bench-schedules bench-kafka-triggers ## the trigger benchmarks: schedules, then Kafka topic triggers
 
 examples/demo.py benchmarks/run.py:
 	@echo "error: $@ is not written yet" >&2; exit 1

@@ -3,7 +3,7 @@ start, buffer or skip slots; the handlers in core/schedules.py use them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from replayflow.core.decision import Timer
@@ -76,7 +76,7 @@ class ScheduleBuilder:
         )
 
     def update(self, **changes: Any) -> None:
-        self.state = replace(self.state, **changes)
+        self.state = self.state.with_changes(**changes)
 
     def refresh_next(self) -> None:
         state = self.state
@@ -89,10 +89,9 @@ class ScheduleBuilder:
         self.update(next_slot_ms=slot, next_fire_ms=fire)
 
     def build(self, deleted: bool = False) -> ScheduleDecision:
-        state = replace(self.state, seq=self.state.seq + len(self.events))
+        state = self.state.with_changes(seq=self.state.seq + len(self.events))
         if deleted:
-            state = replace(
-                state,
+            state = state.with_changes(
                 deleted=True,
                 paused=False,
                 note="",
@@ -166,9 +165,11 @@ def fire_due(b: ScheduleBuilder) -> None:
             missed_through = scan_from
     due: list[int] = []
     scanning = True
+    size = 2  # most fires find one slot due: ask for few, more when they all are
     while scanning:
-        batch = next_fire_times(spec, scan_from, 64)
-        scanning = len(batch) == 64
+        batch = next_fire_times(spec, scan_from, size)
+        scanning = len(batch) == size
+        size = min(size * 4, 256)
         for slot in batch:
             fire = fire_time(spec, sid, slot)
             if fire > now or len(due) >= MAX_SLOTS_PER_DECISION:

@@ -183,6 +183,17 @@ class ScheduleState:
     def key(self) -> str:
         return schedule_key(self.schedule_id)
 
+    def with_changes(self, **changes: object) -> ScheduleState:
+        """dataclasses.replace without its cost (it rebuilds every field through
+        __init__): this class checks nothing on construction, so a copy of its fields
+        with the changes is the same object replace() would give. The fold makes
+        several per decision."""
+        changed = object.__new__(ScheduleState)
+        fields = changed.__dict__
+        fields.update(self.__dict__)
+        fields.update(changes)
+        return changed
+
     @property
     def last_run(self) -> RunRecord | None:
         return self.recent[-1] if self.recent else None

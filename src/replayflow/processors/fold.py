@@ -75,6 +75,11 @@ class PartitionFolder:
         self.decider = decider
         self._cache: OrderedDict[str, InstanceState] = OrderedDict()
         self._cache_size = cache_size
+        self._schedules = schedules.ScheduleFold(cache_size)
+        # Every timer of the index due before the floor has fired; none is due before
+        # _next_due (None: unknown). Both only ever err low (an extra read).
+        self._timer_floor = 0
+        self._next_due: int | None = None
         self._folds: dict[Entity, Callable[[str, Any, int, Source | None], None]] = {
             Entity.INSTANCE: self._fold_instance,
             Entity.LIMITER: self._fold_limiter,
@@ -100,14 +105,33 @@ class PartitionFolder:
         self._folds[target.entity](target.key, command, now, source)
 
     def fire_due_timers(self, now: int, limit: int = 1000) -> int:
-        """Fold every timer due at `now` (up to `limit`) as a FireTimer."""
+        """Fold every timer due at `now` (up to `limit`) as a FireTimer or FireSchedule.
+
+        The loop asks every few milliseconds, so the index is not read while `now` is
+        below the next due time known; and it is read from a floor below which every
+        timer has fired, not from its start: fired timers leave tombstones in RocksDB
+        that a read from the start would walk again and again until a compaction."""
+        if self._next_due is not None and now < self._next_due:
+            return 0
         due = []
-        for key, _ in self.store.scan(keys.TIMERS, end=keys.timers_due_before(now)):
+        next_due: int | None = _NO_TIMER
+        for key, _ in self.store.scan(keys.TIMERS, seek=keys.timers_from(self._timer_floor)):
+            when = keys.timer_due(key)
+            if when > now:
+                next_due = when
+                break
             if key in self.pending.changes:
-                continue  # fired or cancelled in this batch already
+                continue  # fired or cancelled in this batch already (or set by it)
             due.append(key)
             if len(due) >= limit:
+                next_due = None  # more may be due: read again
                 break
+        if next_due is not None:
+            self._timer_floor = max(self._timer_floor, now + 1)
+            next_due = min(next_due, self._staged_due)
+        # Timers this batch set are not in the index yet: the floor stays below them.
+        self._timer_floor = min(self._timer_floor, self._staged_due)
+        self._next_due = next_due
         for key in due:
             try:
                 self.fire_timer(key, now)
@@ -122,6 +146,13 @@ class PartitionFolder:
                     now,
                 )
         return len(due)
+
+    def _timer_staged(self, due: int) -> None:
+        """A decision set a timer: it may be due before what the index was read for."""
+        self._staged_due = min(self._staged_due, due)
+        self._timer_floor = min(self._timer_floor, due)
+        if self._next_due is not None:
+            self._next_due = min(self._next_due, due)
 
     def fire_timer(self, key: bytes, now: int) -> FireTimer | FireSchedule:
         """Take one timer off the index and fold it (an instance's as FireTimer, a
@@ -180,6 +211,7 @@ class PartitionFolder:
                 self._cache.pop(instance_id, None)
             else:
                 self._remember(instance_id, state)
+        self._schedules.committed()
         self.observer.committed()
         self._reset()
 
@@ -188,6 +220,8 @@ class PartitionFolder:
         for instance_id in self._touched:
             self._cache.pop(instance_id, None)
             self.decider.forget(instance_id)
+        self._schedules.aborted()
+        self._timer_floor, self._next_due = 0, None  # what the batch fired is back
         self.observer.aborted()
         self._reset()
 
@@ -196,6 +230,7 @@ class PartitionFolder:
         self._touched: dict[str, InstanceState | None] = {}
         self.records: list[Record] = []
         self._queue_added: dict[str, list[tuple[int, str]]] = {}  # enqueued this batch
+        self._staged_due = _NO_TIMER  # the earliest timer this batch set
         self._batch_counts: counts.Counts | None = None
         if not self._counts_stored and self._held:
             # A store from before the counts: the first batch writes what was counted.
@@ -217,7 +252,7 @@ class PartitionFolder:
 
     def schedule(self, schedule_id: str) -> ScheduleState | None:
         """A schedule's state, the batch's changes included."""
-        return schedules.load(self.pending, schedule_id)
+        return self._schedules.load(self.pending, schedule_id)
 
     def schedule_ids(self) -> list[str]:
         """The ids of the partition's schedule records, as committed (a deleted
@@ -308,6 +343,8 @@ class PartitionFolder:
             else:
                 self.pending.put(write_key, value)
         self._count(before, state)
+        for _, due in decision.timers_set:
+            self._timer_staged(due)
         self.records += records
         self._emit_commands(decision.commands)
         return None
@@ -353,15 +390,20 @@ class PartitionFolder:
     def _fold_schedule(
         self, key: str, command: ScheduleCommand, now: int, source: Source | None
     ) -> None:
-        decision = schedules.fold_schedule(self.pending, command, now, MAX_RECORD_BYTES)
+        decision = self._schedules.fold(self.pending, command, now, MAX_RECORD_BYTES)
         if decision.rejected is not None:
             self.dead_letter(source, decision.rejected, "Rejected", now)
             return
+        for _, due in decision.timers_set:
+            self._timer_staged(due)
         record_key = key.encode()
         p = self.partition
         self.records += [_record("history", record_key, e, p) for e in decision.events]
         self._emit_commands(decision.commands)
         self.folded += 1
+
+
+_NO_TIMER = 2**62  # the next due time of an empty index: never
 
 
 def _busy(state: InstanceState) -> bool:

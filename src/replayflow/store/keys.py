@@ -8,6 +8,7 @@ calls in order, timers by due time, and an admission queue first in, first out.
     l/<limiter>                     limiter state
     q/<limiter>\\0<ticket:016d>      admission queue entry (value: instance id)
     s/<schedule id>                 schedule state (its timer: owner `~schedule:<id>`)
+    sd/<schedule id>                schedule definition: spec, action, policies
     m/changelog-offset              last changelog offset applied (see PartitionStore)
     m/status-counts                 instances by gauge status (see counts.py)
     m/written-at                    wall-clock ms of the last write
@@ -54,6 +55,15 @@ def parse_timer(key: bytes) -> tuple[int, str, str]:
     return int(due), instance_id, timer_id
 
 
+def timer_due(key: bytes) -> int:
+    return int(key[2:17])
+
+
+def timers_from(due: int) -> bytes:
+    """The first key of every timer due at or after `due`."""
+    return f"t/{max(due, 0):015d}/".encode()
+
+
 def timers_due_before(now: int) -> bytes:
     """The first key after every timer due at or before `now`."""
     return f"t/{now + 1:015d}/".encode()
@@ -61,6 +71,10 @@ def timers_due_before(now: int) -> bytes:
 
 def schedule(schedule_id: str) -> bytes:
     return SCHEDULES + schedule_id.encode()
+
+
+def schedule_definition(schedule_id: str) -> bytes:
+    return b"sd/" + schedule_id.encode()
 
 
 def limiter(key: str) -> bytes:

@@ -29,7 +29,7 @@ from replayflow.core.schedule_spec import ScheduleSpec
 from replayflow.core.schedule_state import REJECTED, Overlap, ScheduleAction
 from replayflow.core.schedule_view import apply, describe, fold
 from replayflow.core.schedules import decide_schedule
-from replayflow.store.schedule_serde import dump_schedule, load_schedule
+from replayflow.store.schedule_serde import dump_definition, dump_schedule, load_schedule
 from tests.unit.core.schedule_helpers import MINUTE, created, hourly, utc
 
 T0 = utc(2026, 1, 1)
@@ -215,6 +215,8 @@ def test_the_state_record_round_trips() -> None:
         fold_(FireSchedule("nightly"), utc(2026, 1, 1, hour))
     fold_(TriggerSchedule("nightly", at_ms=utc(2026, 1, 1, 3, 30)), utc(2026, 1, 1, 3, 30))
     state = replace(fold_.live, paused=True, note="ünïcode")
-    assert load_schedule(dump_schedule(state)) == state
+    assert load_schedule(dump_definition(state), dump_schedule(state)) == state
     tombstone = replace(state, deleted=True)
-    assert load_schedule(dump_schedule(tombstone)) == tombstone
+    assert load_schedule(dump_definition(tombstone), dump_schedule(tombstone)) == tombstone
+    assert b'"cron"' not in dump_schedule(state)  # a fire rewrites the small record only
+    assert state.with_changes(paused=False) == replace(state, paused=False)
