@@ -80,6 +80,7 @@ class PartitionFolder:
         # _next_due (None: unknown). Both only ever err low (an extra read).
         self._timer_floor = 0
         self._next_due: int | None = None
+        self._staged_due: int = _NO_TIMER
         self._folds: dict[Entity, Callable[[str, Any, int, Source | None], None]] = {
             Entity.INSTANCE: self._fold_instance,
             Entity.LIMITER: self._fold_limiter,
@@ -230,7 +231,7 @@ class PartitionFolder:
         self._touched: dict[str, InstanceState | None] = {}
         self.records: list[Record] = []
         self._queue_added: dict[str, list[tuple[int, str]]] = {}  # enqueued this batch
-        self._staged_due: int = _NO_TIMER  # the earliest timer this batch set
+        self._staged_due = _NO_TIMER  # the earliest timer this batch set
         self._batch_counts: counts.Counts | None = None
         if not self._counts_stored and self._held:
             # A store from before the counts: the first batch writes what was counted.
