@@ -220,3 +220,19 @@ def test_the_state_record_round_trips() -> None:
     assert load_schedule(dump_definition(tombstone), dump_schedule(tombstone)) == tombstone
     assert b'"cron"' not in dump_schedule(state)  # a fire rewrites the small record only
     assert state.with_changes(paused=False) == replace(state, paused=False)
+
+
+def test_a_scheduled_run_replays_identically() -> None:
+    from replayflow.testing import Environment
+
+    @rf.workflow(name="replayed", schedule=rf.Schedule(cron="0 * * * *"))
+    async def replayed(ctx: rf.Context) -> int:
+        await ctx.sleep("nap", "10m")
+        return 1
+
+    env = Environment(replayed)
+    env.advance("2h")
+    runs = env.instances("replayed")
+    assert runs == ["replayed-20260101T010000Z", "replayed-20260101T020000Z"]
+    for run in runs:
+        assert env.replay(run).identical, env.replay(run).difference
