@@ -68,6 +68,7 @@ def _fingerprints(name: str) -> set[bytes]:
 
 STARTED = _fingerprints("WorkflowStarted")
 CREATED = _fingerprints("ScheduleCreated")
+FIRED = _fingerprints("ScheduleFired")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -93,6 +94,7 @@ class Observer(threading.Thread):
         self.starts: dict[str, tuple[int, int, int]] = {}  # id -> (slot, at, read at)
         self.duplicates = 0
         self.created = 0  # ScheduleCreated facts seen
+        self.fired: dict[str, int] = {}  # instance id -> when its slot's fire was folded
         self.stop = threading.Event()
         self.lock = threading.Lock()
 
@@ -105,6 +107,11 @@ class Observer(threading.Thread):
                 if value[2:10] in CREATED:
                     self.created += 1
                     continue
+                if value[2:10] in FIRED:
+                    fired = codec.decode(value)
+                    with self.lock:
+                        self.fired[fired.instance_id] = fired.at
+                    continue
                 if value[2:10] not in STARTED:
                     continue
                 seen = int(time.time() * 1000)
@@ -115,6 +122,14 @@ class Observer(threading.Thread):
                             self.duplicates += 1
                         self.starts[event.instance_id] = (event.schedule_slot, event.at, seen)
         self.consumer.close()
+
+
+def _by_bucket(window: list[tuple[int, int, int]], start: int, size: int) -> list[int]:
+    """The accepted lag's p99 per `size` ms of slot time: when the lag came."""
+    buckets: dict[int, list[float]] = {}
+    for slot, at, _ in window:
+        buckets.setdefault((slot - start) // size, []).append(at - slot)
+    return [round(percentile(buckets[b], 99)) for b in sorted(buckets)]
 
 
 def main() -> int:
@@ -170,6 +185,7 @@ def main() -> int:
     observer = Observer(settings)
     observer.start()
     results: dict[str, Any] = {
+        "load_average_1m_start": round(os.getloadavg()[0], 2),
         "schedules": args.schedules,
         "period_s": args.period,
         "spread": "aligned" if args.aligned else f"offsets 0..{min(args.period, 300) - 1} s",
@@ -201,6 +217,11 @@ def main() -> int:
         window_end = window_start + observe * 1000
         with observer.lock:
             window = [v for v in observer.starts.values() if window_start <= v[0] < window_end]
+            fire_lags = [
+                observer.fired[i] - v[0]
+                for i, v in observer.starts.items()
+                if window_start <= v[0] < window_end and i in observer.fired
+            ]
             duplicates = observer.duplicates
         accepted = [at - slot for slot, at, _ in window]
         visible = [seen - slot for slot, _, seen in window]
@@ -224,6 +245,15 @@ def main() -> int:
                     "p99": percentile(visible, 99),
                     "max": max(visible, default=float("nan")),
                 },
+                # The first part of the accepted lag: slot to the fire folded (the timer's
+                # wait for the loop); the rest is the start's way through the log.
+                "lag_fire_folded_ms": {
+                    "p50": percentile(fire_lags, 50),
+                    "p99": percentile(fire_lags, 99),
+                    "max": max(fire_lags, default=float("nan")),
+                },
+                "lag_p99_ms_by_30s": _by_bucket(window, window_start, 30_000),
+                "load_average_1m_end": round(os.getloadavg()[0], 2),
                 "orchestrator_rss_mb": {
                     "last": samples[-1] if samples else None,
                     "max_sampled": max(samples, default=None),

@@ -75,7 +75,7 @@ class PartitionFolder:
         self.decider = decider
         self._cache: OrderedDict[str, InstanceState] = OrderedDict()
         self._cache_size = cache_size
-        self._schedules = schedules.ScheduleFold(cache_size)
+        self._schedules = schedules.ScheduleFold()
         # Every timer of the index due before the floor has fired; none is due before
         # _next_due (None: unknown). Both only ever err low (an extra read).
         self._timer_floor = 0

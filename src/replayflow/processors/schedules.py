@@ -4,9 +4,9 @@ this module reads the states, stages their writes and timers, and hands back eac
 decision, whose facts and commands the folder turns into records.
 
 A schedule's state is two records (store/schedule_serde.py): its definition, written
-when it changes, and the rest. Recently used states stay in a bounded cache, as the
-folder keeps instances: a run's end comes back moments after its fire, and then the
-state is not read again. States the batch in flight changed are kept apart until it
+when it changes, and the rest. Recently used states stay in a small bounded cache: a
+run's end comes back moments after its fire, and then the state is not read again
+until the next slot. States the batch in flight changed are kept apart until it
 commits (then cached) or aborts (then forgotten)."""
 
 from __future__ import annotations
@@ -21,8 +21,15 @@ from replayflow.store.pending import Pending
 from replayflow.store.schedule_serde import dump_definition, dump_schedule, load_schedule
 
 
+# States kept after their batch: enough for a run's end to find its schedule's state
+# still cached (it comes moments after the fire), few enough that a hundred thousand
+# schedules do not fill the heap the garbage collector walks (each state is some fifty
+# small objects; a full collection over 30,000 cached states took 2 s).
+CACHE_SIZE = 1024
+
+
 class ScheduleFold:
-    def __init__(self, cache_size: int = 10_000) -> None:
+    def __init__(self, cache_size: int = CACHE_SIZE) -> None:
         self._cache: OrderedDict[str, ScheduleState] = OrderedDict()
         self._cache_size = cache_size
         self._touched: dict[str, ScheduleState | None] = {}
