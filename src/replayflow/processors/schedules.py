@@ -20,7 +20,6 @@ from replayflow.store import keys
 from replayflow.store.pending import Pending
 from replayflow.store.schedule_serde import dump_definition, dump_schedule, load_schedule
 
-
 # States kept after their batch: enough for a run's end to find its schedule's state
 # still cached (it comes moments after the fire), few enough that a hundred thousand
 # schedules do not fill the heap the garbage collector walks (each state is some fifty
