@@ -15,8 +15,9 @@ Measured over one full period after every schedule exists (`--observe` seconds):
                 schedule produced for that slot (the instance's fact records its slot)
   lag visible   when this process read that fact (read_committed) - slot: the fire,
                 the start and both transactions committed, end to end
-  fires         slots started in the window, against those due; duplicates (a slot
-                started twice) must be 0
+  fires         slots of the window started (late ones are waited for, up to 2 minutes
+                after the window, and count with their lag), against those due;
+                duplicates (a slot started twice) must be 0
   RSS           the orchestrator's VmRSS sampled each second, and its VmHWM (peak)
 Also: how long creating the schedules took, and the store's size on disk.
 
@@ -213,8 +214,17 @@ def main() -> int:
         # Every schedule exists: count the slots from the next whole second on.
         window_start = (int(time.time()) + 1) * 1000
         print(f"... and folded after {folded_s:.1f} s; observing {observe} s", flush=True)
-        time.sleep(max(0.0, window_start / 1000 - time.time()) + observe + 5)
+        time.sleep(max(0.0, window_start / 1000 - time.time()) + observe)
         window_end = window_start + observe * 1000
+        due = args.schedules * observe // args.period
+        # Starts that come late still count, with their lag: wait for them (a while).
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            with observer.lock:
+                seen = sum(1 for v in observer.starts.values() if window_start <= v[0] < window_end)
+            if seen >= due:
+                break
+            time.sleep(1)
         with observer.lock:
             window = [v for v in observer.starts.values() if window_start <= v[0] < window_end]
             fire_lags = [
@@ -275,7 +285,7 @@ def main() -> int:
     lag = results["lag_accepted_ms"]
     peak = results["orchestrator_rss_mb"]["peak_vmhwm"] or 0
     checks = {
-        "every due slot started": results["fires_seen"] >= results["fires_due"] * 0.99,
+        "every due slot started": results["fires_seen"] >= results["fires_due"],
         "no slot started twice": results["duplicate_starts"] == 0,
         f"fire lag p99 <= {GOAL_P99_MS} ms": lag["p99"] <= GOAL_P99_MS,
         f"orchestrator RSS <= {GOAL_RSS_MB} MB": peak <= GOAL_RSS_MB,
