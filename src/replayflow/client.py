@@ -20,7 +20,7 @@ from typing import Any
 from confluent_kafka import TopicPartition
 
 from replayflow import codec, telemetry
-from replayflow.client_schedules import ClientSchedules
+from replayflow.client_schedules import AsyncSchedules, ClientSchedules
 from replayflow.core.definitions import WorkflowDef
 from replayflow.core.errors import ReplayflowError, WorkflowError
 from replayflow.core.messages import (
@@ -345,6 +345,7 @@ class AsyncClient:
 
     def __init__(self, settings: Settings | None = None) -> None:
         self._client = Client(settings)
+        self.schedules = AsyncSchedules(self._client.schedules)  # await .create(...), ...
 
     async def start(
         self,

@@ -9,8 +9,9 @@ row per schedule) instead.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from replayflow import codec
@@ -83,3 +84,21 @@ class ClientSchedules(ScheduleOps):
                             continue
         finally:
             consumer.close()
+
+
+class AsyncSchedules:
+    """`AsyncClient.schedules`: the same operations as coroutines (each runs the
+    blocking call in a thread)."""
+
+    def __init__(self, schedules: ClientSchedules) -> None:
+        self._schedules = schedules
+
+    def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
+        method = getattr(self._schedules, name)
+        if name.startswith("_") or not callable(method):
+            raise AttributeError(name)
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            return await asyncio.to_thread(method, *args, **kwargs)
+
+        return call
