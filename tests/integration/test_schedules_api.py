@@ -128,7 +128,7 @@ def test_http_operations_on_a_schedule(stack: dict[str, Any]) -> None:
         ({"id": "x", "workflow": "tick", "every": "1h", "timezone": "Mars/Olympus"}, "Mars"),
         ({"id": "x", "workflow": "tick", "every": "1h", "overlap": "sometimes"}, "overlap"),
         ({"id": "x", "workflow": "tick"}, "at least one cron expression or interval"),
-        ({"id": "-x", "workflow": "tick", "every": "1h"}, "invalid instance id"),
+        ({"id": "-x", "workflow": "tick", "every": "1h"}, "invalid schedule id"),
         ({"id": "x", "workflow": "tick", "every": "1h", "colour": "red"}, "unknown field"),
         ({"id": "x", "workflow": "tick", "every": "1500ms"}, "whole number of seconds"),
     ],

@@ -23,7 +23,7 @@ from replayflow.api.request_models import (
 )
 from replayflow.core import names
 from replayflow.core.schedule_declaration import Schedule
-from replayflow.core.schedule_state import Overlap, check_schedule_id
+from replayflow.core.schedule_state import MAX_SCHEDULE_ID_LENGTH, Overlap, check_schedule_id
 
 MAX_CRON = 20  # expressions per schedule
 
@@ -32,7 +32,10 @@ ScheduleId = Annotated[
     str,
     BeforeValidator(check_schedule_id),
     Field(
-        json_schema_extra={"pattern": f"^(?:{names.INSTANCE_ID.pattern})$", "maxLength": 183},
+        json_schema_extra={
+            "pattern": f"^(?:{names.INSTANCE_ID.pattern})$",
+            "maxLength": MAX_SCHEDULE_ID_LENGTH,
+        },
         description="the schedule id: '<id>-<slot>' names its runs",
     ),
 ]

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from replayflow.core.errors import ValidationError
-from replayflow.core.names import check_instance_id, check_name, check_version
+from replayflow.core.names import MAX_ID_LENGTH, check_instance_id, check_name, check_version
 from replayflow.core.payloads import load
 from replayflow.core.schedule_spec import ScheduleSpec, next_slot, slot_instance_id
 
@@ -27,11 +27,22 @@ def schedule_key(schedule_id: str) -> str:
     return f"{SCHEDULE_PREFIX}{schedule_id}"
 
 
+# A run's id is `<schedule id>-<slot>`, the slot 16 characters (20260329T010000Z).
+MAX_SCHEDULE_ID_LENGTH = MAX_ID_LENGTH - 17
+
+
 def check_schedule_id(value: object) -> str:
     """A schedule id must leave room for the slot: `<id>-20260329T010000Z` is an instance id."""
-    if not isinstance(value, str) or not value:
-        raise ValidationError(f"invalid schedule id {value!r}")
-    check_instance_id(slot_instance_id(value, 0))
+    try:
+        if not isinstance(value, str) or not value:
+            raise ValidationError("empty")
+        check_instance_id(slot_instance_id(value, 0))
+    except ValidationError:
+        raise ValidationError(
+            f"invalid schedule id {value!r}: 1 to {MAX_SCHEDULE_ID_LENGTH} characters of "
+            "letters, digits and "
+            "._:@/+=- starting with a letter or digit (its runs are '<id>-<slot time>')"
+        ) from None
     return value
 
 

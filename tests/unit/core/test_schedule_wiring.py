@@ -65,7 +65,7 @@ def test_a_schedule_is_checked_where_it_is_written() -> None:
         ({}, "at least one cron expression or interval"),
         ({"every": "1h", "start": datetime(2026, 1, 1)}, "needs a time zone"),
         ({"cron": "@daily", "after": "1h"}, "not both"),
-        ({"every": "1h", "id": "-bad"}, "invalid instance id"),
+        ({"every": "1h", "id": "-bad"}, "invalid schedule id"),
         ({"every": "1h", "input": object()}, "JSON"),
     ):
         with pytest.raises(rf.ValidationError, match=message):
