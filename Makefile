@@ -126,6 +126,10 @@ bench-kafka-triggers: venv ## a Kafka topic trigger: records/s routed to starts 
 	@$(KAFKA) run -- bash -c '$(BIN)/python benchmarks/triggers_kafka.py $(TRIGGER_BENCH_ARGS)'
 bench-rebuild: venv benchmarks/rebuild.py ## 1,000,000 history events re-folded into fresh state (benchmarks/rebuild.py)
 	@$(KAFKA) run -- $(BIN)/python benchmarks/rebuild.py $(REBUILD_ARGS)
+.PHONY: bench-schedules bench-triggers
+bench-schedules: venv benchmarks/triggers_schedules.py ## 100k schedules firing every 5 min on one orchestrator: fire lag, RSS (SCHEDULES_ARGS='--schedules 10000')
+	@$(KAFKA) run -- bash -c '$(APPLY) && $(BIN)/python benchmarks/triggers_schedules.py $(SCHEDULES_ARGS)'
+bench-triggers: bench-schedules bench-kafka-triggers ## the trigger benchmarks: schedules, then Kafka topic triggers
 
 examples/demo.py benchmarks/run.py:
 	@echo "error: $@ is not written yet" >&2; exit 1

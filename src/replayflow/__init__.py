@@ -27,6 +27,7 @@ from replayflow.core.errors import (
     WorkflowError,
 )
 from replayflow.core.policy import Retry
+from replayflow.core.schedule_declaration import Schedule
 from replayflow.core.state import Status
 from replayflow.core.triggers import KafkaTrigger
 from replayflow.execution import StepContext, current_step
@@ -60,6 +61,7 @@ __all__ = [
     "Registry",
     "ReplayflowError",
     "Retry",
+    "Schedule",
     "Status",
     "StepContext",
     "StepDef",

@@ -5,6 +5,7 @@ history. Everything it does is a record on a topic, so any language can do the s
     client = rf.Client()                                  # KAFKA_BOOTSTRAP, namespace
     handle = client.start("checkout", {"id": 1}, id="order-1")   # idempotent by id
     print(handle.result(timeout=60))
+    client.schedules.create("nightly", "report", rf.Schedule(cron="0 2 * * *"))
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from replayflow import codec, telemetry
+from replayflow.client_schedules import AsyncSchedules, ClientSchedules
 from replayflow.client_watchers import CompletionWatcher, ReplyWatcher, ServedCache, scan_key
 from replayflow.core.definitions import WorkflowDef
 from replayflow.core.errors import (
@@ -142,6 +144,10 @@ class Client:
         self._served = ServedCache(self.settings)
         self._watch = watch_completions
         self._lock = threading.Lock()
+        # create, update, delete, pause, unpause, trigger, backfill, describe, list
+        self.schedules = ClientSchedules(
+            self.settings, lambda r: deliver(self._producer, [r], self.send_timeout), self._scan
+        )
 
     # -- commands --------------------------------------------------------------------
 
@@ -364,7 +370,8 @@ class Client:
         return found
 
     def _scan(self, topic: str, instance_id: str) -> list[Any]:
-        """Decode the records of one key, reading its partition to the current end."""
+        """Decode the records of one key (an instance id, or a schedule's key), reading
+        its partition to the current end."""
         key = instance_id.encode()
         partition = murmur2_partition(key, self._partition_count(topic))
         return scan_key(self.settings, topic, partition, key)
@@ -430,6 +437,7 @@ class AsyncClient:
 
     def __init__(self, settings: Settings | None = None, **options: Any) -> None:
         self._client = Client(settings, **options)
+        self.schedules = AsyncSchedules(self._client.schedules)  # await .create(...), ...
 
     async def start(
         self,

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import enum
 import functools
 import importlib
 import importlib.resources
@@ -46,11 +47,12 @@ from fastavro.schema import fingerprint, to_parsing_canonical_form
 from replayflow.core import messages
 from replayflow.core.errors import ReplayflowError
 
-#: Modules whose dataclasses map to records by name. The core's messages, and the DSL's
-#: deployed-document record and the stream records (modules of dataclasses only, cheap
-#: to import).
+#: Modules whose dataclasses map to records by name. The core's messages, the schedules'
+#: commands and facts, the DSL's deployed-document record, the stream records and the
+#: replies (modules of dataclasses only, cheap to import).
 MESSAGE_MODULES = (
     "replayflow.core.messages",
+    "replayflow.core.schedule_messages",
     "replayflow.dsl.records",
     "replayflow.core.stream_records",
     "replayflow.core.replies",
@@ -87,31 +89,72 @@ def fingerprint_bytes(schema: Any) -> bytes:
 
 
 # ---------------------------------------------------------------------------------------
-# dataclass <-> dict. A record's nested records (ErrorInfo) are dataclasses too; they are
-# found from the type hints, once per class, so the per-message work is a dict copy at most.
+# dataclass <-> dict. Nested records (ErrorInfo, a schedule's spec) are dataclasses too;
+# tuples are Avro arrays, enums are strings. How to convert each field is found from the
+# type hints, once per class, so the per-message work is a dict copy at most.
+
+Convert = Callable[[Any], Any]
 
 
-def _nested_dataclasses(cls: type) -> dict[str, type]:
-    nested = {}
-    for name, hint in typing.get_type_hints(cls).items():
-        options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
-        for option in options:
-            if dataclasses.is_dataclass(option):
-                nested[name] = typing.cast(type, option)
-    return nested
+def _field_converters(hint: Any) -> tuple[Convert, Convert] | None:
+    """(to Avro, from Avro) for a field's type; None when the value passes as it is."""
+    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    for option in options:
+        if option is type(None):
+            continue
+        if dataclasses.is_dataclass(option):
+            cls = typing.cast(type, option)
+            return _to_dict(cls), _from_dict(cls)
+        if isinstance(option, type) and issubclass(option, enum.Enum):
+            return (lambda value: value.value), option
+        if typing.get_origin(option) is tuple:
+            items = typing.get_args(option)
+            inner = _field_converters(items[0]) if items else None
+            if inner is None:
+                return list, tuple
+            return _each(*inner)
+    return None
+
+
+def _each(to_item: Convert, from_item: Convert) -> tuple[Convert, Convert]:
+    return (
+        lambda value: [to_item(v) for v in value],
+        lambda value: tuple(from_item(v) for v in value),
+    )
+
+
+def _converters(cls: type) -> list[tuple[str, Convert, Convert]]:
+    hints = typing.get_type_hints(cls)
+    found = []
+    for f in dataclasses.fields(cls):
+        if f.init:
+            convert = _field_converters(hints[f.name])
+            if convert is not None:
+                found.append((f.name, *convert))
+    return found
+
+
+def _wire_fields(cls: type) -> list[str]:
+    """The fields a record carries: those the constructor takes (init=False ones are
+    worked out by the class)."""
+    return [f.name for f in dataclasses.fields(cls) if f.init]
 
 
 def _to_dict(cls: type) -> ToDict:
-    nested = [(name, _to_dict(sub)) for name, sub in _nested_dataclasses(cls).items()]
-    if not nested and "__slots__" not in vars(cls):
+    converters = _converters(cls)
+    field_names = _wire_fields(cls)
+    if (
+        not converters
+        and "__slots__" not in vars(cls)
+        and len(field_names) == len(dataclasses.fields(cls))
+    ):
         # A frozen dataclass keeps exactly its fields in __dict__, and fastavro only reads
         # from the dict: hand it over as is, no copy.
         return vars
-    field_names = [f.name for f in dataclasses.fields(cls)]
 
     def to_dict(obj: Any) -> dict[str, Any]:
         d = {f: getattr(obj, f) for f in field_names}
-        for name, convert in nested:
+        for name, convert, _ in converters:
             if d[name] is not None:
                 d[name] = convert(d[name])
         return d
@@ -120,12 +163,12 @@ def _to_dict(cls: type) -> ToDict:
 
 
 def _from_dict(cls: type) -> FromDict:
-    nested = [(name, _from_dict(sub)) for name, sub in _nested_dataclasses(cls).items()]
-    if not nested:
+    converters = _converters(cls)
+    if not converters:
         return lambda d: cls(**d)
 
     def from_dict(d: dict[str, Any]) -> Any:
-        for name, convert in nested:
+        for name, _, convert in converters:
             if d[name] is not None:
                 d[name] = convert(d[name])
         return cls(**d)
@@ -244,7 +287,7 @@ class Codec:
             if cls is None:
                 raise CodecError(f"{full_name} maps to no dataclass in {messages.__name__}")
             avro_fields = [f["name"] for f in newest.raw["fields"]]
-            class_fields = [f.name for f in dataclasses.fields(cls)]
+            class_fields = _wire_fields(cls)
             if avro_fields != class_fields:
                 raise CodecError(
                     f"{full_name} v{newest.version} has fields {avro_fields}, "
@@ -327,12 +370,18 @@ class Codec:
             what = "garbage body, negative length" if "Expected -" in str(e) else "truncated body"
             raise CodecError(f"{decoder.full_name}: {what}: {e or 'no more bytes'}") from e
         except Exception as e:  # bad union index, invalid UTF-8, ...
+            if _runs_past_end(data, decoder):
+                # fastavro reports a number cut short as an IndexError, not an EOF.
+                raise CodecError(f"{decoder.full_name}: truncated body: {e}") from e
             raise CodecError(f"{decoder.full_name}: garbage body: {type(e).__name__}: {e}") from e
         if body.tell() != len(data):
             raise CodecError(
                 f"{decoder.full_name}: {len(data) - body.tell()} trailing bytes after the record"
             )
-        return decoder.from_dict(typing.cast(dict[str, Any], record))
+        try:
+            return decoder.from_dict(typing.cast(dict[str, Any], record))
+        except (ValueError, TypeError) as e:  # ValidationError included: a bad cron, say
+            raise CodecError(f"{decoder.full_name}: invalid record: {e}") from e
 
     # -----------------------------------------------------------------------------------
 
@@ -359,6 +408,18 @@ class Codec:
         """The versions loaded for a record, oldest first."""
         self._schema(record_name, None)  # raises CodecError for an unknown name
         return sorted(self._versions[self._short.get(record_name, record_name)])
+
+
+def _runs_past_end(data: bytes, decoder: _Decoder) -> bool:
+    """Whether a body that failed to read reads once bytes are added after it: then it
+    was cut short, not corrupt."""
+    padded = BytesIO(data + bytes(16))
+    padded.seek(HEADER_SIZE)
+    try:
+        schemaless_reader(padded, decoder.writer, decoder.reader)
+    except Exception:
+        return False
+    return padded.tell() > len(data)
 
 
 @functools.cache

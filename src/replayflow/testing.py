@@ -9,6 +9,14 @@
 Time stands still unless something waits for it: `result()` jumps the clock to the
 next timer when nothing else can happen, and `advance("1h")` moves it explicitly.
 
+Schedules fire in that virtual time. Those declared with @rf.workflow(schedule=...)
+exist from the start; `env.schedules` has every schedule operation (as the client's):
+
+    env = Environment(report)                    # schedule=rf.Schedule(cron="0 * * * *")
+    env.advance("1d")                            # the 24 hourly runs start
+    assert len(env.instances("report")) == 24
+    env.schedules.pause("report", note="holiday")
+
 Each command is folded and committed on its own, as a batch of one: states, timers,
 admission queues and status counts live in the store exactly as in production, and
 what the fold produces (history, tasks, completions, commands, dead letters) is read
@@ -29,12 +37,11 @@ from typing import Any
 from replayflow.core.decide import Decider, Limits
 from replayflow.core.definitions import Registry, StepDef, WorkflowDef
 from replayflow.core.durations import Duration, to_ms
-from replayflow.core.entities import Entity, route
+from replayflow.core.entities import AnyCommand, Entity, route
 from replayflow.core.errors import ReplayflowError, ValidationError, workflow_error
 from replayflow.core.history_files import loads as load_history_text
 from replayflow.core.messages import (
     CancelWorkflow,
-    Command,
     Completion,
     ErrorInfo,
     FailStep,
@@ -46,9 +53,13 @@ from replayflow.core.messages import (
     StartWorkflow,
     Task,
     TerminateWorkflow,
+    WorkflowStarted,
 )
 from replayflow.core.payloads import dump, load
 from replayflow.core.replay import ReplayReport, replay
+from replayflow.core.schedule_messages import ScheduleCommand, ScheduleEvent
+from replayflow.core.schedule_ops import ScheduleOps
+from replayflow.core.schedule_view import ScheduleDescription, describe, fold
 from replayflow.core.state import InstanceState, Status
 from replayflow.core.streams import StreamItem, StreamView
 from replayflow.dsl import builtins as dsl_builtins
@@ -89,6 +100,35 @@ class _States(Mapping[str, InstanceState]):
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
+
+
+class EnvSchedules(ScheduleOps):
+    """The schedule operations on the environment: commands are folded at once (a
+    refused one raises ValidationError), descriptions fold the schedules' facts."""
+
+    def __init__(self, env: Environment) -> None:
+        self._env = env
+
+    def _send(self, command: ScheduleCommand) -> None:
+        self._env._submit(command)
+
+    def _now_ms(self) -> int:
+        return self._env.now
+
+    def describe(self, schedule_id: str, next: int = 5) -> ScheduleDescription | None:
+        rows = fold(self._env.schedule_histories.get(schedule_id, ()))
+        row = rows.get(schedule_id)
+        if row is None or row["deleted"]:
+            return None
+        return describe(row, self._env.now, next)
+
+    def history(self, schedule_id: str) -> list[ScheduleEvent]:
+        """The schedule's facts, in order."""
+        return list(self._env.schedule_histories.get(schedule_id, ()))
+
+    def list(self, next: int = 1) -> list[ScheduleDescription]:
+        found = (self.describe(i, next) for i in sorted(self._env.schedule_histories))
+        return [d for d in found if d is not None]
 
 
 class Handle:
@@ -147,15 +187,20 @@ class Environment:
         self.states: Mapping[str, InstanceState] = _States(self)
         self.histories: dict[str, list[HistoryEvent]] = {}
         self.facts: list[HistoryEvent] = []  # every history event, in the order written
+        self.schedule_histories: dict[str, list[ScheduleEvent]] = {}
+        self.schedules = EnvSchedules(self)
         self.completions: dict[str, Completion] = {}
-        self.rejected: list[tuple[Command, str]] = []
+        self.rejected: list[tuple[AnyCommand, str]] = []
         self.max_running: dict[str, int] = {}
-        self._commands: deque[Command] = deque()
+        self._commands: deque[AnyCommand] = deque()
         self._tasks: deque[Task] = deque()
         self._ids = itertools.count(1)
         self._failures: dict[str, _Failure] = {}
         self.held: list[Task] = []
         self._holding: set[str] = set()
+        # What an orchestrator with this code declares when it starts.
+        for declaration in self.registry.schedule_declarations():
+            self._submit(declaration)
 
     # -- what tests do ---------------------------------------------------------------
 
@@ -193,7 +238,7 @@ class Environment:
     def terminate(self, instance_id: str, reason: str = "") -> None:
         self._submit(TerminateWorkflow(instance_id=instance_id, reason=reason))
 
-    def _submit(self, command: Command) -> None:
+    def _submit(self, command: AnyCommand) -> None:
         # What a test sends itself fails loudly when the fold rejects it (a bad id, an
         # unknown workflow, no such instance), instead of surfacing later as a Deadlock.
         # deliver() stays silent: rejections land in `rejected` for tests to inspect.
@@ -241,7 +286,7 @@ class Environment:
         self.held.clear()
         self.run_until_idle()
 
-    def deliver(self, command: Command) -> None:
+    def deliver(self, command: AnyCommand) -> None:
         """Fold any command as if it had arrived on the commands topic."""
         self._commands.append(command)
         self.run_until_idle()
@@ -254,6 +299,15 @@ class Environment:
             self._fire_next()
         self.now = until
         self.run_until_idle()
+
+    def outage(self, duration: Duration) -> None:
+        """Time passes with no orchestrator running: nothing fires on the way; what came
+        due fires when it ends, as after a restart (schedules apply their catch-up
+        window to the slots they missed)."""
+        self.run_until_idle()
+        self.now += to_ms(duration)
+        while (due := self._next_due()) is not None and due <= self.now:
+            self._fire_next()
 
     def result(self, instance_id: str, timeout: Duration | None = None) -> Any:
         """The output; raises WorkflowError unless it completed. Jumps the clock over
@@ -277,6 +331,15 @@ class Environment:
 
     def history(self, instance_id: str) -> list[HistoryEvent]:
         return list(self.histories.get(instance_id, []))
+
+    def instances(self, workflow: WorkflowDef | str) -> list[str]:
+        """The ids of the workflow's instances, in the order they started."""
+        name = workflow.name if isinstance(workflow, WorkflowDef) else workflow
+        return [
+            instance_id
+            for instance_id, events in self.histories.items()
+            if events and isinstance(events[0], WorkflowStarted) and events[0].workflow == name
+        ]
 
     def replay(self, instance_id: str) -> ReplayReport:
         return replay(self.history(instance_id), self.registry)
@@ -319,11 +382,11 @@ class Environment:
             if self._tasks:
                 self._execute(self._tasks.popleft())
 
-    def _fold(self, command: Command) -> None:
+    def _fold(self, command: AnyCommand) -> None:
         self.folder.fold(command, self.now)
         self._committed(command)
 
-    def _committed(self, command: Command) -> None:
+    def _committed(self, command: AnyCommand) -> None:
         """Commit the batch of one command and take in what the fold produced."""
         records = self.folder.records
         self.folder.committed(None)
@@ -332,9 +395,11 @@ class Environment:
             if record.topic == "dlq":
                 self.rejected.append((command, record.message.reason))
                 rejected = True
-        if rejected:
-            return
         target = route(command)
+        if rejected:
+            # A refused start still tells its schedule that the run will not happen.
+            self._commands.extend(r.message for r in records if r.topic == "commands")
+            return
         if target.entity is Entity.LIMITER:
             limiter = self.folder.limiter(target.key)
             running = 0 if limiter is None else len(limiter.running)
@@ -343,7 +408,9 @@ class Environment:
             self.histories.setdefault(target.key, [])
         for record in records:
             message = record.message
-            if record.topic == "history":
+            if record.topic == "history" and isinstance(message, ScheduleEvent):
+                self.schedule_histories.setdefault(message.schedule_id, []).append(message)
+            elif record.topic == "history":
                 self.histories[message.instance_id].append(message)
                 self.facts.append(message)
             elif record.topic == "tasks":

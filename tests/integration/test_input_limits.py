@@ -28,7 +28,7 @@ from replayflow.core.names import MAX_ID_LENGTH, MAX_NAME_LENGTH
 from replayflow.core.payloads import DEFAULT_MAX_PAYLOAD, MAX_DEPTH
 from replayflow.kafka.config import producer_config
 from replayflow.kafka.partition import murmur2_partition
-from replayflow.processors.fold import MAX_KEPT_KEY, MAX_KEPT_VALUE
+from replayflow.processors.fold_records import MAX_KEPT_KEY, MAX_KEPT_VALUE
 from replayflow.settings import Settings
 from replayflow.topics import Topics, apply_topics, load_topics
 from tests.chaos.conftest import Process

@@ -32,6 +32,7 @@ LAYERS: dict[str, int] = {
     "replayflow.dsl": 3,
     "replayflow.client": 4,
     "replayflow.client_watchers": 4,
+    "replayflow.client_schedules": 4,
     "replayflow.api": 4,
     "replayflow.testing": 4,
     "replayflow.streams": 4,  # reading durable streams (the client's, the API's)

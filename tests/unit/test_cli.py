@@ -43,6 +43,7 @@ COMMANDS = {
     "status",
     "list",
     "stream",
+    "schedule",
 }
 
 

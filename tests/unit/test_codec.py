@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
 import importlib
 import io
 import json
@@ -21,6 +22,8 @@ from hypothesis import strategies as st
 from replayflow import codec
 from replayflow.codec import Codec, CodecError
 from replayflow.core.messages import DeadLetter, ErrorInfo, EventAwaited, StartWorkflow, StepFailed
+from replayflow.core.schedule_spec import Interval, ScheduleSpec
+from replayflow.core.schedule_state import Overlap, ScheduleAction, SchedulePolicies
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMAS = REPO / "schemas"
@@ -38,9 +41,29 @@ MESSAGE_CLASSES = sorted(
 )
 
 
+# Nested records whose classes check their values: a valid example of each, with no
+# field left at its default.
+EXAMPLES: dict[type, Any] = {
+    ScheduleSpec: ScheduleSpec(
+        cron=("0 8 * * 1-5", "@hourly"),
+        intervals=(Interval(every_ms=3_600_000, offset_ms=60_000),),
+        timezone="Europe/Berlin",
+        start_ms=1_767_225_600_000,
+        end_ms=1_798_761_600_000,
+        jitter_ms=5_000,
+    ),
+    ScheduleAction: ScheduleAction(workflow="report", input='{"day": "é✓"}', version="2"),
+    SchedulePolicies: SchedulePolicies(
+        overlap=Overlap.BUFFER_ALL, catchup_window_ms=60_000, pause_on_failure=True
+    ),
+}
+
+
 def sample(cls: type, n: int = 0) -> Any:
     """An instance with a non-default value in every field (None only where no value
     is possible), built from the type hints so a new message class is covered at once."""
+    if cls in EXAMPLES:
+        return EXAMPLES[cls]
     values: dict[str, Any] = {}
     hints = typing.get_type_hints(cls)
     for i, f in enumerate(dataclasses.fields(cls)):
@@ -59,6 +82,8 @@ def sample(cls: type, n: int = 0) -> Any:
             values[f.name] = [f"{f.name}-{n}:1", "é✓:2"]
         elif dataclasses.is_dataclass(kind):
             values[f.name] = sample(typing.cast(type, kind), n)
+        elif isinstance(kind, type) and issubclass(kind, enum.Enum):
+            values[f.name] = list(kind)[-1]  # the first is often the default
         else:
             raise AssertionError(f"sample() does not know {hint} ({cls.__name__}.{f.name})")
     return cls(**values)
@@ -195,7 +220,19 @@ def test_header_is_magic_and_little_endian_crc64_of_canonical_form(path: Path) -
     assert data[2:10] == expected == codec.fingerprint_of(schema["name"])
     # and the rest is the plain Avro binary body, readable with the file alone
     body = fastavro.schemaless_reader(io.BytesIO(data[10:]), fastavro.parse_schema(schema))
-    assert body == dataclasses.asdict(sample(cls))
+    assert body == plain(sample(cls))
+
+
+def plain(value: Any) -> Any:
+    """A message as Avro sees it: records as dicts of the fields the constructor takes,
+    tuples as lists, enums as their values."""
+    if dataclasses.is_dataclass(value):
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value) if f.init}
+    if isinstance(value, tuple | list):
+        return [plain(v) for v in value]
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value
 
 
 def test_a_record_written_with_an_older_version_reads_with_defaults() -> None:
@@ -217,9 +254,10 @@ def test_readme_example_bytes_are_current() -> None:
 
 
 def test_schema_for_returns_the_file() -> None:
-    on_disk = json.loads((SCHEMAS / "commands" / "StartWorkflow.v1.avsc").read_text())
-    assert codec.schema_for("StartWorkflow") == on_disk
-    assert codec.schema_for("replayflow.commands.StartWorkflow", version=1) == on_disk
+    newest = json.loads((SCHEMAS / "commands" / "StartWorkflow.v2.avsc").read_text())
+    first = json.loads((SCHEMAS / "commands" / "StartWorkflow.v1.avsc").read_text())
+    assert codec.schema_for("StartWorkflow") == newest
+    assert codec.schema_for("replayflow.commands.StartWorkflow", version=1) == first
     with pytest.raises(CodecError, match="no record named"):
         codec.schema_for("Nope")
 
@@ -343,8 +381,8 @@ def test_newest_schema_must_match_the_dataclass(tmp_path: Path) -> None:
 
 
 def test_file_name_and_version_property_must_agree(tmp_path: Path) -> None:
-    schema = codec.schema_for("StartWorkflow")  # says version 1
-    (tmp_path / "StartWorkflow.v2.avsc").write_text(json.dumps(schema))
+    schema = codec.schema_for("StartWorkflow")  # says version 2
+    (tmp_path / "StartWorkflow.v3.avsc").write_text(json.dumps(schema))
     with pytest.raises(CodecError, match="disagree"):
         Codec.load(tmp_path)
 
@@ -389,10 +427,25 @@ def test_nested_error_info_is_the_common_one() -> None:
     for path in schema_files():
         for f in json.loads(path.read_text())["fields"]:
             for t in f["type"] if isinstance(f["type"], list) else [f["type"]]:
-                if isinstance(t, dict) and t.get("type") == "record":
+                if isinstance(t, dict) and t.get("name") == "ErrorInfo":
                     assert t == common, f"{path.name}.{f['name']}"
                     found += 1
     assert found == 5  # FailStep, StepFailed, WorkflowFailed, WorkflowSuspended, Completion
+
+
+def test_nested_schedule_records_are_identical_everywhere() -> None:
+    """ScheduleSpec, ScheduleAction and SchedulePolicies are written out in full in each
+    record that holds them (and named after that within the file), every copy the same."""
+    copies: dict[str, list[Any]] = {}
+    for path in schema_files():
+        for f in json.loads(path.read_text())["fields"]:
+            for t in f["type"] if isinstance(f["type"], list) else [f["type"]]:
+                if isinstance(t, dict) and t.get("namespace") == "replayflow.schedule":
+                    copies.setdefault(t["name"], []).append(t)
+    assert set(copies) == {"ScheduleSpec", "ScheduleAction", "SchedulePolicies"}
+    for name, found in copies.items():
+        assert all(t == found[0] for t in found), name
+        assert len(found) == 4, name  # CreateSchedule, UpdateSchedule, their two facts
 
 
 @pytest.mark.parametrize("cls", MESSAGE_CLASSES, ids=lambda c: c.__name__)

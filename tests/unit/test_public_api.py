@@ -21,6 +21,7 @@ EXPORTS = {
     "Registry",
     "ReplayflowError",
     "Retry",
+    "Schedule",
     "Status",
     "StepContext",
     "StepDef",

@@ -4,6 +4,7 @@ The read model is one key space per partition (faust table `readmodel`, rocksdic
 
     i|<id>                       the instance row (status, input, output, error, timings,
                                  step count, the last RECENT events)
+    s|<schedule id>              a schedule's row (schedule_rows.py)
     c|<id>|<n:06d>               one timeline entry (a step with its attempts, a sleep,
                                  an event wait, a buffered event), in order of appearance
     k|<id>|<identity>            identity ("step:charge", "timer:sleep/3", ...) -> n
@@ -56,7 +57,9 @@ from replayflow.api.readkeys import (
     sort_part,
     split_index_key,
 )
+from replayflow.api.schedule_rows import project_schedule
 from replayflow.core import messages as m
+from replayflow.core.schedule_messages import ScheduleEvent
 
 # The key space lives in readkeys.py; readers (the API, the tables) find it here too.
 __all__ = [
@@ -102,6 +105,8 @@ def _preview(entry: dict[str, Any]) -> dict[str, Any]:
 def project(event: Any, get: Getter) -> list[Write]:
     """The writes that fold one history event into the read model; [] when the event
     was folded already (its seq is not above the row's) or belongs to no instance."""
+    if isinstance(event, ScheduleEvent):
+        return project_schedule(event, get)  # a schedule's fact: its row (schedule_rows)
     instance_id = getattr(event, "instance_id", None)
     seq = getattr(event, "seq", None)
     if not instance_id or not isinstance(seq, int):
@@ -187,6 +192,8 @@ def _started(w: Writes, row: dict[str, Any], event: m.WorkflowStarted) -> None:
         started_at=event.at,
         status="RUNNING",
     )
+    if event.schedule_id is not None:
+        row.update(schedule_id=event.schedule_id, schedule_slot=event.schedule_slot)
 
 
 def _queued(w: Writes, row: dict[str, Any], event: m.WorkflowQueued) -> None:
@@ -312,6 +319,8 @@ def public_instance(row: dict[str, Any], full: bool = True) -> dict[str, Any]:
         out["output"] = row.get("output")
         out["error"] = row.get("error")
         out["parent_step"] = row.get("parent_step")
+        out["schedule_id"] = row.get("schedule_id")
+        out["schedule_slot"] = row.get("schedule_slot")
         out["recent"] = row.get("recent", [])
         out["upgrades"] = row.get("upgrades", [])
     else:

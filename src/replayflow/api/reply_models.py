@@ -81,6 +81,8 @@ class Instance(InstanceSummary):
     input: NotRequired[Any]  # the JSON value
     output: NotRequired[Any]  # the JSON value
     parent_step: NotRequired[str | None]
+    schedule_id: NotRequired[str | None]  # started by this schedule
+    schedule_slot: NotRequired[int | None]  # for this slot (epoch ms)
     recent: NotRequired[list[HistoryEvent]]
     upgrades: NotRequired[list[Upgrade]]
     truncated: NotRequired[list[str]]  # fields cut short in the row (left as text)

@@ -110,6 +110,8 @@ def _api_error(model: type[BaseModel], errors: list[ErrorDetails]) -> ApiError:
         return ApiError(400, f"{name} must not be empty")
     if kind == "string_too_long":
         return ApiError(400, f"{name} is longer than {ctx['max_length']} characters")
+    if kind == "enum":
+        return ApiError(400, f"{name} must be {ctx.get('expected', 'one of its values')}")
     if kind == "int_parsing":
         return ApiError(400, f"{name} must be an integer, not {first['input']!r}")
     schema = owner.model_json_schema()["properties"].get(field, {})

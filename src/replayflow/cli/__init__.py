@@ -94,6 +94,9 @@ def _register() -> None:
     main.add_command(replay.replay)
     main.add_command(rebuild.rebuild_command)
     main.add_command(upgrade.upgrade)
+    from replayflow.cli.schedule import schedule
+
+    main.add_command(schedule)
 
 
 _register()

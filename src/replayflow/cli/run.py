@@ -43,6 +43,22 @@ def with_documents(registry: Registry, config: Settings) -> Registry:
     return registry
 
 
+def declare_document_schedules(registry: Registry, orchestrator: Orchestrator) -> None:
+    """Give deployed documents their schedules (`schedule.cron/every/after`): the ones
+    deployed now at once, and each newly deployed version as it arrives."""
+    from replayflow.dsl.documents import DocumentStore
+    from replayflow.dsl.schedule import declarations
+
+    for source in registry.sources:
+        if isinstance(source, DocumentStore):
+            orchestrator.declare(declarations(source.documents()))
+
+            def declare(name: str, store: DocumentStore = source) -> None:
+                orchestrator.declare(declarations(store.documents(), only=name))
+
+            source.on_change(declare)
+
+
 def with_dsl_steps(registry: Registry, config: Settings) -> Registry:
     """The DSL's built-in steps (a step of the same name in `registry` wins), emitting
     to Kafka."""
@@ -126,13 +142,15 @@ def orchestrator(
     _logging(verbose)
     config = settings()
     _wait_for_kafka(config, "orchestrator")
+    registry = with_documents(load_registry(modules), config)
     process = Orchestrator(
         config,
-        with_documents(load_registry(modules), config),
+        registry,
         instance_id=instance_id,
         data_dir=data_dir,
         concurrency=_limits(limits),
     )
+    declare_document_schedules(registry, process)
     _stop_when_signalled(process)
     process.run()
 
@@ -216,7 +234,9 @@ def dev(
         triggers = TriggerService(
             config, declared_specs(registry, trigger_files), f"dev-{socket.gethostname()}"
         )
-        with LocalRuntime(config, registry) as runtime, triggers, _api_server(config, api_port):
+        runtime = LocalRuntime(config, registry)
+        declare_document_schedules(registry, runtime.orchestrator)
+        with runtime, triggers, _api_server(config, api_port):
             names = ", ".join(sorted(registry.workflows)) or "none"
             click.echo(f"replayflow is running (workflows: {names}); Ctrl-C stops it")
             while not stop.wait(1.0):

@@ -12,9 +12,13 @@ from replayflow.core.messages import (
     HistoryEvent,
     Task,
 )
+from replayflow.core.schedule_messages import ScheduleRunEnded
 from replayflow.core.state import Call, Info, InstanceState
 
 Timer = tuple[str, int]  # (timer id, due ms)
+# What an instance's decision may ask of other entities: commands to instances and
+# limiters, and to the schedule that started it, the end of its run.
+Outgoing = Command | ScheduleRunEnded
 
 
 @dataclass(frozen=True)
@@ -32,7 +36,7 @@ class Decision:
     tasks: tuple[Task, ...] = ()
     timers_set: tuple[Timer, ...] = ()
     timers_cancelled: tuple[Timer, ...] = ()
-    commands: tuple[Command, ...] = ()
+    commands: tuple[Outgoing, ...] = ()
     completion: Completion | None = None
     changed_calls: frozenset[int] = frozenset()
     removed_calls: frozenset[int] = frozenset()  # dropped by a restart: delete them
@@ -54,7 +58,7 @@ class DecisionBuilder:
     timers: dict[str, int] = field(default_factory=dict)
     timers_set: dict[str, int] = field(default_factory=dict)
     timers_cancelled: dict[str, int] = field(default_factory=dict)
-    commands: list[Command] = field(default_factory=list)
+    commands: list[Outgoing] = field(default_factory=list)
     completion: Completion | None = None
     changed_calls: set[int] = field(default_factory=set)
     removed_calls: set[int] = field(default_factory=set)

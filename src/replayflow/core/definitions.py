@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Protocol, cast, overload
@@ -12,6 +12,8 @@ from replayflow.core.durations import Duration, to_ms
 from replayflow.core.errors import ValidationError
 from replayflow.core.names import check_name, check_version, version_key
 from replayflow.core.policy import DEFAULT_RETRY, Retry
+from replayflow.core.schedule_declaration import Schedule, as_schedules
+from replayflow.core.schedule_messages import CreateSchedule
 from replayflow.core.triggers import KafkaTrigger
 
 WorkflowFn = Callable[..., Awaitable[Any]]
@@ -43,6 +45,7 @@ class WorkflowDef:
     concurrency: int | None = None  # most instances running at once; None: no limit
     takes_input: bool = True
     triggers: tuple[KafkaTrigger, ...] = ()  # topics whose records start or feed it
+    schedules: tuple[Schedule, ...] = ()  # created or updated when an orchestrator starts
 
     async def __call__(self, ctx: Any, input: Any = None) -> Any:
         # ctx is the instance's rf.Context. It is not named here: context.py builds on
@@ -93,6 +96,7 @@ def workflow(
     timeout: Duration | None = None,
     concurrency: int | None = None,
     trigger: KafkaTrigger | Iterable[KafkaTrigger] | None = None,
+    schedule: Schedule | Sequence[Schedule] | None = None,
 ) -> Callable[[WorkflowFn], WorkflowDef]: ...
 
 
@@ -105,9 +109,13 @@ def workflow(
     timeout: Duration | None = None,
     concurrency: int | None = None,
     trigger: KafkaTrigger | Iterable[KafkaTrigger] | None = None,
+    schedule: Schedule | Sequence[Schedule] | None = None,
 ) -> WorkflowDef | Callable[[WorkflowFn], WorkflowDef]:
     """Declare a workflow: an `async def f(ctx, input)` whose awaits are durable.
-    `trigger=rf.KafkaTrigger(...)` (or several) starts it from records of a topic."""
+
+    `trigger=rf.KafkaTrigger(...)` (or several) starts it from records of a topic.
+    `schedule=rf.Schedule(...)` (or a list of them) starts it on a schedule: every
+    orchestrator that loads this code creates or updates that schedule when it starts."""
 
     def wrap(f: WorkflowFn) -> WorkflowDef:
         if not inspect.iscoroutinefunction(f):
@@ -126,6 +134,7 @@ def workflow(
             concurrency=concurrency,
             takes_input=len(params) == 2,
             triggers=_triggers(trigger, workflow_name),
+            schedules=as_schedules(schedule, workflow_name),
         )
 
     return wrap(fn) if fn is not None else wrap
@@ -210,3 +219,13 @@ class Registry:
 
     def step(self, name: str) -> StepDef | None:
         return self.steps.get(name)
+
+    def schedule_declarations(self) -> list[CreateSchedule]:
+        """The schedules the code declares (on the newest version of each workflow), as
+        upserts: every orchestrator sends them when it starts, and one schedule exists."""
+        found = []
+        for name in sorted(self.workflows):
+            newest = self.workflow(name)
+            for schedule in newest.schedules if newest is not None else ():
+                found.append(schedule.create_command(schedule.id or name, name, upsert=True))
+        return found

@@ -1,10 +1,14 @@
 """Which entity a command is folded into.
 
 Every command on replayflow.commands is keyed by the entity it addresses: most address
-a workflow instance (by its id); admission commands address a limiter (by its key).
-The fold looks the entity up here and hands the command to that entity's fold; the
-orchestrator checks here that a record's key names the same entity. A new kind of
-entity is a new `Entity` member, its command types in `_ROUTES`, and its fold.
+a workflow instance (by its id); admission commands address a limiter (by its key);
+schedule commands address a schedule (by `~schedule:<id>`). The fold looks the entity
+up here and hands the command to that entity's fold; the orchestrator checks here that
+a record's key names the same entity. A new kind of entity is a new `Entity` member,
+its command types in `_ROUTES`, and its fold.
+
+Timers live in one index for every entity (keyed by the entity's key); `timer_command`
+says which command a due timer becomes.
 """
 
 from __future__ import annotations
@@ -14,12 +18,29 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from replayflow.core.messages import AcquireSlot, Command, ReleaseSlot
+from replayflow.core.messages import AcquireSlot, Command, FireTimer, ReleaseSlot
+from replayflow.core.schedule_messages import (
+    BackfillSchedule,
+    CreateSchedule,
+    DeleteSchedule,
+    FireSchedule,
+    PauseSchedule,
+    ScheduleCommand,
+    ScheduleRunEnded,
+    TriggerSchedule,
+    UnpauseSchedule,
+    UpdateSchedule,
+)
+from replayflow.core.schedule_state import SCHEDULE_PREFIX, SCHEDULE_TIMER, schedule_key
+
+# Every command an entity folds.
+AnyCommand = Command | ScheduleCommand
 
 
 class Entity(Enum):
     INSTANCE = "instance"
     LIMITER = "limiter"
+    SCHEDULE = "schedule"
 
 
 @dataclass(frozen=True)
@@ -37,17 +58,39 @@ def _limiter(command: Any) -> str:
     return key
 
 
+def _schedule(command: Any) -> str:
+    return schedule_key(command.schedule_id)
+
+
 # Command types that do not address an instance, and how to find their entity's key.
 _ROUTES: dict[type[Any], tuple[Entity, Callable[[Any], str]]] = {
     AcquireSlot: (Entity.LIMITER, _limiter),
     ReleaseSlot: (Entity.LIMITER, _limiter),
+    CreateSchedule: (Entity.SCHEDULE, _schedule),
+    UpdateSchedule: (Entity.SCHEDULE, _schedule),
+    DeleteSchedule: (Entity.SCHEDULE, _schedule),
+    PauseSchedule: (Entity.SCHEDULE, _schedule),
+    UnpauseSchedule: (Entity.SCHEDULE, _schedule),
+    TriggerSchedule: (Entity.SCHEDULE, _schedule),
+    BackfillSchedule: (Entity.SCHEDULE, _schedule),
+    FireSchedule: (Entity.SCHEDULE, _schedule),
+    ScheduleRunEnded: (Entity.SCHEDULE, _schedule),
 }
 
 
-def route(command: Command) -> Route:
+def route(command: AnyCommand) -> Route:
     """The entity `command` is folded into."""
     found = _ROUTES.get(type(command))
     if found is None:
+        assert not isinstance(command, ScheduleCommand)
         return Route(Entity.INSTANCE, command.instance_id)
     entity, key_of = found
     return Route(entity, key_of(command))
+
+
+def timer_command(owner: str, timer_id: str) -> FireTimer | FireSchedule:
+    """The command a due timer of the index becomes: `owner` is the entity key it was
+    set under."""
+    if owner.startswith(SCHEDULE_PREFIX) and timer_id == SCHEDULE_TIMER:
+        return FireSchedule(schedule_id=owner[len(SCHEDULE_PREFIX) :])
+    return FireTimer(instance_id=owner, timer=timer_id)

@@ -35,6 +35,8 @@ class StartWorkflow:
     version: str | None = None  # None: the newest version known to the orchestrator
     parent_id: str | None = None  # set when a workflow starts a child
     parent_step: str | None = None
+    schedule_id: str | None = None  # set when a schedule starts a run for a slot
+    schedule_slot: int | None = None  # the slot's time (ms)
 
 
 @dataclass(frozen=True)
@@ -166,6 +168,8 @@ class WorkflowStarted:
     input: str
     parent_id: str | None = None
     parent_step: str | None = None
+    schedule_id: str | None = None
+    schedule_slot: int | None = None
 
 
 @dataclass(frozen=True)

@@ -76,6 +76,8 @@ def input_commands(history: Sequence[HistoryEvent]) -> Iterator[tuple[Command, i
                     version=event.version,
                     parent_id=event.parent_id,
                     parent_step=event.parent_step,
+                    schedule_id=event.schedule_id,
+                    schedule_slot=event.schedule_slot,
                 ),
                 event.at,
             )

@@ -1,7 +1,8 @@
 """When a schedule fires: cron expressions and intervals in a time zone, as pure functions.
 
 A spec is the union of zero or more cron expressions and zero or more intervals, bounded
-by an optional start and end, with optional jitter. Its *slots* are the nominal times it
+by an optional start and end, with optional jitter; or, instead of both, `after`: runs
+one after another (see below). Its *slots* are the nominal times it
 names, as epoch milliseconds; a slot is what a run is named after, and jitter only
 delays when that run is started. Nothing here reads a clock: callers pass `after_ms`.
 
@@ -46,6 +47,12 @@ the phase: every 1h offset 15m fires at :15). Both are whole seconds, so every s
 a distinct name at the second resolution of `slot_name`.
 
 Bounds: slots before `start_ms` or after `end_ms` do not exist (both inclusive).
+
+Rerun after (the Serverless Workflow DSL's `schedule.after`): the first run starts when
+the schedule is created (or at `start_ms`), each next one `rerun_after_ms` after the
+previous run ended. Such slots depend on when runs end, so next_fire_times cannot
+predict them (it gives none); the schedule fold works them out from its runs with
+`rerun_slot`. A spec is either this or cron/intervals, never both.
 
 Jitter: a run starts `jitter_for(...)` ms after its slot: a value in [0, jitter_ms),
 also below the gap to the next slot so runs start in slot order. It is a hash of the
@@ -110,13 +117,30 @@ class ScheduleSpec:
     start_ms: int | None = None
     end_ms: int | None = None
     jitter_ms: int = 0
+    rerun_after_ms: int | None = None
     _zone: ZoneInfo = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.cron, str) or isinstance(self.intervals, Interval):
             raise ValidationError("cron and intervals are tuples (one entry or more)")
-        if not self.cron and not self.intervals:
-            raise ValidationError("a schedule spec needs at least one cron expression or interval")
+        # Lists (as read from JSON or Avro) become tuples: a spec is hashable and compares
+        # equal however it was built.
+        object.__setattr__(self, "cron", tuple(self.cron))
+        object.__setattr__(self, "intervals", tuple(self.intervals))
+        rerun = self.rerun_after_ms
+        if rerun is not None:
+            if self.cron or self.intervals:
+                raise ValidationError(
+                    "a schedule spec reruns after each run or follows cron/intervals, not both"
+                )
+            if isinstance(rerun, bool) or not isinstance(rerun, int) or rerun < 0:
+                raise ValidationError(
+                    f"the rerun delay must be milliseconds, not negative: {rerun!r}"
+                )
+        elif not self.cron and not self.intervals:
+            raise ValidationError(
+                "a schedule spec needs at least one cron expression or interval, or 'after'"
+            )
         object.__setattr__(self, "_zone", _zone(self.timezone))
         for expression in self.cron:
             _check_cron(expression)
@@ -150,6 +174,17 @@ def next_fire_times(spec: ScheduleSpec, after_ms: int, n: int) -> list[int]:
     slots = sorted(candidates)[:n]
     end = spec.end_ms if spec.end_ms is not None else _MAX_EPOCH_MS
     return [slot for slot in slots if slot <= end]
+
+
+def rerun_slot(spec: ScheduleSpec, earliest_ms: int, handled_through_ms: int) -> int | None:
+    """The next slot of a `rerun_after_ms` spec: at `earliest_ms` (the previous run's end
+    plus the delay, or the creation for the first run), on a whole second after every
+    slot handled so far, within the bounds; None past the end."""
+    slot = max(earliest_ms, handled_through_ms + 1, spec.start_ms or 0)
+    slot = -(-slot // _SECOND) * _SECOND  # slot names have whole seconds
+    if spec.end_ms is not None and slot > spec.end_ms:
+        return None
+    return slot
 
 
 def next_slot(spec: ScheduleSpec, after_ms: int) -> int | None:

@@ -1,8 +1,8 @@
 """What the fold knows about one schedule, and the record of the slots it has started.
 
-A schedule is folded like an instance, keyed `schedule:<id>` (SCHEDULE_PREFIX) so its
-state never collides with an instance of the same name. State is immutable;
-decide_schedule() returns a new one.
+A schedule is folded like an instance, keyed `~schedule:<id>` (SCHEDULE_PREFIX): '~'
+cannot start an instance id, so its key never names an instance (as with limiters).
+State is immutable; decide_schedule() returns a new one.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from replayflow.core.errors import ValidationError
-from replayflow.core.names import check_instance_id, check_name, check_version
+from replayflow.core.names import MAX_ID_LENGTH, check_instance_id, check_name, check_version
 from replayflow.core.payloads import load
 from replayflow.core.schedule_spec import ScheduleSpec, next_slot, slot_instance_id
 
-SCHEDULE_PREFIX = "schedule:"
+SCHEDULE_PREFIX = "~schedule:"
 SCHEDULE_TIMER = "schedule"  # the one timer a schedule holds: its next fire time
 MAX_RECENT_RUNS = 10
 MAX_BUFFERED = 1000  # buffer_all keeps at most this many slots waiting; more are skipped
@@ -27,11 +27,22 @@ def schedule_key(schedule_id: str) -> str:
     return f"{SCHEDULE_PREFIX}{schedule_id}"
 
 
+# A run's id is `<schedule id>-<slot>`, the slot 16 characters (20260329T010000Z).
+MAX_SCHEDULE_ID_LENGTH = MAX_ID_LENGTH - 17
+
+
 def check_schedule_id(value: object) -> str:
     """A schedule id must leave room for the slot: `<id>-20260329T010000Z` is an instance id."""
-    if not isinstance(value, str) or not value:
-        raise ValidationError(f"invalid schedule id {value!r}")
-    check_instance_id(slot_instance_id(value, 0))
+    try:
+        if not isinstance(value, str) or not value:
+            raise ValidationError("empty")
+        check_instance_id(slot_instance_id(value, 0))
+    except ValidationError:
+        raise ValidationError(
+            f"invalid schedule id {value!r}: 1 to {MAX_SCHEDULE_ID_LENGTH} characters of "
+            "letters, digits and "
+            "._:@/+=- starting with a letter or digit (its runs are '<id>-<slot time>')"
+        ) from None
     return value
 
 
@@ -53,7 +64,10 @@ class FireKind(StrEnum):
     BUFFERED = "buffered"  # a slot that waited for the previous run to end
 
 
-FAILED_STATUSES = frozenset({"FAILED", "TIMED_OUT"})
+# The status of a run whose start the instance refused (an unknown workflow, an instance
+# of that id that exists already and was not started by this schedule for that slot).
+REJECTED = "REJECTED"
+FAILED_STATUSES = frozenset({"FAILED", "TIMED_OUT", REJECTED})
 
 
 @dataclass(frozen=True)
@@ -171,10 +185,25 @@ class ScheduleState:
     buffered: tuple[int, ...] = ()  # slots waiting for the running run to end, in order
     recent: tuple[RunRecord, ...] = ()  # the last MAX_RECENT_RUNS runs, oldest first
     started: StartedSlots = field(default_factory=StartedSlots)
+    # A deleted schedule leaves this tombstone: a schedule created again under its id
+    # continues its sequence numbers (readers of its facts see one ordered stream) and
+    # never starts a slot the old one started (the slot's instance id is taken).
+    deleted: bool = False
 
     @property
     def key(self) -> str:
         return schedule_key(self.schedule_id)
+
+    def with_changes(self, **changes: object) -> ScheduleState:
+        """dataclasses.replace without its cost (it rebuilds every field through
+        __init__): this class checks nothing on construction, so a copy of its fields
+        with the changes is the same object replace() would give. The fold makes
+        several per decision."""
+        changed = object.__new__(ScheduleState)
+        fields = changed.__dict__
+        fields.update(self.__dict__)
+        fields.update(changes)
+        return changed
 
     @property
     def last_run(self) -> RunRecord | None:

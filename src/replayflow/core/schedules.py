@@ -29,12 +29,19 @@ Rules, one handler per command:
   still running as the next is offered; buffer_all runs them one after another;
   allow_all runs them in parallel). Slots already started are skipped; slots the
   schedule once skipped (overlap, pause, missed) do run. No catch-up window applies.
-- UpdateSchedule takes effect from the first slot after now; a slot already due under
-  the old spec whose fire has not been folded yet is not run.
+- UpdateSchedule takes effect from the first slot after now. Slots already due under the
+  old definition whose fire has not been folded yet (the timer fires later in the same
+  batch, or no orchestrator ran) are fired first, under the old definition.
 - ScheduleRunEnded closes the run; FAILED or TIMED_OUT pauses the schedule with a note
   when pause_on_failure is set. Then the first buffered slot starts if nothing runs
   and the schedule is not paused.
 - DeleteSchedule removes the schedule and its timer; its runs go on.
+- A rerun spec (`rerun_after_ms`, the DSL's `schedule.after`) has one slot at a time:
+  the first when the schedule is created, each next one the delay after the previous
+  run ended (whatever ended it). No catch-up window applies: a slot that came due while
+  no orchestrator ran starts when one is back.
+- A run whose start the instance refused (unknown workflow, the id taken by another
+  start) ends at once as REJECTED, a failure for pause_on_failure.
 """
 
 from __future__ import annotations
@@ -45,8 +52,11 @@ from typing import Any
 
 from replayflow.core.errors import ValidationError
 from replayflow.core.schedule_decision import (
+    MAX_SLOTS_PER_DECISION,
     ScheduleBuilder,
     ScheduleDecision,
+    fire_due,
+    is_due,
     offer,
     start_buffered,
     timer_due,
@@ -65,16 +75,11 @@ from replayflow.core.schedule_messages import (
     ScheduleRunEnded,
     ScheduleUnpaused,
     ScheduleUpdated,
-    SlotsMissed,
     TriggerSchedule,
     UnpauseSchedule,
     UpdateSchedule,
 )
-from replayflow.core.schedule_spec import (
-    fire_time,
-    next_fire_times,
-    slots_between,
-)
+from replayflow.core.schedule_spec import slots_between
 from replayflow.core.schedule_state import (
     FAILED_STATUSES,
     FireKind,
@@ -84,8 +89,6 @@ from replayflow.core.schedule_state import (
 
 __all__ = ["MAX_SLOTS_PER_DECISION", "ScheduleDecision", "decide_schedule", "timer_due"]
 
-MAX_SLOTS_PER_DECISION = 1000
-
 
 def decide_schedule(
     state: ScheduleState | None, command: ScheduleCommand, now: int
@@ -93,8 +96,11 @@ def decide_schedule(
     handler = _HANDLERS.get(type(command))
     if handler is None:
         raise TypeError(f"decide_schedule() has no handler for {type(command).__name__}")
-    if state is None and not isinstance(command, CreateSchedule):
-        return ScheduleDecision(state=None, rejected=f"no schedule {command.schedule_id!r}")
+    exists = state is not None and not state.deleted
+    if not exists and not isinstance(command, CreateSchedule):
+        if isinstance(command, ScheduleRunEnded):
+            return ScheduleDecision(state=state)  # a run of a deleted schedule: it goes on
+        return ScheduleDecision(state=state, rejected=f"no schedule {command.schedule_id!r}")
     return handler(state, command, now)
 
 
@@ -106,7 +112,7 @@ def _create(state: ScheduleState | None, cmd: CreateSchedule, now: int) -> Sched
         check_schedule_id(cmd.schedule_id)
     except ValidationError as exc:
         return ScheduleDecision(state=state, rejected=str(exc))
-    if state is not None:
+    if state is not None and not state.deleted:
         if cmd.upsert:
             update = UpdateSchedule(cmd.schedule_id, cmd.spec, cmd.action, cmd.policies)
             return _update(state, update, now)
@@ -117,6 +123,7 @@ def _create(state: ScheduleState | None, cmd: CreateSchedule, now: int) -> Sched
             state=state,
             rejected=f"schedule {cmd.schedule_id!r} exists with another definition",
         )
+    tombstone = state  # None, or what a deletion left
     created = ScheduleState(
         schedule_id=cmd.schedule_id,
         spec=cmd.spec,
@@ -127,6 +134,11 @@ def _create(state: ScheduleState | None, cmd: CreateSchedule, now: int) -> Sched
         note=cmd.note,
         handled_through_ms=now,
     )
+    if tombstone is not None:
+        started = tombstone.started
+        if tombstone.spec != cmd.spec:
+            started = started.densified()
+        created = replace(created, seq=tombstone.seq, started=started)
     b = ScheduleBuilder(created, now, timer_before=None)
     b.emit(
         ScheduleCreated,
@@ -147,13 +159,17 @@ def _update(state: ScheduleState, cmd: UpdateSchedule, now: int) -> ScheduleDeci
     if (spec, action, policies) == (state.spec, state.action, state.policies):
         return ScheduleDecision(state=state)
     b = ScheduleBuilder(state, now, timer_due(state))
-    started = state.started if spec == state.spec else state.started.densified()
+    if is_due(state, now):
+        # Slots that came due under the old definition (their fire not folded yet: the
+        # timer fires later in this batch, or the orchestrator was down) run under it.
+        fire_due(b)
+    started = b.state.started if spec == state.spec else b.state.started.densified()
     b.update(
         spec=spec,
         action=action,
         policies=policies,
         started=started,
-        handled_through_ms=max(state.handled_through_ms, now),
+        handled_through_ms=max(b.state.handled_through_ms, now),
     )
     b.emit(ScheduleUpdated, spec=spec, action=action, policies=policies)
     b.refresh_next()
@@ -211,39 +227,7 @@ def _fire(state: ScheduleState, cmd: FireSchedule, now: int) -> ScheduleDecision
         return ScheduleDecision(state=state)
     # The fired timer has left the index: build() sets the next one, even if unchanged.
     b = ScheduleBuilder(state, now, timer_before=None)
-    spec, sid = state.spec, state.schedule_id
-    cutoff = now - state.policies.catchup_window_ms
-    handled = state.handled_through_ms
-    missed_through: int | None = None
-    scan_from = handled
-    first = next_fire_times(spec, handled, 1)
-    if first and fire_time(spec, sid, first[0]) < cutoff:
-        # Slots that far back are missed whatever their jitter: jump past them at once.
-        scan_from = max(handled, cutoff - spec.jitter_ms - 1)
-        if first[0] <= scan_from:
-            missed_through = scan_from
-    due: list[int] = []
-    scanning = True
-    while scanning:
-        batch = next_fire_times(spec, scan_from, 64)
-        scanning = len(batch) == 64
-        for slot in batch:
-            fire = fire_time(spec, sid, slot)
-            if fire > now or len(due) >= MAX_SLOTS_PER_DECISION:
-                scanning = False
-                break
-            if fire < cutoff:
-                missed_through = slot
-            else:
-                due.append(slot)
-            scan_from = slot
-    if missed_through is not None:
-        b.emit(SlotsMissed, after_ms=handled, through_ms=missed_through)
-        b.update(handled_through_ms=missed_through)
-    if due:
-        offer(b, due, FireKind.SPEC, state.policies.overlap)
-        b.update(handled_through_ms=due[-1])
-    b.refresh_next()
+    fire_due(b)
     return b.build()
 
 
@@ -266,6 +250,8 @@ def _run_ended(state: ScheduleState, cmd: ScheduleRunEnded, now: int) -> Schedul
         b.update(paused=True, note=note)
         b.emit(SchedulePaused, note=note)
     start_buffered(b)
+    if state.spec.rerun_after_ms is not None:
+        b.refresh_next()  # the next rerun counts from this end
     return b.build()
 
 

@@ -99,6 +99,8 @@ class Info:
     admitted_at: int | None = None  # when a queued instance got its slot and first ran
     parent_id: str | None = None
     parent_step: str | None = None
+    schedule_id: str | None = None  # started by this schedule (told when it ends)
+    schedule_slot: int | None = None  # for this slot
     limiter: str | None = None  # holds (or waits for) a slot of this limiter
     run: int = 0  # how many times the instance was restarted
     attempt_base: int = 0  # the highest attempt number any dropped call reached

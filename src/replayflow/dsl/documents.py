@@ -97,6 +97,7 @@ class DocumentStore:
         self._defs: dict[tuple[str, str], WorkflowDef] = {}
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
+        self._listeners: list[Callable[[str], None]] = []
 
     # -- WorkflowSource ----------------------------------------------------------------
 
@@ -134,6 +135,18 @@ class DocumentStore:
                 self._changed.wait(left)
             return True
 
+    def on_change(self, listener: Callable[[str], None]) -> None:
+        """Call `listener(name)` after a version of document `name` is added or removed
+        (from the follower's thread)."""
+        self._listeners.append(listener)
+
+    def _changed_name(self, name: str) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(name)
+            except Exception:  # one listener's failure must not stop the follower
+                log.exception("document listener failed for %s", name)
+
     def add(self, record: WorkflowDocument) -> None:
         """Know a record (what the follower does for each one it reads)."""
         with self._changed:
@@ -143,12 +156,16 @@ class DocumentStore:
                 return
             self._records[record.name][record.version] = record
             self._changed.notify_all()
+        if known is None:
+            self._changed_name(record.name)
 
     def _remove(self, key: str) -> None:
         name, _, version = key.rpartition(":")
         with self._changed:
-            self._records.get(name, {}).pop(version, None)
+            removed = self._records.get(name, {}).pop(version, None)
             self._defs.pop((name, version), None)
+        if removed is not None:
+            self._changed_name(name)
 
     # -- following the log ---------------------------------------------------------------
 

@@ -1,97 +1,89 @@
-"""`schedule` parsed into a plain description (running schedules is the scheduler's
-job): `every` and `after` as milliseconds, `cron` as five checked fields, `on` as the
-event consumption strategy that starts instances."""
+"""A document's `schedule`: `cron`, `every` and `after` become a schedule of the engine
+(core/schedule_spec.py does the time arithmetic, with cronsim for cron), `on` is the
+event consumption strategy that starts instances from events.
+
+    schedule: {cron: '0 8 * * MON-FRI'}     # cron, 5 fields (or 6 with seconds), UTC
+    schedule: {every: {minutes: 15}}        # every 15 minutes, from the Unix epoch
+    schedule: {after: PT1H}                 # again an hour after each run ended
+
+The document language has no time zone: cron is read in UTC. The schedule's id is the
+document's name; it starts that document's version. Deploying a newer version of the
+document replaces the schedule with the newer one's (or deletes it when the newer one
+has none): `declarations()` says what every orchestrator sends for the deployed
+documents (idempotent upserts, so several orchestrators agree).
+"""
 
 from __future__ import annotations
 
-import re
+import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from replayflow.core.errors import ValidationError
+from replayflow.core.names import version_key
+from replayflow.core.schedule_messages import CreateSchedule, DeleteSchedule
+from replayflow.core.schedule_spec import Interval, ScheduleSpec
+from replayflow.core.schedule_state import ScheduleAction
 from replayflow.dsl.durations import duration_ms
-
-_FIELDS = (
-    ("minute", 0, 59),
-    ("hour", 0, 23),
-    ("day of month", 1, 31),
-    ("month", 1, 12),
-    ("day of week", 0, 7),
-)
-_NAMES = {
-    "jan": 1,
-    "feb": 2,
-    "mar": 3,
-    "apr": 4,
-    "may": 5,
-    "jun": 6,
-    "jul": 7,
-    "aug": 8,
-    "sep": 9,
-    "oct": 10,
-    "nov": 11,
-    "dec": 12,
-    "sun": 0,
-    "mon": 1,
-    "tue": 2,
-    "wed": 3,
-    "thu": 4,
-    "fri": 5,
-    "sat": 6,
-}
-_MACROS = {
-    "@yearly": "0 0 1 1 *",
-    "@annually": "0 0 1 1 *",
-    "@monthly": "0 0 1 * *",
-    "@weekly": "0 0 * * 0",
-    "@daily": "0 0 * * *",
-    "@midnight": "0 0 * * *",
-    "@hourly": "0 * * * *",
-}
+from replayflow.dsl.records import WorkflowDocument
 
 
 @dataclass(frozen=True)
 class Schedule:
-    every_ms: int | None = None
-    cron: tuple[str, ...] | None = None
-    after_ms: int | None = None
+    spec: ScheduleSpec | None = None  # from cron / every / after; None: only `on`
     on: dict[str, Any] | None = None
 
 
-def _number(text: str, low: int, high: int, what: str) -> int:
-    value = _NAMES.get(text.lower()) if not text.isdigit() else int(text)
-    if value is None or not low <= value <= high:
-        raise ValueError(f"cron {what} {text!r} is not in {low}-{high}")
-    return value
-
-
-def parse_cron(expression: str) -> tuple[str, ...]:
-    """The five fields of a cron expression, each checked; ValueError if malformed."""
-    text = _MACROS.get(expression.strip().lower(), expression.strip())
-    fields = text.split()
-    if len(fields) != 5:
-        raise ValueError(
-            f"cron {expression!r} needs 5 fields (minute hour day month weekday), got {len(fields)}"
+def parse_schedule(data: dict[str, Any]) -> Schedule:
+    """The document's schedule; ValidationError (a ValueError) saying what is wrong."""
+    cron = data.get("cron")
+    every = data.get("every")
+    after = data.get("after")
+    spec = None
+    if cron is not None or every is not None or after is not None:
+        if cron is not None and not isinstance(cron, str):
+            raise ValidationError(f"cron is one expression (text): {cron!r}")
+        spec = ScheduleSpec(
+            cron=(cron,) if cron is not None else (),
+            intervals=(Interval(duration_ms(every)),) if every is not None else (),
+            rerun_after_ms=duration_ms(after) if after is not None else None,
         )
-    for value, (what, low, high) in zip(fields, _FIELDS, strict=True):
-        for part in value.split(","):
-            base, _, step = part.partition("/")
-            if step and (not step.isdigit() or int(step) == 0):
-                raise ValueError(f"cron {what} step {step!r} must be a positive number")
-            if base == "*":
-                continue
-            start, _, end = base.partition("-")
-            if not re.fullmatch(r"[A-Za-z0-9]+", start) or (end and not end.isalnum()):
-                raise ValueError(f"cron {what} {part!r} is malformed")
-            first = _number(start, low, high, what)
-            if end and _number(end, low, high, what) < first:
-                raise ValueError(f"cron {what} range {base!r} goes backwards")
-    return tuple(fields)
+    return Schedule(spec=spec, on=data.get("on"))
 
 
-def parse_schedule(spec: dict[str, Any]) -> Schedule:
-    return Schedule(
-        every_ms=duration_ms(spec["every"]) if "every" in spec else None,
-        cron=parse_cron(spec["cron"]) if "cron" in spec else None,
-        after_ms=duration_ms(spec["after"]) if "after" in spec else None,
-        on=spec.get("on"),
+def schedule_command(record: WorkflowDocument) -> CreateSchedule | None:
+    """The upsert that gives a deployed document its schedule; None without one."""
+    document = json.loads(record.document)
+    section = document.get("schedule")
+    if not isinstance(section, dict):
+        return None
+    spec = parse_schedule(section).spec
+    if spec is None:
+        return None
+    return CreateSchedule(
+        schedule_id=record.name,
+        spec=spec,
+        action=ScheduleAction(workflow=record.name, version=record.version),
+        upsert=True,
     )
+
+
+def declarations(
+    records: Iterable[WorkflowDocument], only: str | None = None
+) -> list[CreateSchedule | DeleteSchedule]:
+    """For each document name (or only `only`): its newest version's schedule, or, when
+    that version has none but an older one had, the deletion of the schedule."""
+    by_name: dict[str, list[WorkflowDocument]] = {}
+    for record in records:
+        if only is None or record.name == only:
+            by_name.setdefault(record.name, []).append(record)
+    found: list[CreateSchedule | DeleteSchedule] = []
+    for name, versions in sorted(by_name.items()):
+        versions.sort(key=lambda r: version_key(r.version))
+        newest = schedule_command(versions[-1])
+        if newest is not None:
+            found.append(newest)
+        elif any(schedule_command(r) is not None for r in versions[:-1]):
+            found.append(DeleteSchedule(schedule_id=name))
+    return found

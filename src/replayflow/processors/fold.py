@@ -10,160 +10,47 @@ records and commits in between (see orchestrator.py for the order)."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from replayflow import codec
-from replayflow.core.clip import MAX_ECHO, MAX_REASON, clip, clip_traceback
+from replayflow.core.clip import MAX_ECHO, clip, clip_traceback
 from replayflow.core.decide import Decider
-from replayflow.core.decision import Decision
-from replayflow.core.entities import Entity, route
+from replayflow.core.decision import Decision, Outgoing
+from replayflow.core.entities import AnyCommand, Entity, route, timer_command
 from replayflow.core.limiter import LimiterState
 from replayflow.core.messages import (
     AcquireSlot,
     Command,
-    CompleteStep,
-    Completion,
-    DeadLetter,
     FireTimer,
     ReleaseSlot,
-    StepCompleted,
 )
 from replayflow.core.replies import Reply
+from replayflow.core.schedule_messages import FireSchedule, ScheduleCommand
+from replayflow.core.schedule_state import ScheduleState
 from replayflow.core.state import Call, CallKind, InstanceState, Status
-from replayflow.core.stream_records import StreamAttemptAccepted, StreamEnded
+from replayflow.processors import schedules
 from replayflow.processors.admission import fold_limiter, load_limiter
+from replayflow.processors.fold_records import (
+    MAX_LOGGED_REASON,
+    MAX_RECORD_BYTES,
+    Outcome,
+    Record,
+    Source,
+    dead_letter_record,
+    make_record,
+    stream_accepted,
+    stream_end,
+    unencoded_record,
+)
 from replayflow.store import counts, keys, serde
 from replayflow.store.pending import Pending
 from replayflow.store.protocol import Store
 from replayflow.telemetry.orchestrator import NULL_OBSERVER, FoldObserver
 
 log = logging.getLogger("replayflow.orchestrator")
-
-# The largest record a decision may produce. topics.yaml allows 8 MiB per record; the
-# rest is room for the envelope. A decision that would exceed it is refused (its command
-# goes to the dead-letter topic) instead of failing the transaction again and again.
-MAX_RECORD_BYTES = 7 * 1024 * 1024
-
-Source = tuple[str, int, int, bytes | None, bytes | None]
-
-# What a dead letter keeps of its input. A valid command is at most a payload (1 MiB)
-# and a small envelope, so any command refused for its content is kept whole; past
-# these limits a dead letter keeps the size and SHA-256 instead (and topic, partition
-# and offset say where the original is). With the reason cut to MAX_REASON characters,
-# a dead letter stays far below MAX_RECORD_BYTES whatever the input.
-MAX_KEPT_KEY = 1024
-MAX_KEPT_VALUE = 2 * 1024 * 1024
-MAX_LOGGED_REASON = 500  # characters of a reason in the log line
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What folding one command came to: ACCEPTED, UNCHANGED or REJECTED (with the
-    reason, its kind for a caller waiting on a Reply, and the type its dead letter
-    gets otherwise), and the instance's status afterwards."""
-
-    name: str
-    status: str | None = None
-    rejected: str | None = None
-    kind: str | None = None
-    dead_letter_type: str = "Rejected"
-
-    @classmethod
-    def refused(
-        cls, reason: str, kind: str, dead_letter_type: str, state: InstanceState | None
-    ) -> Outcome:
-        status = None if state is None else state.status.value
-        return cls("REJECTED", status, reason, kind, dead_letter_type)
-
-
-@dataclass(frozen=True)
-class Record:
-    """One record to produce: `partition` None means by key (murmur2). `message` is
-    the object `value` encodes, for readers in the same process (the test engine)."""
-
-    topic: str  # logical topic name: commands, history, tasks, completions, dlq, state, streams
-    key: bytes | None
-    value: bytes | None
-    partition: int | None
-    message: Any = field(default=None, compare=False, repr=False)
-
-
-def _record(topic: str, key: bytes | None, message: Any, partition: int | None) -> Record:
-    return Record(topic, key, codec.encode(message), partition, message)
-
-
-def _stream_end(key: bytes, completion: Completion) -> Record:
-    # The instance's streams end with it, in the transaction that records the ending:
-    # readers stop here, after every value of the steps that completed before.
-    ended = StreamEnded(
-        instance_id=completion.instance_id, status=completion.status, at=completion.at
-    )
-    return _record("streams", key, ended, None)
-
-
-def _stream_accepted(key: bytes, command: Command, decision: Decision, now: int) -> list[Record]:
-    # A streamed attempt's values count once its result is accepted, in the same
-    # transaction: a result the fold ignores (its attempt timed out) releases nothing.
-    if not isinstance(command, CompleteStep) or not command.streamed:
-        return []
-    accepted = any(
-        isinstance(e, StepCompleted) and e.step == command.step and e.attempt == command.attempt
-        for e in decision.events
-    )
-    if not accepted:
-        return []
-    marker = StreamAttemptAccepted(
-        instance_id=command.instance_id, step=command.step, attempt=command.attempt, at=now
-    )
-    return [_record("streams", key, marker, None)]
-
-
-def dead_letter_record(
-    topic: str,
-    partition: int,
-    offset: int,
-    key: bytes | None,
-    value: bytes | None,
-    reason: str,
-    error_type: str,
-    now: int,
-) -> DeadLetter:
-    """A DeadLetter that always fits on the topic: the reason cut to MAX_REASON
-    characters; key and value kept up to MAX_KEPT_KEY / MAX_KEPT_VALUE bytes, and
-    described by size and SHA-256 in any case."""
-    return DeadLetter(
-        source_topic=clip(topic, MAX_ECHO),
-        partition=partition,
-        offset=offset,
-        key=key if key is None or len(key) <= MAX_KEPT_KEY else None,
-        value=value if value is None or len(value) <= MAX_KEPT_VALUE else None,
-        reason=_reason(reason, key, value),
-        error_type=clip(error_type, MAX_ECHO),
-        at=now,
-        key_size=None if key is None else len(key),
-        key_sha256=None if key is None else hashlib.sha256(key).hexdigest(),
-        value_size=None if value is None else len(value),
-        value_sha256=None if value is None else hashlib.sha256(value).hexdigest(),
-    )
-
-
-def _reason(reason: str, key: bytes | None, value: bytes | None) -> str:
-    dropped = [
-        f"the {what} ({len(data)} bytes, over the {limit}-byte limit) is not kept"
-        for what, data, limit in (("key", key, MAX_KEPT_KEY), ("value", value, MAX_KEPT_VALUE))
-        if data is not None and len(data) > limit
-    ]
-    note = f" [{'; '.join(dropped)}: see its size and SHA-256]" if dropped else ""
-    return clip(reason, MAX_REASON - len(note)) + note
-
-
-def _unencoded(topic: str, key: bytes | None, message: Any, partition: int | None) -> Record:
-    return Record(topic, key, None, partition, message)
 
 
 class PartitionFolder:
@@ -184,15 +71,22 @@ class PartitionFolder:
         # A re-fold of history (a rebuild) reads its records in this process and
         # produces nothing (encode=False: only the message, no size check), and reads
         # every instance again soon, whatever it waits for (cache_idle=True).
-        self._record = _record if encode else _unencoded
+        self._record = make_record if encode else unencoded_record
         self._cache_idle = cache_idle
         self.partition = store.partition
         self.decider = decider
         self._cache: OrderedDict[str, InstanceState] = OrderedDict()
         self._cache_size = cache_size
+        self._schedules = schedules.ScheduleFold()
+        # Every timer of the index due before the floor has fired; none is due before
+        # _next_due (None: unknown). Both only ever err low (an extra read).
+        self._timer_floor = 0
+        self._next_due: int | None = None
+        self._staged_due: int = _NO_TIMER
         self._folds: dict[Entity, Callable[[str, Any, int, Source | None], Outcome]] = {
             Entity.INSTANCE: self._fold_instance,
             Entity.LIMITER: self._fold_limiter,
+            Entity.SCHEDULE: self._fold_schedule,
         }
         self.folded = 0
         self.observer: FoldObserver = NULL_OBSERVER  # telemetry, set by the orchestrator
@@ -208,7 +102,7 @@ class PartitionFolder:
 
     def fold(
         self,
-        command: Command,
+        command: AnyCommand,
         now: int,
         source: Source | None = None,
         request_id: str | None = None,
@@ -240,42 +134,69 @@ class PartitionFolder:
             reason=outcome.rejected or "",
             error_type=outcome.kind if outcome.rejected is not None else None,
         )
-        self.records.append(_record("replies", key, reply, self.partition))
+        self.records.append(make_record("replies", key, reply, self.partition))
 
     def fire_due_timers(self, now: int, limit: int = 1000) -> int:
-        """Fold every timer due at `now` (up to `limit`) as a FireTimer."""
+        """Fold every timer due at `now` (up to `limit`) as a FireTimer or FireSchedule.
+
+        The loop asks every few milliseconds, so the index is not read while `now` is
+        below the next due time known; and it is read from a floor below which every
+        timer has fired, not from its start: fired timers leave tombstones in RocksDB
+        that a read from the start would walk again and again until a compaction."""
+        if self._next_due is not None and now < self._next_due:
+            return 0
         due = []
-        for key, _ in self.store.scan(keys.TIMERS, end=keys.timers_due_before(now)):
+        next_due: int | None = _NO_TIMER
+        for key, _ in self.store.scan(keys.TIMERS, seek=keys.timers_from(self._timer_floor)):
+            when = keys.timer_due(key)
+            if when > now:
+                next_due = when
+                break
             if key in self.pending.changes:
-                continue  # fired or cancelled in this batch already
+                continue  # fired or cancelled in this batch already (or set by it)
             due.append(key)
             if len(due) >= limit:
+                next_due = None  # more may be due: read again
                 break
+        if next_due is not None:
+            self._timer_floor = max(self._timer_floor, now + 1)
+            next_due = min(next_due, self._staged_due)
+        # Timers this batch set are not in the index yet: the floor stays below them.
+        self._timer_floor = min(self._timer_floor, self._staged_due)
+        self._next_due = next_due
         for key in due:
             try:
                 self.fire_timer(key, now)
             except Exception as exc:  # a bug must not stop the loop: park the timer
-                _, instance_id, timer_id = keys.parse_timer(key)
+                _, owner, timer_id = keys.parse_timer(key)
                 log.error(
                     "firing timer %s of %s failed:\n%s",
                     clip(timer_id, MAX_ECHO),
-                    clip(instance_id, MAX_ECHO),
+                    clip(owner, MAX_ECHO),
                     clip_traceback(exc),
                 )
-                command = FireTimer(instance_id=instance_id, timer=timer_id)
+                command = timer_command(owner, timer_id)
                 self.dead_letter(
-                    ("timers", self.partition, -1, instance_id.encode(), codec.encode(command)),
+                    ("timers", self.partition, -1, owner.encode(), codec.encode(command)),
                     f"firing timer {timer_id!r} failed: {type(exc).__name__}: {exc}",
                     "FoldError",
                     now,
                 )
         return len(due)
 
-    def fire_timer(self, key: bytes, now: int) -> FireTimer:
-        """Take one timer off the index and fold it; a failing fold leaves it taken."""
-        _, instance_id, timer_id = keys.parse_timer(key)
+    def _timer_staged(self, due: int) -> None:
+        """A decision set a timer: it may be due before what the index was read for."""
+        self._staged_due = min(self._staged_due, due)
+        self._timer_floor = min(self._timer_floor, due)
+        if self._next_due is not None:
+            self._next_due = min(self._next_due, due)
+
+    def fire_timer(self, key: bytes, now: int) -> FireTimer | FireSchedule:
+        """Take one timer off the index and fold it (an instance's as FireTimer, a
+        schedule's as FireSchedule); a failing fold leaves it taken."""
+        _, owner, timer_id = keys.parse_timer(key)
         self.pending.delete(key)
-        command = FireTimer(instance_id=instance_id, timer=timer_id)
+        command = timer_command(owner, timer_id)
         self.fold(command, now)
         return command
 
@@ -327,6 +248,7 @@ class PartitionFolder:
                 self._cache.pop(instance_id, None)
             else:
                 self._remember(instance_id, state)
+        self._schedules.committed()
         self.observer.committed()
         self._reset()
 
@@ -335,6 +257,8 @@ class PartitionFolder:
         for instance_id in self._touched:
             self._cache.pop(instance_id, None)
             self.decider.forget(instance_id)
+        self._schedules.aborted()
+        self._timer_floor, self._next_due = 0, None  # what the batch fired is back
         self.observer.aborted()
         self._reset()
 
@@ -343,6 +267,7 @@ class PartitionFolder:
         self._touched: dict[str, InstanceState | None] = {}
         self.records: list[Record] = []
         self._queue_added: dict[str, list[tuple[int, str]]] = {}  # enqueued this batch
+        self._staged_due = _NO_TIMER  # the earliest timer this batch set
         self._batch_counts: counts.Counts | None = None
         if not self._counts_stored and self._held:
             # A store from before the counts: the first batch writes what was counted.
@@ -362,6 +287,15 @@ class PartitionFolder:
         """A limiter's state, the batch's changes included."""
         return load_limiter(self.pending, key)
 
+    def schedule(self, schedule_id: str) -> ScheduleState | None:
+        """A schedule's state, the batch's changes included."""
+        return self._schedules.load(self.pending, schedule_id)
+
+    def schedule_ids(self) -> list[str]:
+        """The ids of the partition's schedule records, as committed (a deleted
+        schedule's tombstone included)."""
+        return schedules.schedule_ids(self.pending)
+
     def status_counts(self) -> counts.Counts:
         """Instances by gauge status, as committed."""
         return dict(self.counts)
@@ -377,6 +311,7 @@ class PartitionFolder:
         except LookupError as exc:
             return Outcome.refused(str(exc), "LookupError", "LookupError", state)
         if decision.rejected is not None:
+            self._emit_commands(decision.commands)  # a schedule hears its run was refused
             return Outcome.refused(decision.rejected, decision.rejected_as, "Rejected", state)
         too_large = self._apply(instance_id, state, decision, command, now)
         if too_large is not None:
@@ -434,10 +369,10 @@ class PartitionFolder:
         p = self.partition
         records = [self._record("history", key, e, p) for e in decision.events]
         records += [self._record("tasks", key, t, p) for t in decision.tasks]
-        records += _stream_accepted(key, command, decision, now)
+        records += stream_accepted(key, command, decision, now)
         if decision.completion is not None:
             records.append(self._record("completions", key, decision.completion, p))
-            records.append(_stream_end(key, decision.completion))
+            records.append(stream_end(key, decision.completion))
         largest = max(
             [len(v) for _, v in writes if v is not None] + [len(r.value or b"") for r in records]
         )
@@ -454,6 +389,8 @@ class PartitionFolder:
             else:
                 self.pending.put(write_key, value)
         self._count(before, state)
+        for _, due in decision.timers_set:
+            self._timer_staged(due)
         self.records += records
         self._emit_commands(decision.commands)
         return None
@@ -469,7 +406,7 @@ class PartitionFolder:
             batch_counts[new] += 1
         self._stage_counts(batch_counts)
 
-    def _emit_commands(self, commands: tuple[Command, ...]) -> None:
+    def _emit_commands(self, commands: tuple[Outgoing, ...]) -> None:
         for command in commands:
             self.records.append(self._record("commands", route(command).record_key, command, None))
 
@@ -494,6 +431,26 @@ class PartitionFolder:
         self._emit_commands(decision.grants)
         self.folded += 1
         return Outcome(name="ACCEPTED")
+
+    # -- schedules -------------------------------------------------------------------
+
+    def _fold_schedule(
+        self, key: str, command: ScheduleCommand, now: int, source: Source | None
+    ) -> Outcome:
+        decision = self._schedules.fold(self.pending, command, now, MAX_RECORD_BYTES)
+        if decision.rejected is not None:
+            return Outcome.refused(decision.rejected, "Invalid", "Rejected", None)
+        for _, due in decision.timers_set:
+            self._timer_staged(due)
+        record_key = key.encode()
+        p = self.partition
+        self.records += [make_record("history", record_key, e, p) for e in decision.events]
+        self._emit_commands(decision.commands)
+        self.folded += 1
+        return Outcome(name="ACCEPTED")
+
+
+_NO_TIMER = 2**62  # the next due time of an empty index: never
 
 
 def _busy(state: InstanceState) -> bool:

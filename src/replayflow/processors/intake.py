@@ -8,15 +8,22 @@ from __future__ import annotations
 from typing import Any
 
 from replayflow import codec
-from replayflow.core.clip import clip_repr
-from replayflow.core.entities import Entity, route
+from replayflow.core.clip import clip, clip_repr
+from replayflow.core.entities import AnyCommand, Entity, route
 from replayflow.core.errors import ValidationError
-from replayflow.core.messages import AcquireSlot, Command, FireTimer, GrantSlot, ReleaseSlot
+from replayflow.core.messages import AcquireSlot, FireTimer, GrantSlot, ReleaseSlot
 from replayflow.core.names import MAX_ID_LENGTH, check_instance_id
+from replayflow.core.schedule_messages import FireSchedule, ScheduleRunEnded
+from replayflow.core.schedule_state import check_schedule_id
 from replayflow.kafka.partition import murmur2_partition
 
-# Set on the commands the orchestrator itself produces (admission grants and releases).
+# Set on the commands the orchestrator itself produces (admission grants and releases,
+# a run's end reported to its schedule).
 ORIGIN_HEADER = ("replayflow-origin", b"orchestrator")
+
+
+# Commands only the orchestrator produces (with ORIGIN_HEADER).
+_INTERNAL = AcquireSlot | ReleaseSlot | GrantSlot | ScheduleRunEnded
 
 
 class Refused(ValidationError):
@@ -35,20 +42,23 @@ def accept(
     partition: int,
     partitions: int,
     headers: Any,
-) -> Command:
+) -> AnyCommand:
     """The command a record holds, or Refused saying why it is not one to fold here."""
     try:
         command = codec.decode(value or b"")
     except codec.CodecError as exc:
         raise Refused(f"undecodable command: {exc.reason}", "CodecError") from None
-    if not isinstance(command, Command) or isinstance(command, FireTimer):
-        # FireTimer is made by the orchestrator itself; from outside it would let anyone
-        # end a sleep early.
+    if not isinstance(command, AnyCommand) or isinstance(command, FireTimer | FireSchedule):
+        # FireTimer and FireSchedule are made by the orchestrator itself; from outside
+        # they would let anyone end a sleep early or fire a schedule off its time.
         name = type(command).__name__
         raise Refused(f"{name} is not a command accepted on this topic", "NotACommand", name)
     name = type(command).__name__
     internal = isinstance(headers, list) and ORIGIN_HEADER in headers
-    if isinstance(command, AcquireSlot | ReleaseSlot | GrantSlot) and not internal:
+    if (
+        isinstance(command, AcquireSlot | ReleaseSlot | GrantSlot | ScheduleRunEnded)
+        and not internal
+    ):
         raise Refused(
             f"{type(command).__name__} is internal to the orchestrator", "NotACommand", name
         )
@@ -66,10 +76,16 @@ def accept(
                 "Rejected",
                 name,
             ) from None
+    elif entity.entity is Entity.SCHEDULE:
+        try:
+            check_schedule_id(getattr(command, "schedule_id", None))
+        except ValidationError as exc:
+            raise Refused(clip(str(exc)), "Rejected", name) from None
     record_key = entity.record_key
     if key != record_key:
+        what = "instance id" if entity.entity is Entity.INSTANCE else f"{entity.entity.value} key"
         raise Refused(
-            f"the record key {clip_repr(key)} is not the instance id {clip_repr(target)}",
+            f"the record key {clip_repr(key)} is not the {what} {clip_repr(target)}",
             "WrongKey",
             name,
         )

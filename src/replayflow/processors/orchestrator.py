@@ -19,27 +19,33 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from replayflow import telemetry
+from replayflow import codec, telemetry
 from replayflow.core.clip import MAX_ECHO, clip, clip_traceback
 from replayflow.core.decide import Decider
 from replayflow.core.definitions import Registry
+from replayflow.core.entities import route
 from replayflow.core.errors import ReplayflowError
 from replayflow.core.replies import REQUEST_ID_HEADER
+from replayflow.core.schedule_messages import CreateSchedule, DeleteSchedule
+from replayflow.kafka import clients
 from replayflow.kafka.config import group_name
 from replayflow.kafka.outage import Outage
+from replayflow.kafka.producing import Record as ProducedRecord
+from replayflow.kafka.producing import deliver
 from replayflow.kafka.reading import located
 from replayflow.kafka.transactional import TransactionalProducer, is_fatal
 from replayflow.kafka.watchdog import Hung
 from replayflow.processors import fatal, served
 from replayflow.processors.connection import Connection, Unrecoverable
-from replayflow.processors.fold import Outcome, PartitionFolder, Record
+from replayflow.processors.fold import PartitionFolder
+from replayflow.processors.fold_records import Outcome, Record
 from replayflow.processors.heartbeat import Heartbeat
 from replayflow.processors.intake import ORIGIN_HEADER, Refused, accept
 from replayflow.processors.restore import StaleStore, is_stale, restore_partition
@@ -110,6 +116,8 @@ class Orchestrator:
             stop=self._stop,
             on_error=self._on_kafka_error,
         )
+        self._declarer: Producer | None = None  # schedule declarations (declare)
+        self._declare_lock = threading.Lock()
         self.telemetry = telemetry.for_orchestrator(group_name(settings, "orchestrator"))
         self._outage = Outage(settings.bootstrap, f"orchestrator {self.instance_id}", log)
         self._heartbeat = Heartbeat(f"orchestrator {self.instance_id}")
@@ -119,6 +127,22 @@ class Orchestrator:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def declare(self, commands: Sequence[CreateSchedule | DeleteSchedule]) -> None:
+        """Send schedule declarations (the code's, a deployed document's) to the commands
+        topic and wait for Kafka to take them. They are upserts and deletes, idempotent,
+        so every orchestrator may send the same ones; safe from any thread."""
+        if not commands:
+            return
+        records = [
+            ProducedRecord(self.topics.commands, codec.encode(c), key=route(c).record_key)
+            for c in commands
+        ]
+        with self._declare_lock:
+            if self._declarer is None:
+                self._declarer = clients.producer(self.settings)
+            deliver(self._declarer, records)
+        log.info("declared %d schedule(s)", len(commands))
 
     def run(self, ready: threading.Event | None = None) -> None:
         """Run until stop(). Raises Unrecoverable when the Kafka clients cannot be kept
@@ -132,6 +156,7 @@ class Orchestrator:
             # Say what this process runs, so callers can refuse unknown starts at once.
             self._served.publish(self.connection.producer.producer, self._now())
             log.info("orchestrator %s started", self.instance_id)
+            self.declare(self.decider.registry.schedule_declarations())
             while not self._stop.is_set():
                 messages = self._next_batch()
                 if messages is None:
@@ -183,6 +208,8 @@ class Orchestrator:
     def _close(self) -> None:
         self._drop_partitions()
         self.connection.close()
+        if self._declarer is not None:
+            self._declarer.flush(10)
         self.telemetry.close()
 
     # -- the commit protocol -----------------------------------------------------------

@@ -63,7 +63,8 @@ from replayflow.core.messages import (
 )
 from replayflow.core.patching import DecisionMarkers
 from replayflow.core.replay import input_commands
-from replayflow.processors.fold import PartitionFolder, Source
+from replayflow.processors.fold import PartitionFolder
+from replayflow.processors.fold_records import Source
 from replayflow.processors.replay_all import describe
 from replayflow.store import keys
 from replayflow.store.protocol import Store

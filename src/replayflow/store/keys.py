@@ -7,12 +7,16 @@ calls in order, timers by due time, and an admission queue first in, first out.
     t/<due:015d>/<instance>\\0<timer> timer index (value empty)
     l/<limiter>                     limiter state
     q/<limiter>\\0<ticket:016d>      admission queue entry (value: instance id)
+    s/<schedule id>                 schedule state (its timer: owner `~schedule:<id>`)
+    sd/<schedule id>                schedule definition: spec, action, policies
     m/changelog-offset              last changelog offset applied (see PartitionStore)
     m/status-counts                 instances by gauge status (see counts.py)
     m/written-at                    wall-clock ms of the last write
 
 An instance id may contain '/' (a child's is "<parent>/<name>") but never NUL, so NUL
-ends the id and one instance's prefix never covers another's keys.
+ends the id and one instance's prefix never covers another's keys. The timer index
+holds every entity's timers under its key: an instance's id, or a schedule's
+`~schedule:<id>` (core/entities.timer_command tells them apart).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ WRITTEN_AT = b"m/written-at"  # wall-clock ms of the last write: how stale a sto
 STATUS_COUNTS = b"m/status-counts"
 INSTANCES = b"i/"
 TIMERS = b"t/"
+SCHEDULES = b"s/"
 
 
 def info(instance_id: str) -> bytes:
@@ -50,9 +55,26 @@ def parse_timer(key: bytes) -> tuple[int, str, str]:
     return int(due), instance_id, timer_id
 
 
+def timer_due(key: bytes) -> int:
+    return int(key[2:17])
+
+
+def timers_from(due: int) -> bytes:
+    """The first key of every timer due at or after `due`."""
+    return f"t/{max(due, 0):015d}/".encode()
+
+
 def timers_due_before(now: int) -> bytes:
     """The first key after every timer due at or before `now`."""
     return f"t/{now + 1:015d}/".encode()
+
+
+def schedule(schedule_id: str) -> bytes:
+    return SCHEDULES + schedule_id.encode()
+
+
+def schedule_definition(schedule_id: str) -> bytes:
+    return b"sd/" + schedule_id.encode()
 
 
 def limiter(key: str) -> bytes:

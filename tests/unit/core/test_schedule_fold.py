@@ -298,9 +298,11 @@ def test_update_applies_from_the_next_slot() -> None:
 def test_delete_removes_the_schedule_and_its_timer() -> None:
     fold = created(now=T0)
     deleted = fold(DeleteSchedule(SID), T0 + MINUTE)
-    assert deleted.state is None and deleted.timers_cancelled
-    after = decide_schedule(None, FireSchedule(SID), utc(2026, 1, 1, 1))
+    assert deleted.state is not None and deleted.state.deleted and deleted.timers_cancelled
+    assert not deleted.timers_set
+    after = decide_schedule(deleted.state, FireSchedule(SID), utc(2026, 1, 1, 1))
     assert after.rejected and "no schedule" in after.rejected
+    assert decide_schedule(None, FireSchedule(SID), utc(2026, 1, 1, 1)).rejected
 
 
 def test_unknown_commands_raise_and_bad_ids_are_rejected() -> None:

@@ -148,14 +148,23 @@ def test_every_example_validates_and_every_invalid_fixture_is_rejected() -> None
 
 
 def test_schedules_are_parsed() -> None:
-    from replayflow.dsl.schedule import parse_cron, parse_schedule
+    from replayflow.core.schedule_spec import Interval
+    from replayflow.dsl.schedule import parse_schedule
 
-    assert parse_schedule({"every": {"minutes": 5}}).every_ms == 300_000
-    assert parse_schedule({"cron": "0 */2 * * MON-FRI"}).cron == ("0", "*/2", "*", "*", "MON-FRI")
-    assert parse_cron("@daily") == ("0", "0", "*", "*", "*")
-    for bad in ("* * *", "61 * * * *", "5-1 * * * *", "*/0 * * * *"):
+    every = parse_schedule({"every": {"minutes": 5}}).spec
+    assert every is not None and every.intervals == (Interval(300_000),)
+    cron = parse_schedule({"cron": "0 */2 * * MON-FRI"}).spec
+    assert cron is not None and cron.cron == ("0 */2 * * MON-FRI",) and cron.timezone == "UTC"
+    after = parse_schedule({"after": "PT1H"}).spec
+    assert after is not None and after.rerun_after_ms == 3_600_000
+    assert parse_schedule({"on": {"one": {"with": {"type": "x"}}}}).spec is None
+    for bad in ("* * *", "61 * * * *", "5-1 * * * *", "*/0 * * * *", "@often"):
         with pytest.raises(ValueError):
-            parse_cron(bad)
+            parse_schedule({"cron": bad})
+    with pytest.raises(ValueError, match="not both"):
+        parse_schedule({"cron": "@daily", "after": "PT1M"})
+    with pytest.raises(ValueError, match="whole number of seconds"):
+        parse_schedule({"every": {"milliseconds": 1500}})
     report = validate_text(
         HEAD + "schedule:\n  cron: '99 * * * *'\ndo:\n  - a:\n      set:\n        x: 1\n"
     )

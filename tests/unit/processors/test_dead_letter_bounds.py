@@ -14,7 +14,7 @@ from replayflow import codec
 from replayflow.core.clip import MAX_REASON, clip, clip_repr, clip_traceback
 from replayflow.core.messages import DeadLetter, StartWorkflow
 from replayflow.kafka.partition import murmur2_partition
-from replayflow.processors.fold import (
+from replayflow.processors.fold_records import (
     MAX_KEPT_KEY,
     MAX_KEPT_VALUE,
     MAX_RECORD_BYTES,

@@ -12,7 +12,8 @@ from replayflow.core.messages import (
     StartWorkflow,
     WorkflowCompleted,
 )
-from replayflow.processors.fold import MAX_RECORD_BYTES, PartitionFolder
+from replayflow.processors.fold import PartitionFolder
+from replayflow.processors.fold_records import MAX_RECORD_BYTES
 from replayflow.processors.restore import STALE_AFTER_MS, is_stale
 from replayflow.store import keys
 from replayflow.store.protocol import Store

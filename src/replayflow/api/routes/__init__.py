@@ -15,6 +15,7 @@ from replayflow.api.routes.dlq import DeadLetterRoutes
 from replayflow.api.routes.instances import Instances
 from replayflow.api.routes.listing import Listing
 from replayflow.api.routes.meta import Meta
+from replayflow.api.routes.schedules import ScheduleRoutes
 from replayflow.api.routes.streams import StreamRoutes
 from replayflow.api.routes.ui import Ui
 from replayflow.api.routes.workflows import WorkflowRoutes
@@ -32,14 +33,16 @@ def operations(api: ApiContext) -> list[Operation]:
         return cached
 
     settings = api.config.settings
+    commands = Commands(settings)
     listing = Listing(api, peers)
     served += [
         *Meta(api, openapi_document).operations(),
         *Ui().operations(),
         *StreamRoutes(api, peers).operations(),  # before Instances: its {id} matches all
-        *Instances(api, Commands(settings), peers, listing.add_queue_positions).operations(),
+        *Instances(api, commands, peers, listing.add_queue_positions).operations(),
         *listing.operations(),
         *WorkflowRoutes(api, peers).operations(),
         *DeadLetterRoutes(DeadLetters(settings, api.config.node)).operations(),
+        *ScheduleRoutes(api, commands, peers).operations(),
     ]
     return served

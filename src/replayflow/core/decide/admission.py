@@ -19,19 +19,33 @@ from replayflow.core.messages import (
 )
 from replayflow.core.names import check_instance_id
 from replayflow.core.payloads import check_size, load
+from replayflow.core.schedule_messages import ScheduleRunEnded
+from replayflow.core.schedule_state import REJECTED
 from replayflow.core.state import Info, InstanceState, Status
 
 
 def start(r: Runner, state: InstanceState | None, cmd: StartWorkflow, now: int) -> Decision:
     if state is not None:
-        return Decision(state=state)  # the first start wins
+        # The first start wins. A schedule whose slot id another start took hears that
+        # its run will not happen; one that asks again for a run that has ended hears
+        # how it ended: either way it does not wait for an end that never comes.
+        if cmd.schedule_id is not None:
+            mine = (state.info.schedule_id, state.info.schedule_slot) == (
+                cmd.schedule_id,
+                cmd.schedule_slot,
+            )
+            if not mine:
+                return Decision(state=state, commands=(_run_ended(cmd, REJECTED),))
+            if state.status.is_final:
+                return Decision(state=state, commands=(_run_ended(cmd, state.status.value),))
+        return Decision(state=state)
     try:
         check_instance_id(cmd.instance_id)
         check_parent(cmd)
         check_size(cmd.input, "the workflow input", r.limits.max_payload)
         load(cmd.input, "the workflow input")
     except ValidationError as exc:
-        return Decision(state=None, rejected=str(exc))
+        return _refused(cmd, str(exc))
     workflow = r.registry.workflow(cmd.workflow, cmd.version)
     if workflow is None:
         known = r.registry.workflows.get(cmd.workflow)
@@ -41,7 +55,7 @@ def start(r: Runner, state: InstanceState | None, cmd: StartWorkflow, now: int) 
             if known
             else f"unknown workflow {cmd.workflow!r}"
         )
-        return Decision(state=None, rejected=why, rejected_as="UnknownWorkflow")
+        return _refused(cmd, why, "UnknownWorkflow")
     info = Info(
         instance_id=cmd.instance_id,
         workflow=workflow.name,
@@ -51,6 +65,8 @@ def start(r: Runner, state: InstanceState | None, cmd: StartWorkflow, now: int) 
         started_at=now,
         parent_id=cmd.parent_id,
         parent_step=cmd.parent_step,
+        schedule_id=cmd.schedule_id,
+        schedule_slot=cmd.schedule_slot,
     )
     b = DecisionBuilder(info=info, calls=[], now=now)
     b.emit(
@@ -60,6 +76,8 @@ def start(r: Runner, state: InstanceState | None, cmd: StartWorkflow, now: int) 
         input=cmd.input,
         parent_id=cmd.parent_id,
         parent_step=cmd.parent_step,
+        schedule_id=cmd.schedule_id,
+        schedule_slot=cmd.schedule_slot,
     )
     if workflow.timeout_ms is not None:
         b.set_timer(WORKFLOW_TIMEOUT, now + workflow.timeout_ms)
@@ -68,6 +86,18 @@ def start(r: Runner, state: InstanceState | None, cmd: StartWorkflow, now: int) 
         queue(b, limiter_key(workflow.name), limit)
         return b.build()
     return r.run(b, workflow)
+
+
+def _refused(cmd: StartWorkflow, why: str, rejected_as: str = "Invalid") -> Decision:
+    """A start that cannot run goes to the dead-letter topic; a schedule that sent it
+    hears that its run ended before it began."""
+    commands = () if cmd.schedule_id is None else (_run_ended(cmd, REJECTED),)
+    return Decision(state=None, rejected=why, rejected_as=rejected_as, commands=commands)
+
+
+def _run_ended(cmd: StartWorkflow, status: str) -> ScheduleRunEnded:
+    assert cmd.schedule_id is not None
+    return ScheduleRunEnded(schedule_id=cmd.schedule_id, instance_id=cmd.instance_id, status=status)
 
 
 def queue(b: DecisionBuilder, limiter: str, limit: int) -> None:

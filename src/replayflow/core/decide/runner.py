@@ -35,6 +35,7 @@ from replayflow.core.messages import (
 )
 from replayflow.core.patching import RecordedMarkers
 from replayflow.core.payloads import DEFAULT_MAX_PAYLOAD, dump
+from replayflow.core.schedule_messages import ScheduleRunEnded
 from replayflow.core.state import Call, Info, Status
 
 LIMITER_PREFIX = "~limiter:"  # '~' cannot start an instance id, so keys never collide
@@ -201,5 +202,14 @@ class Runner:
             b.commands.append(ReleaseSlot(limiter=b.info.limiter, instance_id=b.info.instance_id))
         if b.info.parent_id is not None and b.info.parent_step is not None:
             b.commands.append(report_to_parent(b.info, status))
+        if b.info.schedule_id is not None:
+            # As a child reports to its parent: the schedule learns its run ended.
+            b.commands.append(
+                ScheduleRunEnded(
+                    schedule_id=b.info.schedule_id,
+                    instance_id=b.info.instance_id,
+                    status=status.value,
+                )
+            )
         stop_children(b, pending, status.value.lower())
         self.cache.drop(b.info.instance_id)
