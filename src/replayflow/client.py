@@ -272,8 +272,6 @@ class Client:
             headers=headers,
         )
 
-    # -- what the orchestrators run ----------------------------------------------------
-
     def workflows(self, refresh: bool = False) -> Served:
         """The workflow versions the orchestrators run and the deployed documents."""
         return self._served.get(refresh)

@@ -39,7 +39,6 @@ from replayflow.core.definitions import Registry, StepDef, WorkflowDef
 from replayflow.core.durations import Duration, to_ms
 from replayflow.core.entities import AnyCommand, Entity, route
 from replayflow.core.errors import ReplayflowError, ValidationError, workflow_error
-from replayflow.core.history_files import loads as load_history_text
 from replayflow.core.messages import (
     CancelWorkflow,
     Completion,
@@ -68,6 +67,7 @@ from replayflow.processors.fold import PartitionFolder
 from replayflow.processors.stream_sink import MemoryStreamLog, register_stream_steps
 from replayflow.store import keys
 from replayflow.store.memory import MemoryStore
+from replayflow.testing_histories import history_files, load_history
 
 DEFAULT_START = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -467,26 +467,7 @@ class Environment:
         return f"{state.status.value}, waiting for {', '.join(pending) or 'nothing'}"
 
 
-# -- recorded histories as regression fixtures ---------------------------------------------
-#
-#     replayflow history order-1 --json -o tests/histories/order-1.json
-#
-#     @pytest.mark.parametrize("path", rf.testing.history_files("tests/histories"))
-#     def test_recorded_histories_replay(path):
-#         rf.testing.assert_replays(path, my_workflows)
-
-
-def history_files(folder: str | Path) -> list[Path]:
-    """The history files (*.json) of a folder, in name order."""
-    found = sorted(Path(folder).glob("*.json"))
-    if not found:
-        raise ValidationError(f"no history files (*.json) in {str(folder)!r}")
-    return found
-
-
-def load_history(path: str | Path) -> list[HistoryEvent]:
-    """A history written by `replayflow history ID --json`."""
-    return load_history_text(Path(path).read_text(encoding="utf-8"))
+# -- recorded histories as regression fixtures (testing_histories.py) ------------------
 
 
 def replay_files(

@@ -35,6 +35,7 @@ LAYERS: dict[str, int] = {
     "replayflow.client_schedules": 4,
     "replayflow.api": 4,
     "replayflow.testing": 4,
+    "replayflow.testing_histories": 4,
     "replayflow.streams": 4,  # reading durable streams (the client's, the API's)
     "replayflow.ai": 4,  # agent frameworks as workflows: on core, execution, mcp_tools
     "replayflow": 4,  # the package root: the public API, loading client/testing lazily

@@ -153,7 +153,6 @@ Command = (
     | UpgradeWorkflow
 )
 
-# ---------------------------------------------------------------------------------------
 # History events: facts the orchestrator accepted. Every one carries the instance id,
 # a per-instance sequence number starting at 1, and the orchestrator's time.
 
@@ -447,7 +446,6 @@ HistoryEvent = (
     | UpgradeRefused
 )
 
-# ---------------------------------------------------------------------------------------
 # Work for workers, and results for clients.
 
 
