@@ -40,14 +40,21 @@ def kafka_error(exc: BaseException) -> KafkaError | None:
     return error if isinstance(error, KafkaError) else None
 
 
+def fatal_error(error: KafkaError | None) -> bool:
+    """Whether a client's error leaves the client unusable. librdkafka hands a fatal
+    error to messages and delivery reports with the code _FATAL but without the fatal
+    flag (a static consumer fenced by its own successor after a broker restart, say),
+    so both are checked."""
+    return error is not None and (error.fatal() or error.code() == KafkaError._FATAL)
+
+
 def is_fatal(exc: BaseException) -> bool:
-    error = kafka_error(exc)
-    return error is not None and error.fatal()
+    return fatal_error(kafka_error(exc))
 
 
 def is_retriable(exc: BaseException) -> bool:
     error = kafka_error(exc)
-    return error is not None and error.retriable() and not error.fatal()
+    return error is not None and error.retriable() and not fatal_error(error)
 
 
 class TransactionalProducer:

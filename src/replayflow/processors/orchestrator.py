@@ -33,7 +33,7 @@ from replayflow.core.definitions import Registry
 from replayflow.core.errors import ReplayflowError
 from replayflow.kafka.config import group_name
 from replayflow.kafka.reading import located
-from replayflow.kafka.transactional import TransactionalProducer, is_fatal
+from replayflow.kafka.transactional import TransactionalProducer, fatal_error, is_fatal
 from replayflow.kafka.watchdog import Hung
 from replayflow.processors.connection import Connection, Unrecoverable
 from replayflow.processors.fold import PartitionFolder, Record
@@ -142,7 +142,7 @@ class Orchestrator:
             return None
         for message in messages:
             error = message.error()
-            if error is not None and error.fatal():
+            if fatal_error(error):
                 self._recover(f"fatal consumer error: {error}")
                 return None
         return messages

@@ -37,6 +37,7 @@ from replayflow.kafka import clients
 from replayflow.kafka.config import group_name
 from replayflow.kafka.liveness import ConsumerLiveness
 from replayflow.kafka.reading import located
+from replayflow.kafka.transactional import fatal_error
 from replayflow.kafka.watchdog import GRACE, Guard, Hung, guarded
 from replayflow.processors.stream_sink import KafkaStreamSink, register_stream_steps
 from replayflow.settings import Settings
@@ -108,7 +109,7 @@ class _Outbox:
                 clip(result.instance_id, MAX_ECHO),
                 error,
             )
-            if error.fatal():
+            if fatal_error(error):
                 self.producer_failed = f"fatal producer error: {error}"
             else:
                 self._again.append(number)
@@ -210,7 +211,7 @@ class Worker:
                     error = message.error()
                     if error is not None:
                         log.warning("consumer: %s", clip(str(error)))
-                        if error.fatal():
+                        if fatal_error(error):
                             replace_consumer = f"fatal consumer error: {error}"
                         continue
                     await slots.acquire()
@@ -408,7 +409,7 @@ class Worker:
             self._commits = Guard("worker offset commits")
         except KafkaException as exc:  # a failed commit only means some steps may run again
             error = exc.args[0] if exc.args else None
-            if isinstance(error, KafkaError) and error.fatal():
+            if isinstance(error, KafkaError) and fatal_error(error):
                 return f"fatal error committing offsets: {error}"
             log.warning("offset commit failed: %s", clip(str(exc)))
         return None
