@@ -12,6 +12,15 @@ through the new one); the offset commit runs under a deadline (kafka/watchdog.py
 consumer whose commit hung, that failed for good, or that stopped moving while tasks
 wait (kafka/liveness.py) is replaced: the new one rejoins the group and reads from the
 committed offsets, so at worst a step runs again.
+
+The worker is a static member of its group (group.instance.id, one per Worker object).
+After a broker restart longer than the session timeout, a dynamic member rejoins under a
+new member id, and the group, reloaded with the old id in it, waits a whole session
+timeout for that old member before it hands out any partition: the worker idles for
+that long after the broker is back. A static member takes its old place at once, and so
+does a replacement consumer of the same worker. Static members send no LeaveGroup on
+close, so a worker that stops leaves the group explicitly (`_leave_and_close`): its
+partitions go to the other workers at once, as before.
 """
 
 from __future__ import annotations
@@ -20,8 +29,11 @@ import asyncio
 import contextvars
 import functools
 import logging
+import os
+import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -47,10 +59,11 @@ log = logging.getLogger("replayflow.worker")
 
 COMMIT_TIMEOUT = 5.0  # seconds librdkafka gets for an offset commit
 # A commit that hung (the broker away) is waited for this long before the consumer is
-# replaced: replacing it while the broker is away would leave a member behind in the
-# group that the new one waits for, and the same consumer usually recovers by itself.
+# replaced: a new consumer would not reach the broker sooner, and the same consumer
+# usually recovers by itself once the broker answers.
 COMMIT_HUNG_LIMIT = 60.0
 CLOSE_DEADLINE = 10.0
+LEAVE_WAIT = 3.0  # seconds a stopping worker waits for its revocation before closing
 CONSUMER_SETTINGS = {"session.timeout.ms": 10_000, "max.poll.interval.ms": 300_000}
 
 
@@ -168,8 +181,13 @@ class Worker:
         concurrency: int = 500,
         threads: int = 32,
         commit_interval: float = 1.0,
+        member_id: str | None = None,
     ) -> None:
         self.settings = settings
+        # The group.instance.id of every consumer of this worker (see the docstring).
+        self.member_id = (
+            member_id or f"worker-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        )
         self.topics = Topics(settings)
         self.registry = registry
         register_stream_steps(registry)  # ctx.stream(...).write() runs as a built-in step
@@ -244,11 +262,15 @@ class Worker:
             self.streams.flush(10)
             self._producer.flush(10)
             self._commits.close()
-            _close(consumer)
+            _leave_and_close(consumer)
             self.telemetry.close()
 
     def _new_consumer(self) -> tuple[Consumer, ConsumerLiveness]:
-        consumer = clients.consumer(self.settings, "worker", **CONSUMER_SETTINGS)
+        consumer = clients.consumer(
+            self.settings,
+            "worker",
+            **{"group.instance.id": self.member_id, **CONSUMER_SETTINGS},
+        )
         self._generation += 1
         generation = self._generation
 
@@ -422,6 +444,26 @@ class Worker:
 
 def _commit_sync(consumer: Consumer, offsets: list[TopicPartition]) -> None:
     consumer.commit(offsets=offsets, asynchronous=False)
+
+
+def _leave_and_close(consumer: Consumer) -> None:
+    """Leave the group, then close. A static member's close() sends no LeaveGroup, but
+    unsubscribe() does once the revocation is served; without it the partitions would
+    wait a session timeout for this worker."""
+
+    def leave() -> None:
+        consumer.unsubscribe()
+        give_up = time.monotonic() + LEAVE_WAIT
+        while True:
+            consumer.poll(0.05)  # serves the revocation; the LeaveGroup follows it
+            if not consumer.assignment() or time.monotonic() > give_up:
+                return
+
+    try:
+        guarded("consumer leave", LEAVE_WAIT + GRACE, leave)
+    except (Hung, KafkaException, RuntimeError) as exc:  # the session timeout does it then
+        log.info("leaving the group: %s", clip(str(exc)))
+    _close(consumer)
 
 
 def _close(consumer: Consumer) -> None:
