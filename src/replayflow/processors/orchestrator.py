@@ -270,8 +270,11 @@ class Orchestrator:
         folders: list[PartitionFolder],
         messages: list[Message],
     ) -> None:
-        if is_fatal(exc):
-            self._recover(f"fatal producer error: {exc}")
+        if is_fatal(exc) or producer.dead is not None:
+            # A producer given up after retrying (kafka/transactional.py): its commit's
+            # outcome may be unknown, so only its successor's init and the changelog can
+            # tell what was committed.
+            self._recover(f"the producer failed: {exc}")
             return
         log.warning("transaction failed, aborting and re-reading the batch: %s", clip(str(exc)))
         self.stats.aborts += 1

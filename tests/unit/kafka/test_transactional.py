@@ -178,3 +178,31 @@ def test_close_flushes_a_live_producer(fakes: list[FakeProducer]) -> None:
     p = producer(fakes)
     p.close()
     assert names(p) == ["flush"]
+
+
+def test_a_producer_that_kept_failing_is_given_up_without_a_last_flush(
+    fakes: list[FakeProducer],
+) -> None:
+    now = [0.0]
+    fake = FakeProducer(
+        send_offsets_to_transaction=[error(KafkaError._TRANSPORT, retriable=True)] * 3
+    )
+    fakes.append(fake)
+    p = TransactionalProducer(
+        fake,  # type: ignore[arg-type]
+        "txn-1",
+        call_timeout=0.2,
+        patience=1.0,
+        clock=lambda: now[0],
+    )
+
+    def later(offsets: Any, metadata: Any, timeout: float) -> None:
+        now[0] += 0.6
+        fake._answer("send_offsets_to_transaction", timeout)
+
+    fake.send_offsets_to_transaction = later  # type: ignore[method-assign]
+    with pytest.raises(KafkaException):
+        p.send_offsets([], None)
+    assert p.dead is not None and "send_offsets_to_transaction" in p.dead
+    p.close()  # the broker is away: no flush that would wait for it
+    assert names(p) == ["send_offsets_to_transaction"] * 2
