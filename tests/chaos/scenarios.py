@@ -240,6 +240,7 @@ class Run:
             self.note(f"fed {len(self.fuzz_sent)} bad records")
         ids = [f"w-{i:05d}" for i in range(s.total)]
         self.ids: list[str] = []  # those started: a run cut short never started the rest
+        wanted = set(ids)
         pending = list(s.kills)
         rounds: Counter[str] = Counter()
         restarts: list[tuple[float, Kill]] = []
@@ -272,7 +273,9 @@ class Run:
                     self.ids = ids[:started]
                 batch = tail.poll(0.2)
                 for record in batch:
-                    seen.add(record.decoded().instance_id)
+                    instance_id = record.decoded().instance_id
+                    if instance_id in wanted:  # not the fuzz's own good records
+                        seen.add(instance_id)
                 now = time.monotonic()
                 if batch:
                     last_progress = now
