@@ -16,7 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, IsolationLevel, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
 
 import replayflow as rf
 from replayflow import codec
@@ -109,6 +110,7 @@ class TopicTail:
 
     def __init__(self, settings: Settings, topic: str) -> None:
         self.topic = topic
+        self._bootstrap = settings.bootstrap
         self._consumer = Consumer(
             consumer_config(settings, None, **{"group.id": f"replayflow-test-{uuid.uuid4().hex}"})
         )
@@ -132,14 +134,22 @@ class TopicTail:
             )
         return out
 
-    def caught_up(self) -> bool:
-        """True when the position of every partition is at its high watermark."""
-        for p in self.partitions:
-            _, high = self._consumer.get_watermark_offsets(
-                TopicPartition(self.topic, p), timeout=10, cached=False
-            )
-            position = self._consumer.position([TopicPartition(self.topic, p)])[0].offset
-            if high > 0 and position < high:
+    def stable_ends(self) -> dict[int, int]:
+        """Each partition's last stable offset now: the end a read_committed reader can
+        reach (an open transaction holds it back until it ends)."""
+        admin = AdminClient({"bootstrap.servers": self._bootstrap})
+        wanted = {TopicPartition(self.topic, p): OffsetSpec.latest() for p in self.partitions}
+        found = admin.list_offsets(
+            wanted, isolation_level=IsolationLevel.READ_COMMITTED, request_timeout=30
+        )
+        return {tp.partition: future.result().offset for tp, future in found.items()}
+
+    def reached(self, ends: dict[int, int]) -> bool:
+        """True when every partition's position is at its end in `ends`. librdkafka's
+        position moves past transaction markers and aborted records too."""
+        wanted = [TopicPartition(self.topic, p) for p in ends]
+        for tp in self._consumer.position(wanted):
+            if ends[tp.partition] > 0 and tp.offset < ends[tp.partition]:
                 return False
         return True
 
@@ -154,23 +164,16 @@ class TopicTail:
 
 
 def read_topic(settings: Settings, topic: str, timeout: float = 60.0) -> list[Rec]:
-    """Every committed record of a topic, up to the end it has now."""
+    """Every committed record of a topic, up to the last stable offset it has now."""
     records: list[Rec] = []
     deadline = time.monotonic() + timeout
-    idle = 0
     with TopicTail(settings, topic) as tail:
+        ends = tail.stable_ends()
         while time.monotonic() < deadline:
-            batch = tail.poll(0.3)
-            records.extend(batch)
-            if batch:
-                idle = 0
-                continue
-            idle += 1
-            # The position can stop short of the high watermark when the topic ends in
-            # a transaction marker; a second of silence means the end in that case.
-            if tail.caught_up() or idle >= 4:
+            records.extend(tail.poll(0.3))
+            if tail.reached(ends):
                 return records
-    raise TimeoutError(f"reading {topic} did not finish in {timeout} s")
+    raise TimeoutError(f"reading {topic} to {ends} did not finish in {timeout} s")
 
 
 def wait_until(

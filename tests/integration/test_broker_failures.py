@@ -30,6 +30,7 @@ def _run(name: str, tmp_path: Path, kills: tuple[Kill, ...]) -> None:
     scenario = replace(SCENARIOS[name], total=300, kills=kills)
     result = Run(scenario, tmp_path / name, stall_limit=30, time_limit=150).execute()
     print("\n".join(result.events))
+    print(result.line())
     assert result.verdict == "PASS", result.line()
 
 

@@ -21,6 +21,10 @@ METADATA_TIMEOUT = 30.0
 FLUSH_TIMEOUT = 30.0
 #: A transaction left open longer than this is aborted by the broker.
 TRANSACTION_TIMEOUT_MS = 60_000
+#: Longest wait between two attempts to reach a broker that is down. librdkafka doubles
+#: the wait from 100 ms up to 10 s by default, so a client could find a restarted broker
+#: up to 10 s late; 1 s is the Java clients' default.
+RECONNECT_BACKOFF_MAX_MS = 1_000
 
 #: librdkafka's own log lines (connection refused, ...) go to this logger instead of
 #: stderr; failures reach callers as exceptions.
@@ -108,6 +112,7 @@ def producer_config(settings: Settings, **extra: Any) -> dict[str, Any]:
         "compression.type": "lz4",
         # Records up to the topics' max.message.bytes (8 MiB) must fit in a request.
         "message.max.bytes": 10 * 1024 * 1024,
+        "reconnect.backoff.max.ms": RECONNECT_BACKOFF_MAX_MS,
     }
     config.update(extra)
     return config
@@ -119,6 +124,13 @@ def transactional_config(settings: Settings, transactional_id: str, **extra: Any
         **{
             "transactional.id": transactional_id,
             "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
+            # While no broker answers, librdkafka re-bootstraps and decommissions the
+            # brokers it knew; a group coordinator cached on a decommissioned broker is
+            # never looked up again, so the first send_offsets_to_transaction after the
+            # broker is back hangs (librdkafka #5511; #5456: its timeout is not kept).
+            # Without re-bootstrap the known broker handles reconnect to the restarted
+            # brokers (same names; addresses are resolved again on each connect).
+            "metadata.recovery.strategy": "none",
             **extra,
         },
     )
@@ -134,6 +146,7 @@ def consumer_config(settings: Settings, group: str | None, **extra: Any) -> dict
         "auto.offset.reset": "earliest",
         "isolation.level": "read_committed",
         "enable.partition.eof": False,
+        "reconnect.backoff.max.ms": RECONNECT_BACKOFF_MAX_MS,
         # A read_committed fetch can park on the broker until this passes even when a
         # transaction commits meanwhile; short waits keep step-to-step latency low.
         "fetch.wait.max.ms": 20,

@@ -6,7 +6,8 @@ librdkafka's own error, one that does not raises watchdog.Hung and leaves the pr
 dead. Either way the owner's loop gets control back within seconds, also while the
 broker is down, and can tell the cases apart:
 
-    error.retriable()             the outcome is unknown: the same call may be tried again
+    error.retriable()             the outcome is unknown: the same call is tried again for
+                                  PATIENCE seconds, then the producer is given up (dead)
     error.txn_requires_abort()    abort, then re-read the batch
     error.fatal() / Hung          this producer is done: build a new one (same
                                   transactional.id: it fences this one)
@@ -22,16 +23,20 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
 
 from replayflow.core.clip import clip
-from replayflow.kafka.config import TRANSACTION_TIMEOUT_MS
 from replayflow.kafka.watchdog import GRACE, Guard
 
 log = logging.getLogger("replayflow.kafka")
 
 #: The timeout each transactional call passes to librdkafka, in seconds.
 CALL_TIMEOUT = 5.0
-#: How long a commit or abort whose outcome is unknown is tried again. Past the
-#: transaction timeout the coordinator has aborted the transaction anyway.
-PATIENCE = TRANSACTION_TIMEOUT_MS / 1000
+#: How long a call that fails retriably (its outcome unknown, or the broker away) is
+#: tried again, in seconds: about the group session timeout. A broker back within that
+#: finds the same clients going on; one away longer finds the producer given up (dead),
+#: and its owner builds new clients: the new producer's init_transactions completes or
+#: aborts the open transaction and the owner restores from what was committed. Clients
+#: that kept retrying through a longer outage came back slowly (a consumer fenced, a
+#: stale coordinator), fresh ones at once.
+PATIENCE = 10.0
 
 
 def kafka_error(exc: BaseException) -> KafkaError | None:
@@ -40,14 +45,21 @@ def kafka_error(exc: BaseException) -> KafkaError | None:
     return error if isinstance(error, KafkaError) else None
 
 
+def fatal_error(error: KafkaError | None) -> bool:
+    """Whether a client's error leaves the client unusable. librdkafka hands a fatal
+    error to messages and delivery reports with the code _FATAL but without the fatal
+    flag (a static consumer fenced by its own successor after a broker restart, say),
+    so both are checked."""
+    return error is not None and (error.fatal() or error.code() == KafkaError._FATAL)
+
+
 def is_fatal(exc: BaseException) -> bool:
-    error = kafka_error(exc)
-    return error is not None and error.fatal()
+    return fatal_error(kafka_error(exc))
 
 
 def is_retriable(exc: BaseException) -> bool:
     error = kafka_error(exc)
-    return error is not None and error.retriable() and not error.fatal()
+    return error is not None and error.retriable() and not fatal_error(error)
 
 
 class TransactionalProducer:
@@ -113,7 +125,12 @@ class TransactionalProducer:
                 self._call(what, function, *args)
                 return
             except KafkaException as exc:
-                if not is_retriable(exc) or self._clock() > give_up:
+                if not is_retriable(exc):
+                    raise
+                if self._clock() > give_up:
+                    # Retrying longer would not tell more: the owner replaces this
+                    # producer without a last abort or flush (the broker is away).
+                    self.guard.dead = f"{what} kept failing for {self.patience:g} s"
                     raise
                 log.warning("%s of %s failed (%s), trying again", what, self.name, clip(str(exc)))
 

@@ -40,7 +40,7 @@ from replayflow.kafka.outage import Outage
 from replayflow.kafka.producing import Record as ProducedRecord
 from replayflow.kafka.producing import deliver
 from replayflow.kafka.reading import located
-from replayflow.kafka.transactional import TransactionalProducer, is_fatal
+from replayflow.kafka.transactional import TransactionalProducer, fatal_error, is_fatal
 from replayflow.kafka.watchdog import Hung
 from replayflow.processors import fatal, served
 from replayflow.processors.connection import Connection, Unrecoverable
@@ -200,7 +200,7 @@ class Orchestrator:
                 # The consumer hands its errors over as messages (a fatal one with the
                 # code _FATAL, its own flag not always set): the same path as error_cb.
                 self._on_kafka_error(error)
-            if error is not None and error.fatal():
+            if fatal_error(error):
                 self._recover(f"fatal consumer error: {error}")
                 return None
         return messages
@@ -338,8 +338,11 @@ class Orchestrator:
         folders: list[PartitionFolder],
         messages: list[Message],
     ) -> None:
-        if is_fatal(exc):
-            self._recover(f"fatal producer error: {exc}")
+        if is_fatal(exc) or producer.dead is not None:
+            # A producer given up after retrying (kafka/transactional.py): its commit's
+            # outcome may be unknown, so only its successor's init and the changelog can
+            # tell what was committed.
+            self._recover(f"the producer failed: {exc}")
             return
         log.warning("transaction failed, aborting and re-reading the batch: %s", clip(str(exc)))
         self.stats.aborts += 1

@@ -13,6 +13,15 @@ through the new one); the offset commit runs under a deadline (kafka/watchdog.py
 consumer whose commit hung, that failed for good, or that stopped moving while tasks
 wait (kafka/liveness.py) is replaced: the new one rejoins the group and reads from the
 committed offsets, so at worst a step runs again.
+
+The worker is a static member of its group (group.instance.id, one per Worker object).
+After a broker restart longer than the session timeout, a dynamic member rejoins under a
+new member id, and the group, reloaded with the old id in it, waits a whole session
+timeout for that old member before it hands out any partition: the worker idles for
+that long after the broker is back. A static member takes its old place at once, and so
+does a replacement consumer of the same worker. Static members send no LeaveGroup on
+close, so a worker that stops leaves the group explicitly (kafka/membership.py): its
+partitions go to the other workers at once, as before.
 """
 
 from __future__ import annotations
@@ -21,8 +30,11 @@ import asyncio
 import contextvars
 import functools
 import logging
+import os
+import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -37,9 +49,11 @@ from replayflow.execution import run_async, run_sync, unknown_step
 from replayflow.kafka import clients
 from replayflow.kafka.config import group_name
 from replayflow.kafka.liveness import ConsumerLiveness
+from replayflow.kafka.membership import close_consumer, leave_and_close
 from replayflow.kafka.outage import Outage
 from replayflow.kafka.reading import located
-from replayflow.kafka.watchdog import GRACE, Guard, Hung, guarded
+from replayflow.kafka.transactional import fatal_error
+from replayflow.kafka.watchdog import GRACE, Guard, Hung
 from replayflow.processors import fatal
 from replayflow.processors.heartbeat import Heartbeat
 from replayflow.processors.stream_sink import KafkaStreamSink, register_stream_steps
@@ -51,10 +65,9 @@ log = logging.getLogger("replayflow.worker")
 
 COMMIT_TIMEOUT = 5.0  # seconds librdkafka gets for an offset commit
 # A commit that hung (the broker away) is waited for this long before the consumer is
-# replaced: replacing it while the broker is away would leave a member behind in the
-# group that the new one waits for, and the same consumer usually recovers by itself.
+# replaced: a new consumer would not reach the broker sooner, and the same consumer
+# usually recovers by itself once the broker answers.
 COMMIT_HUNG_LIMIT = 60.0
-CLOSE_DEADLINE = 10.0
 CONSUMER_SETTINGS = {"session.timeout.ms": 10_000, "max.poll.interval.ms": 300_000}
 
 
@@ -113,7 +126,7 @@ class _Outbox:
                 clip(result.instance_id, MAX_ECHO),
                 error,
             )
-            if error.fatal():
+            if fatal_error(error):
                 self.producer_failed = f"fatal producer error: {error}"
             else:
                 self._again.append(number)
@@ -144,8 +157,13 @@ class Worker:
         *,
         concurrency: int = 500,
         threads: int = 32,
+        member_id: str | None = None,
     ) -> None:
         self.settings = settings
+        # The group.instance.id of every consumer of this worker (see the docstring).
+        self.member_id = (
+            member_id or f"worker-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        )
         self.topics = Topics(settings)
         self.registry = registry
         register_stream_steps(registry)  # ctx.stream(...).write() runs as a built-in step
@@ -187,7 +205,7 @@ class Worker:
                     if error is not None:
                         log.warning("consumer: %s", clip(str(error)))
                         self._on_kafka_error(error)
-                        if error.fatal():
+                        if fatal_error(error):
                             replace_consumer = f"fatal consumer error: {error}"
                         continue
                     _, partition, offset = located(message)
@@ -224,12 +242,15 @@ class Worker:
             self.streams.flush(10)
             self._producer.flush(10)
             self._commits.close()
-            _close(consumer)
+            leave_and_close(consumer)
             self.telemetry.close()
 
     def _new_consumer(self) -> tuple[Consumer, ConsumerLiveness]:
         consumer = clients.consumer(
-            self.settings, "worker", **CONSUMER_SETTINGS, error_cb=self._on_kafka_error
+            self.settings,
+            "worker",
+            **{"group.instance.id": self.member_id, **CONSUMER_SETTINGS},
+            error_cb=self._on_kafka_error,
         )
         self._generation += 1
         generation = self._generation
@@ -254,7 +275,7 @@ class Worker:
         self.stats.consumers_replaced += 1
         self._generation += 1
         self._hung_commit = None
-        _close(consumer)
+        close_consumer(consumer)
         self._offsets.forget_all()
         self._committed.clear()
         return self._new_consumer()
@@ -408,7 +429,7 @@ class Worker:
             self._commits = Guard("worker offset commits")
         except KafkaException as exc:  # a failed commit only means some steps may run again
             error = exc.args[0] if exc.args else None
-            if isinstance(error, KafkaError) and error.fatal():
+            if isinstance(error, KafkaError) and fatal_error(error):
                 return f"fatal error committing offsets: {error}"
             log.warning("offset commit failed: %s", clip(str(exc)))
         return None
@@ -452,12 +473,3 @@ class Worker:
 
 def _commit_sync(consumer: Consumer, offsets: list[TopicPartition]) -> None:
     consumer.commit(offsets=offsets, asynchronous=False)
-
-
-def _close(consumer: Consumer) -> None:
-    try:
-        guarded("consumer close", CLOSE_DEADLINE, consumer.close)
-    except Hung:
-        log.warning("the consumer did not close within %g s: left behind", CLOSE_DEADLINE)
-    except (KafkaException, RuntimeError) as exc:
-        log.info("closing the consumer: %s", clip(str(exc)))

@@ -40,6 +40,15 @@ def test_a_transactional_producer_has_its_id_and_a_transaction_timeout() -> None
     assert config["transactional.id"] == "team1.replayflow.orchestrator-1"
     assert config["transaction.timeout.ms"] == 60_000
     assert config["partitioner"] == "murmur2_random"
+    # No re-bootstrap while the broker is away: it decommissions the broker a cached
+    # group coordinator points at, and send_offsets_to_transaction then hangs.
+    assert config["metadata.recovery.strategy"] == "none"
+
+
+def test_every_client_tries_a_broker_that_is_down_again_within_a_second() -> None:
+    # After a broker restart a client finds it within ~1 s, not librdkafka's 10 s.
+    assert producer_config(SETTINGS)["reconnect.backoff.max.ms"] == 1_000
+    assert consumer_config(SETTINGS, "worker")["reconnect.backoff.max.ms"] == 1_000
 
 
 def test_consumers_read_committed_records_and_never_commit_by_themselves() -> None:

@@ -11,7 +11,12 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from replayflow.kafka.transactional import TransactionalProducer, is_fatal, is_retriable
+from replayflow.kafka.transactional import (
+    TransactionalProducer,
+    fatal_error,
+    is_fatal,
+    is_retriable,
+)
 from replayflow.kafka.watchdog import Hung
 
 
@@ -78,6 +83,17 @@ def test_the_error_kinds_are_read_from_the_kafka_error() -> None:
     assert is_retriable(error(retriable=True)) and not is_fatal(error(retriable=True))
     assert is_fatal(error(fatal=True)) and not is_retriable(error(fatal=True, retriable=True))
     assert not is_fatal(ValueError("x")) and not is_retriable(ValueError("x"))
+
+
+def test_a_fatal_error_handed_to_a_message_is_fatal_without_its_flag() -> None:
+    # librdkafka gives a message or delivery report the code _FATAL without the fatal
+    # flag (a static consumer fenced by its successor after a broker restart).
+    fenced = KafkaError(KafkaError._FATAL, "Fatal error: Broker: Static consumer fenced")
+    assert not fenced.fatal()
+    assert fatal_error(fenced) and is_fatal(KafkaException(fenced))
+    assert fatal_error(KafkaError(KafkaError._TIMED_OUT, "x", fatal=True))
+    assert not fatal_error(KafkaError(KafkaError._TIMED_OUT, "x", retriable=True))
+    assert not fatal_error(None)
 
 
 def test_each_call_hands_librdkafka_the_short_timeout(fakes: list[FakeProducer]) -> None:
@@ -162,3 +178,31 @@ def test_close_flushes_a_live_producer(fakes: list[FakeProducer]) -> None:
     p = producer(fakes)
     p.close()
     assert names(p) == ["flush"]
+
+
+def test_a_producer_that_kept_failing_is_given_up_without_a_last_flush(
+    fakes: list[FakeProducer],
+) -> None:
+    now = [0.0]
+    fake = FakeProducer(
+        send_offsets_to_transaction=[error(KafkaError._TRANSPORT, retriable=True)] * 3
+    )
+    fakes.append(fake)
+    p = TransactionalProducer(
+        fake,  # type: ignore[arg-type]
+        "txn-1",
+        call_timeout=0.2,
+        patience=1.0,
+        clock=lambda: now[0],
+    )
+
+    def later(offsets: Any, metadata: Any, timeout: float) -> None:
+        now[0] += 0.6
+        fake._answer("send_offsets_to_transaction", timeout)
+
+    fake.send_offsets_to_transaction = later  # type: ignore[method-assign]
+    with pytest.raises(KafkaException):
+        p.send_offsets([], None)
+    assert p.dead is not None and "send_offsets_to_transaction" in p.dead
+    p.close()  # the broker is away: no flush that would wait for it
+    assert names(p) == ["send_offsets_to_transaction"] * 2

@@ -56,3 +56,14 @@ def test_a_fatal_error_hands_everything_to_a_new_producer() -> None:
     box.delivered(numbers[2])(None, None)  # type: ignore[arg-type]
     assert offsets.commit_points() == {0: CommitPoint(2, "done:1")}  # 3 is done, above 2
     assert box.get(numbers[2]) is None and box.get(numbers[1]) is not None
+
+
+def test_a_fatal_delivery_report_without_the_fatal_flag_replaces_the_producer() -> None:
+    # librdkafka reports a fatal producer error to each message as code _FATAL, with
+    # the flag unset: the outbox must not send those results again through it forever.
+    box, offsets, _ = outbox()
+    offsets.begin(0, 1)
+    number = box.add(result(1))
+    box.delivered(number)(KafkaError(KafkaError._FATAL, "fenced"), None)  # type: ignore[arg-type]
+    assert box.producer_failed is not None
+    assert box.take_again() == [] and box.take_all() == [number]
