@@ -16,6 +16,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
+from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import KafkaError
@@ -66,6 +68,45 @@ def is_duplicate(error: Any) -> bool:
     return code == KafkaError.FENCED_INSTANCE_ID or (
         is_fatal(error) and "group.instance.id" in text
     )
+
+
+class Fences:
+    """Tells another process with this one's id from a client that fenced itself.
+
+    A static member whose session timed out while the broker was away rejoins with a new
+    member id, and an offset commit it sent under the old one comes back "fenced by
+    other consumer with same group.instance.id": the process fenced itself, and a new
+    client cures it. Another process with the same id fences the new client again
+    within seconds (each rejoin fences the other). So the first fence asks for new
+    clients, and a second one within `window` seconds ends the process (`repeated`).
+    One fence reported twice (to the error callback and as a message) counts once."""
+
+    SAME_FENCE = 0.5  # seconds within which two reports are one fence
+
+    def __init__(self, window: float = 60.0, clock: Callable[[], float] = time.monotonic):
+        self.window = window
+        self._clock = clock
+        self._last: float | None = None
+        self.pending: str | None = None  # a fence to cure by replacing the clients
+
+    def repeated(self, error: Any) -> bool:
+        """Record `error` if it is a fence; True when it is the second within `window`."""
+        if not is_duplicate(error):
+            return False
+        now = self._clock()
+        last, self._last = self._last, now
+        if last is not None and now - last <= self.SAME_FENCE:
+            self._last = last
+            return False
+        if last is not None and now - last < self.window:
+            return True
+        self.pending = str(error)
+        return False
+
+    def take(self) -> str | None:
+        """The fence waiting for new clients, once."""
+        pending, self.pending = self.pending, None
+        return pending
 
 
 def describe(error: Any, who: str) -> str:

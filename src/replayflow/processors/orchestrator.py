@@ -121,6 +121,7 @@ class Orchestrator:
         self.telemetry = telemetry.for_orchestrator(group_name(settings, "orchestrator"))
         self._outage = Outage(settings.bootstrap, f"orchestrator {self.instance_id}", log)
         self._heartbeat = Heartbeat(f"orchestrator {self.instance_id}")
+        self._fences = fatal.Fences()
         self._served = served.Publisher(settings, self.instance_id, registry)
 
     # -- lifecycle -------------------------------------------------------------------
@@ -183,6 +184,10 @@ class Orchestrator:
         # lone command is folded at once, a burst is folded in large batches.
         consumer = self.connection.consumer
         assert consumer is not None
+        fenced = self._fences.take()
+        if fenced is not None:
+            self._recover(f"fenced: {fenced}")
+            return None
         try:
             first = consumer.poll(0.05)
             if first is None:
@@ -373,6 +378,7 @@ class Orchestrator:
         then replace both clients; the new consumer's assignment restores the
         partitions from the changelog and re-reads what was not committed."""
         self.stats.recoveries += 1
+        self._fences.take()  # a fence is cured by these new clients too
         self._drop_partitions()
         self.connection.replace(reason)
 
@@ -438,11 +444,12 @@ class Orchestrator:
 
     def _on_kafka_error(self, error: KafkaError) -> None:
         """Every error of the current clients (processors/connection.py). Another process
-        with this one's id ends this process (processors/fatal.py): replacing the clients
-        would only fence it back. Other fatal errors are cured by replacing the clients
-        when the call that meets them fails; an unreachable cluster logs one "waiting for
-        Kafka" line per interval."""
-        if fatal.is_duplicate(error):
+        with this one's id ends this process (processors/fatal.py: a second fence within a
+        minute; the first may be the consumer's own rejoin after a broker outage, and new
+        clients cure it): replacing the clients would only fence it back. Other fatal
+        errors are cured by replacing the clients when the call that meets them fails; an
+        unreachable cluster logs one "waiting for Kafka" line per interval."""
+        if self._fences.repeated(error):
             fatal.on_error(error, f"orchestrator {self.instance_id}")
         self._outage.error(error)
 

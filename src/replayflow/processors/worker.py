@@ -181,6 +181,7 @@ class Worker:
         self._producer: Producer = None  # type: ignore[assignment]  # built by run_async
         self.telemetry = telemetry.for_worker(group_name(settings, "worker"))
         self._outage = Outage(settings.bootstrap, "worker", log)
+        self._fences = fatal.Fences()
         self._heartbeat = Heartbeat("worker")
 
     def stop(self) -> None:
@@ -199,7 +200,7 @@ class Worker:
             while not self._stop.is_set():
                 free = self.concurrency - len(running)
                 messages = consumer.consume(min(free, 500), timeout=0) if free > 0 else []
-                replace_consumer: str | None = None
+                replace_consumer = self._fences.take()
                 for message in messages:
                     error = message.error()
                     if error is not None:
@@ -275,6 +276,7 @@ class Worker:
         self.stats.consumers_replaced += 1
         self._generation += 1
         self._hung_commit = None
+        self._fences.take()  # a fence is cured by this new consumer too
         close_consumer(consumer)
         self._offsets.forget_all()
         self._committed.clear()
@@ -435,11 +437,12 @@ class Worker:
         return None
 
     def _on_kafka_error(self, error: KafkaError) -> None:
-        """Every client error. A fatal one is cured by replacing the client that met it
-        (the worker has no fixed id another process could share; fatal.is_duplicate is
-        there for the day it does); an unreachable cluster logs one "waiting for Kafka"
-        line per interval."""
-        if fatal.is_duplicate(error):
+        """Every client error. A fatal one is cured by replacing the client that met it,
+        also a fence of the consumer's static id: the worker's id is its own (member_id),
+        so a fence is the consumer's own rejoin after a broker outage; a second within a
+        minute (someone gave two workers one member_id) ends the process (fatal.py). An
+        unreachable cluster logs one "waiting for Kafka" line per interval."""
+        if self._fences.repeated(error):
             fatal.on_error(error, "worker")
         self._outage.error(error)
 
