@@ -13,8 +13,11 @@ the value (one clock: same machine).
               partition in transactions, which a read_committed reader would wait behind.
   throughput  values written as fast as the step can: values/s through to the reader.
 
-The machine's load average is printed with each run: on a shared machine a busy CPU,
-not the code, sets the tail. Prints the figures, writes benchmarks/results/streams.json,
+Before each rate run a bare confluent-kafka producer and consumer (benchmarks/
+streams_bare.py) send the same values through the same topic: the floor under the
+engine's figure. The machine's load average is printed with each run: on a shared
+machine a busy CPU, not the code, sets the tail (the bare pair's tail grows with it).
+Prints the figures, writes benchmarks/results/streams.json,
 exits 1 when a goal fails.
 """
 
@@ -37,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import replayflow as rf  # noqa: E402
+from benchmarks.streams_bare import bare_run  # noqa: E402
 from replayflow.client import Client  # noqa: E402
 from replayflow.core.definitions import Registry  # noqa: E402
 from replayflow.kafka import clients  # noqa: E402
@@ -293,14 +297,18 @@ def run(settings: Settings, args: argparse.Namespace, results: dict[str, Any]) -
         for name, background, runs in (("rate", 0.0, args.runs), ("busy", args.background, 1)):
             if runs < 1 or (name == "busy" and not background):
                 continue
-            each = []
+            each, bare = [], []
             for _ in range(runs):
+                # The bare pair right before each engine run: the same machine state.
+                bare.append(bare_run(settings, args.rate, args.seconds))
                 each.append(rate_run(client, settings, args, background))
-                print(json.dumps({name: each[-1]}), flush=True)
+                print(json.dumps({name: each[-1], "bare_kafka_ms": bare[-1]}), flush=True)
             results[name] = {
                 "runs": each,
+                "bare_kafka_runs": bare,
                 "median_p50_ms": statistics.median(r["latency_ms"]["p50"] for r in each),
                 "median_p99_ms": statistics.median(r["latency_ms"]["p99"] for r in each),
+                "bare_kafka_median_p99_ms": statistics.median(r["p99"] for r in bare),
             }
 
         handle = client.start(bench_streams, {"count": args.burst, "rate": None})
@@ -330,7 +338,9 @@ def finish(args: argparse.Namespace, results: dict[str, Any]) -> int:
         lines.append(
             f"{verdict}: {name}: median p99 {p99} ms over {runs} run(s) at {args.rate:g} "
             f"values/s (goal <= {GOAL_P99_MS} ms; median p50 {results[name]['median_p50_ms']} "
-            f"ms; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs)"
+            f"ms; a bare Kafka producer and consumer in the same run: median p99 "
+            f"{results[name]['bare_kafka_median_p99_ms']} ms; load average "
+            f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs)"
         )
     results["checks"] = checks
     results["cpus"] = os.cpu_count()
