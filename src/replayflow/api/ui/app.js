@@ -131,7 +131,7 @@ const RF = (() => {
 
   // Fields of history events and records that hold times or durations.
   const TIME_FIELDS = new Set(["at", "due", "deadline", "retry_at", "started_at", "ended_at",
-    "updated_at", "until", "scheduled_at"]);
+    "updated_at", "until", "scheduled_at", "schedule_slot"]);
   const DURATION_FIELDS = new Set(["timeout_ms", "duration_ms"]);
 
   function field(name, value) {

@@ -216,6 +216,11 @@
         facts.push(["Parent", el("a", { href: "#/instance/" + encodeURIComponent(instance.parent_id) },
           instance.parent_id)]);
       }
+      if (instance.schedule_id) {
+        facts.push(["Schedule", el("div", { id: "i-schedule" },
+          el("a", { href: "#/schedules/" + encodeURIComponent(instance.schedule_id) }, instance.schedule_id),
+          instance.schedule_slot != null ? [" slot ", when(instance.schedule_slot)] : null)]);
+      }
       summary.replaceChildren(...facts.map(([k, v]) => el("div", {}, el("span", {}, k), v)));
       input.textContent = json(instance.input);
       output.textContent = json(instance.output);
