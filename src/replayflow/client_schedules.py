@@ -22,6 +22,7 @@ from replayflow.core.schedule_state import SCHEDULE_PREFIX, schedule_key
 from replayflow.core.schedule_view import ScheduleDescription, describe, fold
 from replayflow.kafka import clients
 from replayflow.kafka.admin import topic_partitions
+from replayflow.kafka.membership import close_consumer
 from replayflow.kafka.producing import Record
 from replayflow.kafka.reading import read_to_end
 from replayflow.settings import Settings
@@ -83,7 +84,7 @@ class ClientSchedules(ScheduleOps):
                         except codec.CodecError:
                             continue
         finally:
-            consumer.close()
+            close_consumer(consumer)
 
 
 class AsyncSchedules:

@@ -15,6 +15,7 @@ from replayflow.core.errors import UnknownWorkflow
 from replayflow.core.messages import Completion, StartWorkflow
 from replayflow.core.replies import Reply
 from replayflow.kafka import clients
+from replayflow.kafka.membership import close_consumer
 from replayflow.kafka.reading import end_offsets, read_to_end
 from replayflow.processors.served import Served
 from replayflow.settings import Settings
@@ -59,7 +60,7 @@ class _Follower(threading.Thread):
                             continue
                     self.changed.notify_all()
         finally:
-            self._consumer.close()
+            close_consumer(self._consumer)
 
     def close(self) -> None:
         self._stopping.set()
@@ -191,4 +192,4 @@ def scan_key(settings: Settings, topic: str, partition: int, key: bytes) -> list
                         continue
         return records
     finally:
-        consumer.close()
+        close_consumer(consumer)

@@ -31,6 +31,7 @@ from replayflow.core.errors import ReplayflowError
 from replayflow.core.messages import Command, DeadLetter, FireTimer, StartWorkflow
 from replayflow.kafka import clients
 from replayflow.kafka.admin import topic_partitions
+from replayflow.kafka.membership import close_consumer
 from replayflow.kafka.reading import BEGINNING, read_all
 from replayflow.processors.served import Served
 from replayflow.settings import Settings
@@ -80,7 +81,7 @@ class DeadLetters:
         try:
             messages = self._read(consumer, dict.fromkeys(self._partitions(consumer), BEGINNING))
         finally:
-            consumer.close()
+            close_consumer(consumer)
         entries: dict[str, dict[str, Any]] = {}
         redriven: dict[str, dict[str, Any]] = {}
         for message in messages:
@@ -112,7 +113,7 @@ class DeadLetters:
                 raise DeadLetterError(404, f"no dead-letter entry {entry_id}")
             messages = self._read(consumer, {partition: offset})
         finally:
-            consumer.close()
+            close_consumer(consumer)
         if not messages or messages[0].offset() != offset:
             raise DeadLetterError(404, f"no dead-letter entry {entry_id}")
         first = messages[0]

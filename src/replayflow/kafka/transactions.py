@@ -27,6 +27,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 
 from replayflow.kafka import clients
 from replayflow.kafka.config import group_name
+from replayflow.kafka.membership import close_consumer
 from replayflow.kafka.producing import Record, produce
 from replayflow.kafka.reading import located
 from replayflow.settings import Settings
@@ -178,6 +179,6 @@ class TransactionalLoop:
 
     def close(self) -> None:
         if self.consumer is not None:
-            self.consumer.close()
+            close_consumer(self.consumer)
         if self.producer is not None:
             self.producer.flush(10)

@@ -18,6 +18,7 @@ from typing import Any
 from replayflow.kafka import clients
 from replayflow.kafka.admin import topic_partitions
 from replayflow.kafka.config import METADATA_TIMEOUT
+from replayflow.kafka.membership import close_consumer
 from replayflow.kafka.producing import Record, deliver
 from replayflow.kafka.reading import read_to_end
 from replayflow.settings import Settings
@@ -45,7 +46,7 @@ class KafkaDocumentLog:
                 for message in messages:
                     _hand(apply, message)
         except BaseException:
-            consumer.close()
+            close_consumer(consumer)
             raise
         self._thread = threading.Thread(
             target=self._follow, args=(consumer, apply), name="replayflow-documents", daemon=True
@@ -63,7 +64,7 @@ class KafkaDocumentLog:
                     log.exception("document follower")
                     time.sleep(1)
         finally:
-            consumer.close()
+            close_consumer(consumer)
 
     def append(self, key: str, value: bytes) -> None:
         """Write one record and wait for Kafka's acknowledgement (DeliveryError if not)."""

@@ -17,6 +17,7 @@ from replayflow.core.messages import HistoryEvent
 from replayflow.kafka import clients
 from replayflow.kafka.admin import topic_partitions
 from replayflow.kafka.config import FLUSH_TIMEOUT, METADATA_TIMEOUT
+from replayflow.kafka.membership import close_consumer
 from replayflow.kafka.producing import DeliveryError, Record, produce
 from replayflow.kafka.reading import BEGINNING, read_to_end, watermarks
 from replayflow.settings import Settings
@@ -57,7 +58,7 @@ class KafkaHistory:
                     if hasattr(event, "instance_id") and hasattr(event, "seq"):
                         yield message.offset() or 0, event
         finally:
-            consumer.close()
+            close_consumer(consumer)
 
 
 def _offset_at(consumer: Any, topic: str, partition: int, ms: int) -> int:
@@ -75,7 +76,7 @@ def partition_count(settings: Settings, topic: str) -> int:
     try:
         partitions = topic_partitions(consumer, topic)
     finally:
-        consumer.close()
+        close_consumer(consumer)
     if not partitions:
         raise ReplayflowError(f"topic {topic!r} does not exist")
     return len(partitions)
@@ -91,7 +92,7 @@ def topic_records(settings: Settings, topic: str) -> int:
             total += max(0, high - low)
         return total
     finally:
-        consumer.close()
+        close_consumer(consumer)
 
 
 def write_changelog(settings: Settings, topic: str, store: Store) -> int:
@@ -142,5 +143,5 @@ def read_state(settings: Settings, topic: str, partition: int) -> MemoryStore:
                     changes[key] = message.value()
             store.write(changes, None)
     finally:
-        consumer.close()
+        close_consumer(consumer)
     return store

@@ -27,6 +27,7 @@ from replayflow.core.state import Status
 from replayflow.core.upgrade import check_report
 from replayflow.kafka import clients
 from replayflow.kafka.admin import topic_partitions
+from replayflow.kafka.membership import close_consumer
 from replayflow.kafka.reading import read_to_end
 from replayflow.settings import Settings
 from replayflow.topics import Topics
@@ -114,7 +115,7 @@ def read_history_topic(settings: Settings) -> Iterator[HistoryEvent]:
                     if hasattr(record, "seq") and hasattr(record, "instance_id"):
                         yield record
     finally:
-        consumer.close()
+        close_consumer(consumer)
 
 
 # -- one instance ------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import logging
 
 from replayflow.core.errors import ReplayflowError
 from replayflow.kafka import clients
+from replayflow.kafka.membership import close_consumer
 from replayflow.kafka.reading import BEGINNING, read_to_end, watermarks
 from replayflow.settings import Settings
 from replayflow.store.partition import PartitionStore
@@ -68,4 +69,4 @@ def restore_partition(
         store.write(changes, last)
         return applied
     finally:
-        consumer.close()
+        close_consumer(consumer)

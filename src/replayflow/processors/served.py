@@ -22,6 +22,7 @@ from replayflow.core.names import version_key
 from replayflow.core.replies import OrchestratorWorkflows
 from replayflow.kafka import clients
 from replayflow.kafka.admin import topic_partitions
+from replayflow.kafka.membership import close_consumer
 from replayflow.kafka.reading import read_to_end
 from replayflow.settings import Settings
 from replayflow.topics import Topics
@@ -174,7 +175,7 @@ class Served:
                 elif name and version:
                     served.documents.add((name, version))
         finally:
-            consumer.close()
+            close_consumer(consumer)
         return served
 
 

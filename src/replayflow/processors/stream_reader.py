@@ -28,6 +28,7 @@ from replayflow.core.errors import ReplayflowError
 from replayflow.core.stream_records import ENGINE_RECORDS
 from replayflow.kafka import clients
 from replayflow.kafka.admin import topic_partitions
+from replayflow.kafka.membership import close_consumer
 from replayflow.kafka.partition import murmur2_partition
 from replayflow.kafka.reading import watermarks
 from replayflow.settings import Settings
@@ -69,7 +70,7 @@ class StreamFollower:
             offset = start if start > 0 else OFFSET_BEGINNING
             self._consumer.assign([TopicPartition(self.topic, self.partition, offset)])
         except BaseException:
-            self._consumer.close()
+            close_consumer(self._consumer)
             raise
         self._read_to = max(start, 0)  # the next offset to read
 
@@ -159,7 +160,7 @@ class StreamFollower:
         return self._checker
 
     def close(self) -> None:
-        self._consumer.close()
+        close_consumer(self._consumer)
         if self._checker is not None:
             self._checker.close()
             self._checker = None

@@ -33,6 +33,7 @@ from replayflow.core.messages import (
 )
 from replayflow.kafka import clients
 from replayflow.kafka.admin import topic_partitions
+from replayflow.kafka.membership import close_consumer
 from replayflow.kafka.partition import murmur2_partition
 from replayflow.kafka.producing import Record, deliver
 from replayflow.kafka.reading import read_to_end, watermarks
@@ -215,7 +216,7 @@ class KafkaLink:
             )
             return self._follow(consumer, topic, starts, wanted, timeout)
         finally:
-            consumer.close()
+            close_consumer(consumer)
 
     def _follow(
         self,
