@@ -26,7 +26,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
@@ -35,8 +34,9 @@ from replayflow.core.errors import ReplayflowError
 from replayflow.kafka import clients
 from replayflow.kafka.config import group_name
 from replayflow.kafka.liveness import ConsumerLiveness
+from replayflow.kafka.membership import close_consumer
 from replayflow.kafka.transactional import TransactionalProducer, is_retriable
-from replayflow.kafka.watchdog import Hung, guarded
+from replayflow.kafka.watchdog import Hung
 from replayflow.settings import Settings
 
 log = logging.getLogger("replayflow.orchestrator")
@@ -46,7 +46,6 @@ ErrorCallback = Callable[[KafkaError], None]
 
 REPLACE_LIMIT = 5
 REPLACE_WINDOW = 300.0
-CLOSE_DEADLINE = 10.0
 #: Consecutive fatal errors of init_transactions (not timeouts) that end the process.
 INIT_FATAL_LIMIT = 5
 CONSUMER_SETTINGS = {"session.timeout.ms": 10_000, "max.poll.interval.ms": 120_000}
@@ -194,13 +193,4 @@ class Connection:
                     log.info("abort before replacing: %s", clip(str(exc)))
             producer.close()
         if consumer is not None:
-            _close_consumer(consumer)
-
-
-def _close_consumer(consumer: Any) -> None:
-    try:
-        guarded("consumer close", CLOSE_DEADLINE, consumer.close)
-    except Hung:
-        log.warning("the consumer did not close within %g s: left behind", CLOSE_DEADLINE)
-    except (KafkaException, RuntimeError) as exc:
-        log.info("closing the consumer: %s", clip(str(exc)))
+            close_consumer(consumer)
