@@ -210,5 +210,5 @@ def test_schedules_page_shows_next_fire_last_runs_and_pauses(
     wait_for(browser, lambda d: d.find_element(By.CSS_SELECTOR, "#s-title [data-status='ACTIVE']"))
     click(browser, "#trigger")
     wait_for(browser, lambda d: "started " + sid in d.find_element(By.ID, "message").text)
-    ARTIFACTS.mkdir(exist_ok=True)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / "schedule-page.png"))

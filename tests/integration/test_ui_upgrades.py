@@ -88,7 +88,7 @@ def test_the_version_and_its_upgrades_are_shown(
     assert "mx-wait @2" in summary
     assert "1 → 2" in summary
     assert "WorkflowUpgraded" in history_kinds(browser)
-    ARTIFACTS.mkdir(exist_ok=True)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / "ui-upgrades.png"))
     browser.get(stack["server"].url + "/ui/")
     row = wait_for(

@@ -78,7 +78,7 @@ def test_a_failed_attempt_is_struck_through_and_settled_hides_it(
     text, void, _ = panel(browser)
     assert void == ["durable ", "streams "]  # attempt 1's words, struck through
     assert text == "durable streams " + "".join(WORDS)
-    ARTIFACTS.mkdir(exist_ok=True)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / "ui-stream.png"))
 
     browser.find_element(By.ID, "stream-settled").click()

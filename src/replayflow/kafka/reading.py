@@ -58,6 +58,18 @@ def watermarks(
             time.sleep(0.2)
 
 
+# Answers while a partition's leadership settles (a topic just created, a broker just
+# restarted): asked again shortly, they are answered.
+_LEADERS_SETTLING = frozenset(
+    {
+        KafkaError.UNKNOWN_LEADER_EPOCH,
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+    }
+)
+
+
 def end_offsets(
     consumer: Any, topic: str, partitions: Iterable[int], timeout: float = METADATA_TIMEOUT
 ) -> list[TopicPartition]:
@@ -74,9 +86,7 @@ def end_offsets(
             error = exc.args[0] if exc.args else None
             retriable = getattr(error, "retriable", lambda: False)()
             code = getattr(error, "code", lambda: None)()
-            if time.monotonic() > deadline or not (
-                retriable or code == KafkaError.UNKNOWN_LEADER_EPOCH
-            ):
+            if time.monotonic() > deadline or not (retriable or code in _LEADERS_SETTLING):
                 raise
             time.sleep(0.2)
 
