@@ -92,9 +92,12 @@ class _CompletionWatcher(threading.Thread):
 
     def run(self) -> None:
         while not self._stopping.is_set():
-            messages = self._consumer.consume(1000, timeout=0.1)
-            if not messages:
+            # Block for the first record only: consume(n, timeout) would wait the whole
+            # timeout for n records, delaying every result by up to that long.
+            first = self._consumer.poll(0.1)
+            if first is None:
                 continue
+            messages = [first, *self._consumer.consume(1000, timeout=0)]
             with self._changed:
                 for message in messages:
                     if message.error() is not None:

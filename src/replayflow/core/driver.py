@@ -15,6 +15,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from replayflow.core.callseq import CallsDraft
 from replayflow.core.context import (
     AllRequest,
     ChildRequest,
@@ -75,7 +76,7 @@ class Driver:
         self.seq = -1  # the state seq this driver reflects; set by the decider
         self.finished = False
 
-    def advance(self, calls: list[Call], new_call: NewCall, max_calls: int) -> Outcome:
+    def advance(self, calls: CallsDraft[Call], new_call: NewCall, max_calls: int) -> Outcome:
         """Run the coroutine as far as recorded and resolved calls allow."""
         if self.finished:
             return Waiting()
@@ -156,7 +157,7 @@ class Driver:
                 self._coro.close()
             self._coro = None
 
-    def _unconsumed(self, calls: list[Call], how: str) -> Raised | None:
+    def _unconsumed(self, calls: CallsDraft[Call], how: str) -> Raised | None:
         # Code that ends while history holds further calls took another path than the
         # recorded run: that is non-determinism too, not a result.
         if self._position >= len(calls):
@@ -178,7 +179,7 @@ class Driver:
         self._name_counts[(member.kind, member.name)] = count
         return member.name if count == 1 else f"{member.name}#{count}"
 
-    def _answer(self, calls: list[Call]) -> tuple[bool, Any] | None:
+    def _answer(self, calls: CallsDraft[Call]) -> tuple[bool, Any] | None:
         """(True, value) or (False, exception) once the awaited calls resolve."""
         assert self._waiting is not None
         request, indices = self._waiting

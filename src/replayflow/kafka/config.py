@@ -18,6 +18,13 @@ METADATA_TIMEOUT = 30.0
 FLUSH_TIMEOUT = 30.0
 #: A transaction left open longer than this is aborted by the broker.
 TRANSACTION_TIMEOUT_MS = 60_000
+#: The first backoff (ms) before a transactional request is tried again; it doubles on
+#: each retry up to retry.backoff.max.ms. The common retry is CONCURRENT_TRANSACTIONS:
+#: a transaction begun right after a commit asks to add its offsets while the
+#: coordinator still writes the previous commit's markers, which takes a millisecond
+#: or two. librdkafka's default backoff, 100 ms, made every back-to-back transaction
+#: last 100 ms (benchmarks/relay.py measures it).
+TRANSACTION_RETRY_BACKOFF_MS = 1
 
 #: librdkafka's own log lines (connection refused, ...) go to this logger instead of
 #: stderr; failures reach callers as exceptions.
@@ -31,6 +38,8 @@ def producer_config(settings: Settings, **extra: Any) -> dict[str, Any]:
         "partitioner": PARTITIONER,
         "enable.idempotence": True,
         "linger.ms": 5,
+        # Requests are small and latency matters more than packets: no Nagle delay.
+        "socket.nagle.disable": True,
         "compression.type": "lz4",
         # Records up to the topics' max.message.bytes (8 MiB) must fit in a request.
         "message.max.bytes": 10 * 1024 * 1024,
@@ -45,6 +54,7 @@ def transactional_config(settings: Settings, transactional_id: str, **extra: Any
         **{
             "transactional.id": transactional_id,
             "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
+            "retry.backoff.ms": TRANSACTION_RETRY_BACKOFF_MS,
             **extra,
         },
     )
@@ -60,6 +70,7 @@ def consumer_config(settings: Settings, group: str | None, **extra: Any) -> dict
         "auto.offset.reset": "earliest",
         "isolation.level": "read_committed",
         "enable.partition.eof": False,
+        "socket.nagle.disable": True,
         # A read_committed fetch can park on the broker until this passes even when a
         # transaction commits meanwhile; short waits keep step-to-step latency low.
         "fetch.wait.max.ms": 20,

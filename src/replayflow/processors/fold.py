@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from replayflow import codec
+from replayflow.core.callseq import Calls
 from replayflow.core.decide import Decider
 from replayflow.core.decision import Decision
 from replayflow.core.entities import Entity, route
@@ -28,7 +29,7 @@ from replayflow.core.messages import (
     FireTimer,
     ReleaseSlot,
 )
-from replayflow.core.state import Call, CallKind, InstanceState, Status
+from replayflow.core.state import CallKind, InstanceState, Status
 from replayflow.processors.admission import fold_limiter, load_limiter
 from replayflow.store import counts, keys, serde
 from replayflow.store.pending import Pending
@@ -245,8 +246,8 @@ class PartitionFolder:
         if raw is None:
             return None
         info = serde.load_info(raw, (self.store.get(keys.input(instance_id)) or b"null").decode())
-        calls = tuple(
-            serde.load_call(value) for _, value in self.store.scan(keys.calls_prefix(instance_id))
+        calls = Calls(
+            [serde.load_call(value) for _, value in self.store.scan(keys.calls_prefix(instance_id))]
         )
         return InstanceState(info=info, calls=calls)
 
@@ -264,7 +265,7 @@ class PartitionFolder:
         ]
         if before is None:
             writes.append((keys.input(instance_id), state.info.input.encode()))
-        calls: tuple[Call, ...] = state.calls
+        calls = state.calls
         writes += [
             (keys.call(instance_id, i), serde.dump_call(calls[i])) for i in decision.changed_calls
         ]
@@ -340,5 +341,5 @@ def _busy(state: InstanceState) -> bool:
         return False
     return any(
         c.kind in (CallKind.STEP, CallKind.CHILD) and c.status.is_pending
-        for c in reversed(state.calls[-64:])  # pending calls sit at the end
+        for c in reversed(state.calls.tail(64))  # pending calls sit at the end
     )

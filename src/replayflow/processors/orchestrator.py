@@ -3,11 +3,18 @@
 One consumer group member and one transactional producer per process (KIP-447: the
 consumed offsets go into the transaction with the consumer's group metadata, so a
 zombie from an older generation is fenced). Each batch follows the five steps of
-`_process_batch`; nothing else writes state.
+`_process_batch`; nothing else writes state. Which commands a batch takes, and in what
+order, is processors/cadence.py's: step results ahead of new starts, starts admitted
+at the pace the engine keeps up with.
+
+The loop never waits on a clock while there is work: it blocks in the consumer only
+when nothing is queued, and a batch commits as soon as it is folded (a transaction
+costs a few round trips, see docs/performance.md).
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import socket
@@ -17,7 +24,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 
 from replayflow import codec, telemetry
 from replayflow.core.decide import Decider
@@ -30,6 +45,7 @@ from replayflow.kafka import clients
 from replayflow.kafka.config import group_name
 from replayflow.kafka.partition import murmur2_partition
 from replayflow.kafka.reading import located
+from replayflow.processors.cadence import ORIGIN_HEADER, Intake, StartBudget, waited_ms
 from replayflow.processors.fold import PartitionFolder, Record
 from replayflow.processors.restore import StaleStore, is_stale, restore_partition
 from replayflow.settings import Settings
@@ -38,8 +54,11 @@ from replayflow.topics import Topics
 
 log = logging.getLogger("replayflow.orchestrator")
 
-# Set on the commands the orchestrator itself produces (admission grants and releases).
-ORIGIN_HEADER = ("replayflow-origin", b"orchestrator")
+#: Seconds the loop blocks for a command when nothing is queued; due timers fire at
+#: least this often.
+POLL_WAIT = 0.05
+#: Routing checks remembered per record key (an instance sends several commands).
+ROUTED_CACHE = 100_000
 
 
 def _internal(message: Message) -> bool:
@@ -88,6 +107,11 @@ class Orchestrator:
         self._partition_count = 1
         self._producer: Producer | None = None
         self.telemetry = telemetry.for_orchestrator(group_name(settings, "orchestrator"))
+        self._intake = Intake(batch_size)
+        self._budget = StartBudget(high=batch_size)
+        self._positions: dict[int, int] = {}  # offsets committed, per partition
+        self._routed: dict[bytes, tuple[int, tuple[str, str] | None]] = {}
+        self._topic_names = {name: spec.name for name, spec in self.topics.specs.items()}
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -115,6 +139,10 @@ class Orchestrator:
             on_lost=self._on_revoke,
         )
         log.info("orchestrator %s started", self.instance_id)
+        # What start-up made (modules, schemas, registry) lives as long as the process:
+        # keep the collector from scanning it again and again.
+        gc.collect()
+        gc.freeze()
         try:
             while not self._stop.is_set():
                 messages = self._next_batch()
@@ -126,13 +154,22 @@ class Orchestrator:
             self._close()
 
     def _next_batch(self) -> list[Message]:
-        # Block briefly for the first command, then take what is already fetched: a
-        # lone command is folded at once, a burst is folded in large batches.
+        """The commands of the next batch (cadence.py): read what is fetched, blocking
+        briefly for the first only when nothing is queued."""
         assert self._consumer is not None
-        first = self._consumer.poll(0.05)
-        if first is None:
-            return []
-        return [first, *self._consumer.consume(self.batch_size - 1, timeout=0)]
+        intake = self._intake
+        fresh: list[Message] = []
+        if intake.wants_more():
+            fresh = self._consumer.consume(self.batch_size, timeout=0)
+            if not fresh and not intake.has_work():
+                first = self._consumer.poll(POLL_WAIT)
+                if first is not None:
+                    fresh = [first, *self._consumer.consume(self.batch_size - 1, timeout=0)]
+        for bad in intake.add(fresh):
+            error = bad.error()
+            if error is not None:
+                self._on_consumer_error(error)
+        return intake.take(self._budget.per_batch())
 
     def _close(self) -> None:
         if self._consumer is not None:
@@ -149,23 +186,24 @@ class Orchestrator:
     def _process_batch(self, messages: list[Message]) -> None:
         assert self._producer is not None and self._consumer is not None
         now = self._now()
-        offsets: dict[int, int] = {}
         # 1. decode each command; bad input goes to the dead-letter topic with the reason
         # 2. fold each through decide() on RocksDB state with the batch's pending writes
         for message in messages:
-            error = message.error()
-            if error is not None:
-                self._on_consumer_error(error)
-                continue
-            _, partition, offset = located(message)
-            folder = self._folders.get(partition)
+            folder = self._folders.get(message.partition())  # type: ignore[arg-type]
             if folder is None:
                 continue  # revoked while the batch was in hand: its new owner reads it
-            offsets[partition] = offset + 1
+            waited = waited_ms(message, now)
+            if waited is not None:
+                self._budget.observe(waited)
             self._fold_message(folder, message, now)
         for folder in self._folders.values():
             self.stats.timers += folder.fire_due_timers(now)
         folders = [f for f in self._folders.values() if f.records or f.pending.changes]
+        offsets = {
+            p: o
+            for p, o in self._intake.positions().items()
+            if p in self._folders and self._positions.get(p) != o
+        }
         if not folders and not offsets:
             return
         try:
@@ -175,8 +213,7 @@ class Orchestrator:
             for folder in folders:
                 for record in folder.records:
                     self._produce(record)
-                for record in folder.changelog():
-                    self._produce(record, self._changelog_delivered)
+                self._produce_changelog(folder)
             # 4. send the consumed offsets to the transaction and commit it
             if offsets:
                 self._producer.send_offsets_to_transaction(
@@ -186,13 +223,14 @@ class Orchestrator:
                 )
             self._commit_transaction()
         except KafkaException as exc:
-            self._abort(exc, folders, offsets, messages)
+            self._abort(exc, folders)
             return
+        self._positions.update(offsets)
         # 5. only now write RocksDB: state, timers, queues and the changelog offset reached
         for folder in folders:
             folder.committed(self._changelog_offsets.get(folder.partition))
         self.stats.batches += 1
-        self.stats.commands += sum(1 for m in messages if m.error() is None)
+        self.stats.commands += len(messages)
 
     def _commit_transaction(self, attempts: int = 5) -> None:
         """Commit; a retriable error leaves the outcome unknown, so the commit is tried
@@ -264,19 +302,35 @@ class Orchestrator:
             )
         entity = route(command)
         target = entity.key
-        if entity.entity is Entity.INSTANCE:
-            try:
-                check_instance_id(target)
-            except ValidationError as exc:
-                return str(exc), "Rejected"
         key = entity.record_key
         if message.key() != key:
+            if entity.entity is Entity.INSTANCE:
+                try:
+                    check_instance_id(target)
+                except ValidationError as exc:
+                    return str(exc), "Rejected"
             return (
                 f"the record key {message.key()!r} is not the instance id {target!r}",
                 "WrongKey",
             )
-        _, partition, _ = located(message)
-        expected = murmur2_partition(key, self._partition_count)
+        # The key names the entity: whether its id is valid and where it belongs are
+        # the same for every command it gets, so they are worked out once per key.
+        routed = self._routed.get(key)
+        if routed is None:
+            invalid: tuple[str, str] | None = None
+            if entity.entity is Entity.INSTANCE:
+                try:
+                    check_instance_id(target)
+                except ValidationError as exc:
+                    invalid = (str(exc), "Rejected")
+            routed = (murmur2_partition(key, self._partition_count), invalid)
+            if len(self._routed) >= ROUTED_CACHE:
+                self._routed.clear()
+            self._routed[key] = routed
+        expected, invalid = routed
+        if invalid is not None:
+            return invalid
+        partition = message.partition()
         if partition != expected:
             return (
                 f"{target!r} belongs on partition {expected} (murmur2 of the key, as Java "
@@ -291,8 +345,12 @@ class Orchestrator:
         on_delivery: Callable[[KafkaError | None, Message], None] | None = None,
     ) -> None:
         assert self._producer is not None
-        topic = getattr(self.topics, record.topic)
-        headers = self.telemetry.task_headers(record.topic, record.key)
+        topic = self._topic_names[record.topic]
+        headers = (
+            self.telemetry.task_headers(record.topic, record.key)
+            if self.telemetry.enabled
+            else None
+        )
         if record.topic == "commands":
             headers = [*(headers or []), ORIGIN_HEADER]
         while True:
@@ -318,25 +376,40 @@ class Orchestrator:
             except BufferError:
                 self._producer.poll(0.05)  # queue full: let deliveries drain
 
+    def _produce_changelog(self, folder: PartitionFolder) -> None:
+        """The batch's state changes to the changelog, in the order they apply. Records
+        of one partition are acknowledged in order, so only the last reports its offset
+        (the one the store records as reached)."""
+        assert self._producer is not None
+        produce = self._producer.produce
+        topic = self._topic_names["state"]
+        partition = folder.partition
+        changes = folder.pending.changes
+        last = len(changes) - 1
+        for i, (key, value) in enumerate(changes.items()):
+            callback = self._changelog_delivered if i == last else None
+            while True:
+                try:
+                    produce(topic, value, key, partition=partition, on_delivery=callback)
+                    break
+                except BufferError:
+                    self._producer.poll(0.05)
+
     def _changelog_delivered(self, error: KafkaError | None, message: Message) -> None:
         if error is None:
             _, partition, offset = located(message)
             if offset > self._changelog_offsets.get(partition, -1):
                 self._changelog_offsets[partition] = offset
 
-    def _abort(
-        self,
-        exc: KafkaException,
-        folders: list[PartitionFolder],
-        offsets: dict[int, int],
-        messages: list[Message],
-    ) -> None:
+    def _abort(self, exc: KafkaException, folders: list[PartitionFolder]) -> None:
         assert self._producer is not None and self._consumer is not None
         error = exc.args[0] if exc.args else None
         if isinstance(error, KafkaError) and error.fatal():
             log.error("fatal producer error, stopping: %s", error)
             raise exc
-        log.warning("transaction failed, aborting and re-reading the batch: %s", exc)
+        log.warning(
+            "transaction failed, aborting and re-reading from the committed offsets: %s", exc
+        )
         self.stats.aborts += 1
         try:
             self._producer.abort_transaction(30)
@@ -345,15 +418,15 @@ class Orchestrator:
             raise
         for folder in folders:
             folder.aborted()
-        # Rewind to the first offset of the batch in each partition and read it again.
-        first: dict[int, int] = {}
-        for message in messages:
-            if message.error() is None:
-                _, partition, offset = located(message)
-                first.setdefault(partition, offset)
-        for partition, offset in first.items():
-            if partition in self._folders:
-                self._consumer.seek(TopicPartition(self.topics.commands, partition, offset))
+        # Everything read since the last commit is read again, held starts included;
+        # results folded ahead of them fold again as no-ops (cadence.py).
+        self._intake.drop()
+        topic = self.topics.commands
+        assigned = [TopicPartition(topic, p) for p in self._folders]
+        for tp in self._consumer.committed(assigned, timeout=30):
+            offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
+            self._consumer.seek(TopicPartition(topic, tp.partition, offset))
+        self._positions.clear()
 
     # -- rebalancing -----------------------------------------------------------------
 
@@ -393,7 +466,9 @@ class Orchestrator:
             return store, restore_partition(self.settings, self.topics.state, store)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._intake.drop(tp.partition for tp in partitions)
         for tp in partitions:
+            self._positions.pop(tp.partition, None)
             folder = self._folders.pop(tp.partition, None)
             self.telemetry.revoked(tp.partition)
             if folder is not None:

@@ -5,6 +5,12 @@ pool), so a slow step does not hold up other instances on its partition. Offsets
 committed only below the lowest attempt still running in each partition: a crash
 re-runs what had not finished, and the fold keeps only the first result of the current
 attempt, so running twice changes nothing.
+
+The loop never sleeps on a clock: when nothing is fetched it waits in a poll on a
+helper thread (librdkafka wakes it the moment a task arrives) while the event loop
+goes on running steps, and a result is produced the moment its step ends. An offset
+counts as done only when its result is acknowledged, so commits need no flush and
+never block the loop.
 """
 
 from __future__ import annotations
@@ -13,10 +19,18 @@ import asyncio
 import contextvars
 import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import (
+    TIMESTAMP_NOT_AVAILABLE,
+    Consumer,
+    KafkaError,
+    Message,
+    Producer,
+    TopicPartition,
+)
 
 from replayflow import codec, telemetry
 from replayflow.core.definitions import Registry
@@ -25,10 +39,15 @@ from replayflow.execution import run_async, run_sync, unknown_step
 from replayflow.kafka import clients
 from replayflow.kafka.config import group_name
 from replayflow.kafka.reading import located
+from replayflow.processors.cadence import WAITED_HEADER
 from replayflow.settings import Settings
 from replayflow.topics import Topics
 
 log = logging.getLogger("replayflow.worker")
+
+#: Seconds the polling thread waits for a task before the loop checks its stop flag and
+#: commits; a task that arrives meanwhile wakes it at once.
+POLL_WAIT = 0.1
 
 
 @dataclass
@@ -41,30 +60,46 @@ class WorkerStats:
 
 
 class _Offsets:
-    """Per partition: offsets in flight, and the highest offset seen."""
+    """Per partition: offsets in flight, and the highest offset seen. Revocation runs
+    in the polling thread, everything else in the event loop's: a lock keeps them
+    apart."""
 
     def __init__(self) -> None:
         self.in_flight: dict[int, set[int]] = {}
         self.seen: dict[int, int] = {}
+        self._lock = threading.Lock()
 
     def begin(self, partition: int, offset: int) -> None:
-        self.in_flight.setdefault(partition, set()).add(offset)
-        self.seen[partition] = max(self.seen.get(partition, -1), offset)
+        with self._lock:
+            self.in_flight.setdefault(partition, set()).add(offset)
+            if offset > self.seen.get(partition, -1):
+                self.seen[partition] = offset
 
     def end(self, partition: int, offset: int) -> None:
-        self.in_flight.get(partition, set()).discard(offset)
+        with self._lock:
+            self.in_flight.get(partition, set()).discard(offset)
 
     def committable(self) -> dict[int, int]:
         """The offset to commit per partition: the lowest still running, or past all."""
-        result = {}
-        for partition, seen in self.seen.items():
-            running = self.in_flight.get(partition)
-            result[partition] = min(running) if running else seen + 1
-        return result
+        with self._lock:
+            result = {}
+            for partition, seen in self.seen.items():
+                running = self.in_flight.get(partition)
+                result[partition] = min(running) if running else seen + 1
+            return result
 
     def forget(self, partition: int) -> None:
-        self.in_flight.pop(partition, None)
-        self.seen.pop(partition, None)
+        with self._lock:
+            self.in_flight.pop(partition, None)
+            self.seen.pop(partition, None)
+
+
+def _waited(message: Message) -> bytes | None:
+    """Milliseconds since the task was produced, as header bytes."""
+    ts_type, produced = message.timestamp()
+    if ts_type == TIMESTAMP_NOT_AVAILABLE:
+        return None
+    return str(max(0, int(time.time() * 1000) - produced)).encode()
 
 
 class Worker:
@@ -101,17 +136,23 @@ class Worker:
             "worker",
             **{"session.timeout.ms": 10_000, "max.poll.interval.ms": 300_000},
         )
-        producer = clients.producer(self.settings)
+        # A result goes out at once: batching comes from the requests in flight.
+        producer = clients.producer(self.settings, **{"linger.ms": 0})
         consumer.subscribe([self.topics.tasks], on_revoke=self._on_revoke)
         loop = asyncio.get_running_loop()
         slots = asyncio.Semaphore(self.concurrency)
         running: set[asyncio.Task[None]] = set()
         last_commit = loop.time()
+        poller = ThreadPoolExecutor(1, thread_name_prefix="replayflow-poll")
         log.info("worker started with %d step functions", len(self.registry.steps))
         try:
             while not self._stop.is_set():
                 free = self.concurrency - len(running)
-                messages = consumer.consume(min(free, 500), timeout=0) if free > 0 else []
+                if free > 0:
+                    messages = await self._fetch(loop, poller, consumer, min(free, 500))
+                else:
+                    await asyncio.wait(running, timeout=POLL_WAIT, return_when="FIRST_COMPLETED")
+                    messages = []
                 for message in messages:
                     if message.error() is not None:
                         log.warning("consumer: %s", message.error())
@@ -127,15 +168,35 @@ class Worker:
                 if loop.time() - last_commit >= self._commit_interval:
                     self._commit(consumer, producer)
                     last_commit = loop.time()
-                await asyncio.sleep(0 if messages else 0.01)
+                # Let the steps just started run before fetching more.
+                await asyncio.sleep(0)
             if running:
                 await asyncio.wait(running, timeout=10)
-            self._commit(consumer, producer)
+            producer.flush(10)
+            self._commit(consumer, producer, wait=True)
         finally:
+            poller.shutdown(wait=True)
             self._threads.shutdown(wait=False, cancel_futures=True)
             producer.flush(10)
             consumer.close()
             self.telemetry.close()
+
+    async def _fetch(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        poller: ThreadPoolExecutor,
+        consumer: Consumer,
+        n: int,
+    ) -> list[Message]:
+        """Up to n fetched tasks: at once if any are fetched already, else the first one
+        to arrive within POLL_WAIT (waited for on the polling thread) and the rest."""
+        messages: list[Message] = consumer.consume(n, timeout=0)
+        if messages:
+            return messages
+        first = await loop.run_in_executor(poller, consumer.poll, POLL_WAIT)
+        if first is None:
+            return []
+        return [first, *consumer.consume(n - 1, timeout=0)] if n > 1 else [first]
 
     async def _run(self, message: Message, producer: Producer, slots: asyncio.Semaphore) -> None:
         # The task's offset stays in flight until its result is on the log (see _send):
@@ -153,6 +214,7 @@ class Worker:
                 self.stats.bad_tasks += 1
                 return
             self.stats.started += 1
+            waited = _waited(message)
             with self.telemetry.step(task, message.headers()) as attempt:
                 outcome = await self._execute(task)
                 attempt.finish(outcome)
@@ -160,7 +222,11 @@ class Worker:
                 self.stats.completed += 1
             else:
                 self.stats.failed += 1
-            self._send(producer, task.instance_id, outcome, attempt.headers, (partition, offset))
+            headers = attempt.headers
+            if waited is not None:
+                # How long the task queued: the orchestrator paces new starts by it.
+                headers = [*(headers or []), (WAITED_HEADER, waited)]
+            self._send(producer, task.instance_id, outcome, headers, (partition, offset))
             sent = True
         finally:
             if not sent:
@@ -173,14 +239,15 @@ class Worker:
             return unknown_step(task)
         timeout = None if task.timeout_ms is None else task.timeout_ms / 1000
         try:
-            if step.is_async:
-                return await asyncio.wait_for(run_async(step, task), timeout)
-            loop = asyncio.get_running_loop()
-            # The copied context carries the step's span into the thread.
-            future = loop.run_in_executor(
-                self._threads, contextvars.copy_context().run, run_sync, step, task
-            )
-            return await asyncio.wait_for(future, timeout)
+            # asyncio.timeout, unlike wait_for, wraps the step in no extra task.
+            async with asyncio.timeout(timeout):
+                if step.is_async:
+                    return await run_async(step, task)
+                loop = asyncio.get_running_loop()
+                # The copied context carries the step's span into the thread.
+                return await loop.run_in_executor(
+                    self._threads, contextvars.copy_context().run, run_sync, step, task
+                )
         except TimeoutError:
             # A thread cannot be stopped; its late result is dropped here, and the fold
             # would ignore it anyway (the attempt is over).
@@ -227,9 +294,10 @@ class Worker:
             except BufferError:
                 producer.poll(0.05)
 
-    def _commit(self, consumer: Consumer, producer: Producer) -> None:
-        # Results must be on the log before the offsets that stand for them.
-        producer.flush(30)
+    def _commit(self, consumer: Consumer, producer: Producer, wait: bool = False) -> None:
+        # An offset counts as done only once its result is acknowledged (see _send), so
+        # the results an offset stands for are on the log already: no flush needed.
+        producer.poll(0)
         offsets = [
             TopicPartition(self.topics.tasks, p, o)
             for p, o in self._offsets.committable().items()
@@ -238,7 +306,10 @@ class Worker:
         if not offsets:
             return
         try:
-            consumer.commit(offsets=offsets, asynchronous=False)
+            if wait:
+                consumer.commit(offsets=offsets, asynchronous=False)
+            else:
+                consumer.commit(offsets=offsets, asynchronous=True)
             for tp in offsets:
                 self._committed[tp.partition] = tp.offset
         except Exception as exc:  # a failed commit only means some steps may run again

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 
+from replayflow.core.callseq import Calls
 from replayflow.core.state import CallStatus, InstanceState, Status
 from replayflow.store import keys, serde
 from replayflow.store.protocol import Store
@@ -89,6 +90,6 @@ def _add(counts: Counts, info: bytes | None, calls: list[bytes]) -> None:
     loaded = serde.load_info(info, "null")
     # Only a running instance's calls tell running from waiting: read them only then.
     steps = tuple(serde.load_call(c) for c in calls) if loaded.status is Status.RUNNING else ()
-    status = classify(InstanceState(info=loaded, calls=steps))
+    status = classify(InstanceState(info=loaded, calls=Calls(steps)))
     if status is not None:
         counts[status] += 1

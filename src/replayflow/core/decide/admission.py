@@ -3,6 +3,7 @@ over the limit is QUEUED until the limiter grants it a slot."""
 
 from __future__ import annotations
 
+from replayflow.core.callseq import CallsDraft
 from replayflow.core.decide.calls import WORKFLOW_TIMEOUT
 from replayflow.core.decide.children import check_parent
 from replayflow.core.decide.runner import Runner, limiter_key
@@ -52,7 +53,7 @@ def start(r: Runner, state: InstanceState | None, cmd: StartWorkflow, now: int) 
         parent_id=cmd.parent_id,
         parent_step=cmd.parent_step,
     )
-    b = DecisionBuilder(info=info, calls=[], now=now)
+    b = DecisionBuilder(info=info, calls=CallsDraft(), now=now)
     b.emit(
         WorkflowStarted,
         workflow=workflow.name,

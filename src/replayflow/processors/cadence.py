@@ -1,0 +1,231 @@
+"""Which consumed commands the orchestrator folds next: instances already running
+advance ahead of new starts, and starts are admitted at the pace the engine keeps up
+with.
+
+A burst of starts used to fill every batch, and the step results of the instances it
+had started queued behind it on the same partitions: nothing completed for seconds,
+then everything. Here the consumer reads ahead; each command it hands over is
+
+  progress  CompleteStep, FailStep, GrantSlot, a start the orchestrator itself made
+            (a child): folded in the next batch, ahead of starts read before it;
+  start     a StartWorkflow from outside: held in its partition's queue and admitted
+            in order, at most `StartBudget.per_batch()` a batch;
+  other     anything else (events, cancels, admission, bad input): folded in its
+            partition's order, so it waits behind starts held before it.
+
+Why this keeps one total order per instance: an instance's commands are never
+reordered among themselves. A progress command goes ahead only when its partition
+holds nothing for the same instance; otherwise it queues behind that instance's held
+command. Commands of different instances commute (each folds into its own state).
+
+Why it stays exactly once: the offset committed for a partition never passes its first
+held (or not yet folded) command, so after a crash everything from there is read
+again. Progress commands folded ahead of it are read again too, and fold as no-ops:
+the fold keeps only the first result of an attempt (a second CompleteStep or FailStep
+finds the call resolved or a later attempt), a second GrantSlot finds the instance
+running, a second start of an existing instance changes nothing. Only such commands
+may go ahead; an event, whose second delivery would count, never does. After an
+abort the consumer rewinds to the committed offsets and the queues are dropped.
+
+The start budget (AIMD, as TCP paces its window): every folded result says how long it
+waited in queues: for a worker (the worker's "replayflow-waited-ms" header: its task's
+time in the tasks topic) and for this orchestrator (from its produce time to the batch
+that folds it). While that wait stays under TARGET_WAIT_MS the budget grows by a step
+per batch; above it, the budget halves. A slow step does not count as waiting, so slow
+workflows are never throttled, only a queue that grows is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Message
+
+from replayflow import codec
+
+#: Header a worker puts on a result: ms its task waited in the tasks topic.
+WAITED_HEADER = "replayflow-waited-ms"
+#: Header the orchestrator puts on the commands it produces itself.
+ORIGIN_HEADER = ("replayflow-origin", b"orchestrator")
+
+START, PROGRESS, OTHER = 0, 1, 2
+
+_START = codec.fingerprint_of("StartWorkflow")
+_PROGRESS = frozenset(codec.fingerprint_of(n) for n in ("CompleteStep", "FailStep", "GrantSlot"))
+_RESULTS = frozenset(codec.fingerprint_of(n) for n in ("CompleteStep", "FailStep"))
+
+
+def kind(message: Message) -> int:
+    """START, PROGRESS or OTHER, from the record's schema fingerprint (no decoding)."""
+    value = message.value()
+    if value is None or len(value) < codec.HEADER_SIZE:
+        return OTHER
+    fingerprint = value[2 : codec.HEADER_SIZE]
+    if fingerprint in _PROGRESS:
+        return PROGRESS
+    if fingerprint == _START:
+        return PROGRESS if ORIGIN_HEADER in (message.headers() or ()) else START
+    return OTHER
+
+
+def waited_ms(message: Message, now: int) -> int | None:
+    """How long a result waited in queues (worker and orchestrator), or None for a
+    command that is no result or carries no such record."""
+    value = message.value()
+    if value is None or value[2 : codec.HEADER_SIZE] not in _RESULTS:
+        return None
+    ts_type, produced = message.timestamp()
+    if ts_type == TIMESTAMP_NOT_AVAILABLE:
+        return None
+    waited = max(0, now - produced)
+    headers = message.headers() or ()
+    for name, raw in headers.items() if isinstance(headers, dict) else headers:
+        if name == WAITED_HEADER and raw:
+            with contextlib.suppress(ValueError):
+                waited += max(0, int(raw))
+            break
+    return waited
+
+
+@dataclass
+class StartBudget:
+    """How many held starts the next batch may admit."""
+
+    low: int = 16
+    high: int = 2000
+    step: int = 32
+    target_wait_ms: int = 100
+    current: int = 256
+    _waits: list[int] = field(default_factory=list)
+
+    def observe(self, waited: int) -> None:
+        self._waits.append(waited)
+
+    def per_batch(self) -> int:
+        """The budget for the next batch, adjusted by the waits seen since the last."""
+        waits, self._waits = self._waits, []
+        if waits:
+            waits.sort()
+            typical = waits[len(waits) // 2]
+            if typical > self.target_wait_ms:
+                self.current = max(self.low, self.current // 2)
+            else:
+                self.current = min(self.high, self.current + self.step)
+        return self.current
+
+
+class _Partition:
+    __slots__ = ("held", "held_keys", "next_offset", "ready")
+
+    def __init__(self) -> None:
+        self.ready: deque[Message] = deque()  # progress, folded next batch
+        self.held: deque[tuple[int, Message]] = deque()  # (kind, message), offset order
+        self.held_keys: dict[bytes | None, int] = {}
+        self.next_offset = -1  # past the last command read
+
+    def first_unfolded(self) -> int:
+        offsets = [self.next_offset]
+        if self.ready:
+            offsets.append(self.ready[0].offset() or 0)
+        if self.held:
+            offsets.append(self.held[0][1].offset() or 0)
+        return min(offsets)
+
+
+class Intake:
+    """Commands read but not yet folded, per partition; `take()` makes each batch."""
+
+    def __init__(self, batch_size: int, max_held: int = 100_000) -> None:
+        self.batch_size = batch_size
+        self.max_held = max_held
+        self._partitions: dict[int, _Partition] = {}
+        self.held = 0
+        self._rotation = 0
+
+    def wants_more(self) -> bool:
+        """Whether to read on: the queues have room."""
+        return self.held < self.max_held
+
+    def has_work(self) -> bool:
+        return any(p.ready or p.held for p in self._partitions.values())
+
+    def add(self, messages: Iterable[Message]) -> list[Message]:
+        """File consumed commands; returns the ones carrying an error (not filed)."""
+        errors = []
+        for message in messages:
+            if message.error() is not None:
+                errors.append(message)
+                continue
+            number = message.partition()
+            assert number is not None
+            partition = self._partitions.get(number)
+            if partition is None:
+                partition = self._partitions[number] = _Partition()
+            partition.next_offset = (message.offset() or 0) + 1
+            what = kind(message)
+            key = message.key()
+            if what == PROGRESS and key not in partition.held_keys:
+                partition.ready.append(message)
+                continue
+            partition.held.append((what, message))
+            partition.held_keys[key] = partition.held_keys.get(key, 0) + 1
+            self.held += 1
+        return errors
+
+    def take(self, start_budget: int) -> list[Message]:
+        """The next batch: every ready command, then held ones in each partition's
+        order (round robin over partitions) while the batch has room, a held start
+        admitted only while `start_budget` lasts."""
+        batch: list[Message] = []
+        for partition in self._partitions.values():
+            batch.extend(partition.ready)
+            partition.ready.clear()
+        queues = [p for p in self._partitions.values() if p.held]
+        if not queues:
+            return batch
+        room = max(self.batch_size - len(batch), min(start_budget, self.batch_size))
+        starts = start_budget
+        self._rotation = (self._rotation + 1) % len(queues)
+        queues = queues[self._rotation :] + queues[: self._rotation]
+        while room > 0 and queues:
+            still = []
+            for partition in queues:
+                what, message = partition.held[0]
+                if what == START:
+                    if starts <= 0:
+                        continue
+                    starts -= 1
+                partition.held.popleft()
+                self.held -= 1
+                key = message.key()
+                left = partition.held_keys[key] - 1
+                if left:
+                    partition.held_keys[key] = left
+                else:
+                    del partition.held_keys[key]
+                batch.append(message)
+                room -= 1
+                if partition.held and room > 0:
+                    still.append(partition)
+            queues = still
+        return batch
+
+    def positions(self) -> dict[int, int]:
+        """Per partition read from: the offset to commit, the first not yet folded."""
+        return {
+            number: partition.first_unfolded()
+            for number, partition in self._partitions.items()
+            if partition.next_offset >= 0
+        }
+
+    def drop(self, partitions: Iterable[int] | None = None) -> None:
+        """Forget what was read of these partitions (all when None): revoked, or
+        rewound after an abort."""
+        numbers = list(self._partitions) if partitions is None else list(partitions)
+        for number in numbers:
+            partition = self._partitions.pop(number, None)
+            if partition is not None:
+                self.held -= len(partition.held)
