@@ -111,7 +111,7 @@ class Watcher(threading.Thread):
         read: Callable[[Message], tuple[str, Done]],
     ) -> None:
         super().__init__(name="bench-watcher", daemon=True)
-        self._consumer = clients.consumer(settings, None, **{"fetch.wait.max.ms": 5})
+        self._consumer = clients.consumer(settings, None)
         ends = [
             TopicPartition(topic, p, watermarks(self._consumer, topic, p)[1])
             for p in range(partitions)

@@ -37,7 +37,9 @@ def producer_config(settings: Settings, **extra: Any) -> dict[str, Any]:
         "bootstrap.servers": settings.bootstrap,
         "partitioner": PARTITIONER,
         "enable.idempotence": True,
-        "linger.ms": 5,
+        # A command waits at most a millisecond for company: latency first; under load
+        # records batch anyway while earlier requests are in flight.
+        "linger.ms": 1,
         # Requests are small and latency matters more than packets: no Nagle delay.
         "socket.nagle.disable": True,
         "compression.type": "lz4",
@@ -71,9 +73,11 @@ def consumer_config(settings: Settings, group: str | None, **extra: Any) -> dict
         "isolation.level": "read_committed",
         "enable.partition.eof": False,
         "socket.nagle.disable": True,
-        # A read_committed fetch can park on the broker until this passes even when a
-        # transaction commits meanwhile; short waits keep step-to-step latency low.
-        "fetch.wait.max.ms": 20,
+        # How long the broker may park a fetch that finds nothing new. Records (and a
+        # transaction's commit markers, which move a read_committed reader's end) wake
+        # it at once, so this bounds only idle polling: each consumer asks ten times a
+        # second instead of fifty (benchmarks/breakdown.py: committed -> taken).
+        "fetch.wait.max.ms": 100,
     }
     if group is not None:
         config["group.id"] = group_name(settings, group)

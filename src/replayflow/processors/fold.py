@@ -14,6 +14,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 from replayflow import codec
@@ -85,6 +86,7 @@ class PartitionFolder:
         if stored is None:
             stored, self._held = counts.count(store)
         self.counts: counts.Counts = stored  # as committed; replaced, never changed
+        self._counts_dirty: bool = False
         self._reset()
 
     # -- one batch -------------------------------------------------------------------
@@ -158,14 +160,24 @@ class PartitionFolder:
 
     def changelog(self) -> list[Record]:
         """The batch's state changes as changelog records, in the order they apply."""
-        return [
-            Record("state", key, value, self.partition)
-            for key, value in self.pending.changes.items()
-        ]
+        changes = self.changes()
+        return [Record("state", key, value, self.partition) for key, value in changes.items()]
+
+    def staged(self) -> bool:
+        """Whether the batch has anything to produce or write."""
+        return bool(self.records or self.pending.changes or self._counts_dirty)
+
+    def changes(self) -> dict[bytes, bytes | None]:
+        """The batch's state changes (None deletes), in the order they apply; the status
+        counts are written once per batch, here, however many decisions moved them."""
+        if self._counts_dirty and self._batch_counts is not None:
+            self.pending.put(keys.STATUS_COUNTS, counts.dump(self._batch_counts))
+            self._counts_dirty = False
+        return self.pending.changes
 
     def committed(self, changelog_offset: int | None) -> None:
         """The transaction committed: write the store, keep touched states cached."""
-        changes = self.pending.changes
+        changes = self.changes()
         if changes or changelog_offset is not None:
             self.store.write(changes, changelog_offset)
         if keys.STATUS_COUNTS in changes:
@@ -193,13 +205,14 @@ class PartitionFolder:
         self.records: list[Record] = []
         self._queue_added: dict[str, list[tuple[int, str]]] = {}  # enqueued this batch
         self._batch_counts: counts.Counts | None = None
+        self._counts_dirty = False
         if not self._counts_stored and self._held:
             # A store from before the counts: the first batch writes what was counted.
             self._stage_counts(dict(self.counts))
 
     def _stage_counts(self, batch_counts: counts.Counts) -> None:
         self._batch_counts = batch_counts
-        self.pending.put(keys.STATUS_COUNTS, counts.dump(batch_counts))
+        self._counts_dirty = True
 
     # -- reading ---------------------------------------------------------------------
 
@@ -341,5 +354,5 @@ def _busy(state: InstanceState) -> bool:
         return False
     return any(
         c.kind in (CallKind.STEP, CallKind.CHILD) and c.status.is_pending
-        for c in reversed(state.calls.tail(64))  # pending calls sit at the end
+        for c in islice(reversed(state.calls), 64)  # pending calls sit at the end
     )

@@ -198,7 +198,7 @@ class Orchestrator:
             self._fold_message(folder, message, now)
         for folder in self._folders.values():
             self.stats.timers += folder.fire_due_timers(now)
-        folders = [f for f in self._folders.values() if f.records or f.pending.changes]
+        folders = [f for f in self._folders.values() if f.staged()]
         offsets = {
             p: o
             for p, o in self._intake.positions().items()
@@ -384,7 +384,7 @@ class Orchestrator:
         produce = self._producer.produce
         topic = self._topic_names["state"]
         partition = folder.partition
-        changes = folder.pending.changes
+        changes = folder.changes()
         last = len(changes) - 1
         for i, (key, value) in enumerate(changes.items()):
             callback = self._changelog_delivered if i == last else None

@@ -136,8 +136,7 @@ class Worker:
             "worker",
             **{"session.timeout.ms": 10_000, "max.poll.interval.ms": 300_000},
         )
-        # A result goes out at once: batching comes from the requests in flight.
-        producer = clients.producer(self.settings, **{"linger.ms": 0})
+        producer = clients.producer(self.settings)
         consumer.subscribe([self.topics.tasks], on_revoke=self._on_revoke)
         loop = asyncio.get_running_loop()
         slots = asyncio.Semaphore(self.concurrency)

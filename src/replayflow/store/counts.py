@@ -9,7 +9,8 @@ the counts existed is counted once, when the fold first opens it.
 
 from __future__ import annotations
 
-import json
+import msgspec
+import orjson
 
 from replayflow.core.callseq import Calls
 from replayflow.core.state import CallStatus, InstanceState, Status
@@ -47,12 +48,12 @@ def zero() -> Counts:
 
 
 def dump(counts: Counts) -> bytes:
-    return json.dumps(counts, separators=(",", ":"), sort_keys=True).encode()
+    return orjson.dumps(counts, option=orjson.OPT_SORT_KEYS)
 
 
 def load(raw: bytes) -> Counts:
     counts = zero()
-    counts.update(json.loads(raw))
+    counts.update(msgspec.json.decode(raw))
     return counts
 
 
