@@ -29,6 +29,7 @@ from replayflow import codec  # noqa: E402
 from replayflow.core.decide import Decider  # noqa: E402
 from replayflow.core.definitions import Registry  # noqa: E402
 from replayflow.core.messages import CompleteStep, StartWorkflow, Task  # noqa: E402
+from replayflow.processors import collector  # noqa: E402
 from replayflow.processors.fold import PartitionFolder  # noqa: E402
 from replayflow.store.partition import PartitionStore  # noqa: E402
 
@@ -167,7 +168,7 @@ def main() -> None:
     parser.add_argument("--instances", type=int, default=10)
     parser.add_argument("--steps", type=int, default=5000)
     args = parser.parse_args()
-    gc.freeze()
+    collector.settle()  # as the orchestrator does
     if args.shape == "three":
         print(json.dumps(three(args.n, args.batch, args.starts_per_batch)))
     else:

@@ -14,7 +14,6 @@ costs a few round trips, see docs/performance.md).
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import socket
@@ -45,6 +44,7 @@ from replayflow.kafka import clients
 from replayflow.kafka.config import group_name
 from replayflow.kafka.partition import murmur2_partition
 from replayflow.kafka.reading import located
+from replayflow.processors import collector
 from replayflow.processors.cadence import ORIGIN_HEADER, Intake, StartBudget, waited_ms
 from replayflow.processors.fold import PartitionFolder, Record
 from replayflow.processors.restore import StaleStore, is_stale, restore_partition
@@ -107,6 +107,7 @@ class Orchestrator:
         self._partition_count = 1
         self._producer: Producer | None = None
         self.telemetry = telemetry.for_orchestrator(group_name(settings, "orchestrator"))
+        self._idle = collector.IdleCollector()
         self._intake = Intake(batch_size)
         self._budget = StartBudget(high=batch_size)
         self._positions: dict[int, int] = {}  # offsets committed, per partition
@@ -139,10 +140,7 @@ class Orchestrator:
             on_lost=self._on_revoke,
         )
         log.info("orchestrator %s started", self.instance_id)
-        # What start-up made (modules, schemas, registry) lives as long as the process:
-        # keep the collector from scanning it again and again.
-        gc.collect()
-        gc.freeze()
+        collector.settle()
         try:
             while not self._stop.is_set():
                 messages = self._next_batch()
@@ -163,7 +161,9 @@ class Orchestrator:
             fresh = self._consumer.consume(self.batch_size, timeout=0)
             if not fresh and not intake.has_work():
                 first = self._consumer.poll(POLL_WAIT)
-                if first is not None:
+                if first is None:
+                    self._idle.idle()
+                else:
                     fresh = [first, *self._consumer.consume(self.batch_size - 1, timeout=0)]
         for bad in intake.add(fresh):
             error = bad.error()

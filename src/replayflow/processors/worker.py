@@ -33,12 +33,13 @@ from confluent_kafka import (
 )
 
 from replayflow import codec, telemetry
-from replayflow.core.definitions import Registry
+from replayflow.core.definitions import Registry, StepDef
 from replayflow.core.messages import CompleteStep, ErrorInfo, FailStep, Task
 from replayflow.execution import run_async, run_sync, unknown_step
 from replayflow.kafka import clients
 from replayflow.kafka.config import group_name
 from replayflow.kafka.reading import located
+from replayflow.processors import collector
 from replayflow.processors.cadence import WAITED_HEADER
 from replayflow.settings import Settings
 from replayflow.topics import Topics
@@ -143,12 +144,16 @@ class Worker:
         running: set[asyncio.Task[None]] = set()
         last_commit = loop.time()
         poller = ThreadPoolExecutor(1, thread_name_prefix="replayflow-poll")
+        idle = collector.IdleCollector()
+        collector.settle()
         log.info("worker started with %d step functions", len(self.registry.steps))
         try:
             while not self._stop.is_set():
                 free = self.concurrency - len(running)
                 if free > 0:
                     messages = await self._fetch(loop, poller, consumer, min(free, 500))
+                    if not messages and not running:
+                        idle.idle()
                 else:
                     await asyncio.wait(running, timeout=POLL_WAIT, return_when="FIRST_COMPLETED")
                     messages = []
@@ -236,17 +241,13 @@ class Worker:
         step = self.registry.step(task.function)
         if step is None:
             return unknown_step(task)
-        timeout = None if task.timeout_ms is None else task.timeout_ms / 1000
+        if task.timeout_ms is None:
+            return await self._attempt(step, task)
+        timeout = task.timeout_ms / 1000
         try:
             # asyncio.timeout, unlike wait_for, wraps the step in no extra task.
             async with asyncio.timeout(timeout):
-                if step.is_async:
-                    return await run_async(step, task)
-                loop = asyncio.get_running_loop()
-                # The copied context carries the step's span into the thread.
-                return await loop.run_in_executor(
-                    self._threads, contextvars.copy_context().run, run_sync, step, task
-                )
+                return await self._attempt(step, task)
         except TimeoutError:
             # A thread cannot be stopped; its late result is dropped here, and the fold
             # would ignore it anyway (the attempt is over).
@@ -260,6 +261,15 @@ class Worker:
                     message=f"attempt {task.attempt} ran over {timeout} s",
                 ),
             )
+
+    async def _attempt(self, step: StepDef, task: Task) -> CompleteStep | FailStep:
+        if step.is_async:
+            return await run_async(step, task)
+        loop = asyncio.get_running_loop()
+        # The copied context carries the step's span into the thread.
+        return await loop.run_in_executor(
+            self._threads, contextvars.copy_context().run, run_sync, step, task
+        )
 
     def _send(
         self,
