@@ -146,7 +146,8 @@ class Intake:
         self._rotation = 0
 
     def wants_more(self) -> bool:
-        """Whether to read on: the queues have room."""
+        """Whether to read on: the queues have room. Reading far ahead is what lets a
+        result overtake the starts before it in its partition."""
         return self.held < self.max_held
 
     def has_work(self) -> bool:
@@ -176,22 +177,33 @@ class Intake:
         return errors
 
     def take(self, start_budget: int) -> list[Message]:
-        """The next batch: every ready command, then held ones in each partition's
-        order (round robin over partitions) while the batch has room, a held start
-        admitted only while `start_budget` lasts."""
+        """The next batch: ready commands first (up to the batch size, round robin over
+        partitions); then, if every ready one fits, held ones in each partition's
+        order while the batch has room, a held start admitted only while
+        `start_budget` lasts. (Were a held command taken while an earlier ready one of
+        the same instance waited, the instance's order would break: so none is.)"""
         batch: list[Message] = []
-        for partition in self._partitions.values():
-            batch.extend(partition.ready)
-            partition.ready.clear()
+        room = self.batch_size
+        readies = [p.ready for p in self._partitions.values() if p.ready]
+        while readies and room > 0:
+            still = []
+            for ready in readies:
+                batch.append(ready.popleft())
+                room -= 1
+                if ready and room > 0:
+                    still.append(ready)
+            readies = still
+        if readies or any(p.ready for p in self._partitions.values()):
+            return batch
         queues = [p for p in self._partitions.values() if p.held]
         if not queues:
             return batch
-        room = max(self.batch_size - len(batch), min(start_budget, self.batch_size))
+        room = max(room, min(start_budget, self.batch_size))
         starts = start_budget
         self._rotation = (self._rotation + 1) % len(queues)
         queues = queues[self._rotation :] + queues[: self._rotation]
         while room > 0 and queues:
-            still = []
+            still_held = []
             for partition in queues:
                 what, message = partition.held[0]
                 if what == START:
@@ -209,8 +221,8 @@ class Intake:
                 batch.append(message)
                 room -= 1
                 if partition.held and room > 0:
-                    still.append(partition)
-            queues = still
+                    still_held.append(partition)
+            queues = still_held
         return batch
 
     def positions(self) -> dict[int, int]:

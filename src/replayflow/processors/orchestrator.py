@@ -36,18 +36,15 @@ from confluent_kafka import (
 from replayflow import codec, telemetry
 from replayflow.core.decide import Decider
 from replayflow.core.definitions import Registry
-from replayflow.core.entities import Entity, route
-from replayflow.core.errors import ValidationError
-from replayflow.core.messages import AcquireSlot, Command, FireTimer, GrantSlot, ReleaseSlot
-from replayflow.core.names import check_instance_id
+from replayflow.core.messages import Command, FireTimer
 from replayflow.kafka import clients
 from replayflow.kafka.config import group_name
-from replayflow.kafka.partition import murmur2_partition
 from replayflow.kafka.reading import located
 from replayflow.processors import collector
 from replayflow.processors.cadence import ORIGIN_HEADER, Intake, StartBudget, waited_ms
 from replayflow.processors.fold import PartitionFolder, Record
 from replayflow.processors.restore import StaleStore, is_stale, restore_partition
+from replayflow.processors.routing import Router
 from replayflow.settings import Settings
 from replayflow.store.partition import PartitionStore
 from replayflow.topics import Topics
@@ -57,12 +54,6 @@ log = logging.getLogger("replayflow.orchestrator")
 #: Seconds the loop blocks for a command when nothing is queued; due timers fire at
 #: least this often.
 POLL_WAIT = 0.05
-#: Routing checks remembered per record key (an instance sends several commands).
-ROUTED_CACHE = 100_000
-
-
-def _internal(message: Message) -> bool:
-    return ORIGIN_HEADER in (message.headers() or [])
 
 
 @dataclass
@@ -111,7 +102,7 @@ class Orchestrator:
         self._intake = Intake(batch_size)
         self._budget = StartBudget(high=batch_size)
         self._positions: dict[int, int] = {}  # offsets committed, per partition
-        self._routed: dict[bytes, tuple[int, tuple[str, str] | None]] = {}
+        self._router = Router()
         self._topic_names = {name: spec.name for name, spec in self.topics.specs.items()}
 
     # -- lifecycle -------------------------------------------------------------------
@@ -156,20 +147,27 @@ class Orchestrator:
         briefly for the first only when nothing is queued."""
         assert self._consumer is not None
         intake = self._intake
-        fresh: list[Message] = []
-        if intake.wants_more():
-            fresh = self._consumer.consume(self.batch_size, timeout=0)
-            if not fresh and not intake.has_work():
-                first = self._consumer.poll(POLL_WAIT)
-                if first is None:
-                    self._idle.idle()
-                else:
-                    fresh = [first, *self._consumer.consume(self.batch_size - 1, timeout=0)]
-        for bad in intake.add(fresh):
+        consumer = self._consumer
+        if intake.wants_more() and not intake.has_work():
+            first = consumer.poll(POLL_WAIT)
+            if first is None:
+                self._idle.idle()
+            else:
+                self._file([first])
+        # Read everything already fetched: a result behind a run of starts in its
+        # partition is found only by reading past them.
+        while intake.wants_more():
+            fresh = consumer.consume(self.batch_size, timeout=0)
+            self._file(fresh)
+            if len(fresh) < self.batch_size:
+                break
+        return intake.take(self._budget.per_batch())
+
+    def _file(self, messages: list[Message]) -> None:
+        for bad in self._intake.add(messages):
             error = bad.error()
             if error is not None:
                 self._on_consumer_error(error)
-        return intake.take(self._budget.per_batch())
 
     def _close(self) -> None:
         if self._consumer is not None:
@@ -290,54 +288,8 @@ class Orchestrator:
             )
 
     def _misrouted(self, command: Command, message: Message) -> tuple[str, str] | None:
-        """Why a command must not be folded where it arrived, or None.
-
-        An instance lives on the partition murmur2 gives its id: a command keyed or
-        partitioned otherwise would create a second copy of the instance elsewhere.
-        Admission commands are the orchestrator's own and carry its origin header."""
-        if isinstance(command, AcquireSlot | ReleaseSlot | GrantSlot) and not _internal(message):
-            return (
-                f"{type(command).__name__} is internal to the orchestrator",
-                "NotACommand",
-            )
-        entity = route(command)
-        target = entity.key
-        key = entity.record_key
-        if message.key() != key:
-            if entity.entity is Entity.INSTANCE:
-                try:
-                    check_instance_id(target)
-                except ValidationError as exc:
-                    return str(exc), "Rejected"
-            return (
-                f"the record key {message.key()!r} is not the instance id {target!r}",
-                "WrongKey",
-            )
-        # The key names the entity: whether its id is valid and where it belongs are
-        # the same for every command it gets, so they are worked out once per key.
-        routed = self._routed.get(key)
-        if routed is None:
-            invalid: tuple[str, str] | None = None
-            if entity.entity is Entity.INSTANCE:
-                try:
-                    check_instance_id(target)
-                except ValidationError as exc:
-                    invalid = (str(exc), "Rejected")
-            routed = (murmur2_partition(key, self._partition_count), invalid)
-            if len(self._routed) >= ROUTED_CACHE:
-                self._routed.clear()
-            self._routed[key] = routed
-        expected, invalid = routed
-        if invalid is not None:
-            return invalid
-        partition = message.partition()
-        if partition != expected:
-            return (
-                f"{target!r} belongs on partition {expected} (murmur2 of the key, as Java "
-                f"clients partition), not {partition}: produce with the murmur2 partitioner",
-                "WrongPartition",
-            )
-        return None
+        """Why a command must not be folded where it arrived, or None (routing.py)."""
+        return self._router.misrouted(command, message, self._partition_count)
 
     def _produce(
         self,
