@@ -65,13 +65,25 @@ class JournaledOrchestrator(Orchestrator):
 
     def _process_batch(self, messages: list[Any]) -> None:
         self._taken = time.time()
-        self._commit_began = 0.0
+        self._size = len(messages)
         super()._process_batch(messages)
 
     def _commit_transaction(self, *args: Any, **kwargs: Any) -> None:
         began = time.time()
         super()._commit_transaction(*args, **kwargs)
-        self.journal.rows.append((self._taken, began, time.time()))
+        # (taken, commit began, commit returned, commands, start budget, starts held)
+        budget = getattr(self, "_budget", None)
+        intake = getattr(self, "_intake", None)
+        self.journal.rows.append(
+            (
+                self._taken,
+                began,
+                time.time(),
+                self._size,
+                getattr(budget, "share", None),
+                getattr(intake, "held", None),
+            )
+        )
         self.journal.partitions = list(self.stats.assigned)
 
 

@@ -27,12 +27,9 @@ running, a second start of an existing instance changes nothing. Only such comma
 may go ahead; an event, whose second delivery would count, never does. After an
 abort the consumer rewinds to the committed offsets and the queues are dropped.
 
-The start budget (AIMD, as TCP paces its window): every folded result says how long it
-waited in queues: for a worker (the worker's "replayflow-waited-ms" header: its task's
-time in the tasks topic) and for this orchestrator (from its produce time to the batch
-that folds it). While that wait stays under TARGET_WAIT_MS the budget grows by a step
-per batch; above it, the budget halves. A slow step does not count as waiting, so slow
-workflows are never throttled, only a queue that grows is.
+The start budget (`StartBudget`) keeps both queues short: each batch is filled with
+starts only up to what folds in about 50 ms, and the share given to starts follows
+(AIMD, as TCP paces its window) how long results' tasks waited for a worker.
 """
 
 from __future__ import annotations
@@ -42,7 +39,7 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Message
+from confluent_kafka import Message
 
 from replayflow import codec
 
@@ -71,50 +68,73 @@ def kind(message: Message) -> int:
     return OTHER
 
 
-def waited_ms(message: Message, now: int) -> int | None:
-    """How long a result waited in queues (worker and orchestrator), or None for a
-    command that is no result or carries no such record."""
+def waited_ms(message: Message) -> int | None:
+    """How long a result's task waited for a worker (the worker's header), or None for
+    a command that is no result or carries no such header."""
     value = message.value()
     if value is None or value[2 : codec.HEADER_SIZE] not in _RESULTS:
         return None
-    ts_type, produced = message.timestamp()
-    if ts_type == TIMESTAMP_NOT_AVAILABLE:
-        return None
-    waited = max(0, now - produced)
     headers = message.headers() or ()
     for name, raw in headers.items() if isinstance(headers, dict) else headers:
         if name == WAITED_HEADER and raw:
             with contextlib.suppress(ValueError):
-                waited += max(0, int(raw))
+                return max(0, int(raw))
             break
-    return waited
+    return None
 
 
 @dataclass
 class StartBudget:
-    """How many held starts the next batch may admit."""
+    """How many held starts the next batch may admit.
 
-    low: int = 16
+    Two measures decide it. The orchestrator's own: a batch should take about
+    `batch_ms` to fold (every command of an instance waits for the whole batch), so the
+    batch is filled with starts up to what that many milliseconds fold, at the cost per
+    command measured on recent batches. The workers': every result carries how long its
+    task waited in the tasks topic; while the typical (median) wait of a batch's results
+    stays under `target_wait_ms` (or four times the smallest typical wait seen lately: a
+    machine too busy to answer sooner raises the floor, a growing queue does not), the
+    share of the fill given to starts grows; above it the share halves, at most once
+    per `cooldown_ms` (the starts admitted before a cut need that long to show in the
+    waits). The wait counts from the task's production, so it includes the commit and
+    the fetch: the target leaves room for them on a busy machine. A slow step is no wait: slow workflows are never throttled, queues are."""
+
+    low: int = 8
     high: int = 2000
-    step: int = 32
-    target_wait_ms: int = 100
-    current: int = 256
+    batch_ms: float = 50.0
+    target_wait_ms: int = 250
+    cooldown_ms: int = 1000
+    ms_per_command: float = 0.2  # measured; a cautious first guess until then
+    share: float = 1.0
     _waits: list[int] = field(default_factory=list)
+    _recent: deque[int] = field(default_factory=lambda: deque(maxlen=64))
+    _last_cut: int = -(10**12)
 
     def observe(self, waited: int) -> None:
+        """A result's task waited `waited` ms for a worker."""
         self._waits.append(waited)
 
-    def per_batch(self) -> int:
-        """The budget for the next batch, adjusted by the waits seen since the last."""
+    def folded(self, commands: int, seconds: float) -> None:
+        """A batch of `commands` took `seconds` to fold."""
+        if commands >= 8:
+            per = seconds * 1000 / commands
+            self.ms_per_command += 0.2 * (per - self.ms_per_command)
+
+    def per_batch(self, now: int, ready: int) -> int:
+        """The budget for the batch taken at `now` (ms) that folds `ready` results."""
         waits, self._waits = self._waits, []
         if waits:
             waits.sort()
             typical = waits[len(waits) // 2]
-            if typical > self.target_wait_ms:
-                self.current = max(self.low, self.current // 2)
+            self._recent.append(typical)
+            if typical > max(self.target_wait_ms, 4 * min(self._recent)):
+                if now - self._last_cut >= self.cooldown_ms:
+                    self.share = max(1 / 64, self.share / 2)
+                    self._last_cut = now
             else:
-                self.current = min(self.high, self.current + self.step)
-        return self.current
+                self.share = min(1.0, self.share + 1 / 8)
+        fill = min(self.high, self.batch_ms / max(self.ms_per_command, 1e-3))
+        return max(self.low, int(fill * self.share) - ready)
 
 
 class _Partition:
@@ -152,6 +172,10 @@ class Intake:
 
     def has_work(self) -> bool:
         return any(p.ready or p.held for p in self._partitions.values())
+
+    def ready(self) -> int:
+        """Commands the next batch folds whatever the budget."""
+        return sum(len(p.ready) for p in self._partitions.values())
 
     def add(self, messages: Iterable[Message]) -> list[Message]:
         """File consumed commands; returns the ones carrying an error (not filed)."""

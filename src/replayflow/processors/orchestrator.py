@@ -161,7 +161,7 @@ class Orchestrator:
             self._file(fresh)
             if len(fresh) < self.batch_size:
                 break
-        return intake.take(self._budget.per_batch())
+        return intake.take(self._budget.per_batch(self._now(), intake.ready()))
 
     def _file(self, messages: list[Message]) -> None:
         for bad in self._intake.add(messages):
@@ -184,16 +184,18 @@ class Orchestrator:
     def _process_batch(self, messages: list[Message]) -> None:
         assert self._producer is not None and self._consumer is not None
         now = self._now()
+        began = time.perf_counter()
         # 1. decode each command; bad input goes to the dead-letter topic with the reason
         # 2. fold each through decide() on RocksDB state with the batch's pending writes
         for message in messages:
             folder = self._folders.get(message.partition())  # type: ignore[arg-type]
             if folder is None:
                 continue  # revoked while the batch was in hand: its new owner reads it
-            waited = waited_ms(message, now)
+            waited = waited_ms(message)
             if waited is not None:
                 self._budget.observe(waited)
             self._fold_message(folder, message, now)
+        self._budget.folded(len(messages), time.perf_counter() - began)
         for folder in self._folders.values():
             self.stats.timers += folder.fire_due_timers(now)
         folders = [f for f in self._folders.values() if f.staged()]
