@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
-from replayflow.core.decide import Decider
+from replayflow.core.decide import Decider, limiter_key
+from replayflow.core.decide.runner import Admission
 from replayflow.core.definitions import Registry
 from replayflow.core.messages import (
     CallDropped,
@@ -38,6 +39,7 @@ from replayflow.core.messages import (
     TimerFired,
     WorkflowAdmitted,
     WorkflowPaused,
+    WorkflowQueued,
     WorkflowRestarted,
     WorkflowResumed,
     WorkflowStarted,
@@ -124,7 +126,7 @@ def replay(
 ) -> ReplayReport:
     """Re-fold a recorded history with the current code; report the first difference."""
     recorded = list(history)
-    decider = decider or Decider(registry, cache_size=0)
+    decider = decider or Decider(registry, cache_size=0, admission=_recorded_admission(recorded))
     state: InstanceState | None = None
     produced: list[HistoryEvent] = []
     for command, at in input_commands(recorded):
@@ -170,6 +172,19 @@ def replay(
             False, tuple(produced), state, f"event #{position + 1}: {extra}", position
         )
     return ReplayReport(True, tuple(produced), state)
+
+
+def _recorded_admission(history: Sequence[HistoryEvent]) -> Admission:
+    """The limiters the instance was queued for, in the order history recorded them:
+    which shard of a limiter admits an instance is the engine's choice (it depends on
+    the partition count), not the code's, so replay takes it from the record."""
+    recorded = iter([e.limiter for e in history if isinstance(e, WorkflowQueued)])
+
+    def admission(workflow: str, instance_id: str, limit: int) -> tuple[str, int]:
+        key = next(recorded, None)
+        return (limiter_key(workflow) if key is None else key), limit
+
+    return admission
 
 
 # Facts the engine records about its own decisions since EventAwaited v2. They are not

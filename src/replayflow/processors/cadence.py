@@ -97,7 +97,8 @@ class StartBudget:
     share of the fill given to starts grows; above it the share halves, at most once
     per `cooldown_ms` (the starts admitted before a cut need that long to show in the
     waits). The wait counts from the task's production, so it includes the commit and
-    the fetch: the target leaves room for them on a busy machine. A slow step is no wait: slow workflows are never throttled, queues are."""
+    the fetch: the target leaves room for them on a busy machine. A slow step is no
+    wait: slow workflows are never throttled, queues are."""
 
     low: int = 8
     high: int = 2000

@@ -11,7 +11,7 @@ records and commits in between (see orchestrator.py for the order)."""
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import islice
@@ -28,10 +28,12 @@ from replayflow.core.messages import (
     Command,
     DeadLetter,
     FireTimer,
+    GrantSlot,
     ReleaseSlot,
 )
 from replayflow.core.state import CallKind, InstanceState, Status
-from replayflow.processors.admission import fold_limiter, load_limiter
+from replayflow.kafka.partition import murmur2_partition
+from replayflow.processors.admission import fold_limiter, is_shard_key, load_limiter
 from replayflow.store import counts, keys, serde
 from replayflow.store.pending import Pending
 from replayflow.store.protocol import Store
@@ -68,10 +70,22 @@ class PartitionFolder:
     memory; states touched by the batch in flight are pinned until the batch commits or
     aborts. Keeps the status counts (store/counts.py) with the states they count."""
 
-    def __init__(self, store: Store, decider: Decider, cache_size: int = 10_000) -> None:
+    def __init__(
+        self,
+        store: Store,
+        decider: Decider,
+        cache_size: int = 10_000,
+        partitions: int | None = None,
+    ) -> None:
         self.store = store
         self.partition = store.partition
         self.decider = decider
+        # Given the partition count, admission commands between entities of this
+        # partition (an instance and its limiter shard, processors/admission.py) are
+        # delivered here, in the batch; without it every command leaves as a record.
+        self.partitions = partitions
+        self._inline: deque[Command] = deque()
+        self._local_keys: dict[bytes, bool] = {}
         self._cache: OrderedDict[str, InstanceState] = OrderedDict()
         self._cache_size = cache_size
         self._folds: dict[Entity, Callable[[str, Any, int, Source | None], None]] = {
@@ -97,6 +111,20 @@ class PartitionFolder:
         original bytes."""
         target = route(command)
         self._folds[target.entity](target.key, command, now, source)
+        while self._inline:
+            self._deliver(self._inline.popleft(), now)
+
+    def _deliver(self, command: Command, now: int) -> None:
+        """Fold a command a decision of this batch addressed to an entity here."""
+        target = route(command)
+        try:
+            self._folds[target.entity](target.key, command, now, None)
+        except Exception as exc:  # a bug must not stop the batch: park the command
+            log.exception("delivering %s to %s failed", type(command).__name__, target.key)
+            source = ("commands", self.partition, -1, target.record_key, codec.encode(command))
+            self.dead_letter(
+                source, f"the fold failed: {type(exc).__name__}: {exc}", "FoldError", now
+            )
 
     def fire_due_timers(self, now: int, limit: int = 1000) -> int:
         """Fold every timer due at `now` (up to `limit`) as a FireTimer."""
@@ -201,6 +229,7 @@ class PartitionFolder:
 
     def _reset(self) -> None:
         self.pending = Pending(self.store)
+        self._inline.clear()
         self._touched: dict[str, InstanceState | None] = {}
         self.records: list[Record] = []
         self._queue_added: dict[str, list[tuple[int, str]]] = {}  # enqueued this batch
@@ -322,9 +351,32 @@ class PartitionFolder:
             batch_counts[new] += 1
         self._stage_counts(batch_counts)
 
-    def _emit_commands(self, commands: tuple[Command, ...]) -> None:
+    def _emit_commands(self, commands: tuple[Command, ...], from_shard: bool = False) -> None:
         for command in commands:
-            self.records.append(_record("commands", route(command).record_key, command, None))
+            key = route(command).record_key
+            if self._local(command, key, from_shard):
+                self._inline.append(command)
+            else:
+                self.records.append(_record("commands", key, command, None))
+
+    def _local(self, command: Command, key: bytes, from_shard: bool) -> bool:
+        """Whether `command` goes between an instance and a limiter shard of this
+        partition. (The one limiter of a limit below the partition count is
+        addressed through Kafka as before, local or not: its queue is one order.)"""
+        if self.partitions is None:
+            return False
+        if isinstance(command, AcquireSlot | ReleaseSlot):
+            if not is_shard_key(command.limiter):
+                return False
+        elif not (from_shard and isinstance(command, GrantSlot)):
+            return False
+        local = self._local_keys.get(key)
+        if local is None:
+            local = murmur2_partition(key, self.partitions) == self.partition
+            if len(self._local_keys) >= 100_000:
+                self._local_keys.clear()
+            self._local_keys[key] = local
+        return local
 
     def _remember(self, instance_id: str, state: InstanceState) -> None:
         if not _busy(state):
@@ -344,7 +396,7 @@ class PartitionFolder:
     ) -> None:
         added = self._queue_added.setdefault(limiter, [])
         decision = fold_limiter(self.pending, command, added)
-        self._emit_commands(decision.grants)
+        self._emit_commands(decision.grants, from_shard=is_shard_key(limiter))
         self.folded += 1
 
 

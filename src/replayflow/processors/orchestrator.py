@@ -41,6 +41,7 @@ from replayflow.kafka import clients
 from replayflow.kafka.config import group_name
 from replayflow.kafka.reading import located
 from replayflow.processors import collector
+from replayflow.processors.admission import LimiterShards
 from replayflow.processors.cadence import ORIGIN_HEADER, Intake, StartBudget, waited_ms
 from replayflow.processors.fold import PartitionFolder, Record
 from replayflow.processors.restore import StaleStore, is_stale, restore_partition
@@ -389,12 +390,15 @@ class Orchestrator:
         self._partition_count = len(
             consumer.list_topics(topic, timeout=30).topics[topic].partitions
         )
+        self.decider.admission = LimiterShards(self._partition_count)
         for tp in partitions:
             if tp.partition in self._folders:
                 continue
             store, restored = self._restored_store(tp.partition)
             self.stats.restored_records += restored
-            folder = PartitionFolder(store, self.decider, self.cache_size)
+            folder = PartitionFolder(
+                store, self.decider, self.cache_size, partitions=self._partition_count
+            )
             folder.observer = self.telemetry.partition(tp.partition, folder.status_counts)
             self._folders[tp.partition] = folder
             log.info(

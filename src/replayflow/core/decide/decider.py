@@ -14,7 +14,7 @@ from typing import Any
 from replayflow.core.decide.admission import grant, start
 from replayflow.core.decide.events import send_event
 from replayflow.core.decide.lifecycle import cancel, pause, restart, resume, terminate
-from replayflow.core.decide.runner import Limits, Runner
+from replayflow.core.decide.runner import Admission, Limits, Runner, one_limiter
 from replayflow.core.decide.steps import complete_step, fail_step
 from replayflow.core.decide.timers import fire_timer
 from replayflow.core.decision import Decision
@@ -62,8 +62,15 @@ class Decider(Runner):
         cache_size: int = 10_000,
         limits: Limits | None = None,
         concurrency: dict[str, int] | None = None,
+        admission: Admission = one_limiter,
     ) -> None:
-        super().__init__(registry, cache_size=cache_size, limits=limits, concurrency=concurrency)
+        super().__init__(
+            registry,
+            cache_size=cache_size,
+            limits=limits,
+            concurrency=concurrency,
+            admission=admission,
+        )
         self._handlers = {kind: partial(handler, self) for kind, handler in HANDLERS.items()}
 
     def decide(self, state: InstanceState | None, command: Command, now: int) -> Decision:

@@ -165,6 +165,7 @@ def restart(r: Runner, state: InstanceState | None, cmd: RestartWorkflow, now: i
     if workflow.timeout_ms is not None:
         b.set_timer(WORKFLOW_TIMEOUT, now + workflow.timeout_ms)
     if state.info.limiter is not None and not held_slot:
-        queue(b, state.info.limiter, r.concurrency_of(workflow) or 1)
+        limit = r.concurrency_of(workflow) or 1
+        queue(b, *r.admission(state.info.workflow, state.info.instance_id, limit))
         return b.build()
     return r.run(b, workflow)

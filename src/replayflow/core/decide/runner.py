@@ -4,6 +4,7 @@ suspend, end)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,17 @@ def limiter_key(workflow: str) -> str:
     return f"{LIMITER_PREFIX}{workflow}"
 
 
+#: Which limiter an instance asks for a slot, and the limit that limiter holds:
+#: (workflow, instance id, the workflow's limit) -> (limiter key, its limit). The
+#: default is the workflow's one limiter; the orchestrator shards it per partition
+#: (processors/admission.py), a pure function of its arguments and the partition count.
+Admission = Callable[[str, str, int], tuple[str, int]]
+
+
+def one_limiter(workflow: str, instance_id: str, limit: int) -> tuple[str, int]:
+    return limiter_key(workflow), limit
+
+
 @dataclass(frozen=True)
 class Limits:
     max_calls: int = 25_000
@@ -56,12 +68,14 @@ class Runner:
         cache_size: int = 10_000,
         limits: Limits | None = None,
         concurrency: dict[str, int] | None = None,
+        admission: Admission = one_limiter,
     ) -> None:
         self.registry = registry
         self.limits = limits or Limits()
         self.cache = DriverCache(cache_size)
         # Per-workflow concurrency limits that override the ones in the code.
         self.concurrency = dict(concurrency or {})
+        self.admission = admission
 
     def concurrency_of(self, workflow: WorkflowDef) -> int | None:
         return self.concurrency.get(workflow.name, workflow.concurrency)
