@@ -131,25 +131,26 @@ def _note(facts: Facts, message: Any, ids: set[str]) -> None:
 
 
 class Commits:
-    """When each orchestrator batch was taken and when its commit returned."""
+    """When each orchestrator batch committed: a record produced at t (ms) committed
+    with the first batch whose commit returned after t (one loop produces a batch's
+    records, then commits, then takes the next)."""
 
     def __init__(self, journals: list[dict[str, Any]]) -> None:
-        self._by_partition: dict[int, tuple[list[float], list[float]]] = {}
+        self._by_partition: dict[int, list[float]] = {}
         for journal in journals:
-            rows = sorted(journal.get("rows", []))
-            taken = [r[0] for r in rows]
-            ended = [r[2] for r in rows]
+            ended = sorted(r[2] for r in journal.get("rows", []))
             for partition in journal.get("partitions", []):
-                self._by_partition[partition] = (taken, ended)
+                self._by_partition[partition] = ended
 
-    def committed(self, partition: int, batch_at_ms: int) -> float | None:
-        """When the batch whose `now` was `batch_at_ms` committed (seconds)."""
-        found = self._by_partition.get(partition)
-        if found is None:
+    def committed(self, partition: int, produced_ms: int) -> float | None:
+        """When the batch that produced a record at `produced_ms` committed (seconds)."""
+        ended = self._by_partition.get(partition)
+        if not ended:
             return None
-        taken, ended = found
-        i = bisect.bisect_right(taken, (batch_at_ms + 1) / 1000) - 1
-        return ended[i] if i >= 0 else None
+        # CreateTime is in whole ms: the batch before may have committed within the
+        # same ms before the record was produced; a commit takes longer than a ms.
+        i = bisect.bisect_left(ended, (produced_ms + 1) / 1000)
+        return ended[i] if i < len(ended) else None
 
 
 def breakdown(
@@ -181,7 +182,7 @@ def breakdown(
             if task is None:
                 break
             hops["fold"].append(task - previous)
-            committed = commits.committed(partition, previous)
+            committed = commits.committed(partition, task)
             if committed is not None:
                 hops["commit"].append(committed * 1000 - task)
             ran = worker.get(key)
@@ -204,7 +205,7 @@ def breakdown(
         if completion is None or ended is None:
             continue
         hops["fold"].append(completion - ended)
-        committed = commits.committed(partition, ended)
+        committed = commits.committed(partition, completion)
         if committed is not None:
             hops["commit"].append(committed * 1000 - completion)
             read = read_at.get(instance_id)

@@ -173,6 +173,9 @@ def report(results: dict[str, Any], checked: list[goals.Goal]) -> None:
             f"admission: {adm['admissions_per_s']:,.0f} admissions/s, busiest partition "
             f"{100 * adm['busiest_partition_share']:.0f} % of commands"
         )
+        if adm.get("breakdown_ms"):
+            for line in breakdown.table(adm["breakdown_ms"], steps=1):
+                print(line)
     print(f"percent of the relay: {json.dumps(results['percent_of_relay'])}")
     print("goals:")
     for goal in checked:

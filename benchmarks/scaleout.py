@@ -106,7 +106,7 @@ def admission_drain(base: Settings, partitions: int, queued: int, limit: int) ->
             engine.expected[instance_id] = str(i + 1)
         ids = {i for i, _ in records}
         before = _end_offsets(engine)
-        figures = engine.run(records, commands_per_workflow=1)
+        figures = engine.run(records, commands_per_workflow=1, with_breakdown=True, steps=("a",))
         after = _end_offsets(engine)
         per_partition = [after[p] - before[p] for p in range(partitions)]
         admitted = sorted(_event_times(engine, ("WorkflowAdmitted",), ids)["WorkflowAdmitted"])
@@ -121,6 +121,7 @@ def admission_drain(base: Settings, partitions: int, queued: int, limit: int) ->
             "commands_by_partition": per_partition,
             "busiest_partition_share": round(max(per_partition) / max(1, sum(per_partition)), 3),
             "latency": figures["latency"],
+            "breakdown_ms": figures.get("breakdown_ms"),
             "cpu_us_per_instance": figures["cpu_us_per_command"],
         }
     finally:

@@ -128,3 +128,15 @@ def test_tuples_become_lists_and_keys_become_strings() -> None:
     env = Environment(round_trip)
     assert env.start(round_trip, {"t": (1, 2)}).result() == {"t": [1, 2]}
     assert load(dump({1: "a"}, "v"), "v") == {"1": "a"}
+
+
+def test_fast_and_reference_encoders_agree() -> None:
+    """orjson makes the text unless it must not: the result reads back the same either
+    way, and what the standard library refused is still refused."""
+    big = 2**70
+    for value in [{"k": None}, [1.5, "é", None], big, {"n": -(2**63)}, "x" * 100]:
+        assert load(dump(value, "v"), "v") == value
+    assert load(str(big), "big") == big  # integers past 64 bits stay exact
+    assert load("NaN", "nan") != load("NaN", "nan")  # read as before (json.loads)
+    with pytest.raises(rf.PayloadError):
+        dump({"a": math.nan}, "nested nan")
