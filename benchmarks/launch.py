@@ -66,6 +66,7 @@ class JournaledOrchestrator(Orchestrator):
     def _process_batch(self, messages: list[Any]) -> None:
         self._taken = time.time()
         self._size = len(messages)
+        self.journal.partitions = list(self.stats.assigned)
         super()._process_batch(messages)
 
     def _commit_transaction(self, *args: Any, **kwargs: Any) -> None:
@@ -84,7 +85,6 @@ class JournaledOrchestrator(Orchestrator):
                 getattr(intake, "held", None),
             )
         )
-        self.journal.partitions = list(self.stats.assigned)
 
 
 class JournaledWorker(Worker):

@@ -57,12 +57,14 @@ def _relay_loop(
     producer = clients.transactional_producer(settings, f"relay-{source}-{os.getpid()}")
     consumer.subscribe([source])
     relayed = 0
+    took: list[float] = []
     try:
         while not stop.is_set():
             first = consumer.poll(0.05)
             if first is None:
                 continue
             messages = [first, *consumer.consume(BATCH - 1, timeout=0)]
+            began = time.perf_counter()
             producer.begin_transaction()
             offsets: dict[int, int] = {}
             for message in messages:
@@ -77,6 +79,11 @@ def _relay_loop(
                 30,
             )
             producer.commit_transaction(60)
+            took.append((time.perf_counter() - began) * 1000)
+            if len(took) % 50 == 0:
+                recent = sorted(took[-500:])
+                counts[f"{name}_txn_ms_p50"] = round(recent[len(recent) // 2], 2)
+                counts[f"{name}_txn_ms_p90"] = round(recent[int(len(recent) * 0.9)], 2)
             relayed += len(messages)
             counts[name] = relayed
             counts[f"{name}_at"] = time.time()

@@ -110,6 +110,12 @@ def relay_workflows(
             n = int(rate * seconds)
             records = [(f"rate{int(rate)}-{token}-{i}", b"0") for i in range(n)]
             out[f"rate_{int(rate)}"] = drive(starter, watcher, records, rate, meter, 4)
+        counts = relay.counts()
+        out["transaction_ms"] = {
+            "p50": counts.get("relay_txn_ms_p50"),
+            "p90": counts.get("relay_txn_ms_p90"),
+            "of_last": 500,
+        }
     finally:
         watcher.close()
         relay.stop()

@@ -73,11 +73,12 @@ def consumer_config(settings: Settings, group: str | None, **extra: Any) -> dict
         "isolation.level": "read_committed",
         "enable.partition.eof": False,
         "socket.nagle.disable": True,
-        # How long the broker may park a fetch that finds nothing new. Records (and a
-        # transaction's commit markers, which move a read_committed reader's end) wake
-        # it at once, so this bounds only idle polling: each consumer asks ten times a
-        # second instead of fifty (benchmarks/breakdown.py: committed -> taken).
-        "fetch.wait.max.ms": 100,
+        # How long the broker may park a fetch that finds nothing new. A transaction's
+        # commit markers usually wake a parked read_committed fetch at once, but not
+        # always: in some runs every hop of benchmarks/relay.py's chain took this long
+        # (~90 ms of 100). A short wait bounds that; an idle consumer pays with fifty
+        # fetches a second.
+        "fetch.wait.max.ms": 20,
     }
     if group is not None:
         config["group.id"] = group_name(settings, group)

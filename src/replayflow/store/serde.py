@@ -49,7 +49,7 @@ def dump_info(info: Info) -> bytes:
         "id": info.instance_id,
         "wf": info.workflow,
         "v": info.version,
-        "st": info.status.value,
+        "st": info.status,  # a StrEnum: orjson writes its text
         "t0": info.started_at,
         "seq": info.seq,
         "out": info.output,
@@ -97,9 +97,9 @@ def load_info(raw: bytes, input: str) -> Info:
 def dump_call(call: Call) -> bytes:
     data = {
         "i": call.index,
-        "k": call.kind.value,
+        "k": call.kind,
         "key": call.key,
-        "st": call.status.value,
+        "st": call.status,
         "fn": call.function,
         "in": call.input,
         "retry": None if call.retry is None else call.retry.to_dict(),
