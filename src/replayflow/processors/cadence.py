@@ -28,8 +28,8 @@ may go ahead; an event, whose second delivery would count, never does. After an
 abort the consumer rewinds to the committed offsets and the queues are dropped.
 
 The start budget (`StartBudget`) keeps both queues short: each batch is filled with
-starts only up to what folds in about 50 ms, and the share given to starts follows
-(AIMD, as TCP paces its window) how long results' tasks waited for a worker.
+starts only up to what folds in about 100 ms of CPU, and the share given to starts
+follows (AIMD, as TCP paces its window) how long results' tasks waited for a worker.
 """
 
 from __future__ import annotations
@@ -88,21 +88,26 @@ class StartBudget:
     """How many held starts the next batch may admit.
 
     Two measures decide it. The orchestrator's own: a batch should take about
-    `batch_ms` to fold (every command of an instance waits for the whole batch), so the
-    batch is filled with starts up to what that many milliseconds fold, at the cost per
-    command measured on recent batches. The workers': every result carries how long its
-    task waited in the tasks topic; while the typical (median) wait of a batch's results
-    stays under `target_wait_ms` (or four times the smallest typical wait seen lately: a
-    machine too busy to answer sooner raises the floor, a growing queue does not), the
-    share of the fill given to starts grows; above it the share halves, at most once
-    per `cooldown_ms` (the starts admitted before a cut need that long to show in the
-    waits). The wait counts from the task's production, so it includes the commit and
-    the fetch: the target leaves room for them on a busy machine. A slow step is no
-    wait: slow workflows are never throttled, queues are."""
+    `batch_ms` of CPU to fold (every command of an instance waits for the whole batch,
+    and every batch is a transaction, whose commit markers cost the broker the same
+    however few commands it holds), so the batch is filled with starts up to what that
+    much CPU folds, at the cost per command measured on recent batches. CPU, not wall
+    time: on a busy machine wall time per command grows, and batches shrinking with it
+    would only add transactions where the CPU is already short.
+
+    The workers': every result carries how long its task waited in the tasks topic.
+    While the typical (median) wait of a batch's results stays under `target_wait_ms`
+    (or four times the smallest typical wait seen lately: a machine too busy to answer
+    sooner raises the floor, a growing queue does not), the share of the fill given to
+    starts grows; above it the share halves, at most once per `cooldown_ms` (the starts
+    admitted before a cut need that long to show in the waits). The wait counts from
+    the task's production, so it includes the commit and the fetch: the target leaves
+    room for them on a busy machine. A slow step is no wait: slow workflows are never
+    throttled, queues are."""
 
     low: int = 8
     high: int = 2000
-    batch_ms: float = 50.0
+    batch_ms: float = 100.0
     target_wait_ms: int = 250
     cooldown_ms: int = 1000
     ms_per_command: float = 0.2  # measured; a cautious first guess until then
@@ -116,7 +121,7 @@ class StartBudget:
         self._waits.append(waited)
 
     def folded(self, commands: int, seconds: float) -> None:
-        """A batch of `commands` took `seconds` to fold."""
+        """A batch of `commands` took `seconds` of CPU to fold."""
         if commands >= 8:
             per = seconds * 1000 / commands
             self.ms_per_command += 0.2 * (per - self.ms_per_command)

@@ -185,7 +185,7 @@ class Orchestrator:
     def _process_batch(self, messages: list[Message]) -> None:
         assert self._producer is not None and self._consumer is not None
         now = self._now()
-        began = time.perf_counter()
+        began = time.process_time()
         # 1. decode each command; bad input goes to the dead-letter topic with the reason
         # 2. fold each through decide() on RocksDB state with the batch's pending writes
         for message in messages:
@@ -196,7 +196,7 @@ class Orchestrator:
             if waited is not None:
                 self._budget.observe(waited)
             self._fold_message(folder, message, now)
-        self._budget.folded(len(messages), time.perf_counter() - began)
+        self._budget.folded(len(messages), time.process_time() - began)
         for folder in self._folders.values():
             self.stats.timers += folder.fire_due_timers(now)
         folders = [f for f in self._folders.values() if f.staged()]

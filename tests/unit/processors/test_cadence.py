@@ -116,7 +116,7 @@ def test_waited_reads_the_workers_header() -> None:
 
 def test_start_budget_fills_batches_and_halves_on_queued_results() -> None:
     budget = StartBudget(batch_ms=50.0)
-    budget.folded(100, 0.02)  # 0.2 ms a command: 250 commands fill 50 ms
+    budget.folded(100, 0.02)  # 0.2 ms of CPU a command: 250 commands fill 50 ms
     assert budget.per_batch(0, ready=0) == 250
     assert budget.per_batch(0, ready=200) == 50
     for _ in range(10):
