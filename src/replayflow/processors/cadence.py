@@ -28,7 +28,7 @@ may go ahead; an event, whose second delivery would count, never does. After an
 abort the consumer rewinds to the committed offsets and the queues are dropped.
 
 The start budget (`StartBudget`) keeps both queues short: each batch is filled with
-starts only up to what folds in about 100 ms of CPU, and the share given to starts
+starts only up to what folds in about 50 ms of CPU, and the share given to starts
 follows (AIMD, as TCP paces its window) how long results' tasks waited for a worker.
 """
 
@@ -107,7 +107,7 @@ class StartBudget:
 
     low: int = 8
     high: int = 2000
-    batch_ms: float = 100.0
+    batch_ms: float = 50.0
     target_wait_ms: int = 250
     cooldown_ms: int = 1000
     ms_per_command: float = 0.2  # measured; a cautious first guess until then
