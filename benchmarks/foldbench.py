@@ -29,7 +29,6 @@ from replayflow import codec  # noqa: E402
 from replayflow.core.decide import Decider  # noqa: E402
 from replayflow.core.definitions import Registry  # noqa: E402
 from replayflow.core.messages import CompleteStep, StartWorkflow, Task  # noqa: E402
-from replayflow.processors import collector  # noqa: E402
 from replayflow.processors.fold import PartitionFolder  # noqa: E402
 from replayflow.store.partition import PartitionStore  # noqa: E402
 
@@ -159,6 +158,18 @@ def long(instances: int, steps: int) -> dict[str, Any]:
         }
 
 
+def settle() -> None:
+    """Garbage collection as the orchestrator sets it up (a checkout from before
+    processors/collector.py: frozen start-up only)."""
+    try:
+        from replayflow.processors import collector
+    except ImportError:
+        gc.collect()
+        gc.freeze()
+        return
+    collector.settle()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("shape", choices=("three", "long"))
@@ -168,7 +179,7 @@ def main() -> None:
     parser.add_argument("--instances", type=int, default=10)
     parser.add_argument("--steps", type=int, default=5000)
     args = parser.parse_args()
-    collector.settle()  # as the orchestrator does
+    settle()
     if args.shape == "three":
         print(json.dumps(three(args.n, args.batch, args.starts_per_batch)))
     else:

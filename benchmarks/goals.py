@@ -115,7 +115,15 @@ def check(results: dict[str, Any]) -> list[Goal]:
     )
     goals.append(
         _goal(
-            "long instance: CPU per step late / early",
+            "long instance: fold CPU per step at step steps-100 / at step 100",
+            _get(results, "fold", "long", "late_over_early"),
+            "<= 1.25",
+            lambda v: v <= 1.25,
+        )
+    )
+    goals.append(
+        _goal(
+            "long instance on Kafka: orchestrator CPU per step late / early",
             _get(engine, "long", "cpu_late_over_early"),
             "<= 1.25",
             lambda v: v <= 1.25,

@@ -13,6 +13,9 @@ the latency breakdown); this process is the client (benchmarks/driver.py). Secti
   scale_out   starts folded per second by one and by two orchestrators (no worker),
               and the burst with two orchestrators
   admission   a limited workflow's queue draining: admissions/s, busiest partition
+  fold        the fold alone, in a child process (benchmarks/foldbench.py): CPU per
+              command of the three-step workflow, and per step of long instances at
+              step 100 against step steps-100 (no Kafka: the decision's own cost)
 
 Every workflow's result is checked. Prints the figures and the goals (benchmarks/
 goals.py: met / not met) and writes benchmarks/results/bench.json.
@@ -36,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks import breakdown, goals, scaleout, sections  # noqa: E402
 from replayflow.settings import Settings  # noqa: E402
 
-SECTIONS = ("relay", "engine", "scale_out", "admission")
+SECTIONS = ("fold", "relay", "engine", "scale_out", "admission")
 
 
 def _rates(text: str) -> list[tuple[float, float]]:
@@ -76,6 +79,10 @@ def main() -> None:
         "partitions": args.partitions,
     }
     say = sections._say
+    if "fold" in only:
+        say("fold alone: three-step workflows, then long instances ...")
+        results["fold"] = sections.fold_alone(args.n, args.long_instances, args.long_steps)
+        say(f"  {json.dumps(results['fold'])}")
     if "relay" in only:
         say(f"relay: {args.relay_records:,} records through a bare transactional relay ...")
         results["relay"] = {

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import json
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -21,9 +24,33 @@ from replayflow.kafka import clients
 from replayflow.kafka.reading import read_to_end
 from replayflow.settings import Settings
 
+ROOT = Path(__file__).resolve().parent.parent
+
 
 def _say(text: str) -> None:
     print(text, flush=True)
+
+
+# -- the fold alone ---------------------------------------------------------------------
+
+
+def fold_alone(n: int, instances: int, steps: int) -> dict[str, Any]:
+    """benchmarks/foldbench.py in a child process (its garbage collection as the
+    orchestrator's), three-step workflows and long instances."""
+    out: dict[str, Any] = {}
+    for shape, args in (
+        ("three", ["three", "-n", str(n)]),
+        ("long", ["long", "--instances", str(instances), "--steps", str(steps)]),
+    ):
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "benchmarks" / "foldbench.py"), *args],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+        )
+        out[shape] = json.loads(done.stdout.strip().splitlines()[-1])
+    return out
 
 
 # -- the bare relay ----------------------------------------------------------------------
