@@ -113,6 +113,10 @@ def main() -> None:
         results["admission"] = scaleout.admission_drain(
             base, args.partitions, args.queued, args.limit
         )
+        say("admission: the same with two orchestrators ...")
+        results["admission_two"] = scaleout.admission_drain(
+            base, args.partitions, args.queued, args.limit, orchestrators=2
+        )
     results["percent_of_relay"] = percent_of_relay(results)
     checked = goals.check(results)
     results["goals"] = [
@@ -183,6 +187,11 @@ def report(results: dict[str, Any], checked: list[goals.Goal]) -> None:
         if adm.get("breakdown_ms"):
             for line in breakdown.table(adm["breakdown_ms"], steps=1):
                 print(line)
+    if "admission_two" in results:
+        print(
+            "admission with two orchestrators: "
+            f"{results['admission_two']['admissions_per_s']:,.0f} admissions/s"
+        )
     print(f"percent of the relay: {json.dumps(results['percent_of_relay'])}")
     print("goals:")
     for goal in checked:

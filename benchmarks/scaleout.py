@@ -112,6 +112,7 @@ def admission_drain(base: Settings, partitions: int, queued: int, limit: int) ->
         admitted = sorted(_event_times(engine, ("WorkflowAdmitted",), ids)["WorkflowAdmitted"])
         lo, hi = admitted[len(admitted) // 10], admitted[(len(admitted) * 9) // 10]
         return {
+            "orchestrators": orchestrators,
             "queued": queued,
             "limit": limit,
             "wall_s": figures["wall_s"],
