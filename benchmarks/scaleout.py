@@ -94,11 +94,19 @@ def two_orchestrators_burst(base: Settings, partitions: int, n: int) -> dict[str
         engine.close()
 
 
-def admission_drain(base: Settings, partitions: int, queued: int, limit: int) -> dict[str, Any]:
+def admission_drain(
+    base: Settings, partitions: int, queued: int, limit: int, orchestrators: int = 1
+) -> dict[str, Any]:
     """`queued` instances of a workflow limited to `limit` at once, started together:
     admissions per second while the queue drains, and the busiest partition's share of
     all commands."""
-    engine = Engine(base, partitions, "limit", limits=(f"{LIMITED}={limit}",))
+    engine = Engine(
+        base,
+        partitions,
+        f"limit{orchestrators}",
+        orchestrators=orchestrators,
+        limits=(f"{LIMITED}={limit}",),
+    )
     try:
         engine.warm_up()
         records = engine.records("limited", queued, workflow=LIMITED)
