@@ -21,6 +21,18 @@ METADATA_TIMEOUT = 30.0
 FLUSH_TIMEOUT = 30.0
 #: A transaction left open longer than this is aborted by the broker.
 TRANSACTION_TIMEOUT_MS = 60_000
+#: The first backoff (ms) before a transactional request is tried again; it doubles on
+#: each retry up to retry.backoff.max.ms. The common retry is CONCURRENT_TRANSACTIONS:
+#: a transaction begun right after a commit asks to add its offsets while the
+#: coordinator still writes the previous commit's markers, which takes a millisecond
+#: or two. librdkafka's default backoff, 100 ms, made every back-to-back transaction
+#: last 100 ms (benchmarks/relay.py measures it).
+TRANSACTION_RETRY_BACKOFF_MS = 1
+#: A transaction's records wait for its commit, which sends whatever is queued at once
+#: (librdkafka's flush ignores linger): batching them costs no latency, and sending
+#: them as they were produced cost the broker a produce request per millisecond of
+#: folding.
+TRANSACTION_LINGER_MS = 50
 
 #: librdkafka's own log lines (connection refused, ...) go to this logger instead of
 #: stderr; failures reach callers as exceptions.
@@ -104,7 +116,11 @@ def producer_config(settings: Settings, **extra: Any) -> dict[str, Any]:
         "bootstrap.servers": settings.bootstrap,
         "partitioner": PARTITIONER,
         "enable.idempotence": True,
-        "linger.ms": 5,
+        # A command waits at most a millisecond for company: latency first; under load
+        # records batch anyway while earlier requests are in flight.
+        "linger.ms": 1,
+        # Requests are small and latency matters more than packets: no Nagle delay.
+        "socket.nagle.disable": True,
         "compression.type": "lz4",
         # Records up to the topics' max.message.bytes (8 MiB) must fit in a request.
         "message.max.bytes": 10 * 1024 * 1024,
@@ -119,6 +135,8 @@ def transactional_config(settings: Settings, transactional_id: str, **extra: Any
         **{
             "transactional.id": transactional_id,
             "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
+            "retry.backoff.ms": TRANSACTION_RETRY_BACKOFF_MS,
+            "linger.ms": TRANSACTION_LINGER_MS,
             **extra,
         },
     )
@@ -134,8 +152,12 @@ def consumer_config(settings: Settings, group: str | None, **extra: Any) -> dict
         "auto.offset.reset": "earliest",
         "isolation.level": "read_committed",
         "enable.partition.eof": False,
-        # A read_committed fetch can park on the broker until this passes even when a
-        # transaction commits meanwhile; short waits keep step-to-step latency low.
+        "socket.nagle.disable": True,
+        # How long the broker may park a fetch that finds nothing new. A transaction's
+        # commit markers usually wake a parked read_committed fetch at once, but not
+        # always: in some runs every hop of benchmarks/relay.py's chain took this long
+        # (~90 ms of 100). A short wait bounds that; an idle consumer pays with fifty
+        # fetches a second.
         "fetch.wait.max.ms": 20,
     }
     if group is not None:

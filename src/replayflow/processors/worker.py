@@ -7,6 +7,13 @@ finished above one still running go in the commit's metadata, processors/task_of
 a crash re-runs only what had not reported, and the fold keeps only the first result of
 the current attempt, so running twice changes nothing.
 
+The loop never sleeps on a clock: when nothing is fetched it waits in a poll on a
+helper thread (librdkafka wakes it the moment a task arrives) while the event loop goes
+on running steps, and wakes early when a step ends, to serve its result's
+acknowledgement; a result is produced the moment its step ends. Offset commits run off
+the loop too (one at a time): the commit is decided in the turn a result is
+acknowledged, and steps go on while its round trip lasts.
+
 Nothing here waits on Kafka for long. A result whose delivery failed is sent again (a
 producer that failed for good is replaced, and everything it had in flight is sent
 through the new one); the offset commit runs under a deadline (kafka/watchdog.py); and a
@@ -23,15 +30,22 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import (
+    TIMESTAMP_NOT_AVAILABLE,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 
 from replayflow import codec, telemetry
-from replayflow.core.clip import MAX_ECHO, clip
-from replayflow.core.definitions import Registry
+from replayflow.core.clip import clip
+from replayflow.core.definitions import Registry, StepDef
 from replayflow.core.messages import CompleteStep, ErrorInfo, FailStep, Task
 from replayflow.execution import run_async, run_sync, unknown_step
 from replayflow.kafka import clients
@@ -39,101 +53,37 @@ from replayflow.kafka.config import group_name
 from replayflow.kafka.liveness import ConsumerLiveness
 from replayflow.kafka.outage import Outage
 from replayflow.kafka.reading import located
-from replayflow.kafka.watchdog import GRACE, Guard, Hung, guarded
-from replayflow.processors import fatal
+from replayflow.kafka.watchdog import Hung, guarded
+from replayflow.processors import collector, fatal
+from replayflow.processors.cadence import WAITED_HEADER
 from replayflow.processors.heartbeat import Heartbeat
 from replayflow.processors.stream_sink import KafkaStreamSink, register_stream_steps
+from replayflow.processors.task_commits import COMMIT_TIMEOUT, TaskCommits
 from replayflow.processors.task_offsets import CommitPoint, TaskOffsets
+from replayflow.processors.worker_outbox import Outbox, Result, WorkerStats
 from replayflow.settings import Settings
 from replayflow.topics import Topics
 
 log = logging.getLogger("replayflow.worker")
 
-COMMIT_TIMEOUT = 5.0  # seconds librdkafka gets for an offset commit
-# A commit that hung (the broker away) is waited for this long before the consumer is
-# replaced: replacing it while the broker is away would leave a member behind in the
-# group that the new one waits for, and the same consumer usually recovers by itself.
-COMMIT_HUNG_LIMIT = 60.0
 CLOSE_DEADLINE = 10.0
 CONSUMER_SETTINGS = {"session.timeout.ms": 10_000, "max.poll.interval.ms": 300_000}
+#: Seconds the polling thread waits for a task before the loop looks at its stop flag,
+#: heartbeat and liveness; a task that arrives meanwhile wakes it at once.
+POLL_WAIT = 0.1
+#: Seconds between the loop's turns while results wait for their acknowledgement: the
+#: commit that follows one is decided within this much of it.
+ACK_WAIT = 0.002
+
+__all__ = ["Worker", "WorkerStats"]
 
 
-@dataclass
-class WorkerStats:
-    started: int = 0
-    completed: int = 0
-    failed: int = 0
-    bad_tasks: int = 0
-    undelivered: int = 0  # deliveries that failed (each result is sent again)
-    consumers_replaced: int = 0
-    producers_replaced: int = 0
-
-
-@dataclass
-class _Result:
-    """A step's outcome on its way to replayflow.commands."""
-
-    instance_id: str
-    value: bytes
-    headers: telemetry.KafkaHeaders | None
-    task_at: tuple[int, int] | None  # (partition, offset) of its task
-
-
-class _Outbox:
-    """Results not yet acknowledged by the broker, so none is ever dropped: a failed
-    delivery goes back in line, and a producer that is replaced hands over all of its
-    results. The task's offset stays in flight until its result is acknowledged."""
-
-    def __init__(self, offsets: TaskOffsets, stats: WorkerStats) -> None:
-        self._offsets = offsets
-        self._stats = stats
-        self._pending: dict[int, _Result] = {}
-        self._again: list[int] = []
-        self._next = 0
-        self.producer_failed: str | None = None  # why the producer must be replaced
-
-    def add(self, result: _Result) -> int:
-        self._next += 1
-        self._pending[self._next] = result
-        return self._next
-
-    def delivered(self, number: int) -> Callable[[KafkaError | None, Message], None]:
-        def report(error: KafkaError | None, _message: Message) -> None:
-            result = self._pending.get(number)
-            if result is None:
-                return  # handed over to a new producer already
-            if error is None:
-                del self._pending[number]
-                if result.task_at is not None:
-                    self._offsets.end(*result.task_at)
-                return
-            self._stats.undelivered += 1
-            log.warning(
-                "result for %s not delivered (%s): sending it again",
-                clip(result.instance_id, MAX_ECHO),
-                error,
-            )
-            if error.fatal():
-                self.producer_failed = f"fatal producer error: {error}"
-            else:
-                self._again.append(number)
-
-        return report
-
-    def later(self, number: int) -> None:
-        self._again.append(number)
-
-    def take_again(self) -> list[int]:
-        again, self._again = self._again, []
-        return [n for n in again if n in self._pending]
-
-    def take_all(self) -> list[int]:
-        """Everything still unacknowledged, for a new producer."""
-        self._again = []
-        return sorted(self._pending)
-
-    def get(self, number: int) -> _Result | None:
-        return self._pending.get(number)
+def _waited(message: Message) -> bytes | None:
+    """Milliseconds since the task was produced, as header bytes."""
+    ts_type, produced = message.timestamp()
+    if ts_type == TIMESTAMP_NOT_AVAILABLE:
+        return None
+    return str(max(0, int(time.time() * 1000) - produced)).encode()
 
 
 class Worker:
@@ -155,15 +105,16 @@ class Worker:
         self._threads = ThreadPoolExecutor(threads, thread_name_prefix="replayflow-step")
         self._stop = threading.Event()
         self._offsets = TaskOffsets()
-        self._committed: dict[int, CommitPoint] = {}  # sent, and not known to have failed
         self._generation = 0  # of the consumer: callbacks of a replaced one do nothing
-        self._commits = Guard("worker offset commits")
-        self._hung_commit: tuple[Guard, float] | None = None  # its guard, and since when
-        self._outbox = _Outbox(self._offsets, self.stats)
+        self._commits = TaskCommits(self.topics.tasks, self._offsets)
+        self._outbox = Outbox(self._offsets, self.stats)
         self._producer: Producer = None  # type: ignore[assignment]  # built by run_async
         self.telemetry = telemetry.for_worker(group_name(settings, "worker"))
         self._outage = Outage(settings.bootstrap, "worker", log)
         self._heartbeat = Heartbeat("worker")
+        self._poller = ThreadPoolExecutor(1, thread_name_prefix="replayflow-poll")
+        self._poll: asyncio.Future[Message | None] | None = None  # a poll in flight
+        self._wake: asyncio.Future[None] | None = None  # done when a step ends
 
     def stop(self) -> None:
         self._stop.set()
@@ -176,11 +127,20 @@ class Worker:
         self._producer = clients.producer(self.settings, error_cb=self._on_kafka_error)
         slots = asyncio.Semaphore(self.concurrency)
         running: set[asyncio.Task[None]] = set()
+        idle = collector.IdleCollector()
+        collector.settle()
         log.info("worker started with %d step functions", len(self.registry.steps))
         try:
             while not self._stop.is_set():
                 free = self.concurrency - len(running)
-                messages = consumer.consume(min(free, 500), timeout=0) if free > 0 else []
+                if free > 0:
+                    messages = await self._fetch(consumer, min(free, 500))
+                    if not messages and not running:
+                        idle.idle()
+                else:
+                    timeout = ACK_WAIT if self._outbox.unacknowledged() else POLL_WAIT
+                    await asyncio.wait(running, timeout=timeout, return_when="FIRST_COMPLETED")
+                    messages = []
                 replace_consumer: str | None = None
                 for message in messages:
                     error = message.error()
@@ -209,23 +169,66 @@ class Worker:
                 elif replace_consumer is None:
                     replace_consumer = liveness.stalled()
                 if replace_consumer is None:
-                    replace_consumer = self._commit(consumer)
+                    replace_consumer = self._commits.turn(consumer)
                 if replace_consumer is not None:
-                    consumer, liveness = self._replace_consumer(consumer, replace_consumer)
-                await asyncio.sleep(0 if messages else 0.01)
+                    consumer, liveness = await self._replace_consumer(consumer, replace_consumer)
+                # Let the steps just started run before fetching more.
+                await asyncio.sleep(0)
             if running:
                 await asyncio.wait(running, timeout=10)
             self._deliver()
             self._producer.flush(10)
             self._deliver()
-            self._commit(consumer)
+            await self._commits.last(consumer)
         finally:
+            await self._end_poll()
+            self._poller.shutdown(wait=False)
             self._threads.shutdown(wait=False, cancel_futures=True)
             self.streams.flush(10)
             self._producer.flush(10)
             self._commits.close()
             _close(consumer)
             self.telemetry.close()
+
+    async def _fetch(self, consumer: Consumer, n: int) -> list[Message]:
+        """Up to n fetched tasks: at once if any are fetched already; else the first to
+        arrive, waited for on the polling thread, and the rest. Returns early (with
+        nothing) when a step ends, or every ACK_WAIT while results wait for their
+        acknowledgement; the poll then stays in flight for the next turn."""
+        loop = asyncio.get_running_loop()
+        if self._poll is None:
+            messages: list[Message] = consumer.consume(n, timeout=0)
+            if messages:
+                return messages
+            self._poll = loop.run_in_executor(self._poller, consumer.poll, POLL_WAIT)
+        waits: set[asyncio.Future[Any]] = {self._poll}
+        if self._commits.in_flight is not None:
+            waits.add(self._commits.in_flight)
+        if self._outbox.unacknowledged():
+            timeout: float | None = ACK_WAIT
+        else:
+            timeout = None
+            self._wake = loop.create_future()
+            waits.add(self._wake)
+        await asyncio.wait(waits, timeout=timeout, return_when="FIRST_COMPLETED")
+        self._wake = None
+        if not self._poll.done():
+            return []
+        first, self._poll = self._poll.result(), None
+        if first is None:
+            return []
+        return [first, *consumer.consume(n - 1, timeout=0)] if n > 1 else [first]
+
+    async def _end_poll(self) -> None:
+        """Wait for the poll in flight (at most POLL_WAIT): the consumer may be closed
+        only once no other thread uses it. A task it returned runs again elsewhere:
+        its offset was never begun, so never committed."""
+        poll, self._poll = self._poll, None
+        if poll is not None:
+            try:
+                await poll
+            except KafkaException as exc:
+                log.info("the last poll: %s", clip(str(exc)))
 
     def _new_consumer(self) -> tuple[Consumer, ConsumerLiveness]:
         consumer = clients.consumer(
@@ -245,7 +248,7 @@ class Worker:
         consumer.subscribe([self.topics.tasks], on_assign=on_assign, on_revoke=on_revoke)
         return consumer, ConsumerLiveness(consumer, self.topics.tasks)
 
-    def _replace_consumer(
+    async def _replace_consumer(
         self, consumer: Consumer, reason: str
     ) -> tuple[Consumer, ConsumerLiveness]:
         """A new group member in place of one that failed. Attempts still running go on;
@@ -253,10 +256,10 @@ class Worker:
         log.warning("replacing the consumer: %s", clip(reason))
         self.stats.consumers_replaced += 1
         self._generation += 1
-        self._hung_commit = None
+        await self._end_poll()
         _close(consumer)
         self._offsets.forget_all()
-        self._committed.clear()
+        self._commits.replaced()
         return self._new_consumer()
 
     def _deliver(self) -> None:
@@ -293,6 +296,7 @@ class Worker:
                 self.stats.bad_tasks += 1
                 return
             self.stats.started += 1
+            waited = _waited(message)
             with self.telemetry.step(task, message.headers()) as attempt:
                 outcome = await self._execute(task)
                 attempt.finish(outcome)
@@ -301,17 +305,20 @@ class Worker:
                 self.stats.completed += 1
             else:
                 self.stats.failed += 1
-            number = self._outbox.add(
-                _Result(
-                    task.instance_id, codec.encode(outcome), attempt.headers, (partition, offset)
-                )
-            )
+            headers = attempt.headers
+            if waited is not None:
+                # How long the task queued: the orchestrator paces new starts by it.
+                headers = [*(headers or []), (WAITED_HEADER, waited)]
+            value = codec.encode(outcome)
+            number = self._outbox.add(Result(task.instance_id, value, headers, (partition, offset)))
             self._produce(number)
             sent = True
         finally:
             if not sent:
                 self._offsets.end(partition, offset)
             slots.release()
+            if self._wake is not None and not self._wake.done():
+                self._wake.set_result(None)  # the loop serves the acknowledgement
 
     async def _streams_written(self) -> None:
         # A step's stream values go on the log before its result: the orchestrator ends
@@ -323,18 +330,13 @@ class Worker:
         step = self.registry.step(task.function)
         if step is None:
             return unknown_step(task)
-        timeout = None if task.timeout_ms is None else task.timeout_ms / 1000
+        if task.timeout_ms is None:
+            return await self._attempt(step, task)
+        timeout = task.timeout_ms / 1000
         try:
-            if step.is_async:
-                return await asyncio.wait_for(run_async(step, task, sink=self.streams), timeout)
-            loop = asyncio.get_running_loop()
-            # The copied context carries the step's span into the thread.
-            future = loop.run_in_executor(
-                self._threads,
-                contextvars.copy_context().run,
-                functools.partial(run_sync, step, task, sink=self.streams),
-            )
-            return await asyncio.wait_for(future, timeout)
+            # asyncio.timeout, unlike wait_for, wraps the step in no extra task.
+            async with asyncio.timeout(timeout):
+                return await self._attempt(step, task)
         except TimeoutError:
             # A thread cannot be stopped; its late result is dropped here, and the fold
             # would ignore it anyway (the attempt is over).
@@ -348,6 +350,17 @@ class Worker:
                     message=f"attempt {task.attempt} ran over {timeout} s",
                 ),
             )
+
+    async def _attempt(self, step: StepDef, task: Task) -> CompleteStep | FailStep:
+        if step.is_async:
+            return await run_async(step, task, sink=self.streams)
+        loop = asyncio.get_running_loop()
+        # The copied context carries the step's span into the thread.
+        return await loop.run_in_executor(
+            self._threads,
+            contextvars.copy_context().run,
+            functools.partial(run_sync, step, task, sink=self.streams),
+        )
 
     def _produce(self, number: int) -> None:
         result = self._outbox.get(number)
@@ -365,53 +378,6 @@ class Worker:
             # The queue is full (the broker away): the next round sends it, and the
             # event loop goes on meanwhile.
             self._outbox.later(number)
-
-    def _due_commits(self) -> list[TopicPartition]:
-        """The commit decision, made on every turn of the loop: each partition whose
-        commit point moved since the last commit. Points move when results are
-        acknowledged (see _Outbox), so a task is committed in the turn its result
-        reached the log, not on a timer: a worker killed after that does not run the
-        step again (what is left is the commit's own round trip). A turn that had no
-        acknowledgement commits nothing."""
-        return [
-            self._position(partition, point)
-            for partition, point in self._offsets.commit_points().items()
-            if self._committed.get(partition) != point
-        ]
-
-    def _position(self, partition: int, point: CommitPoint) -> TopicPartition:
-        return TopicPartition(self.topics.tasks, partition, point.offset, metadata=point.metadata)
-
-    def _commit(self, consumer: Consumer) -> str | None:
-        """Commit what _due_commits says. Returns why the consumer must be replaced, or
-        None."""
-        offsets = self._due_commits()
-        if not offsets:
-            return None
-        if self._hung_commit is not None:
-            hung, since = self._hung_commit
-            if hung.running:
-                waited = time.monotonic() - since
-                if waited > COMMIT_HUNG_LIMIT:
-                    return f"an offset commit has not returned for {waited:.0f} s"
-                return None  # the consumer goes on; commit again once that one returns
-            self._hung_commit = None
-        try:
-            self._commits.run(
-                "offset commit", COMMIT_TIMEOUT + GRACE, _commit_sync, consumer, offsets
-            )
-            for tp in offsets:
-                self._committed[tp.partition] = CommitPoint(tp.offset, tp.metadata or "")
-        except Hung as exc:
-            log.warning("%s; the consumer goes on, and commits again once it returns", exc)
-            self._hung_commit = (self._commits, time.monotonic())
-            self._commits = Guard("worker offset commits")
-        except KafkaException as exc:  # a failed commit only means some steps may run again
-            error = exc.args[0] if exc.args else None
-            if isinstance(error, KafkaError) and error.fatal():
-                return f"fatal error committing offsets: {error}"
-            log.warning("offset commit failed: %s", clip(str(exc)))
-        return None
 
     def _on_kafka_error(self, error: KafkaError) -> None:
         """Every client error. A fatal one is cured by replacing the client that met it
@@ -431,7 +397,7 @@ class Worker:
             return
         for tp in committed:
             self._offsets.restore(tp.partition, tp.offset, tp.metadata)
-            self._committed[tp.partition] = CommitPoint(tp.offset, tp.metadata or "")
+            self._commits.committed[tp.partition] = CommitPoint(tp.offset, tp.metadata or "")
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # The next owner starts from the committed offsets: hand over every result
@@ -439,7 +405,7 @@ class Worker:
         # the rebalance; steps still running here run there again).
         revoked = {tp.partition for tp in partitions}
         points = self._offsets.commit_points()
-        handover = [self._position(p, points[p]) for p in revoked if p in points]
+        handover = [self._commits.position(p, points[p]) for p in revoked if p in points]
         if handover:
             try:
                 consumer.commit(offsets=handover, asynchronous=True)
@@ -447,11 +413,7 @@ class Worker:
                 log.info("handing over offsets: %s", clip(str(exc)))
         for partition in revoked:
             self._offsets.forget(partition)
-            self._committed.pop(partition, None)
-
-
-def _commit_sync(consumer: Consumer, offsets: list[TopicPartition]) -> None:
-    consumer.commit(offsets=offsets, asynchronous=False)
+            self._commits.committed.pop(partition, None)
 
 
 def _close(consumer: Consumer) -> None:
