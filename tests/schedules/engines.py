@@ -42,6 +42,7 @@ from replayflow.core.schedule_state import schedule_key
 from replayflow.dsl.documents import DocumentStore
 from replayflow.kafka import clients
 from replayflow.kafka.admin import topic_partitions
+from replayflow.kafka.producing import deliver
 from replayflow.kafka.reading import read_to_end
 from replayflow.processors.documents import KafkaDocumentLog
 from replayflow.processors.orchestrator import Orchestrator
@@ -273,7 +274,10 @@ class _SettlingSchedules(ClientSchedules):
     def __init__(self, engine: KafkaEngine) -> None:
         client = engine.client
         super().__init__(
-            engine.settings, lambda r: client._send(r), client._scan, clock=engine.clock
+            engine.settings,
+            lambda r: deliver(client._producer, [r], client.send_timeout),
+            client._scan,
+            clock=engine.clock,
         )
         self._engine = engine
 
