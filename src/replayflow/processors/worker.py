@@ -9,10 +9,12 @@ the current attempt, so running twice changes nothing.
 
 The loop never sleeps on a clock: when nothing is fetched it waits in a poll on a
 helper thread (librdkafka wakes it the moment a task arrives) while the event loop goes
-on running steps, and wakes early when a step ends, to serve its result's
-acknowledgement; a result is produced the moment its step ends. Offset commits run off
-the loop too (one at a time): the commit is decided in the turn a result is
-acknowledged, and steps go on while its round trip lasts.
+on running steps; a result is produced the moment its step ends, and the poll returns
+within ACK_WAIT of that, so that the loop serves the result's acknowledgement and
+commits (it polls in ACK_WAIT slices while steps run; in one long poll only when
+there is nothing to do). No other call reaches the consumer while it polls:
+confluent-kafka (2.16) lets one call at a time into a consumer, so a commit beside a
+poll would wait for it.
 
 Nothing here waits on Kafka for long. A result whose delivery failed is sent again (a
 producer that failed for good is replaced, and everything it had in flight is sent
@@ -31,7 +33,6 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 from confluent_kafka import (
     TIMESTAMP_NOT_AVAILABLE,
@@ -68,11 +69,12 @@ log = logging.getLogger("replayflow.worker")
 
 CLOSE_DEADLINE = 10.0
 CONSUMER_SETTINGS = {"session.timeout.ms": 10_000, "max.poll.interval.ms": 300_000}
-#: Seconds the polling thread waits for a task before the loop looks at its stop flag,
-#: heartbeat and liveness; a task that arrives meanwhile wakes it at once.
+#: Seconds the polling thread waits for a task (a task that arrives meanwhile wakes it
+#: at once) before the loop takes its turn: with nothing to do (POLL_WAIT), while steps
+#: run (STEP_WAIT, in ACK_WAIT slices, ended early by a step's end), while results wait
+#: for their acknowledgement (ACK_WAIT).
 POLL_WAIT = 0.1
-#: Seconds between the loop's turns while results wait for their acknowledgement: the
-#: commit that follows one is decided within this much of it.
+STEP_WAIT = 0.05
 ACK_WAIT = 0.002
 
 __all__ = ["Worker", "WorkerStats"]
@@ -113,8 +115,7 @@ class Worker:
         self._outage = Outage(settings.bootstrap, "worker", log)
         self._heartbeat = Heartbeat("worker")
         self._poller = ThreadPoolExecutor(1, thread_name_prefix="replayflow-poll")
-        self._poll: asyncio.Future[Message | None] | None = None  # a poll in flight
-        self._wake: asyncio.Future[None] | None = None  # done when a step ends
+        self._step_ended = threading.Event()
 
     def stop(self) -> None:
         self._stop.set()
@@ -134,7 +135,7 @@ class Worker:
             while not self._stop.is_set():
                 free = self.concurrency - len(running)
                 if free > 0:
-                    messages = await self._fetch(consumer, min(free, 500))
+                    messages = await self._fetch(consumer, min(free, 500), bool(running))
                     if not messages and not running:
                         idle.idle()
                 else:
@@ -171,7 +172,7 @@ class Worker:
                 if replace_consumer is None:
                     replace_consumer = self._commits.turn(consumer)
                 if replace_consumer is not None:
-                    consumer, liveness = await self._replace_consumer(consumer, replace_consumer)
+                    consumer, liveness = self._replace_consumer(consumer, replace_consumer)
                 # Let the steps just started run before fetching more.
                 await asyncio.sleep(0)
             if running:
@@ -179,10 +180,9 @@ class Worker:
             self._deliver()
             self._producer.flush(10)
             self._deliver()
-            await self._commits.last(consumer)
+            self._commits.turn(consumer)
         finally:
-            await self._end_poll()
-            self._poller.shutdown(wait=False)
+            self._poller.shutdown(wait=True)  # a poll still running ends within POLL_WAIT
             self._threads.shutdown(wait=False, cancel_futures=True)
             self.streams.flush(10)
             self._producer.flush(10)
@@ -190,45 +190,34 @@ class Worker:
             _close(consumer)
             self.telemetry.close()
 
-    async def _fetch(self, consumer: Consumer, n: int) -> list[Message]:
-        """Up to n fetched tasks: at once if any are fetched already; else the first to
-        arrive, waited for on the polling thread, and the rest. Returns early (with
-        nothing) when a step ends, or every ACK_WAIT while results wait for their
-        acknowledgement; the poll then stays in flight for the next turn."""
-        loop = asyncio.get_running_loop()
-        if self._poll is None:
-            messages: list[Message] = consumer.consume(n, timeout=0)
-            if messages:
-                return messages
-            self._poll = loop.run_in_executor(self._poller, consumer.poll, POLL_WAIT)
-        waits: set[asyncio.Future[Any]] = {self._poll}
-        if self._commits.in_flight is not None:
-            waits.add(self._commits.in_flight)
+    async def _fetch(self, consumer: Consumer, n: int, stepping: bool) -> list[Message]:
+        """Up to n fetched tasks: at once if any are fetched already, else the first to
+        arrive within the wait (on the polling thread, while steps go on) and the rest."""
+        messages: list[Message] = consumer.consume(n, timeout=0)
+        if messages:
+            return messages
+        wait = POLL_WAIT
         if self._outbox.unacknowledged():
-            timeout: float | None = ACK_WAIT
-        else:
-            timeout = None
-            self._wake = loop.create_future()
-            waits.add(self._wake)
-        await asyncio.wait(waits, timeout=timeout, return_when="FIRST_COMPLETED")
-        self._wake = None
-        if not self._poll.done():
-            return []
-        first, self._poll = self._poll.result(), None
+            wait = ACK_WAIT
+        elif stepping:
+            wait = STEP_WAIT
+        loop = asyncio.get_running_loop()
+        self._step_ended.clear()
+        first = await loop.run_in_executor(self._poller, self._poll, consumer, wait)
         if first is None:
             return []
         return [first, *consumer.consume(n - 1, timeout=0)] if n > 1 else [first]
 
-    async def _end_poll(self) -> None:
-        """Wait for the poll in flight (at most POLL_WAIT): the consumer may be closed
-        only once no other thread uses it. A task it returned runs again elsewhere:
-        its offset was never begun, so never committed."""
-        poll, self._poll = self._poll, None
-        if poll is not None:
-            try:
-                await poll
-            except KafkaException as exc:
-                log.info("the last poll: %s", clip(str(exc)))
+    def _poll(self, consumer: Consumer, wait: float) -> Message | None:
+        """On the polling thread: the first task within `wait`; one poll when no step
+        runs, else slices of ACK_WAIT until a step ends (a poll cannot be interrupted)."""
+        if wait == POLL_WAIT:
+            return consumer.poll(wait)
+        deadline = time.monotonic() + wait
+        while True:
+            message: Message | None = consumer.poll(ACK_WAIT)
+            if message is not None or self._step_ended.is_set() or time.monotonic() > deadline:
+                return message
 
     def _new_consumer(self) -> tuple[Consumer, ConsumerLiveness]:
         consumer = clients.consumer(
@@ -248,7 +237,7 @@ class Worker:
         consumer.subscribe([self.topics.tasks], on_assign=on_assign, on_revoke=on_revoke)
         return consumer, ConsumerLiveness(consumer, self.topics.tasks)
 
-    async def _replace_consumer(
+    def _replace_consumer(
         self, consumer: Consumer, reason: str
     ) -> tuple[Consumer, ConsumerLiveness]:
         """A new group member in place of one that failed. Attempts still running go on;
@@ -256,7 +245,6 @@ class Worker:
         log.warning("replacing the consumer: %s", clip(reason))
         self.stats.consumers_replaced += 1
         self._generation += 1
-        await self._end_poll()
         _close(consumer)
         self._offsets.forget_all()
         self._commits.replaced()
@@ -317,8 +305,7 @@ class Worker:
             if not sent:
                 self._offsets.end(partition, offset)
             slots.release()
-            if self._wake is not None and not self._wake.done():
-                self._wake.set_result(None)  # the loop serves the acknowledgement
+            self._step_ended.set()  # a poll waiting on the polling thread returns
 
     async def _streams_written(self) -> None:
         # A step's stream values go on the log before its result: the orchestrator ends
