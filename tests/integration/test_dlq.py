@@ -120,6 +120,8 @@ def test_list_shows_the_newest_entries_and_what_they_hold(
         "version": None,
         "parent_id": None,
         "parent_step": None,
+        "schedule_id": None,
+        "schedule_slot": None,
     }
     assert by_id[middle]["source_topic"] == topics.tasks
     assert by_id[middle]["value_hex"] is None and by_id[middle]["value_size"] == 0
