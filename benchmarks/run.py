@@ -1,201 +1,201 @@
-"""`make bench`: throughput and latency of three-step workflows on this machine.
+"""`make bench`: throughput, latency and CPU of the engine on this machine, against a
+bare Kafka transactional relay on the same broker in the same run.
 
-The broker, one orchestrator process and one worker process run here (the orchestrator
-and worker as separate `replayflow` processes, so their peak RSS is measured apart);
-this process is the client. Two runs:
+The broker, the orchestrator(s) and the worker run here as separate processes
+(benchmarks/launch.py: what `replayflow orchestrator|worker` runs, with a journal for
+the latency breakdown); this process is the client (benchmarks/driver.py). Sections:
 
-  burst  N workflows started as fast as the client allows
-  rate   workflows started at a fixed offered rate (default 100/s) for a while
+  relay       the bare relay: records/s and CPU per record; and the three-step
+              workflow's path with no engine (relay + echo): burst and fixed rates
+  engine      one orchestrator, one worker: a burst of N three-step workflows, fixed
+              offered rates (100/s and 500/s), each with the latency breakdown
+              (benchmarks/breakdown.py); long instances (per-step cost late vs early)
+  scale_out   starts folded per second by one and by two orchestrators (no worker),
+              and the burst with two orchestrators
+  admission   a limited workflow's queue draining: admissions/s, busiest partition
+  fold        the fold alone, in a child process (benchmarks/foldbench.py): CPU per
+              command of the three-step workflow, and per step of long instances at
+              step 100 against step steps-100 (no Kafka: the decision's own cost)
 
-Prints the figures and writes them as JSON (benchmarks/results/bench.json).
+Every workflow's result is checked. Prints the figures and the goals (benchmarks/
+goals.py: met / not met) and writes benchmarks/results/bench.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
-import statistics
-import subprocess
+import platform
 import sys
-import tempfile
 import time
-import uuid
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from replayflow.client import Client  # noqa: E402
+from benchmarks import breakdown, goals, scaleout, sections  # noqa: E402
 from replayflow.settings import Settings  # noqa: E402
-from replayflow.topics import apply_topics, load_topics  # noqa: E402
 
-WORKFLOW = "bench-three-steps"
-
-
-def peak_rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
+SECTIONS = ("fold", "relay", "engine", "scale_out", "admission")
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-class Processes:
-    """The orchestrator and worker as child processes, stopped by their pids."""
-
-    def __init__(self, settings: Settings, data_dir: Path) -> None:
-        env = dict(
-            os.environ,
-            KAFKA_BOOTSTRAP=settings.bootstrap,
-            REPLAYFLOW_NAMESPACE=settings.namespace,
-            REPLAYFLOW_DATA=str(data_dir),
-            PYTHONPATH=str(ROOT),
-        )
-        cli = [sys.executable, "-m", "replayflow.cli"]
-        logs = data_dir / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        # The processes outlive this constructor; stop() closes the log files.
-        self._logs = [open(logs / name, "w") for name in ("orchestrator.log", "worker.log")]  # noqa: SIM115
-        self.orchestrator = subprocess.Popen(
-            [*cli, "orchestrator", "-m", "benchmarks.workload", "--id", "bench-orchestrator"],
-            env=env,
-            cwd=ROOT,
-            stdout=self._logs[0],
-            stderr=subprocess.STDOUT,
-        )
-        self.worker = subprocess.Popen(
-            [*cli, "worker", "-m", "benchmarks.workload", "--concurrency", "1000"],
-            env=env,
-            cwd=ROOT,
-            stdout=self._logs[1],
-            stderr=subprocess.STDOUT,
-        )
-
-    def rss(self) -> dict[str, float]:
-        return {
-            "orchestrator": peak_rss_mb(self.orchestrator.pid),
-            "worker": peak_rss_mb(self.worker.pid),
-        }
-
-    def stop(self) -> None:
-        for process in (self.orchestrator, self.worker):
-            if process.poll() is None:
-                process.terminate()
-        for process in (self.orchestrator, self.worker):
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        for log in self._logs:
-            log.close()
-
-
-def warm_up(client: Client) -> None:
-    handle = client.start(WORKFLOW, 1, id=f"warmup-{uuid.uuid4().hex}")
-    handle.result(timeout=120)
-
-
-def run_burst(client: Client, n: int) -> dict[str, float]:
-    ids = [f"burst-{uuid.uuid4().hex}" for _ in range(n)]
-    sent: dict[str, float] = {}
-    started = time.time()
-    for chunk in range(0, n, 1000):
-        batch = ids[chunk : chunk + 1000]
-        now = time.time()
-        client.start_many([(WORKFLOW, i, instance_id) for i, instance_id in enumerate(batch)])
-        for instance_id in batch:
-            sent[instance_id] = now
-    start_rate = n / (time.time() - started)
-    return _collect(client, sent, started, start_rate)
-
-
-def run_rate(client: Client, rate: float, seconds: float) -> dict[str, float]:
-    n = int(rate * seconds)
-    sent: dict[str, float] = {}
-    started = time.time()
-    for i in range(n):
-        due = started + i / rate
-        delay = due - time.time()
-        if delay > 0:
-            time.sleep(delay)
-        instance_id = f"rate-{uuid.uuid4().hex}"
-        sent[instance_id] = time.time()
-        client.start(WORKFLOW, i, id=instance_id)
-    return _collect(client, sent, started, n / (time.time() - started))
-
-
-def _collect(
-    client: Client, sent: dict[str, float], started: float, start_rate: float
-) -> dict[str, float]:
-    latencies = []
-    last = started
-    for instance_id, at in sent.items():
-        completion = client.completion(instance_id, timeout=600, since=at)
-        if completion.status != "COMPLETED":
-            raise RuntimeError(f"{instance_id} ended {completion.status}: {completion.error}")
-        finished = completion.at / 1000
-        latencies.append((finished - at) * 1000)
-        last = max(last, finished)
-    elapsed = last - started
-    n = len(sent)
-    return {
-        "workflows": n,
-        "seconds": round(elapsed, 3),
-        "start_rate_per_s": round(start_rate, 1),
-        "workflows_per_s": round(n / elapsed, 1),
-        "steps_per_s": round(3 * n / elapsed, 1),
-        "latency_p50_ms": round(statistics.median(latencies), 1),
-        "latency_p99_ms": round(percentile(latencies, 0.99), 1),
-    }
+def _rates(text: str) -> list[tuple[float, float]]:
+    """'100x20,500x10' -> [(100, 20), (500, 10)]: rate per second x seconds."""
+    out = []
+    for part in text.split(","):
+        rate, _, seconds = part.partition("x")
+        out.append((float(rate), float(seconds or 10)))
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("-n", type=int, default=20_000, help="workflows in the burst run")
-    parser.add_argument("--rate", type=float, default=100.0, help="offered rate, per second")
-    parser.add_argument("--rate-seconds", type=float, default=20.0)
+    parser.add_argument("-n", type=int, default=20_000, help="workflows in a burst")
+    parser.add_argument("--rates", type=_rates, default=_rates("100x20,500x10"))
     parser.add_argument("--partitions", type=int, default=12)
+    parser.add_argument("--relay-records", type=int, default=100_000)
+    parser.add_argument("--long-instances", type=int, default=10)
+    parser.add_argument("--long-steps", type=int, default=5000)
+    parser.add_argument("--queued", type=int, default=10_000, help="admission: instances")
+    parser.add_argument("--limit", type=int, default=100, help="admission: concurrency limit")
+    parser.add_argument("--only", default=",".join(SECTIONS), help="sections to run")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/bench.json")
     args = parser.parse_args()
+    only = set(args.only.split(","))
 
     base = Settings.from_env()
-    settings = Settings(
-        bootstrap=base.bootstrap,
-        namespace=f"bench{uuid.uuid4().hex[:8]}",
-        partitions=args.partitions,
-    )
-    print(apply_topics(settings.bootstrap, load_topics(settings)).summary())
-    data_dir = Path(tempfile.mkdtemp(prefix="replayflow-bench-"))
-    processes = Processes(settings, data_dir)
-    results: dict[str, object] = {
-        "machine": {"cpus": os.cpu_count()},
+    gc.freeze()  # the client's start-up objects are never garbage: stop scanning them
+    results: dict[str, Any] = {
+        "command": " ".join(["benchmarks/run.py", *sys.argv[1:]]),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        },
         "partitions": args.partitions,
     }
-    try:
-        with Client(settings, confirm=False) as client:  # measure the engine, not replies
-            warm_up(client)
-            print(f"burst: {args.n} three-step workflows ...", flush=True)
-            results["burst"] = run_burst(client, args.n)
-            print(json.dumps(results["burst"], indent=2), flush=True)
-            print(f"rate: {args.rate}/s for {args.rate_seconds} s ...", flush=True)
-            results["rate"] = run_rate(client, args.rate, args.rate_seconds)
-            print(json.dumps(results["rate"], indent=2), flush=True)
-        results["peak_rss_mb"] = processes.rss()
-        results["peak_rss_mb"]["client"] = peak_rss_mb(os.getpid())  # type: ignore[index]
-        print("peak RSS (MB):", json.dumps(results["peak_rss_mb"]))
-    finally:
-        processes.stop()
+    say = sections._say
+    if "fold" in only:
+        say("fold alone: three-step workflows, then long instances ...")
+        results["fold"] = sections.fold_alone(args.n, args.long_instances, args.long_steps)
+        say(f"  {json.dumps(results['fold'])}")
+    if "relay" in only:
+        say(f"relay: {args.relay_records:,} records through a bare transactional relay ...")
+        results["relay"] = {
+            "throughput": sections.relay_throughput(base, args.relay_records, args.partitions)
+        }
+        say(f"  {json.dumps(results['relay']['throughput'])}")
+        say("relay: the three-step path with no engine (relay + echo) ...")
+        results["relay"].update(sections.relay_workflows(base, args.partitions, args.n, args.rates))
+        for key, figures in results["relay"].items():
+            if key not in ("throughput", "transaction_ms"):
+                say(f"  {key}: " + sections._brief(figures).strip())
+    if "engine" in only:
+        results["engine"] = sections.engine_runs(
+            base, args.partitions, args.n, args.rates, args.long_instances, args.long_steps
+        )
+    if "scale_out" in only:
+        say(f"scale-out: {args.n:,} starts folded by one, then two orchestrators (no worker) ...")
+        results["scale_out"] = {
+            "fold_one": scaleout.fold_capacity(base, args.partitions, 1, args.n),
+            "fold_two": scaleout.fold_capacity(base, args.partitions, 2, args.n),
+        }
+        say(f"scale-out: burst of {args.n:,} with two orchestrators ...")
+        results["scale_out"]["burst_two"] = scaleout.two_orchestrators_burst(
+            base, args.partitions, args.n
+        )
+    if "admission" in only:
+        say(f"admission: {args.queued:,} instances limited to {args.limit} at once ...")
+        results["admission"] = scaleout.admission_drain(
+            base, args.partitions, args.queued, args.limit
+        )
+        say("admission: the same with two orchestrators ...")
+        results["admission_two"] = scaleout.admission_drain(
+            base, args.partitions, args.queued, args.limit, orchestrators=2
+        )
+    results["percent_of_relay"] = percent_of_relay(results)
+    checked = goals.check(results)
+    results["goals"] = [
+        {"goal": g.name, "figure": g.figure, "target": g.target, "met": g.met} for g in checked
+    ]
+    report(results, checked)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"written to {args.out}")
+
+
+def percent_of_relay(results: dict[str, Any]) -> dict[str, Any]:
+    relay, engine = results.get("relay", {}), results.get("engine", {})
+    out: dict[str, Any] = {}
+    throughput = relay.get("throughput", {}).get("records_per_s")
+    burst = engine.get("burst", {})
+    if throughput and burst:
+        out["commands_per_s_of_relay_records_per_s"] = round(
+            100 * burst["commands_per_s"] / throughput, 1
+        )
+    if relay.get("burst") and burst:
+        out["burst_workflows_per_s"] = round(
+            100 * burst["workflows_per_s"] / relay["burst"]["workflows_per_s"], 1
+        )
+    for key in engine:
+        if key.startswith("rate_") and key in relay:
+            out[f"{key}_p50_latency_relay_over_engine"] = round(
+                100 * relay[key]["latency"]["p50_ms"] / engine[key]["latency"]["p50_ms"], 1
+            )
+    return out
+
+
+def report(results: dict[str, Any], checked: list[goals.Goal]) -> None:
+    print()
+    print("== summary ==")
+    relay, engine = results.get("relay", {}), results.get("engine", {})
+    for name, figures in (
+        [("relay " + k, v) for k, v in relay.items() if k not in ("throughput", "transaction_ms")]
+        + [
+            ("engine " + k, v)
+            for k, v in engine.items()
+            if k in ("burst",) or k.startswith("rate_")
+        ]
+        + [("two orchestrators burst", results.get("scale_out", {}).get("burst_two"))]
+    ):
+        if figures:
+            print(f"{name}: " + sections._brief(figures).strip())
+    for key, figures in engine.items():
+        if "breakdown_ms" in figures:
+            print(f"latency breakdown, engine {key}:")
+            for line in breakdown.table(figures["breakdown_ms"]):
+                print(line)
+    if "long" in engine:
+        print(f"long instances: {json.dumps(engine['long']['windows'])}")
+    if "scale_out" in results:
+        so = results["scale_out"]
+        print(
+            "fold capacity: one orchestrator "
+            f"{so['fold_one']['starts_folded_per_s']:,.0f} starts/s, two "
+            f"{so['fold_two']['starts_folded_per_s']:,.0f} starts/s"
+        )
+    if "admission" in results:
+        adm = results["admission"]
+        print(
+            f"admission: {adm['admissions_per_s']:,.0f} admissions/s, busiest partition "
+            f"{100 * adm['busiest_partition_share']:.0f} % of commands"
+        )
+        if adm.get("breakdown_ms"):
+            for line in breakdown.table(adm["breakdown_ms"], steps=1):
+                print(line)
+    if "admission_two" in results:
+        print(
+            "admission with two orchestrators: "
+            f"{results['admission_two']['admissions_per_s']:,.0f} admissions/s"
+        )
+    print(f"percent of the relay: {json.dumps(results['percent_of_relay'])}")
+    print("goals:")
+    for goal in checked:
+        print(goal.line())
 
 
 if __name__ == "__main__":

@@ -139,7 +139,14 @@ def test_one_trace_per_instance_and_metrics(
         wait_until(waiting_gauge, 20, "one waiting instance in replayflow.instances")
         client.send_event(waiting.id, "go", 41)
         assert waiting.result(timeout=30) == 42
-        lag = wait_until(lambda: points(otel, "replayflow.consumer.lag"), 20, "consumer lag points")
+
+        def lag_of_both() -> list[Any] | None:
+            # Each sampler reports once it has consumed; a fast run can end before the
+            # worker's first report after its first task.
+            found = points(otel, "replayflow.consumer.lag")
+            return found if len({p.attributes["consumer.group"] for p in found}) == 2 else None
+
+        lag = wait_until(lag_of_both, 20, "consumer lag points of both groups")
 
         def gauge_by_status() -> dict[str, float] | None:
             found: dict[str, float] = {}

@@ -147,9 +147,16 @@ class Context:
         self.version = version
         self._now = started_at
         self._max_payload = max_payload
-        seed = hashlib.sha256(f"replayflow/{instance_id}".encode()).digest()
-        self._random = _random.Random(int.from_bytes(seed[:16], "big"))
         self._patch_hook: PatchHook | None = None  # set by the driver that runs the code
+        self._random_source: _random.Random | None = None  # made on first use
+
+    def _random(self) -> _random.Random:
+        # Seeded from the instance id, so every replay draws the same values. Seeding
+        # costs a few microseconds: only code that asks for randomness pays it.
+        if self._random_source is None:
+            seed = hashlib.sha256(f"replayflow/{self.instance_id}".encode()).digest()
+            self._random_source = _random.Random(int.from_bytes(seed[:16], "big"))
+        return self._random_source
 
     # -- durable operations --------------------------------------------------------
 
@@ -283,10 +290,10 @@ class Context:
 
     def random(self) -> float:
         """A float in [0, 1): seeded by the instance id, the same on every replay."""
-        return self._random.random()
+        return self._random().random()
 
     def uuid4(self) -> uuid.UUID:
-        return uuid.UUID(int=self._random.getrandbits(128), version=4)
+        return uuid.UUID(int=self._random().getrandbits(128), version=4)
 
     def _set_now(self, ms: int) -> None:
         self._now = ms

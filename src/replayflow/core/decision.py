@@ -3,9 +3,11 @@ handler works, so handlers read as the rules they implement."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
+from replayflow.core.callseq import CallsDraft
+from replayflow.core.evolve import evolve
 from replayflow.core.messages import (
     Command,
     Completion,
@@ -51,7 +53,7 @@ class Decision:
 @dataclass
 class DecisionBuilder:
     info: Info
-    calls: list[Call]
+    calls: CallsDraft[Call]
     now: int
     events: list[HistoryEvent] = field(default_factory=list)
     tasks: list[Task] = field(default_factory=list)
@@ -65,9 +67,9 @@ class DecisionBuilder:
 
     @classmethod
     def from_state(cls, state: InstanceState, now: int) -> DecisionBuilder:
-        # The calls list is copied once per decision; records themselves are shared.
+        # A draft of the calls: only the chunks this decision changes are copied.
         return cls(
-            info=state.info, calls=list(state.calls), now=now, timers=dict(state.info.timers)
+            info=state.info, calls=state.calls.draft(), now=now, timers=dict(state.info.timers)
         )
 
     # -- history ---------------------------------------------------------------------
@@ -92,7 +94,7 @@ class DecisionBuilder:
         self.changed_calls.add(call.index)
 
     def update_info(self, **changes: Any) -> None:
-        self.info = replace(self.info, **changes)
+        self.info = evolve(self.info, **changes)
 
     # -- timers ----------------------------------------------------------------------
 
@@ -119,13 +121,14 @@ class DecisionBuilder:
     # -- result ----------------------------------------------------------------------
 
     def build(self) -> Decision:
-        info = replace(
+        info = evolve(
             self.info,
             seq=self.info.seq + len(self.events),
             timers=tuple(sorted(self.timers.items())),
         )
+        n = len(self.calls)
         return Decision(
-            state=InstanceState(info=info, calls=tuple(self.calls)),
+            state=InstanceState(info=info, calls=self.calls.freeze()),
             events=tuple(self.events),
             tasks=tuple(self.tasks),
             timers_set=tuple(self.timers_set.items()),
@@ -133,6 +136,6 @@ class DecisionBuilder:
             commands=tuple(self.commands),
             completion=self.completion,
             changed_calls=frozenset(self.changed_calls),
-            removed_calls=frozenset(self.removed_calls - set(range(len(self.calls)))),
+            removed_calls=frozenset(i for i in self.removed_calls if i >= n),
             changed=True,
         )

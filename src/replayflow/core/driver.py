@@ -15,6 +15,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from replayflow.core.callseq import CallsDraft
 from replayflow.core.context import (
     AllRequest,
     ChildRequest,
@@ -90,10 +91,10 @@ class Driver:
         self._patches: dict[str, bool] = {}
         self._recorded = recorded
         self._run = (info.instance_id, info.run)
-        self._calls: list[Call] | None = None
+        self._calls: CallsDraft[Call] | None = None
         self._new_call: NewCall | None = None
 
-    def advance(self, calls: list[Call], new_call: NewCall, max_calls: int) -> Outcome:
+    def advance(self, calls: CallsDraft[Call], new_call: NewCall, max_calls: int) -> Outcome:
         """Run the coroutine as far as recorded and resolved calls allow."""
         self._calls, self._new_call = calls, new_call
         try:
@@ -101,7 +102,7 @@ class Driver:
         finally:
             self._calls = self._new_call = None
 
-    def _advance(self, calls: list[Call], new_call: NewCall, max_calls: int) -> Outcome:
+    def _advance(self, calls: CallsDraft[Call], new_call: NewCall, max_calls: int) -> Outcome:
         if self.finished:
             return Waiting()
         if self._coro is None:
@@ -184,7 +185,7 @@ class Driver:
                 self._coro.close()
             self._coro = None
 
-    def _unconsumed(self, calls: list[Call], how: str) -> Raised | None:
+    def _unconsumed(self, calls: CallsDraft[Call], how: str) -> Raised | None:
         # Code that ends while history holds further calls took another path than the
         # recorded run: that is non-determinism too, not a result.
         if self._calls is not None:
@@ -224,7 +225,7 @@ class Driver:
         self._patches[patch] = found or deprecated
         return found or deprecated
 
-    def _catch_up(self, calls: list[Call], patch: str | None) -> None:
+    def _catch_up(self, calls: CallsDraft[Call], patch: str | None) -> None:
         """Pass deprecated markers of other patches than `patch` at the current position:
         skip recorded calls, and, re-folding history, make the ones the recorded run
         made (their facts are in the history being compared); a rebuild makes every
@@ -260,7 +261,7 @@ class Driver:
         self._name_counts[(member.kind, member.name)] = count
         return member.name if count == 1 else f"{member.name}#{count}"
 
-    def _answer(self, calls: list[Call]) -> tuple[bool, Any] | None:
+    def _answer(self, calls: CallsDraft[Call]) -> tuple[bool, Any] | None:
         """(True, value) or (False, exception) once the awaited calls resolve."""
         assert self._waiting is not None
         request, indices = self._waiting

@@ -21,7 +21,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from replayflow.core.decide import Decider
+from replayflow.core.decide import Decider, limiter_key
+from replayflow.core.decide.runner import Admission
 from replayflow.core.definitions import Registry
 from replayflow.core.messages import (
     CallDropped,
@@ -53,6 +54,7 @@ from replayflow.core.messages import (
     UpgradeWorkflow,
     WorkflowAdmitted,
     WorkflowPaused,
+    WorkflowQueued,
     WorkflowRestarted,
     WorkflowResumed,
     WorkflowStarted,
@@ -156,7 +158,13 @@ def replay(
     if decider is not None:
         return _replay(recorded, decider)
     # One instance, so one live coroutine: the cache holds just it.
-    own = Decider(registry, cache_size=1, keep_idle=True, recorded=HistoryMarkers(recorded))
+    own = Decider(
+        registry,
+        cache_size=1,
+        keep_idle=True,
+        recorded=HistoryMarkers(recorded),
+        admission=_recorded_admission(recorded),
+    )
     try:
         return _replay(recorded, own)
     finally:
@@ -209,6 +217,19 @@ def _replay(recorded: list[HistoryEvent], decider: Decider) -> ReplayReport:
             False, tuple(produced), state, f"event #{position + 1}: {extra}", position
         )
     return ReplayReport(True, tuple(produced), state)
+
+
+def _recorded_admission(history: Sequence[HistoryEvent]) -> Admission:
+    """The limiters the instance was queued for, in the order history recorded them:
+    which shard of a limiter admits an instance is the engine's choice (it depends on
+    the partition count), not the code's, so replay takes it from the record."""
+    recorded = iter([e.limiter for e in history if isinstance(e, WorkflowQueued)])
+
+    def admission(workflow: str, instance_id: str, limit: int) -> tuple[str, int]:
+        key = next(recorded, None)
+        return (limiter_key(workflow) if key is None else key), limit
+
+    return admission
 
 
 # Facts the engine records about its own decisions since EventAwaited v2. They are not

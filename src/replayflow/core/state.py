@@ -3,14 +3,17 @@
 State is immutable; decide() returns a new one. It is split so the store can write only
 what changed: `info` (small, changes on every decision) and `calls`, one record per
 await point in the order the workflow asked for them (a record is rewritten only when
-that call changes).
+that call changes). `calls` is a persistent sequence (core/callseq.py): a new state
+shares all but the calls its decision changed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from replayflow.core.callseq import Calls
 from replayflow.core.messages import ErrorInfo
 from replayflow.core.policy import Retry
 
@@ -113,7 +116,12 @@ class Info:
 @dataclass(frozen=True)
 class InstanceState:
     info: Info
-    calls: tuple[Call, ...] = field(default=())
+    calls: Calls[Call] = field(default_factory=Calls)
+
+    def __post_init__(self) -> None:
+        calls: Sequence[Call] = self.calls
+        if not isinstance(calls, Calls):  # a tuple or list of calls, as tests build them
+            object.__setattr__(self, "calls", Calls(calls))
 
     @property
     def status(self) -> Status:

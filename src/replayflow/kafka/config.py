@@ -25,6 +25,18 @@ TRANSACTION_TIMEOUT_MS = 60_000
 #: the wait from 100 ms up to 10 s by default, so a client could find a restarted broker
 #: up to 10 s late; 1 s is the Java clients' default.
 RECONNECT_BACKOFF_MAX_MS = 1_000
+#: The first backoff (ms) before a transactional request is tried again; it doubles on
+#: each retry up to retry.backoff.max.ms. The common retry is CONCURRENT_TRANSACTIONS:
+#: a transaction begun right after a commit asks to add its offsets while the
+#: coordinator still writes the previous commit's markers, which takes a millisecond
+#: or two. librdkafka's default backoff, 100 ms, made every back-to-back transaction
+#: last 100 ms (benchmarks/relay.py measures it).
+TRANSACTION_RETRY_BACKOFF_MS = 1
+#: A transaction's records wait for its commit, which sends whatever is queued at once
+#: (librdkafka's flush ignores linger): batching them costs no latency, and sending
+#: them as they were produced cost the broker a produce request per millisecond of
+#: folding.
+TRANSACTION_LINGER_MS = 50
 
 #: librdkafka's own log lines (connection refused, ...) go to this logger instead of
 #: stderr; failures reach callers as exceptions.
@@ -108,7 +120,11 @@ def producer_config(settings: Settings, **extra: Any) -> dict[str, Any]:
         "bootstrap.servers": settings.bootstrap,
         "partitioner": PARTITIONER,
         "enable.idempotence": True,
-        "linger.ms": 5,
+        # A command waits at most a millisecond for company: latency first; under load
+        # records batch anyway while earlier requests are in flight.
+        "linger.ms": 1,
+        # Requests are small and latency matters more than packets: no Nagle delay.
+        "socket.nagle.disable": True,
         "compression.type": "lz4",
         # Records up to the topics' max.message.bytes (8 MiB) must fit in a request.
         "message.max.bytes": 10 * 1024 * 1024,
@@ -131,6 +147,8 @@ def transactional_config(settings: Settings, transactional_id: str, **extra: Any
             # Without re-bootstrap the known broker handles reconnect to the restarted
             # brokers (same names; addresses are resolved again on each connect).
             "metadata.recovery.strategy": "none",
+            "retry.backoff.ms": TRANSACTION_RETRY_BACKOFF_MS,
+            "linger.ms": TRANSACTION_LINGER_MS,
             **extra,
         },
     )
@@ -147,8 +165,12 @@ def consumer_config(settings: Settings, group: str | None, **extra: Any) -> dict
         "isolation.level": "read_committed",
         "enable.partition.eof": False,
         "reconnect.backoff.max.ms": RECONNECT_BACKOFF_MAX_MS,
-        # A read_committed fetch can park on the broker until this passes even when a
-        # transaction commits meanwhile; short waits keep step-to-step latency low.
+        "socket.nagle.disable": True,
+        # How long the broker may park a fetch that finds nothing new. A transaction's
+        # commit markers usually wake a parked read_committed fetch at once, but not
+        # always: in some runs every hop of benchmarks/relay.py's chain took this long
+        # (~90 ms of 100). A short wait bounds that; an idle consumer pays with fifty
+        # fetches a second.
         "fetch.wait.max.ms": 20,
     }
     if group is not None:

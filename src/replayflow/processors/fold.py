@@ -11,11 +11,13 @@ records and commits in between (see orchestrator.py for the order)."""
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
+from itertools import islice
 from typing import Any
 
 from replayflow import codec
+from replayflow.core.callseq import Calls
 from replayflow.core.clip import MAX_ECHO, clip, clip_traceback
 from replayflow.core.decide import Decider
 from replayflow.core.decision import Decision, Outgoing
@@ -27,12 +29,16 @@ from replayflow.core.messages import (
     FireTimer,
     ReleaseSlot,
 )
-from replayflow.core.replies import Reply
 from replayflow.core.schedule_messages import FireSchedule, ScheduleCommand
 from replayflow.core.schedule_state import ScheduleState
-from replayflow.core.state import Call, CallKind, InstanceState, Status
+from replayflow.core.state import CallKind, InstanceState, Status
 from replayflow.processors import schedules
-from replayflow.processors.admission import fold_limiter, load_limiter
+from replayflow.processors.admission import (
+    LocalAdmission,
+    fold_limiter,
+    is_shard_key,
+    load_limiter,
+)
 from replayflow.processors.fold_records import (
     MAX_LOGGED_REASON,
     MAX_RECORD_BYTES,
@@ -41,6 +47,7 @@ from replayflow.processors.fold_records import (
     Source,
     dead_letter_record,
     make_record,
+    reply_record,
     stream_accepted,
     stream_end,
     unencoded_record,
@@ -66,6 +73,7 @@ class PartitionFolder:
         *,
         encode: bool = True,
         cache_idle: bool = False,
+        partitions: int | None = None,
     ) -> None:
         self.store = store
         # A re-fold of history (a rebuild) reads its records in this process and
@@ -75,6 +83,11 @@ class PartitionFolder:
         self._cache_idle = cache_idle
         self.partition = store.partition
         self.decider = decider
+        # Given the partition count, admission commands between entities of this
+        # partition (an instance and its limiter shard, processors/admission.py) are
+        # delivered here, in the batch; without it every command leaves as a record.
+        self._local = None if partitions is None else LocalAdmission(self.partition, partitions)
+        self._inline: deque[Outgoing] = deque()
         self._cache: OrderedDict[str, InstanceState] = OrderedDict()
         self._cache_size = cache_size
         self._schedules = schedules.ScheduleFold()
@@ -96,6 +109,7 @@ class PartitionFolder:
         if stored is None:
             stored, self._held = counts.count(store)
         self.counts: counts.Counts = stored  # as committed; replaced, never changed
+        self._counts_dirty: bool = False
         self._reset()
 
     # -- one batch -------------------------------------------------------------------
@@ -117,6 +131,22 @@ class PartitionFolder:
             self.reply(target.record_key, request_id, type(command).__name__, outcome, now)
         elif outcome.rejected is not None:
             self.dead_letter(source, outcome.rejected, outcome.dead_letter_type, now)
+        while self._inline:
+            self._deliver(self._inline.popleft(), now)
+
+    def _deliver(self, command: Outgoing, now: int) -> None:
+        """Fold a command a decision of this batch addressed to an entity here."""
+        target = route(command)
+        source = ("commands", self.partition, -1, target.record_key, codec.encode(command))
+        try:
+            outcome = self._folds[target.entity](target.key, command, now, None)
+        except Exception as exc:  # a bug must not stop the batch: park the command
+            log.error("delivering %s failed:\n%s", type(command).__name__, clip_traceback(exc))
+            reason = f"the fold failed: {type(exc).__name__}: {exc}"
+            self.dead_letter(source, reason, "FoldError", now)
+            return
+        if outcome.rejected is not None:  # as if it had come through Kafka
+            self.dead_letter(source, outcome.rejected, outcome.dead_letter_type, now)
 
     def reply(
         self, key: bytes | None, request_id: str, command: str, outcome: Outcome, now: int
@@ -124,17 +154,7 @@ class PartitionFolder:
         """Answer a command whose caller waits (see Reply)."""
         if outcome.rejected is not None:
             log.info("rejected %s for %r: %s", command, key, outcome.rejected)
-        reply = Reply(
-            instance_id=(key or b"").decode("utf-8", "replace"),
-            request_id=request_id,
-            command=command,
-            outcome=outcome.name,
-            at=now,
-            status=outcome.status,
-            reason=outcome.rejected or "",
-            error_type=outcome.kind if outcome.rejected is not None else None,
-        )
-        self.records.append(make_record("replies", key, reply, self.partition))
+        self.records.append(reply_record(key, request_id, command, outcome, now, self.partition))
 
     def fire_due_timers(self, now: int, limit: int = 1000) -> int:
         """Fold every timer due at `now` (up to `limit`) as a FireTimer or FireSchedule.
@@ -230,14 +250,24 @@ class PartitionFolder:
 
     def changelog(self) -> list[Record]:
         """The batch's state changes as changelog records, in the order they apply."""
-        return [
-            Record("state", key, value, self.partition)
-            for key, value in self.pending.changes.items()
-        ]
+        changes = self.changes()
+        return [Record("state", key, value, self.partition) for key, value in changes.items()]
+
+    def staged(self) -> bool:
+        """Whether the batch has anything to produce or write."""
+        return bool(self.records or self.pending.changes or self._counts_dirty)
+
+    def changes(self) -> dict[bytes, bytes | None]:
+        """The batch's state changes (None deletes), in the order they apply; the status
+        counts are written once per batch, here, however many decisions moved them."""
+        if self._counts_dirty and self._batch_counts is not None:
+            self.pending.put(keys.STATUS_COUNTS, counts.dump(self._batch_counts))
+            self._counts_dirty = False
+        return self.pending.changes
 
     def committed(self, changelog_offset: int | None) -> None:
         """The transaction committed: write the store, keep touched states cached."""
-        changes = self.pending.changes
+        changes = self.changes()
         if changes or changelog_offset is not None:
             self.store.write(changes, changelog_offset)
         if keys.STATUS_COUNTS in changes:
@@ -264,18 +294,20 @@ class PartitionFolder:
 
     def _reset(self) -> None:
         self.pending = Pending(self.store)
+        self._inline.clear()
         self._touched: dict[str, InstanceState | None] = {}
         self.records: list[Record] = []
         self._queue_added: dict[str, list[tuple[int, str]]] = {}  # enqueued this batch
         self._staged_due = _NO_TIMER  # the earliest timer this batch set
         self._batch_counts: counts.Counts | None = None
+        self._counts_dirty = False
         if not self._counts_stored and self._held:
             # A store from before the counts: the first batch writes what was counted.
             self._stage_counts(dict(self.counts))
 
     def _stage_counts(self, batch_counts: counts.Counts) -> None:
         self._batch_counts = batch_counts
-        self.pending.put(keys.STATUS_COUNTS, counts.dump(batch_counts))
+        self._counts_dirty = True
 
     # -- reading ---------------------------------------------------------------------
 
@@ -334,8 +366,8 @@ class PartitionFolder:
         if raw is None:
             return None
         info = serde.load_info(raw, (self.store.get(keys.input(instance_id)) or b"null").decode())
-        calls = tuple(
-            serde.load_call(value) for _, value in self.store.scan(keys.calls_prefix(instance_id))
+        calls = Calls(
+            [serde.load_call(value) for _, value in self.store.scan(keys.calls_prefix(instance_id))]
         )
         return InstanceState(info=info, calls=calls)
 
@@ -358,7 +390,7 @@ class PartitionFolder:
         ]
         if before is None:
             writes.append((keys.input(instance_id), state.info.input.encode()))
-        calls: tuple[Call, ...] = state.calls
+        calls = state.calls
         writes += [
             (keys.call(instance_id, i), serde.dump_call(calls[i])) for i in decision.changed_calls
         ]
@@ -406,9 +438,14 @@ class PartitionFolder:
             batch_counts[new] += 1
         self._stage_counts(batch_counts)
 
-    def _emit_commands(self, commands: tuple[Outgoing, ...]) -> None:
+    def _emit_commands(self, commands: tuple[Outgoing, ...], from_shard: bool = False) -> None:
+        local = self._local
         for command in commands:
-            self.records.append(self._record("commands", route(command).record_key, command, None))
+            key = route(command).record_key
+            if local is not None and local(command, key, from_shard):
+                self._inline.append(command)
+            else:
+                self.records.append(self._record("commands", key, command, None))
 
     def _remember(self, instance_id: str, state: InstanceState) -> None:
         if not self._cache_idle and not _busy(state):
@@ -428,7 +465,7 @@ class PartitionFolder:
     ) -> Outcome:
         added = self._queue_added.setdefault(limiter, [])
         decision = fold_limiter(self.pending, command, added)
-        self._emit_commands(decision.grants)
+        self._emit_commands(decision.grants, from_shard=is_shard_key(limiter))
         self.folded += 1
         return Outcome(name="ACCEPTED")
 
@@ -459,5 +496,5 @@ def _busy(state: InstanceState) -> bool:
         return False
     return any(
         c.kind in (CallKind.STEP, CallKind.CHILD) and c.status.is_pending
-        for c in reversed(state.calls[-64:])  # pending calls sit at the end
+        for c in islice(reversed(state.calls), 64)  # pending calls sit at the end
     )

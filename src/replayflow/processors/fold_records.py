@@ -19,6 +19,7 @@ from replayflow.core.messages import (
     DeadLetter,
     StepCompleted,
 )
+from replayflow.core.replies import Reply
 from replayflow.core.state import InstanceState
 from replayflow.core.stream_records import StreamAttemptAccepted, StreamEnded
 
@@ -73,6 +74,23 @@ class Record:
 
 def make_record(topic: str, key: bytes | None, message: Any, partition: int | None) -> Record:
     return Record(topic, key, codec.encode(message), partition, message)
+
+
+def reply_record(
+    key: bytes | None, request_id: str, command: str, outcome: Outcome, now: int, partition: int
+) -> Record:
+    """The answer to a command whose caller waits (see Reply)."""
+    reply = Reply(
+        instance_id=(key or b"").decode("utf-8", "replace"),
+        request_id=request_id,
+        command=command,
+        outcome=outcome.name,
+        at=now,
+        status=outcome.status,
+        reason=outcome.rejected or "",
+        error_type=outcome.kind if outcome.rejected is not None else None,
+    )
+    return make_record("replies", key, reply, partition)
 
 
 def stream_end(key: bytes, completion: Completion) -> Record:

@@ -5,6 +5,7 @@ core/clip.py, so their size never follows the input's."""
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from replayflow import codec
@@ -13,13 +14,27 @@ from replayflow.core.entities import AnyCommand, Entity, route
 from replayflow.core.errors import ValidationError
 from replayflow.core.messages import AcquireSlot, FireTimer, GrantSlot, ReleaseSlot
 from replayflow.core.names import MAX_ID_LENGTH, check_instance_id
+from replayflow.core.replies import REQUEST_ID_HEADER
 from replayflow.core.schedule_messages import FireSchedule, ScheduleRunEnded
 from replayflow.core.schedule_state import check_schedule_id
 from replayflow.kafka.partition import murmur2_partition
 
+# An instance gets several commands: where its key belongs is worked out once.
+_partition_of = lru_cache(maxsize=1 << 16)(murmur2_partition)
+
 # Set on the commands the orchestrator itself produces (admission grants and releases,
 # a run's end reported to its schedule).
 ORIGIN_HEADER = ("replayflow-origin", b"orchestrator")
+
+
+def request_id_of(headers: Any) -> str | None:
+    """The caller's request id (it waits for a Reply), if the command carries one."""
+    for header in headers or ():
+        name, value = header[0], header[1]
+        if name == REQUEST_ID_HEADER and value:
+            text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+            return text[:200]
+    return None
 
 
 # Commands only the orchestrator produces (with ORIGIN_HEADER).
@@ -89,7 +104,7 @@ def accept(
             "WrongKey",
             name,
         )
-    expected = murmur2_partition(record_key, partitions)
+    expected = _partition_of(record_key, partitions)
     if partition != expected:
         raise Refused(
             f"{clip_repr(target)} belongs on partition {expected} (murmur2 of the key, as Java "

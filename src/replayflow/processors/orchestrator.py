@@ -3,7 +3,11 @@
 One consumer group member and one transactional producer per process (KIP-447: the
 consumed offsets go into the transaction with the consumer's group metadata, so a
 zombie from an older generation is fenced). Each batch follows the five steps of
-`_process_batch`; nothing else writes state.
+`_process_batch`; nothing else writes state. Which commands a batch takes, and in what
+order, is processors/cadence.py's: step results ahead of new starts, starts admitted
+at the pace the engine keeps up with. The loop blocks in the consumer only when
+nothing is queued, and a batch commits as soon as it is folded (a transaction costs a
+few round trips, see docs/performance.md).
 
 The clients live in processors/connection.py. Every blocking call on them runs under a
 deadline (kafka/watchdog.py). When a call hangs or the producer fails for good, the
@@ -24,48 +28,39 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from replayflow import codec, telemetry
+from replayflow import telemetry
 from replayflow.core.clip import MAX_ECHO, clip, clip_traceback
 from replayflow.core.decide import Decider
 from replayflow.core.definitions import Registry
-from replayflow.core.entities import route
 from replayflow.core.errors import ReplayflowError
-from replayflow.core.replies import REQUEST_ID_HEADER
 from replayflow.core.schedule_messages import CreateSchedule, DeleteSchedule
-from replayflow.kafka import clients
 from replayflow.kafka.config import group_name
 from replayflow.kafka.outage import Outage
-from replayflow.kafka.producing import Record as ProducedRecord
-from replayflow.kafka.producing import deliver
 from replayflow.kafka.reading import located
 from replayflow.kafka.transactional import TransactionalProducer, fatal_error, is_fatal
 from replayflow.kafka.watchdog import Hung
-from replayflow.processors import fatal, served
+from replayflow.processors import collector, fatal, served
+from replayflow.processors.admission import LimiterShards
+from replayflow.processors.cadence import Intake, StartBudget, waited_ms
 from replayflow.processors.connection import Connection, Unrecoverable
 from replayflow.processors.fold import PartitionFolder
 from replayflow.processors.fold_records import Outcome, Record
 from replayflow.processors.heartbeat import Heartbeat
-from replayflow.processors.intake import ORIGIN_HEADER, Refused, accept
-from replayflow.processors.restore import StaleStore, is_stale, restore_partition
+from replayflow.processors.intake import ORIGIN_HEADER, Refused, accept, request_id_of
+from replayflow.processors.restore import restored_store
+from replayflow.processors.schedule_declarer import ScheduleDeclarer
 from replayflow.settings import Settings
-from replayflow.store.partition import PartitionStore
 from replayflow.topics import Topics
 
 __all__ = ["ORIGIN_HEADER", "Orchestrator", "OrchestratorStats", "Unrecoverable"]
 
 log = logging.getLogger("replayflow.orchestrator")
 
-
-def _request_id(message: Message) -> str | None:
-    """The caller's request id (it waits for a Reply), if the command carries one."""
-    for header in message.headers() or ():
-        name, value = header[0], header[1]
-        if name == REQUEST_ID_HEADER and value:
-            text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-            return text[:200]
-    return None
+#: Seconds the loop blocks for a command when nothing is queued; due timers fire at
+#: least this often.
+POLL_WAIT = 0.05
 
 
 @dataclass
@@ -116,13 +111,16 @@ class Orchestrator:
             stop=self._stop,
             on_error=self._on_kafka_error,
         )
-        self._declarer: Producer | None = None  # schedule declarations (declare)
-        self._declare_lock = threading.Lock()
+        self._declarer = ScheduleDeclarer(settings)
         self.telemetry = telemetry.for_orchestrator(group_name(settings, "orchestrator"))
         self._outage = Outage(settings.bootstrap, f"orchestrator {self.instance_id}", log)
         self._heartbeat = Heartbeat(f"orchestrator {self.instance_id}")
         self._fences = fatal.Fences()
         self._served = served.Publisher(settings, self.instance_id, registry)
+        self._idle = collector.IdleCollector()
+        self._intake = Intake(batch_size)
+        self._budget = StartBudget(high=batch_size)
+        self._topic_names = {name: spec.name for name, spec in self.topics.specs.items()}
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -130,20 +128,8 @@ class Orchestrator:
         self._stop.set()
 
     def declare(self, commands: Sequence[CreateSchedule | DeleteSchedule]) -> None:
-        """Send schedule declarations (the code's, a deployed document's) to the commands
-        topic and wait for Kafka to take them. They are upserts and deletes, idempotent,
-        so every orchestrator may send the same ones; safe from any thread."""
-        if not commands:
-            return
-        records = [
-            ProducedRecord(self.topics.commands, codec.encode(c), key=route(c).record_key)
-            for c in commands
-        ]
-        with self._declare_lock:
-            if self._declarer is None:
-                self._declarer = clients.producer(self.settings)
-            deliver(self._declarer, records)
-        log.info("declared %d schedule(s)", len(commands))
+        """Send schedule declarations to the commands topic (schedule_declarer.py)."""
+        self._declarer.declare(commands)
 
     def run(self, ready: threading.Event | None = None) -> None:
         """Run until stop(). Raises Unrecoverable when the Kafka clients cannot be kept
@@ -158,6 +144,7 @@ class Orchestrator:
             self._served.publish(self.connection.producer.producer, self._now())
             log.info("orchestrator %s started", self.instance_id)
             self.declare(self.decider.registry.schedule_declarations())
+            collector.settle()
             while not self._stop.is_set():
                 messages = self._next_batch()
                 if messages is None:
@@ -180,41 +167,61 @@ class Orchestrator:
             self._close()
 
     def _next_batch(self) -> list[Message] | None:
-        # Block briefly for the first command, then take what is already fetched: a
-        # lone command is folded at once, a burst is folded in large batches.
-        consumer = self.connection.consumer
+        """The commands of the next batch (cadence.py): read what is fetched, blocking
+        briefly for the first only when nothing is queued. None: the clients were
+        replaced."""
+        connection = self.connection
+        consumer = connection.consumer
         assert consumer is not None
         fenced = self._fences.take()
         if fenced is not None:
             self._recover(f"fenced: {fenced}")
             return None
+        intake = self._intake
         try:
-            first = consumer.poll(0.05)
-            if first is None:
-                return []
-            messages = [first, *consumer.consume(self.batch_size - 1, timeout=0)]
+            if intake.wants_more() and not intake.has_work():
+                first = consumer.poll(POLL_WAIT)
+                if first is None:
+                    self._idle.idle()
+                elif not self._file([first]):
+                    return None
+            if not intake.wants_more() and connection.liveness is not None:
+                connection.liveness.busy()  # not reading: a still position says nothing
+            # Read everything already fetched: a result behind a run of starts in its
+            # partition is found only by reading past them.
+            while intake.wants_more():
+                fresh = consumer.consume(self.batch_size, timeout=0)
+                if not self._file(fresh):
+                    return None
+                if len(fresh) < self.batch_size:
+                    break
         except fatal.FatalKafkaError:
             raise
         except (KafkaException, ReplayflowError, TimeoutError) as exc:
             # Raised by a rebalance callback (a restore that failed) or the consumer.
             self._recover(f"the consumer failed: {type(exc).__name__}: {exc}")
             return None
-        for message in messages:
-            error = message.error()
-            if error is not None:
-                # The consumer hands its errors over as messages (a fatal one with the
-                # code _FATAL, its own flag not always set): the same path as error_cb.
-                self._on_kafka_error(error)
+        return intake.take(self._budget.per_batch(self._now(), intake.ready()))
+
+    def _file(self, messages: list[Message]) -> bool:
+        """Hand consumed records to the intake; False when a fatal consumer error made
+        the clients be replaced."""
+        for bad in self._intake.add(messages):
+            error = bad.error()
+            assert error is not None  # the intake hands back only records with an error
+            log.warning("consumer: %s", clip(str(error)))
+            # The consumer hands its errors over as messages (a fatal one with the
+            # code _FATAL, its own flag not always set): the same path as error_cb.
+            self._on_kafka_error(error)
             if fatal_error(error):
                 self._recover(f"fatal consumer error: {error}")
-                return None
-        return messages
+                return False
+        return True
 
     def _close(self) -> None:
         self._drop_partitions()
         self.connection.close()
-        if self._declarer is not None:
-            self._declarer.flush(10)
+        self._declarer.close()
         self.telemetry.close()
 
     # -- the commit protocol -----------------------------------------------------------
@@ -223,23 +230,23 @@ class Orchestrator:
         producer, consumer = self.connection.producer, self.connection.consumer
         assert producer is not None and consumer is not None
         now = self._now()
-        offsets: dict[int, int] = {}
+        began = time.process_time()
         # 1. decode each command; bad input goes to the dead-letter topic with the reason
         # 2. fold each through decide() on RocksDB state with the batch's pending writes
         for message in messages:
-            error = message.error()
-            if error is not None:
-                log.warning("consumer: %s", clip(str(error)))
-                continue
-            _, partition, offset = located(message)
-            folder = self._folders.get(partition)
+            folder = self._folders.get(message.partition())  # type: ignore[arg-type]
             if folder is None:
                 continue  # revoked while the batch was in hand: its new owner reads it
-            offsets[partition] = offset + 1
+            waited = waited_ms(message)
+            if waited is not None:
+                self._budget.observe(waited)
             self._fold_message(folder, message, now)
+        self._budget.folded(len(messages), time.process_time() - began)
         for folder in self._folders.values():
             self.stats.timers += folder.fire_due_timers(now)
-        folders = [f for f in self._folders.values() if f.records or f.pending.changes]
+        folders = [f for f in self._folders.values() if f.staged()]
+        # Offsets never pass a command read but not folded yet (cadence.py).
+        offsets = {p: o for p, o in self._intake.to_commit().items() if p in self._folders}
         if not folders and not offsets:
             return
         # The changelog offsets this batch reached, filled by delivery reports. A dict of
@@ -251,31 +258,34 @@ class Orchestrator:
             for folder in folders:
                 for record in folder.records:
                     self._produce(producer, record)
-                for record in folder.changelog():
-                    self._produce(producer, record, _changelog_delivered(changelog_offsets))
+                self._produce_changelog(producer, folder, changelog_offsets)
             # 4. send the consumed offsets to the transaction and commit it
             if offsets:
                 producer.send_offsets(
                     [TopicPartition(self.topics.commands, p, o) for p, o in offsets.items()],
                     consumer.consumer_group_metadata(),
                 )
-            producer.commit()
+            self._commit_transaction(producer)
         except Hung as exc:
             self._recover(str(exc))
             return
         except KafkaException as exc:
-            self._abort(exc, producer, folders, messages)
+            self._abort(exc, producer, folders)
             return
+        self._intake.committed(offsets)
         # 5. only now write RocksDB: state, timers, queues and the changelog offset reached
         for folder in folders:
             folder.committed(changelog_offsets.get(folder.partition))
         self.stats.batches += 1
-        self.stats.commands += sum(1 for m in messages if m.error() is None)
+        self.stats.commands += len(messages)
+
+    def _commit_transaction(self, producer: TransactionalProducer) -> None:
+        producer.commit()  # (the benchmark's journal times this call: benchmarks/launch.py)
 
     def _fold_message(self, folder: PartitionFolder, message: Message, now: int) -> None:
         key, value = message.key(), message.value()
         source = (*located(message), key, value)
-        request_id = _request_id(message)
+        request_id = request_id_of(message.headers())
 
         def refuse(command: str, reason: str, error_type: str) -> None:
             # A caller that waits is answered; other bad input goes to the DLQ.
@@ -308,28 +318,42 @@ class Orchestrator:
             )
             refuse(name, f"the fold failed: {type(exc).__name__}: {exc}", "FoldError")
 
-    def _produce(
-        self,
-        producer: TransactionalProducer,
-        record: Record,
-        on_delivery: Callable[[KafkaError | None, Message], None] | None = None,
-    ) -> None:
-        topic = getattr(self.topics, record.topic)
-        headers = self.telemetry.task_headers(record.topic, record.key)
+    def _produce(self, producer: TransactionalProducer, record: Record) -> None:
+        topic = self._topic_names[record.topic]
+        telemetry_ = self.telemetry
+        headers = telemetry_.task_headers(record.topic, record.key) if telemetry_.enabled else None
         if record.topic == "commands":
             headers = [*(headers or []), ORIGIN_HEADER]
         extra: dict[str, Any] = {} if record.partition is None else {"partition": record.partition}
+        self._send(producer, topic, record.key, record.value, headers=headers, **extra)
+
+    def _produce_changelog(
+        self, producer: TransactionalProducer, folder: PartitionFolder, reached: dict[int, int]
+    ) -> None:
+        """The batch's state changes to the changelog, in the order they apply. Records
+        of one partition are acknowledged in order, so only the last reports its offset
+        (the one the store records as reached)."""
+        topic = self._topic_names["state"]
+        partition = folder.partition
+        changes = folder.changes()
+        last = len(changes) - 1
+        delivered = _changelog_delivered(reached)
+        for i, (key, value) in enumerate(changes.items()):
+            on_delivery = delivered if i == last else None
+            self._send(producer, topic, key, value, partition=partition, on_delivery=on_delivery)
+
+    def _send(
+        self,
+        producer: TransactionalProducer,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        **extra: Any,
+    ) -> None:
         give_up = time.monotonic() + producer.call_timeout + producer.grace
         while True:
             try:
-                producer.producer.produce(
-                    topic,
-                    value=record.value,
-                    key=record.key,
-                    headers=headers,
-                    on_delivery=on_delivery,
-                    **extra,
-                )
+                producer.producer.produce(topic, value=value, key=key, **extra)
                 return
             except BufferError:
                 if time.monotonic() > give_up:  # nothing drains: the broker is away
@@ -341,7 +365,6 @@ class Orchestrator:
         exc: KafkaException,
         producer: TransactionalProducer,
         folders: list[PartitionFolder],
-        messages: list[Message],
     ) -> None:
         if is_fatal(exc) or producer.dead is not None:
             # A producer given up after retrying (kafka/transactional.py): its commit's
@@ -349,7 +372,10 @@ class Orchestrator:
             # tell what was committed.
             self._recover(f"the producer failed: {exc}")
             return
-        log.warning("transaction failed, aborting and re-reading the batch: %s", clip(str(exc)))
+        log.warning(
+            "transaction failed, aborting and re-reading from the committed offsets: %s",
+            clip(str(exc)),
+        )
         self.stats.aborts += 1
         try:
             producer.abort()
@@ -358,16 +384,12 @@ class Orchestrator:
             return
         for folder in folders:
             folder.aborted()
-        # Rewind to the first offset of the batch in each partition and read it again.
-        first: dict[int, int] = {}
-        for message in messages:
-            if message.error() is None:
-                _, partition, offset = located(message)
-                first.setdefault(partition, offset)
+        # Everything read since the last commit is read again, held starts included;
+        # results folded ahead of them fold again as no-ops (cadence.py).
         consumer = self.connection.consumer
         assert consumer is not None
         try:
-            for partition, offset in first.items():
+            for partition, offset in self._intake.rewind().items():
                 if partition in self._folders:
                     consumer.seek(TopicPartition(self.topics.commands, partition, offset))
         except KafkaException as seek_exc:  # the batch must be read again: start afresh
@@ -383,6 +405,7 @@ class Orchestrator:
         self.connection.replace(reason)
 
     def _drop_partitions(self) -> None:
+        self._intake.drop()
         for partition, folder in self._folders.items():
             folder.aborted()
             folder.store.close()
@@ -398,12 +421,17 @@ class Orchestrator:
         self._partition_count = len(
             consumer.list_topics(topic, timeout=30).topics[topic].partitions
         )
+        self.decider.admission = LimiterShards(self._partition_count)
         for tp in partitions:
             if tp.partition in self._folders:
                 continue
-            store, restored = self._restored_store(tp.partition)
+            store, restored = restored_store(
+                self.settings, self.topics.state, self.data_dir / f"p{tp.partition}", tp.partition
+            )
             self.stats.restored_records += restored
-            folder = PartitionFolder(store, self.decider, self.cache_size)
+            folder = PartitionFolder(
+                store, self.decider, self.cache_size, partitions=self._partition_count
+            )
             folder.observer = self.telemetry.partition(tp.partition, folder.status_counts)
             self._folders[tp.partition] = folder
             log.info(
@@ -411,27 +439,8 @@ class Orchestrator:
             )
         self.stats.assigned = sorted(self._folders)
 
-    def _restored_store(self, partition: int) -> tuple[PartitionStore, int]:
-        """The partition's store, brought up to date from the changelog; rebuilt from
-        the whole changelog when the local copy is too old to trust its tail."""
-        path = self.data_dir / f"p{partition}"
-        store = PartitionStore(path, partition)
-        if is_stale(store, int(time.time() * 1000)):
-            log.info("partition %d: local store is stale, rebuilding it", partition)
-            store.destroy()
-            store = PartitionStore(path, partition)
-        try:
-            return store, restore_partition(self.settings, self.topics.state, store)
-        except StaleStore as exc:
-            log.info("%s: rebuilding it", exc)
-            store.destroy()
-            store = PartitionStore(path, partition)
-            return store, restore_partition(self.settings, self.topics.state, store)
-        except BaseException:
-            store.close()  # the next assignment opens it again
-            raise
-
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._intake.drop(tp.partition for tp in partitions)
         for tp in partitions:
             folder = self._folders.pop(tp.partition, None)
             self.telemetry.revoked(tp.partition)

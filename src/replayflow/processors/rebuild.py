@@ -25,7 +25,9 @@ Three details make it exact:
   to a parent or a stop sent to a child arrive as that instance's own facts. Admission
   commands (AcquireSlot, ReleaseSlot) have no facts of their own: they are collected
   with the order they were sent in, and folded into the limiters afterwards
-  (rebuild_limiters.py).
+  (rebuild_limiters.py). Which limiter an instance was queued for is taken from its
+  WorkflowQueued fact: the orchestrator shards a limit over the partitions
+  (processors/admission.py), a choice of the engine's, not of the code.
 - Instances whose history does not start at seq 1 (older facts gone with the topic's
   retention, or a read that began at a point in time) are left out and named.
 """
@@ -36,7 +38,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from replayflow.core.decide import Decider, Limits
+from replayflow.core.decide import Decider, Limits, limiter_key
 from replayflow.core.decide.calls import attempt_timeout
 from replayflow.core.definitions import Registry
 from replayflow.core.messages import (
@@ -63,6 +65,7 @@ from replayflow.core.messages import (
 )
 from replayflow.core.patching import DecisionMarkers
 from replayflow.core.replay import input_commands
+from replayflow.processors.admission import LimiterShards
 from replayflow.processors.fold import PartitionFolder
 from replayflow.processors.fold_records import Source
 from replayflow.processors.replay_all import describe
@@ -137,10 +140,16 @@ class PartitionRebuild:
         concurrency: dict[str, int] | None = None,
         limits: Limits | None = None,
         batch: int = BATCH,
+        partitions: int = 1,
     ) -> None:
         self.markers = DecisionMarkers()
+        self._shards = LimiterShards(partitions)
         self.decider = Decider(
-            registry, concurrency=concurrency, limits=limits, recorded=self.markers
+            registry,
+            concurrency=concurrency,
+            limits=limits,
+            recorded=self.markers,
+            admission=self._recorded_admission,
         )
         self.folder = PartitionFolder(store, self.decider, encode=False, cache_idle=True)
         self.partition = store.partition
@@ -186,6 +195,14 @@ class PartitionRebuild:
         expected.append(event)
         if commands:
             self._pending = (event, commands, offset)
+
+    def _recorded_admission(self, workflow: str, instance_id: str, limit: int) -> tuple[str, int]:
+        """The limiter the decision being folded queued the instance for (its facts are
+        read before it is folded), with that limiter's share of the limit."""
+        for event in self._expected.get(instance_id, ()):
+            if isinstance(event, WorkflowQueued):
+                return event.limiter, self._shards.share_of(event.limiter, limit)
+        return limiter_key(workflow), limit
 
     def finish(self) -> PartitionReport:
         """Fold what is left, write the store, and report."""

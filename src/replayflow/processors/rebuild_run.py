@@ -95,7 +95,9 @@ def rebuild_partitions(
     reports = []
     for partition in partitions:
         store = plan.open(partition)
-        work = PartitionRebuild(store, registry, concurrency=plan.concurrency)
+        work = PartitionRebuild(
+            store, registry, concurrency=plan.concurrency, partitions=plan.partition_count
+        )
         with _fewer_collections():
             for offset, event in source(partition):
                 if plan.until is not None and event.at > plan.until:

@@ -7,6 +7,8 @@ rebuilds everything from the changelog."""
 from __future__ import annotations
 
 import logging
+import time
+from pathlib import Path
 
 from replayflow.core.errors import ReplayflowError
 from replayflow.kafka import clients
@@ -70,3 +72,26 @@ def restore_partition(
         return applied
     finally:
         close_consumer(consumer)
+
+
+def restored_store(
+    settings: Settings, topic: str, path: Path, partition: int
+) -> tuple[PartitionStore, int]:
+    """A partition's store at `path`, brought up to date from the changelog; rebuilt
+    from the whole changelog when the local copy is too old to trust its tail. Returns
+    it with the number of changelog records applied."""
+    store = PartitionStore(path, partition)
+    if is_stale(store, int(time.time() * 1000)):
+        log.info("partition %d: local store is stale, rebuilding it", partition)
+        store.destroy()
+        store = PartitionStore(path, partition)
+    try:
+        return store, restore_partition(settings, topic, store)
+    except StaleStore as exc:
+        log.info("%s: rebuilding it", exc)
+        store.destroy()
+        store = PartitionStore(path, partition)
+        return store, restore_partition(settings, topic, store)
+    except BaseException:
+        store.close()  # the next assignment opens it again
+        raise

@@ -11,11 +11,13 @@ died does (steps are at least once).
 
 A task counts as done only once its result was acknowledged by the broker (or it had
 nothing to report: an undecodable task), never merely when its function returned.
-Pure bookkeeping: no Kafka here.
+Pure bookkeeping: no Kafka here. The worker's rebalance callbacks run on its polling
+thread while its event loop ends tasks, so every method holds a lock.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 # Well under the broker's default offset.metadata.max.bytes (4096): done offsets that
@@ -40,31 +42,40 @@ class CommitPoint:
 class TaskOffsets:
     def __init__(self) -> None:
         self._partitions: dict[int, _Partition] = {}
+        self._lock = threading.Lock()
 
     def restore(self, partition: int, committed: int, metadata: str | None) -> None:
         """A partition was assigned with this committed offset and metadata."""
-        if committed < 0:  # nothing committed yet: known once the first task is read
-            self._partitions.pop(partition, None)
-            return
-        self._partitions[partition] = _Partition(next=committed, done=decode(committed, metadata))
+        with self._lock:
+            if committed < 0:  # nothing committed yet: known once the first task is read
+                self._partitions.pop(partition, None)
+                return
+            done = decode(committed, metadata)
+            self._partitions[partition] = _Partition(next=committed, done=done)
 
     def begin(self, partition: int, offset: int) -> bool:
         """A task was read: whether to run it (False: it finished before a takeover)."""
-        state = self._partitions.setdefault(partition, _Partition(next=offset))
-        state.next = max(state.next, offset + 1)
-        if offset in state.done:
-            return False
-        state.running.add(offset)
-        return True
+        with self._lock:
+            state = self._partitions.setdefault(partition, _Partition(next=offset))
+            state.next = max(state.next, offset + 1)
+            if offset in state.done:
+                return False
+            state.running.add(offset)
+            return True
 
     def end(self, partition: int, offset: int) -> None:
         """The task's result is on the log (or it had none to report)."""
-        state = self._partitions.get(partition)
-        if state is not None and offset in state.running:
-            state.running.discard(offset)
-            state.done.add(offset)
+        with self._lock:
+            state = self._partitions.get(partition)
+            if state is not None and offset in state.running:
+                state.running.discard(offset)
+                state.done.add(offset)
 
     def commit_point(self, partition: int) -> CommitPoint | None:
+        with self._lock:
+            return self._point(partition)
+
+    def _point(self, partition: int) -> CommitPoint | None:
         state = self._partitions.get(partition)
         if state is None:
             return None
@@ -73,14 +84,17 @@ class TaskOffsets:
         return CommitPoint(point, encode(point, state.done))
 
     def commit_points(self) -> dict[int, CommitPoint]:
-        points = {p: self.commit_point(p) for p in list(self._partitions)}
+        with self._lock:
+            points = {p: self._point(p) for p in list(self._partitions)}
         return {p: point for p, point in points.items() if point is not None}
 
     def forget(self, partition: int) -> None:
-        self._partitions.pop(partition, None)
+        with self._lock:
+            self._partitions.pop(partition, None)
 
     def forget_all(self) -> None:
-        self._partitions.clear()
+        with self._lock:
+            self._partitions.clear()
 
 
 def encode(point: int, done: set[int]) -> str:

@@ -7,6 +7,15 @@ finished above one still running go in the commit's metadata, processors/task_of
 a crash re-runs only what had not reported, and the fold keeps only the first result of
 the current attempt, so running twice changes nothing.
 
+The loop never sleeps on a clock: when nothing is fetched it waits in a poll on a
+helper thread (librdkafka wakes it the moment a task arrives) while the event loop goes
+on running steps; a result is produced the moment its step ends, and the poll returns
+within ACK_WAIT of that, so that the loop serves the result's acknowledgement and
+commits (it polls in ACK_WAIT slices while steps run; in one long poll only when
+there is nothing to do). No other call reaches the consumer while it polls:
+confluent-kafka (2.16) lets one call at a time into a consumer, so a commit beside a
+poll would wait for it.
+
 Nothing here waits on Kafka for long. A result whose delivery failed is sent again (a
 producer that failed for good is replaced, and everything it had in flight is sent
 through the new one); the offset commit runs under a deadline (kafka/watchdog.py); and a
@@ -35,15 +44,21 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import (
+    TIMESTAMP_NOT_AVAILABLE,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 
 from replayflow import codec, telemetry
-from replayflow.core.clip import MAX_ECHO, clip
-from replayflow.core.definitions import Registry
+from replayflow.core.clip import clip
+from replayflow.core.definitions import Registry, StepDef
 from replayflow.core.messages import CompleteStep, ErrorInfo, FailStep, Task
 from replayflow.execution import run_async, run_sync, unknown_step
 from replayflow.kafka import clients
@@ -53,100 +68,36 @@ from replayflow.kafka.membership import close_consumer, leave_and_close
 from replayflow.kafka.outage import Outage
 from replayflow.kafka.reading import located
 from replayflow.kafka.transactional import fatal_error
-from replayflow.kafka.watchdog import GRACE, Guard, Hung
-from replayflow.processors import fatal
+from replayflow.processors import collector, fatal
+from replayflow.processors.cadence import WAITED_HEADER
 from replayflow.processors.heartbeat import Heartbeat
 from replayflow.processors.stream_sink import KafkaStreamSink, register_stream_steps
+from replayflow.processors.task_commits import COMMIT_TIMEOUT, TaskCommits
 from replayflow.processors.task_offsets import CommitPoint, TaskOffsets
+from replayflow.processors.worker_outbox import Outbox, Result, WorkerStats
 from replayflow.settings import Settings
 from replayflow.topics import Topics
 
 log = logging.getLogger("replayflow.worker")
 
-COMMIT_TIMEOUT = 5.0  # seconds librdkafka gets for an offset commit
-# A commit that hung (the broker away) is waited for this long before the consumer is
-# replaced: a new consumer would not reach the broker sooner, and the same consumer
-# usually recovers by itself once the broker answers.
-COMMIT_HUNG_LIMIT = 60.0
 CONSUMER_SETTINGS = {"session.timeout.ms": 10_000, "max.poll.interval.ms": 300_000}
+#: Seconds the polling thread waits for a task (a task that arrives meanwhile wakes it
+#: at once) before the loop takes its turn: with nothing to do (POLL_WAIT), while steps
+#: run (STEP_WAIT, in ACK_WAIT slices, ended early by a step's end), while results wait
+#: for their acknowledgement (ACK_WAIT).
+POLL_WAIT = 0.1
+STEP_WAIT = 0.05
+ACK_WAIT = 0.002
+
+__all__ = ["Worker", "WorkerStats"]
 
 
-@dataclass
-class WorkerStats:
-    started: int = 0
-    completed: int = 0
-    failed: int = 0
-    bad_tasks: int = 0
-    undelivered: int = 0  # deliveries that failed (each result is sent again)
-    consumers_replaced: int = 0
-    producers_replaced: int = 0
-
-
-@dataclass
-class _Result:
-    """A step's outcome on its way to replayflow.commands."""
-
-    instance_id: str
-    value: bytes
-    headers: telemetry.KafkaHeaders | None
-    task_at: tuple[int, int] | None  # (partition, offset) of its task
-
-
-class _Outbox:
-    """Results not yet acknowledged by the broker, so none is ever dropped: a failed
-    delivery goes back in line, and a producer that is replaced hands over all of its
-    results. The task's offset stays in flight until its result is acknowledged."""
-
-    def __init__(self, offsets: TaskOffsets, stats: WorkerStats) -> None:
-        self._offsets = offsets
-        self._stats = stats
-        self._pending: dict[int, _Result] = {}
-        self._again: list[int] = []
-        self._next = 0
-        self.producer_failed: str | None = None  # why the producer must be replaced
-
-    def add(self, result: _Result) -> int:
-        self._next += 1
-        self._pending[self._next] = result
-        return self._next
-
-    def delivered(self, number: int) -> Callable[[KafkaError | None, Message], None]:
-        def report(error: KafkaError | None, _message: Message) -> None:
-            result = self._pending.get(number)
-            if result is None:
-                return  # handed over to a new producer already
-            if error is None:
-                del self._pending[number]
-                if result.task_at is not None:
-                    self._offsets.end(*result.task_at)
-                return
-            self._stats.undelivered += 1
-            log.warning(
-                "result for %s not delivered (%s): sending it again",
-                clip(result.instance_id, MAX_ECHO),
-                error,
-            )
-            if fatal_error(error):
-                self.producer_failed = f"fatal producer error: {error}"
-            else:
-                self._again.append(number)
-
-        return report
-
-    def later(self, number: int) -> None:
-        self._again.append(number)
-
-    def take_again(self) -> list[int]:
-        again, self._again = self._again, []
-        return [n for n in again if n in self._pending]
-
-    def take_all(self) -> list[int]:
-        """Everything still unacknowledged, for a new producer."""
-        self._again = []
-        return sorted(self._pending)
-
-    def get(self, number: int) -> _Result | None:
-        return self._pending.get(number)
+def _waited(message: Message) -> bytes | None:
+    """Milliseconds since the task was produced, as header bytes."""
+    ts_type, produced = message.timestamp()
+    if ts_type == TIMESTAMP_NOT_AVAILABLE:
+        return None
+    return str(max(0, int(time.time() * 1000) - produced)).encode()
 
 
 class Worker:
@@ -173,16 +124,16 @@ class Worker:
         self._threads = ThreadPoolExecutor(threads, thread_name_prefix="replayflow-step")
         self._stop = threading.Event()
         self._offsets = TaskOffsets()
-        self._committed: dict[int, CommitPoint] = {}  # sent, and not known to have failed
         self._generation = 0  # of the consumer: callbacks of a replaced one do nothing
-        self._commits = Guard("worker offset commits")
-        self._hung_commit: tuple[Guard, float] | None = None  # its guard, and since when
-        self._outbox = _Outbox(self._offsets, self.stats)
+        self._commits = TaskCommits(self.topics.tasks, self._offsets)
+        self._outbox = Outbox(self._offsets, self.stats)
         self._producer: Producer = None  # type: ignore[assignment]  # built by run_async
         self.telemetry = telemetry.for_worker(group_name(settings, "worker"))
         self._outage = Outage(settings.bootstrap, "worker", log)
         self._fences = fatal.Fences()
         self._heartbeat = Heartbeat("worker")
+        self._poller = ThreadPoolExecutor(1, thread_name_prefix="replayflow-poll")
+        self._step_ended = threading.Event()
 
     def stop(self) -> None:
         self._stop.set()
@@ -195,11 +146,20 @@ class Worker:
         self._producer = clients.producer(self.settings, error_cb=self._on_kafka_error)
         slots = asyncio.Semaphore(self.concurrency)
         running: set[asyncio.Task[None]] = set()
+        idle = collector.IdleCollector()
+        collector.settle()
         log.info("worker started with %d step functions", len(self.registry.steps))
         try:
             while not self._stop.is_set():
                 free = self.concurrency - len(running)
-                messages = consumer.consume(min(free, 500), timeout=0) if free > 0 else []
+                if free > 0:
+                    messages = await self._fetch(consumer, min(free, 500), bool(running))
+                    if not messages and not running:
+                        idle.idle()
+                else:
+                    timeout = ACK_WAIT if self._outbox.unacknowledged() else POLL_WAIT
+                    await asyncio.wait(running, timeout=timeout, return_when="FIRST_COMPLETED")
+                    messages = []
                 replace_consumer = self._fences.take()
                 for message in messages:
                     error = message.error()
@@ -228,23 +188,54 @@ class Worker:
                 elif replace_consumer is None:
                     replace_consumer = liveness.stalled()
                 if replace_consumer is None:
-                    replace_consumer = self._commit(consumer)
+                    replace_consumer = self._commits.turn(consumer)
                 if replace_consumer is not None:
                     consumer, liveness = self._replace_consumer(consumer, replace_consumer)
-                await asyncio.sleep(0 if messages else 0.01)
+                # Let the steps just started run before fetching more.
+                await asyncio.sleep(0)
             if running:
                 await asyncio.wait(running, timeout=10)
             self._deliver()
             self._producer.flush(10)
             self._deliver()
-            self._commit(consumer)
+            self._commits.turn(consumer)
         finally:
+            self._poller.shutdown(wait=True)  # a poll still running ends within POLL_WAIT
             self._threads.shutdown(wait=False, cancel_futures=True)
             self.streams.flush(10)
             self._producer.flush(10)
             self._commits.close()
             leave_and_close(consumer)
             self.telemetry.close()
+
+    async def _fetch(self, consumer: Consumer, n: int, stepping: bool) -> list[Message]:
+        """Up to n fetched tasks: at once if any are fetched already, else the first to
+        arrive within the wait (on the polling thread, while steps go on) and the rest."""
+        messages: list[Message] = consumer.consume(n, timeout=0)
+        if messages:
+            return messages
+        wait = POLL_WAIT
+        if self._outbox.unacknowledged():
+            wait = ACK_WAIT
+        elif stepping:
+            wait = STEP_WAIT
+        loop = asyncio.get_running_loop()
+        self._step_ended.clear()
+        first = await loop.run_in_executor(self._poller, self._poll, consumer, wait)
+        if first is None:
+            return []
+        return [first, *consumer.consume(n - 1, timeout=0)] if n > 1 else [first]
+
+    def _poll(self, consumer: Consumer, wait: float) -> Message | None:
+        """On the polling thread: the first task within `wait`; one poll when no step
+        runs, else slices of ACK_WAIT until a step ends (a poll cannot be interrupted)."""
+        if wait == POLL_WAIT:
+            return consumer.poll(wait)
+        deadline = time.monotonic() + wait
+        while True:
+            message: Message | None = consumer.poll(ACK_WAIT)
+            if message is not None or self._step_ended.is_set() or time.monotonic() > deadline:
+                return message
 
     def _new_consumer(self) -> tuple[Consumer, ConsumerLiveness]:
         consumer = clients.consumer(
@@ -275,11 +266,10 @@ class Worker:
         log.warning("replacing the consumer: %s", clip(reason))
         self.stats.consumers_replaced += 1
         self._generation += 1
-        self._hung_commit = None
         self._fences.take()  # a fence is cured by this new consumer too
         close_consumer(consumer)
         self._offsets.forget_all()
-        self._committed.clear()
+        self._commits.replaced()
         return self._new_consumer()
 
     def _deliver(self) -> None:
@@ -316,6 +306,7 @@ class Worker:
                 self.stats.bad_tasks += 1
                 return
             self.stats.started += 1
+            waited = _waited(message)
             with self.telemetry.step(task, message.headers()) as attempt:
                 outcome = await self._execute(task)
                 attempt.finish(outcome)
@@ -324,17 +315,19 @@ class Worker:
                 self.stats.completed += 1
             else:
                 self.stats.failed += 1
-            number = self._outbox.add(
-                _Result(
-                    task.instance_id, codec.encode(outcome), attempt.headers, (partition, offset)
-                )
-            )
+            headers = attempt.headers
+            if waited is not None:
+                # How long the task queued: the orchestrator paces new starts by it.
+                headers = [*(headers or []), (WAITED_HEADER, waited)]
+            value = codec.encode(outcome)
+            number = self._outbox.add(Result(task.instance_id, value, headers, (partition, offset)))
             self._produce(number)
             sent = True
         finally:
             if not sent:
                 self._offsets.end(partition, offset)
             slots.release()
+            self._step_ended.set()  # a poll waiting on the polling thread returns
 
     async def _streams_written(self) -> None:
         # A step's stream values go on the log before its result: the orchestrator ends
@@ -346,18 +339,13 @@ class Worker:
         step = self.registry.step(task.function)
         if step is None:
             return unknown_step(task)
-        timeout = None if task.timeout_ms is None else task.timeout_ms / 1000
+        if task.timeout_ms is None:
+            return await self._attempt(step, task)
+        timeout = task.timeout_ms / 1000
         try:
-            if step.is_async:
-                return await asyncio.wait_for(run_async(step, task, sink=self.streams), timeout)
-            loop = asyncio.get_running_loop()
-            # The copied context carries the step's span into the thread.
-            future = loop.run_in_executor(
-                self._threads,
-                contextvars.copy_context().run,
-                functools.partial(run_sync, step, task, sink=self.streams),
-            )
-            return await asyncio.wait_for(future, timeout)
+            # asyncio.timeout, unlike wait_for, wraps the step in no extra task.
+            async with asyncio.timeout(timeout):
+                return await self._attempt(step, task)
         except TimeoutError:
             # A thread cannot be stopped; its late result is dropped here, and the fold
             # would ignore it anyway (the attempt is over).
@@ -371,6 +359,17 @@ class Worker:
                     message=f"attempt {task.attempt} ran over {timeout} s",
                 ),
             )
+
+    async def _attempt(self, step: StepDef, task: Task) -> CompleteStep | FailStep:
+        if step.is_async:
+            return await run_async(step, task, sink=self.streams)
+        loop = asyncio.get_running_loop()
+        # The copied context carries the step's span into the thread.
+        return await loop.run_in_executor(
+            self._threads,
+            contextvars.copy_context().run,
+            functools.partial(run_sync, step, task, sink=self.streams),
+        )
 
     def _produce(self, number: int) -> None:
         result = self._outbox.get(number)
@@ -388,53 +387,6 @@ class Worker:
             # The queue is full (the broker away): the next round sends it, and the
             # event loop goes on meanwhile.
             self._outbox.later(number)
-
-    def _due_commits(self) -> list[TopicPartition]:
-        """The commit decision, made on every turn of the loop: each partition whose
-        commit point moved since the last commit. Points move when results are
-        acknowledged (see _Outbox), so a task is committed in the turn its result
-        reached the log, not on a timer: a worker killed after that does not run the
-        step again (what is left is the commit's own round trip). A turn that had no
-        acknowledgement commits nothing."""
-        return [
-            self._position(partition, point)
-            for partition, point in self._offsets.commit_points().items()
-            if self._committed.get(partition) != point
-        ]
-
-    def _position(self, partition: int, point: CommitPoint) -> TopicPartition:
-        return TopicPartition(self.topics.tasks, partition, point.offset, metadata=point.metadata)
-
-    def _commit(self, consumer: Consumer) -> str | None:
-        """Commit what _due_commits says. Returns why the consumer must be replaced, or
-        None."""
-        offsets = self._due_commits()
-        if not offsets:
-            return None
-        if self._hung_commit is not None:
-            hung, since = self._hung_commit
-            if hung.running:
-                waited = time.monotonic() - since
-                if waited > COMMIT_HUNG_LIMIT:
-                    return f"an offset commit has not returned for {waited:.0f} s"
-                return None  # the consumer goes on; commit again once that one returns
-            self._hung_commit = None
-        try:
-            self._commits.run(
-                "offset commit", COMMIT_TIMEOUT + GRACE, _commit_sync, consumer, offsets
-            )
-            for tp in offsets:
-                self._committed[tp.partition] = CommitPoint(tp.offset, tp.metadata or "")
-        except Hung as exc:
-            log.warning("%s; the consumer goes on, and commits again once it returns", exc)
-            self._hung_commit = (self._commits, time.monotonic())
-            self._commits = Guard("worker offset commits")
-        except KafkaException as exc:  # a failed commit only means some steps may run again
-            error = exc.args[0] if exc.args else None
-            if isinstance(error, KafkaError) and fatal_error(error):
-                return f"fatal error committing offsets: {error}"
-            log.warning("offset commit failed: %s", clip(str(exc)))
-        return None
 
     def _on_kafka_error(self, error: KafkaError) -> None:
         """Every client error. A fatal one is cured by replacing the client that met it,
@@ -455,7 +407,7 @@ class Worker:
             return
         for tp in committed:
             self._offsets.restore(tp.partition, tp.offset, tp.metadata)
-            self._committed[tp.partition] = CommitPoint(tp.offset, tp.metadata or "")
+            self._commits.committed[tp.partition] = CommitPoint(tp.offset, tp.metadata or "")
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # The next owner starts from the committed offsets: hand over every result
@@ -463,7 +415,7 @@ class Worker:
         # the rebalance; steps still running here run there again).
         revoked = {tp.partition for tp in partitions}
         points = self._offsets.commit_points()
-        handover = [self._position(p, points[p]) for p in revoked if p in points]
+        handover = [self._commits.position(p, points[p]) for p in revoked if p in points]
         if handover:
             try:
                 consumer.commit(offsets=handover, asynchronous=True)
@@ -471,8 +423,4 @@ class Worker:
                 log.info("handing over offsets: %s", clip(str(exc)))
         for partition in revoked:
             self._offsets.forget(partition)
-            self._committed.pop(partition, None)
-
-
-def _commit_sync(consumer: Consumer, offsets: list[TopicPartition]) -> None:
-    consumer.commit(offsets=offsets, asynchronous=False)
+            self._commits.committed.pop(partition, None)

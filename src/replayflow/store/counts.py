@@ -9,8 +9,10 @@ the counts existed is counted once, when the fold first opens it.
 
 from __future__ import annotations
 
-import json
+import msgspec
+import orjson
 
+from replayflow.core.callseq import Calls
 from replayflow.core.state import CallStatus, InstanceState, Status
 from replayflow.store import keys, serde
 from replayflow.store.protocol import Store
@@ -46,12 +48,12 @@ def zero() -> Counts:
 
 
 def dump(counts: Counts) -> bytes:
-    return json.dumps(counts, separators=(",", ":"), sort_keys=True).encode()
+    return orjson.dumps(counts, option=orjson.OPT_SORT_KEYS)
 
 
 def load(raw: bytes) -> Counts:
     counts = zero()
-    counts.update(json.loads(raw))
+    counts.update(msgspec.json.decode(raw))
     return counts
 
 
@@ -89,6 +91,6 @@ def _add(counts: Counts, info: bytes | None, calls: list[bytes]) -> None:
     loaded = serde.load_info(info, "null")
     # Only a running instance's calls tell running from waiting: read them only then.
     steps = tuple(serde.load_call(c) for c in calls) if loaded.status is Status.RUNNING else ()
-    status = classify(InstanceState(info=loaded, calls=steps))
+    status = classify(InstanceState(info=loaded, calls=Calls(steps)))
     if status is not None:
         counts[status] += 1

@@ -193,3 +193,15 @@ def test_a_deeply_nested_input_is_rejected_at_start_naming_the_limit() -> None:
     assert decision.rejected is not None
     assert f"over the limit of {MAX_DEPTH}" in decision.rejected
     assert len(decision.rejected) < 200
+
+
+def test_fast_and_reference_encoders_agree() -> None:
+    """orjson makes the text unless it must not: the result reads back the same either
+    way, and what the standard library refused is still refused."""
+    big = 2**70
+    for value in [{"k": None}, [1.5, "é", None], big, {"n": -(2**63)}, "x" * 100]:
+        assert load(dump(value, "v"), "v") == value
+    assert load(str(big), "big") == big  # integers past 64 bits stay exact
+    assert load("NaN", "nan") != load("NaN", "nan")  # read as before (json.loads)
+    with pytest.raises(rf.PayloadError):
+        dump({"a": math.nan}, "nested nan")

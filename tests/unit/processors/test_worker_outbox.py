@@ -7,16 +7,16 @@ from __future__ import annotations
 from confluent_kafka import KafkaError
 
 from replayflow.processors.task_offsets import CommitPoint, TaskOffsets
-from replayflow.processors.worker import WorkerStats, _Outbox, _Result
+from replayflow.processors.worker_outbox import Outbox, Result, WorkerStats
 
 
-def outbox() -> tuple[_Outbox, TaskOffsets, WorkerStats]:
+def outbox() -> tuple[Outbox, TaskOffsets, WorkerStats]:
     offsets, stats = TaskOffsets(), WorkerStats()
-    return _Outbox(offsets, stats), offsets, stats
+    return Outbox(offsets, stats), offsets, stats
 
 
-def result(offset: int) -> _Result:
-    return _Result(f"order-{offset}", b"value", None, (0, offset))
+def result(offset: int) -> Result:
+    return Result(f"order-{offset}", b"value", None, (0, offset))
 
 
 def test_an_acknowledged_result_ends_its_task() -> None:

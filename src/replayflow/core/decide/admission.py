@@ -3,9 +3,10 @@ over the limit is QUEUED until the limiter grants it a slot."""
 
 from __future__ import annotations
 
+from replayflow.core.callseq import CallsDraft
 from replayflow.core.decide.calls import WORKFLOW_TIMEOUT
 from replayflow.core.decide.children import check_parent
-from replayflow.core.decide.runner import Runner, limiter_key
+from replayflow.core.decide.runner import Runner
 from replayflow.core.decision import Decision, DecisionBuilder
 from replayflow.core.errors import ValidationError
 from replayflow.core.messages import (
@@ -68,7 +69,7 @@ def start(r: Runner, state: InstanceState | None, cmd: StartWorkflow, now: int) 
         schedule_id=cmd.schedule_id,
         schedule_slot=cmd.schedule_slot,
     )
-    b = DecisionBuilder(info=info, calls=[], now=now)
+    b = DecisionBuilder(info=info, calls=CallsDraft(), now=now)
     b.emit(
         WorkflowStarted,
         workflow=workflow.name,
@@ -83,7 +84,7 @@ def start(r: Runner, state: InstanceState | None, cmd: StartWorkflow, now: int) 
         b.set_timer(WORKFLOW_TIMEOUT, now + workflow.timeout_ms)
     limit = r.concurrency_of(workflow)
     if limit is not None:
-        queue(b, limiter_key(workflow.name), limit)
+        queue(b, *r.admission(workflow.name, cmd.instance_id, limit))
         return b.build()
     return r.run(b, workflow)
 

@@ -3,12 +3,11 @@ failed attempt leads to (a backoff and a retry, or the step's failure)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from replayflow.core.context import UNSET, StepRequest
 from replayflow.core.decide.calls import attempt_timeout, retry_timer
 from replayflow.core.decision import DecisionBuilder
 from replayflow.core.definitions import Registry
+from replayflow.core.evolve import evolve
 from replayflow.core.messages import ErrorInfo, StepFailed, StepScheduled, Task
 from replayflow.core.policy import DEFAULT_RETRY, Retry
 from replayflow.core.state import Call, CallKind, CallStatus
@@ -68,7 +67,7 @@ def schedule_attempt(b: DecisionBuilder, call: Call, append: bool = True) -> Cal
     )
     if call.timeout_ms is not None:
         b.set_timer(attempt_timeout(call.key, call.attempt), b.now + call.timeout_ms)
-    call = replace(call, status=CallStatus.SCHEDULED)
+    call = evolve(call, status=CallStatus.SCHEDULED)
     if append:
         b.put_call(call)
     else:
@@ -85,9 +84,9 @@ def fail_attempt(b: DecisionBuilder, call: Call, error: ErrorInfo) -> None:
         due = b.now + retry.delay_ms(used, f"{b.info.instance_id}/{call.key}")
         b.emit(StepFailed, step=call.key, attempt=call.attempt, error=error, retry_at=due)
         b.set_timer(retry_timer(call.key, call.attempt), due)
-        b.put_call(replace(call, status=CallStatus.BACKOFF, error=error))
+        b.put_call(evolve(call, status=CallStatus.BACKOFF, error=error))
         return
     seq = b.emit(StepFailed, step=call.key, attempt=call.attempt, error=error, retry_at=None)
     b.put_call(
-        replace(call, status=CallStatus.FAILED, error=error, resolved_seq=seq, resolved_at=b.now)
+        evolve(call, status=CallStatus.FAILED, error=error, resolved_seq=seq, resolved_at=b.now)
     )

@@ -9,7 +9,7 @@ event/<index>/timeout         wait_for_event's timeout
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from replayflow.core.decision import DecisionBuilder
 from replayflow.core.messages import CallDropped
@@ -43,7 +43,7 @@ def soon(call: Call, now: int) -> bool:
     return call.kind is CallKind.SLEEP and (call.deadline or 0) - now <= SHORT_SLEEP_MS
 
 
-def find_step(calls: tuple[Call, ...] | list[Call], key: str) -> Call | None:
+def find_step(calls: Sequence[Call], key: str) -> Call | None:
     # Pending steps sit near the end, where the workflow currently waits.
     for call in reversed(calls):
         if call.kind in (CallKind.STEP, CallKind.CHILD) and call.key == key:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import replace
 
 from replayflow.core.context import ChildRequest
 from replayflow.core.decision import DecisionBuilder
 from replayflow.core.definitions import Registry
 from replayflow.core.errors import ValidationError
+from replayflow.core.evolve import evolve
 from replayflow.core.messages import (
     CancelWorkflow,
     CompleteStep,
@@ -57,7 +57,7 @@ def start_child(b: DecisionBuilder, registry: Registry, member: ChildRequest, ke
             message=f"unknown child workflow {member.workflow!r}",
         )
         seq = b.emit(StepFailed, step=key, attempt=first, error=error, retry_at=None)
-        return replace(
+        return evolve(
             call, status=CallStatus.FAILED, error=error, resolved_seq=seq, resolved_at=b.now
         )
     b.commands.append(

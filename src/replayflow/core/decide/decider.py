@@ -14,7 +14,7 @@ from typing import Any
 from replayflow.core.decide.admission import grant, start
 from replayflow.core.decide.events import send_event
 from replayflow.core.decide.lifecycle import cancel, pause, restart, resume, terminate
-from replayflow.core.decide.runner import Limits, Runner
+from replayflow.core.decide.runner import Admission, Limits, Runner, one_limiter
 from replayflow.core.decide.steps import complete_step, fail_step
 from replayflow.core.decide.timers import fire_timer
 from replayflow.core.decide.upgrade import upgrade
@@ -68,6 +68,7 @@ class Decider(Runner):
         concurrency: dict[str, int] | None = None,
         keep_idle: bool = False,
         recorded: RecordedMarkers | None = None,
+        admission: Admission = one_limiter,
     ) -> None:
         super().__init__(
             registry,
@@ -76,6 +77,7 @@ class Decider(Runner):
             concurrency=concurrency,
             keep_idle=keep_idle,
             recorded=recorded,
+            admission=admission,
         )
         self._handlers = {kind: partial(handler, self) for kind, handler in HANDLERS.items()}
 

@@ -3,13 +3,12 @@ inbox for a later wait (and for a resume, when they came while paused)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from replayflow.core.decide.calls import event_name, wait_timeout
 from replayflow.core.decide.runner import Runner
 from replayflow.core.decision import Decision, DecisionBuilder
 from replayflow.core.driver import Driver, Outcome, Waiting
 from replayflow.core.errors import ValidationError
+from replayflow.core.evolve import evolve
 from replayflow.core.messages import EventDelivered, EventKept, EventReceived, SendEvent
 from replayflow.core.names import check_name
 from replayflow.core.payloads import check_size, load
@@ -71,7 +70,7 @@ def _deliver(
     b.cancel_timer(wait_timeout(wait.index))
     b.emit(EventDelivered, name=event_name(wait), wait=wait.index, received_seq=received_seq)
     b.put_call(
-        replace(
+        evolve(
             wait,
             status=CallStatus.COMPLETED,
             result=payload,

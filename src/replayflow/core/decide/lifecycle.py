@@ -3,8 +3,6 @@ once), pause and resume, restart (from the start or from a step)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from replayflow.core.decide.admission import queue
 from replayflow.core.decide.attempts import schedule_attempt
 from replayflow.core.decide.calls import (
@@ -19,6 +17,7 @@ from replayflow.core.decide.children import stop_children
 from replayflow.core.decide.events import deliver_inbox
 from replayflow.core.decide.runner import Runner
 from replayflow.core.decision import Decision, DecisionBuilder
+from replayflow.core.evolve import evolve
 from replayflow.core.messages import (
     CancelRequested,
     CancelWorkflow,
@@ -62,7 +61,7 @@ def cancel(r: Runner, state: InstanceState | None, cmd: CancelWorkflow, now: int
         b.cancel_timer(sleep_timer(call.index))
         b.cancel_timer(wait_timeout(call.index))
         b.put_call(
-            replace(
+            evolve(
                 call,
                 status=CallStatus.CANCELLED,
                 error=error,
@@ -117,7 +116,7 @@ def resume(r: Runner, state: InstanceState | None, cmd: ResumeWorkflow, now: int
             call.status is CallStatus.BACKOFF
             and retry_timer(call.key, call.attempt) not in b.timers
         ):
-            schedule_attempt(b, replace(call, attempt=call.attempt + 1))
+            schedule_attempt(b, evolve(call, attempt=call.attempt + 1))
     driver = r.driver(b, r.workflow_of(state.info))
     return r.settle(b, driver, deliver_inbox(r, b, driver))
 
@@ -154,7 +153,7 @@ def restart(r: Runner, state: InstanceState | None, cmd: RestartWorkflow, now: i
     b.emit(WorkflowRestarted, from_step=cmd.from_step, reason=cmd.reason)
     stop_children(b, dropped, "restarted")
     b.cancel_all_timers()
-    del b.calls[keep:]
+    b.calls.truncate(keep)
     b.removed_calls.update(c.index for c in dropped)
     b.changed_calls.difference_update(c.index for c in dropped)
     base = max([state.info.attempt_base, *(c.attempt for c in dropped)])
@@ -177,6 +176,7 @@ def restart(r: Runner, state: InstanceState | None, cmd: RestartWorkflow, now: i
     if workflow.timeout_ms is not None:
         b.set_timer(WORKFLOW_TIMEOUT, now + workflow.timeout_ms)
     if state.info.limiter is not None and not held_slot:
-        queue(b, state.info.limiter, r.concurrency_of(workflow) or 1)
+        limit = r.concurrency_of(workflow) or 1
+        queue(b, *r.admission(state.info.workflow, state.info.instance_id, limit))
         return b.build()
     return r.run(b, workflow)

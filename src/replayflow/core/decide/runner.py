@@ -4,6 +4,7 @@ suspend, end)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +46,17 @@ def limiter_key(workflow: str) -> str:
     return f"{LIMITER_PREFIX}{workflow}"
 
 
+#: Which limiter an instance asks for a slot, and the limit that limiter holds:
+#: (workflow, instance id, the workflow's limit) -> (limiter key, its limit). The
+#: default is the workflow's one limiter; the orchestrator shards it per partition
+#: (processors/admission.py), a pure function of its arguments and the partition count.
+Admission = Callable[[str, str, int], tuple[str, int]]
+
+
+def one_limiter(workflow: str, instance_id: str, limit: int) -> tuple[str, int]:
+    return limiter_key(workflow), limit
+
+
 @dataclass(frozen=True)
 class Limits:
     max_calls: int = 25_000
@@ -72,6 +84,7 @@ class Runner:
         concurrency: dict[str, int] | None = None,
         keep_idle: bool = False,
         recorded: RecordedMarkers | None = None,
+        admission: Admission = one_limiter,
     ) -> None:
         self.registry = registry
         self.limits = limits or Limits()
@@ -81,6 +94,7 @@ class Runner:
         self.concurrency = dict(concurrency or {})
         # Re-folding recorded history (replay, rebuild): the patch markers it holds.
         self.recorded = recorded
+        self.admission = admission
 
     def concurrency_of(self, workflow: WorkflowDef) -> int | None:
         return self.concurrency.get(workflow.name, workflow.concurrency)

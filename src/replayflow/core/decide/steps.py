@@ -4,13 +4,12 @@ nothing."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from replayflow.core.decide.attempts import fail_attempt
 from replayflow.core.decide.calls import attempt_timeout, current_attempt
 from replayflow.core.decide.runner import Runner
 from replayflow.core.decision import Decision, DecisionBuilder
 from replayflow.core.errors import PayloadError
+from replayflow.core.evolve import evolve
 from replayflow.core.messages import CompleteStep, ErrorInfo, FailStep, StepCompleted
 from replayflow.core.payloads import check_size, load
 from replayflow.core.state import CallStatus, InstanceState
@@ -39,7 +38,7 @@ def complete_step(r: Runner, state: InstanceState | None, cmd: CompleteStep, now
     seq = b.emit(StepCompleted, step=call.key, attempt=call.attempt, result=cmd.result)
     b.cancel_timer(attempt_timeout(call.key, call.attempt))
     b.put_call(
-        replace(
+        evolve(
             call,
             status=CallStatus.COMPLETED,
             result=cmd.result,

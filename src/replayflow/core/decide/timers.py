@@ -3,12 +3,11 @@ or an event wait's timeout. The timer id says which (see calls.py)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from replayflow.core.decide.attempts import fail_attempt, schedule_attempt
 from replayflow.core.decide.calls import WORKFLOW_TIMEOUT, find_step
 from replayflow.core.decide.runner import Runner
 from replayflow.core.decision import Decision, DecisionBuilder
+from replayflow.core.evolve import evolve
 from replayflow.core.messages import ErrorInfo, FireTimer, TimerFired, WorkflowTimedOut
 from replayflow.core.state import CallStatus, InstanceState, Status
 
@@ -33,7 +32,7 @@ def fire_timer(r: Runner, state: InstanceState | None, cmd: FireTimer, now: int)
         if purpose == "retry" and call.status is CallStatus.BACKOFF:
             if state.status in (Status.PAUSED, Status.SUSPENDED):
                 return b.build()  # no new attempt now; resume dispatches it
-            schedule_attempt(b, replace(call, attempt=attempt + 1))
+            schedule_attempt(b, evolve(call, attempt=attempt + 1))
             return r.build_unawaited(b)
         if purpose == "timeout" and call.status is CallStatus.SCHEDULED:
             timeout = call.timeout_ms or 0
@@ -50,7 +49,7 @@ def fire_timer(r: Runner, state: InstanceState | None, cmd: FireTimer, now: int)
         call = b.calls[int(parts[1])]
         if call.status is CallStatus.WAITING:
             b.put_call(
-                replace(
+                evolve(
                     call,
                     status=CallStatus.COMPLETED,
                     result="null",
@@ -61,7 +60,5 @@ def fire_timer(r: Runner, state: InstanceState | None, cmd: FireTimer, now: int)
     elif parts[0] == "event":
         call = b.calls[int(parts[1])]
         if call.status is CallStatus.WAITING:
-            b.put_call(
-                replace(call, status=CallStatus.TIMED_OUT, resolved_seq=seq, resolved_at=now)
-            )
+            b.put_call(evolve(call, status=CallStatus.TIMED_OUT, resolved_seq=seq, resolved_at=now))
     return r.run(b, r.workflow_of(state.info))

@@ -1,0 +1,190 @@
+"""The fold alone, in this process: the orchestrator's per-command work without Kafka.
+
+Commands are decoded from their Avro bytes, folded by a PartitionFolder over a RocksDB
+partition store, their records encoded and the batch written, exactly as in the
+orchestrator's loop; the steps' results are computed here and folded in the next
+batch. What this leaves out is what librdkafka and the broker do.
+
+  python benchmarks/foldbench.py three   N three-step workflows, B commands a batch
+  python benchmarks/foldbench.py long    K instances of S sequential steps: CPU per
+                                         step around step 100 and around step S-100
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import workload  # noqa: E402
+from replayflow import codec  # noqa: E402
+from replayflow.core.decide import Decider  # noqa: E402
+from replayflow.core.definitions import Registry  # noqa: E402
+from replayflow.core.messages import CompleteStep, StartWorkflow, Task  # noqa: E402
+from replayflow.processors.fold import PartitionFolder  # noqa: E402
+from replayflow.store.partition import PartitionStore  # noqa: E402
+
+FUNCTIONS = {
+    "bench_a": lambda n: n + 1,
+    "bench_b": lambda n: n * 2,
+    "bench_c": lambda n: n - 1,
+    "bench_next": lambda n: n + 1,
+}
+
+
+def _result(task: Task) -> bytes:
+    args = json.loads(task.input)["args"]
+    value = FUNCTIONS[task.function](*args)
+    return codec.encode(
+        CompleteStep(
+            instance_id=task.instance_id, step=task.step, attempt=task.attempt, result=str(value)
+        )
+    )
+
+
+class Fold:
+    def __init__(self, folder: PartitionFolder) -> None:
+        self.folder = folder
+        self.offset = 0
+        self.now = int(time.time() * 1000)
+        self.commands = 0
+        self.completed: dict[str, str | None] = {}
+
+    def batch(self, commands: list[bytes]) -> list[bytes]:
+        """Fold one batch; the results of the tasks it produced, for the next."""
+        folder = self.folder
+        self.now += 1
+        for value in commands:
+            command = codec.decode(value)
+            source = ("commands", 0, self.offset, command.instance_id.encode(), value)
+            self.offset += 1
+            folder.fold(command, self.now, source)
+        folder.fire_due_timers(self.now)
+        results = []
+        for record in folder.records:
+            if record.topic == "tasks":
+                results.append(_result(record.message))
+            elif record.topic == "completions":
+                self.completed[record.message.instance_id] = record.message.output
+        changelog = folder.changelog()
+        folder.committed(len(changelog) or None)
+        self.commands += len(commands)
+        return results
+
+
+def make_folder(path: Path, cache_size: int = 10_000) -> PartitionFolder:
+    registry = Registry()
+    registry.add(workload)
+    return PartitionFolder(PartitionStore(path, 0), Decider(registry), cache_size)
+
+
+def three(n: int, batch: int, starts_per_batch: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as folder:
+        fold = Fold(make_folder(Path(folder)))
+        starts = [
+            codec.encode(
+                StartWorkflow(instance_id=f"w-{i:07d}", workflow="bench-three-steps", input=str(i))
+            )
+            for i in range(n)
+        ]
+        pending: list[bytes] = []
+        gc.collect()
+        began = time.process_time()
+        while starts or pending:
+            take = pending[:batch]
+            pending = pending[batch:]
+            room = min(starts_per_batch, batch - len(take))
+            take += starts[:room]
+            starts = starts[room:]
+            pending += fold.batch(take)
+        cpu = time.process_time() - began
+        wrong = [
+            i
+            for i, out in fold.completed.items()
+            if out != str(workload.three_steps_result(int(i[2:])))
+        ]
+        if len(fold.completed) != n or wrong:
+            raise RuntimeError(f"{len(fold.completed)} of {n} completed, {len(wrong)} wrong")
+        fold.folder.store.close()
+        return {
+            "workflows": n,
+            "commands": fold.commands,
+            "cpu_s": round(cpu, 3),
+            "cpu_us_per_command": round(cpu * 1e6 / fold.commands, 1),
+        }
+
+
+def long(instances: int, steps: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as folder:
+        fold = Fold(make_folder(Path(folder)))
+        pending = [
+            codec.encode(
+                StartWorkflow(instance_id=f"l-{i:04d}", workflow="bench-long", input=str(steps))
+            )
+            for i in range(instances)
+        ]
+        per_step: list[float] = []
+        step = 0
+        while pending:
+            began = time.process_time()
+            pending = fold.batch(pending)
+            per_step.append((time.process_time() - began) / instances)
+            step += 1
+        if len(fold.completed) != instances or any(
+            v != str(steps) for v in fold.completed.values()
+        ):
+            raise RuntimeError("long instances did not complete with the right result")
+        fold.folder.store.close()
+
+        def window(centre: int) -> float:
+            values = sorted(per_step[centre - 50 : centre + 50])
+            return round(values[len(values) // 2] * 1e6, 1)
+
+        early, late = window(100), window(steps - 100)
+        return {
+            "instances": instances,
+            "steps": steps,
+            "cpu_us_per_step_early": early,
+            "cpu_us_per_step_late": late,
+            "late_over_early": round(late / early, 2),
+        }
+
+
+def settle() -> None:
+    """Garbage collection as the orchestrator sets it up (a checkout from before
+    processors/collector.py: frozen start-up only)."""
+    try:
+        from replayflow.processors import collector
+    except ImportError:
+        gc.collect()
+        gc.freeze()
+        return
+    collector.settle()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("shape", choices=("three", "long"))
+    parser.add_argument("-n", type=int, default=20_000)
+    parser.add_argument("--batch", type=int, default=2000)
+    parser.add_argument("--starts-per-batch", type=int, default=2000)
+    parser.add_argument("--instances", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=5000)
+    args = parser.parse_args()
+    settle()
+    if args.shape == "three":
+        print(json.dumps(three(args.n, args.batch, args.starts_per_batch)))
+    else:
+        print(json.dumps(long(args.instances, args.steps)))
+
+
+if __name__ == "__main__":
+    main()

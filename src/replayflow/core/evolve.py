@@ -1,0 +1,26 @@
+"""`evolve(obj, **changes)`: dataclasses.replace for the fold's frozen records, fast.
+
+dataclasses.replace reads every field and runs the generated __init__, which sets each
+field through object.__setattr__: ~5 us for a Call of fifteen fields, paid several
+times per decision. The records evolved here (Call, Info) have no __post_init__ and no
+init=False fields, so a copy of the instance dict with the changes applied is the same
+object replace() would build, at a fifth of the cost.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def evolve(obj: T, **changes: Any) -> T:
+    fields = obj.__dict__
+    unknown = changes.keys() - fields.keys()
+    if unknown:
+        raise TypeError(f"{type(obj).__name__} has no field {', '.join(sorted(unknown))}")
+    made = object.__new__(type(obj))
+    values = fields.copy()
+    values.update(changes)
+    object.__setattr__(made, "__dict__", values)
+    return made
