@@ -73,6 +73,7 @@ class Outage:
         self.retry = retry
         self._clock = clock
         self.since: float | None = None  # when the outage began
+        self.ended: float | None = None  # when the last outage ended
         self._said = 0.0
         self._probed = 0.0
         self.lines = 0  # "waiting" lines logged (for tests)
@@ -81,6 +82,10 @@ class Outage:
     @property
     def down(self) -> bool:
         return self.since is not None
+
+    def lately(self, within: float) -> bool:
+        """Whether the cluster is unreachable now or was within the last `within` s."""
+        return self.down or (self.ended is not None and self._clock() - self.ended < within)
 
     def error(self, error: Any) -> None:
         if is_transport(error):
@@ -134,3 +139,4 @@ class Outage:
             self._clock() - self.since,
         )
         self.since = None
+        self.ended = self._clock()

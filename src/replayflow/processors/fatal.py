@@ -70,16 +70,22 @@ def is_duplicate(error: Any) -> bool:
     )
 
 
+#: Seconds after an outage within which a fence is taken for the consumer's own rejoin.
+FENCE_AFTER_OUTAGE = 60.0
+
+
 class Fences:
     """Tells another process with this one's id from a client that fenced itself.
 
     A static member whose session timed out while the broker was away rejoins with a new
     member id, and an offset commit it sent under the old one comes back "fenced by
     other consumer with same group.instance.id": the process fenced itself, and a new
-    client cures it. Another process with the same id fences the new client again
-    within seconds (each rejoin fences the other). So the first fence asks for new
-    clients, and a second one within `window` seconds ends the process (`repeated`).
-    One fence reported twice (to the error callback and as a message) counts once."""
+    client cures it. Such a fence comes during or right after an outage (`after_outage`)
+    and only asks for new clients, however many outages there are. Another process with
+    the same id fences while Kafka answers, and fences the new client again within
+    seconds (each rejoin fences the other): the first such fence asks for new clients,
+    a second one within `window` seconds ends the process (`repeated`). One fence
+    reported twice (to the error callback and as a message) counts once."""
 
     SAME_FENCE = 0.5  # seconds within which two reports are one fence
 
@@ -89,9 +95,13 @@ class Fences:
         self._last: float | None = None
         self.pending: str | None = None  # a fence to cure by replacing the clients
 
-    def repeated(self, error: Any) -> bool:
-        """Record `error` if it is a fence; True when it is the second within `window`."""
+    def repeated(self, error: Any, after_outage: bool = False) -> bool:
+        """Record `error` if it is a fence; True when it is the second within `window`
+        while Kafka answered."""
         if not is_duplicate(error):
+            return False
+        if after_outage:
+            self.pending = str(error)
             return False
         now = self._clock()
         last, self._last = self._last, now

@@ -45,6 +45,7 @@ from replayflow.processors import collector, fatal, served
 from replayflow.processors.admission import LimiterShards
 from replayflow.processors.cadence import Intake, StartBudget, waited_ms
 from replayflow.processors.connection import Connection, Unrecoverable
+from replayflow.processors.fatal import FENCE_AFTER_OUTAGE
 from replayflow.processors.fold import PartitionFolder
 from replayflow.processors.fold_records import Outcome, Record
 from replayflow.processors.heartbeat import Heartbeat
@@ -458,7 +459,7 @@ class Orchestrator:
         clients cure it): replacing the clients would only fence it back. Other fatal
         errors are cured by replacing the clients when the call that meets them fails; an
         unreachable cluster logs one "waiting for Kafka" line per interval."""
-        if self._fences.repeated(error):
+        if self._fences.repeated(error, after_outage=self._outage.lately(FENCE_AFTER_OUTAGE)):
             fatal.on_error(error, f"orchestrator {self.instance_id}")
         self._outage.error(error)
 

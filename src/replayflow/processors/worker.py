@@ -70,6 +70,7 @@ from replayflow.kafka.reading import located
 from replayflow.kafka.transactional import fatal_error
 from replayflow.processors import collector, fatal
 from replayflow.processors.cadence import WAITED_HEADER
+from replayflow.processors.fatal import FENCE_AFTER_OUTAGE
 from replayflow.processors.heartbeat import Heartbeat
 from replayflow.processors.stream_sink import KafkaStreamSink, register_stream_steps
 from replayflow.processors.task_commits import COMMIT_TIMEOUT, TaskCommits
@@ -394,7 +395,7 @@ class Worker:
         so a fence is the consumer's own rejoin after a broker outage; a second within a
         minute (someone gave two workers one member_id) ends the process (fatal.py). An
         unreachable cluster logs one "waiting for Kafka" line per interval."""
-        if self._fences.repeated(error):
+        if self._fences.repeated(error, after_outage=self._outage.lately(FENCE_AFTER_OUTAGE)):
             fatal.on_error(error, "worker")
         self._outage.error(error)
 

@@ -127,3 +127,17 @@ def test_a_handler_filter_limits_only_the_loggers_it_names() -> None:
     theirs = logging.LogRecord("aiokafka.conn", logging.ERROR, "", 0, "down %d", (1,), None)
     assert limit.filter(ours) and limit.filter(ours)
     assert limit.filter(theirs) and not limit.filter(theirs)
+
+
+def test_lately_says_whether_kafka_was_unreachable_within_a_while() -> None:
+    clock = Clock()
+    outage = Outage("b:9092", "worker", logging.getLogger("test.outage"), clock=clock)
+    assert not outage.lately(60)
+    outage.error(KafkaError(KafkaError._TRANSPORT, "down"))
+    assert outage.lately(60)
+    clock.now += 10
+    outage.recovered()
+    clock.now += 59
+    assert outage.lately(60)
+    clock.now += 2
+    assert not outage.lately(60)

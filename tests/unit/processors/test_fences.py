@@ -59,3 +59,25 @@ def test_other_errors_are_not_fences() -> None:
     for _ in range(3):
         assert not fences.repeated(KafkaError(KafkaError._TRANSPORT, "down"))
     assert fences.take() is None
+
+
+def test_fences_right_after_outages_never_end_the_process() -> None:
+    # Two broker outages 25 s apart, each ending in the consumer's own rejoin fence.
+    clock = Clock()
+    fences = Fences(window=60, clock=clock)
+    assert not fences.repeated(FENCED, after_outage=True)
+    assert fences.take() is not None
+    clock.now += 25
+    assert not fences.repeated(FENCED, after_outage=True)
+    assert fences.take() is not None
+
+
+def test_a_fence_while_kafka_answers_after_an_outage_fence_is_counted_alone() -> None:
+    clock = Clock()
+    fences = Fences(window=60, clock=clock)
+    assert not fences.repeated(FENCED, after_outage=True)
+    fences.take()
+    clock.now += 5
+    assert not fences.repeated(FENCED)  # the first while Kafka answers: new clients
+    clock.now += 5
+    assert fences.repeated(FENCED)  # and the second: another process has this id
