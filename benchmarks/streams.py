@@ -1,7 +1,8 @@
 """`make bench-streams`: durable streams, end to end, on this machine.
 
-An orchestrator and a worker run in a child process (LocalRuntime); a step there writes
-values to a stream and this process reads them with the Client, as any caller would. Each
+An orchestrator and a worker run in child processes of their own, as deployed; a step
+in the worker writes values to a stream and this process reads them with the Client,
+as any caller would. Each
 value carries the time it was written; the reader subtracts it from the time it got
 the value (one clock: same machine).
 
@@ -13,9 +14,9 @@ the value (one clock: same machine).
               partition in transactions, which a read_committed reader would wait behind.
   throughput  values written as fast as the step can: values/s through to the reader.
 
-Before each rate run a bare confluent-kafka producer and consumer (benchmarks/
-streams_bare.py) send the same values through the same topic: the floor under the
-engine's figure. The machine's load average is printed with each run: on a shared
+Before each rate run, and beside the busy run, a bare confluent-kafka producer and
+consumer (benchmarks/streams_bare.py) send the same values through the same topic: the
+floor under the engine's figure. The machine's load average is printed with each run: on a shared
 machine a busy CPU, not the code, sets the tail (the bare pair's tail grows with it).
 Prints the figures, writes benchmarks/results/streams.json,
 exits 1 when a goal fails.
@@ -40,13 +41,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import replayflow as rf  # noqa: E402
-from benchmarks.streams_bare import bare_run  # noqa: E402
+from benchmarks.streams_bare import bare_into, bare_run  # noqa: E402
 from replayflow.client import Client  # noqa: E402
 from replayflow.core.definitions import Registry  # noqa: E402
 from replayflow.kafka import clients  # noqa: E402
 from replayflow.kafka.admin import topic_partitions  # noqa: E402
 from replayflow.kafka.partition import murmur2_partition  # noqa: E402
-from replayflow.processors.runtime import LocalRuntime  # noqa: E402
+from replayflow.processors.orchestrator import Orchestrator  # noqa: E402
+from replayflow.processors.worker import Worker  # noqa: E402
 from replayflow.settings import Settings  # noqa: E402
 from replayflow.topics import Topics, apply_topics, load_topics  # noqa: E402
 
@@ -86,11 +88,20 @@ async def bench_chatter(ctx: rf.Context) -> int:
     return int(await ctx.step("chat", chatter))
 
 
-def serve(settings: Settings, stop: Any, ready: Any) -> None:
-    """The engine's process: an orchestrator and a worker until `stop` is set."""
-    with LocalRuntime(settings, Registry.of(writer, bench_streams, chatter, bench_chatter)):
-        ready.set()
-        stop.wait()
+def serve(role: str, settings: Settings, stop: Any, ready: Any) -> None:
+    """One engine process, as deployed: the orchestrator or the worker, until `stop`.
+    (In one process, as `replayflow dev` runs them, the writer's thread would share the
+    interpreter lock with the orchestrator's folding.)"""
+    registry = Registry.of(writer, bench_streams, chatter, bench_chatter)
+    process: Orchestrator | Worker = (
+        Orchestrator(settings, registry) if role == "orchestrator" else Worker(settings, registry)
+    )
+    runner = threading.Thread(target=process.run, daemon=True)
+    runner.start()
+    ready.set()
+    stop.wait()
+    process.stop()
+    runner.join(30)
 
 
 def read(
@@ -148,16 +159,21 @@ def main() -> int:
         raise SystemExit(report.summary())
     results: dict[str, Any] = {"bootstrap": settings.bootstrap, "goal_p99_ms": GOAL_P99_MS}
     context = multiprocessing.get_context("spawn")
-    stop, ready = context.Event(), context.Event()
-    engine = context.Process(target=serve, args=(settings, stop, ready), daemon=True)
-    engine.start()
-    if not ready.wait(120):
-        raise SystemExit("the engine did not start")
+    stop = context.Event()
+    engines = []
+    for role in ("orchestrator", "worker"):
+        ready = context.Event()
+        engine = context.Process(target=serve, args=(role, settings, stop, ready), daemon=True)
+        engine.start()
+        if not ready.wait(120):
+            raise SystemExit(f"the {role} did not start")
+        engines.append(engine)
     try:
         run(settings, args, results)
     finally:
         stop.set()
-        engine.join(60)
+        for engine in engines:
+            engine.join(60)
     return finish(args, results)
 
 
@@ -299,9 +315,22 @@ def run(settings: Settings, args: argparse.Namespace, results: dict[str, Any]) -
                 continue
             each, bare = [], []
             for _ in range(runs):
-                # The bare pair right before each engine run: the same machine state.
-                bare.append(bare_run(settings, args.rate, args.seconds))
-                each.append(rate_run(client, settings, args, background))
+                if background:
+                    # The bare pair beside the engine's run, in a process of its own: the
+                    # floor under the same background load.
+                    context = multiprocessing.get_context("spawn")
+                    found = context.Queue()
+                    beside = context.Process(
+                        target=bare_into, args=(found, settings, args.rate, args.seconds + 2)
+                    )
+                    beside.start()
+                    each.append(rate_run(client, settings, args, background))
+                    bare.append(found.get(timeout=180))
+                    beside.join(30)
+                else:
+                    # The bare pair right before each engine run: the same machine state.
+                    bare.append(bare_run(settings, args.rate, args.seconds))
+                    each.append(rate_run(client, settings, args, background))
                 print(json.dumps({name: each[-1], "bare_kafka_ms": bare[-1]}), flush=True)
             results[name] = {
                 "runs": each,

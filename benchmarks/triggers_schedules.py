@@ -49,11 +49,11 @@ from confluent_kafka import OFFSET_END, Consumer, TopicPartition  # noqa: E402
 import replayflow as rf  # noqa: E402
 from benchmarks.scale import dir_mb, proc_status  # noqa: E402
 from replayflow import codec  # noqa: E402
-from replayflow.client import Client  # noqa: E402
 from replayflow.core.entities import route  # noqa: E402
 from replayflow.core.messages import WorkflowStarted  # noqa: E402
+from replayflow.kafka import clients  # noqa: E402
 from replayflow.kafka.config import consumer_config  # noqa: E402
-from replayflow.kafka.producing import Record  # noqa: E402
+from replayflow.kafka.producing import Record, deliver  # noqa: E402
 from replayflow.settings import Settings  # noqa: E402
 from replayflow.topics import Topics, apply_topics, load_topics  # noqa: E402
 
@@ -196,16 +196,17 @@ def main() -> int:
     try:
         created_at = time.time()
         commands = Topics(settings).commands
-        with Client(settings, watch_completions=False) as client:
-            for first in range(0, args.schedules, 5000):
-                records = []
-                for i in range(first, min(first + 5000, args.schedules)):
-                    offset = 0 if args.aligned else i % min(args.period, 300)
-                    schedule = rf.Schedule(every=args.period, offset=offset, overlap="allow_all")
-                    command = schedule.create_command(f"s{i:06d}", WORKFLOW)
-                    key = route(command).record_key
-                    records.append(Record(commands, codec.encode(command), key=key))
-                client._send(*records)  # one acknowledged batch (the client's helper)
+        producer = clients.producer(settings)
+        # One acknowledged batch of creates per 5,000.
+        for first in range(0, args.schedules, 5000):
+            records = []
+            for i in range(first, min(first + 5000, args.schedules)):
+                offset = 0 if args.aligned else i % min(args.period, 300)
+                schedule = rf.Schedule(every=args.period, offset=offset, overlap="allow_all")
+                command = schedule.create_command(f"s{i:06d}", WORKFLOW)
+                key = route(command).record_key
+                records.append(Record(commands, codec.encode(command), key=key))
+            deliver(producer, records)
         sent_s = time.time() - created_at
         print(f"{args.schedules} creates sent in {sent_s:.1f} s", flush=True)
         while observer.created < args.schedules:
