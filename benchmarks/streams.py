@@ -14,9 +14,9 @@ the value (one clock: same machine).
               partition in transactions, which a read_committed reader would wait behind.
   throughput  values written as fast as the step can: values/s through to the reader.
 
-Before each rate run, and beside the busy run, a bare confluent-kafka producer and
-consumer (benchmarks/streams_bare.py) send the same values through the same topic: the
-floor under the engine's figure. The machine's load average is printed with each run: on a shared
+Before each rate run a bare confluent-kafka producer and consumer (benchmarks/
+streams_bare.py) send the same values through the same topic: the floor under the
+engine's figure. The machine's load average is printed with each run: on a shared
 machine a busy CPU, not the code, sets the tail (the bare pair's tail grows with it).
 Prints the figures, writes benchmarks/results/streams.json,
 exits 1 when a goal fails.
@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import replayflow as rf  # noqa: E402
-from benchmarks.streams_bare import bare_into, bare_run  # noqa: E402
+from benchmarks.streams_bare import bare_run  # noqa: E402
 from replayflow.client import Client  # noqa: E402
 from replayflow.core.definitions import Registry  # noqa: E402
 from replayflow.kafka import clients  # noqa: E402
@@ -315,22 +315,10 @@ def run(settings: Settings, args: argparse.Namespace, results: dict[str, Any]) -
                 continue
             each, bare = [], []
             for _ in range(runs):
-                if background:
-                    # The bare pair beside the engine's run, in a process of its own: the
-                    # floor under the same background load.
-                    context = multiprocessing.get_context("spawn")
-                    found = context.Queue()
-                    beside = context.Process(
-                        target=bare_into, args=(found, settings, args.rate, args.seconds + 2)
-                    )
-                    beside.start()
-                    each.append(rate_run(client, settings, args, background))
-                    bare.append(found.get(timeout=180))
-                    beside.join(30)
-                else:
-                    # The bare pair right before each engine run: the same machine state.
-                    bare.append(bare_run(settings, args.rate, args.seconds))
-                    each.append(rate_run(client, settings, args, background))
+                # The bare pair right before each engine run: the same machine state. (Run
+                # beside the busy run, its process added to the load it measured.)
+                bare.append(bare_run(settings, args.rate, args.seconds))
+                each.append(rate_run(client, settings, args, background))
                 print(json.dumps({name: each[-1], "bare_kafka_ms": bare[-1]}), flush=True)
             results[name] = {
                 "runs": each,

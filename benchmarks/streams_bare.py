@@ -69,8 +69,3 @@ def bare_run(settings: Settings, rate: float, seconds: float) -> dict[str, Any]:
         "p99": round(ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 2),
         "max": round(ordered[-1], 2),
     }
-
-
-def bare_into(out: Any, settings: Settings, rate: float, seconds: float) -> None:
-    """bare_run in a process of its own, its figures put on `out`."""
-    out.put(bare_run(settings, rate, seconds))
