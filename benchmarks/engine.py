@@ -30,11 +30,13 @@ class Engine:
         orchestrators: int = 1,
         worker: bool = True,
         limits: tuple[str, ...] = (),
+        admission: str = "sharded",
     ) -> None:
         self.settings = Settings(
             bootstrap=base.bootstrap,
             namespace=f"bench-{label}-{uuid.uuid4().hex[:6]}",
             partitions=partitions,
+            admission=admission,
         )
         self.partitions = partitions
         report = apply_topics(self.settings.bootstrap, load_topics(self.settings))
@@ -74,18 +76,41 @@ class Engine:
         return out
 
     def warm_up(self, n: int = 24, timeout: float = 180.0, workflow: str = THREE_STEPS) -> None:
-        """Run a few workflows through (every orchestrator then holds partitions)."""
+        """Run a few workflows through until every orchestrator holds partitions and
+        together they hold each partition once (a second orchestrator's join is a
+        rebalance that may come after the first warm-up workflows completed)."""
         deadline = time.monotonic() + timeout
-        records = self.records("warmup", n, workflow=workflow, value=1)
-        for instance_id, _ in records:
-            self.expected.setdefault(instance_id, "1")
-        self.watcher.expect([i for i, _ in records])
-        self.starter.send(records)
-        self.starter.flush()
-        while not self.watcher.wait(1.0):
-            self.processes.check_alive()
+        while True:
+            records = self.records("warmup", n, workflow=workflow, value=1)
+            for instance_id, _ in records:
+                self.expected.setdefault(instance_id, "1")
+            self.watcher.expect([i for i, _ in records])
+            self.starter.send(records)
+            self.starter.flush()
+            while not self.watcher.wait(1.0):
+                self.processes.check_alive()
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the engine did not complete its warm-up workflows")
+            held = self.partitions_held()
+            if all(held) and sorted(p for ps in held for p in ps) == list(range(self.partitions)):
+                return
             if time.monotonic() > deadline:
-                raise RuntimeError("the engine did not complete its warm-up workflows")
+                raise RuntimeError(f"the orchestrators did not share the partitions: {held}")
+            time.sleep(1.0)
+
+    def partitions_held(self) -> list[list[int]]:
+        """The partitions each orchestrator holds now."""
+        return [
+            list(child.journal_now().get("partitions", []))
+            for child in self.processes.by_role("orchestrator")
+        ]
+
+    def commands_folded(self) -> list[int]:
+        """The commands each orchestrator has folded so far (its journal's batches)."""
+        return [
+            sum(int(row[3]) for row in child.journal_now().get("rows", []))
+            for child in self.processes.by_role("orchestrator")
+        ]
 
     def run(
         self,

@@ -5,11 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-# The admission drain before the limiter was sharded (one limiter entity on one
-# partition): this benchmark's admission section on the engine as it was (commit
-# 78206f9), same machine, run interleaved with the sharded engine. See
-# docs/performance.md.
-ADMISSION_BASELINE_PER_S = 0.0
+# The issue's figure for the one limiter before sharding (admissions/s). The goal is
+# checked against the one limiter measured in the same run (REPLAYFLOW_ADMISSION=
+# global); this range is printed beside it for reference.
+ISSUE_ADMISSION_BASELINE = "800-1,750"
 
 
 @dataclass(frozen=True)
@@ -102,13 +101,22 @@ def check(results: dict[str, Any]) -> list[Goal]:
             lambda v: v > 1,
         )
     )
-    drained = _get(results, "admission", "admissions_per_s")
+    shares = _get(results, "scale_out", "fold_two", "starts_by_orchestrator")
     goals.append(
         _goal(
-            f"limited workflow: admissions/s over today's {ADMISSION_BASELINE_PER_S:,.0f}",
-            None
-            if drained is None or not ADMISSION_BASELINE_PER_S
-            else drained / ADMISSION_BASELINE_PER_S,
+            "two orchestrators: the smaller one's share of the starts folded",
+            None if not shares or not sum(shares) else min(shares) / sum(shares),
+            ">= 0.25",
+            lambda v: v >= 0.25,
+        )
+    )
+    drained = _get(results, "admission", "admissions_per_s")
+    baseline = _get(results, "admission_global", "admissions_per_s")
+    goals.append(
+        _goal(
+            "limited workflow: sharded admissions/s over the one limiter's, same run "
+            f"(the issue measured {ISSUE_ADMISSION_BASELINE}/s for the one limiter)",
+            None if drained is None or not baseline else drained / baseline,
             ">= 3",
             lambda v: v >= 3,
         )

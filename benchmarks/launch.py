@@ -45,9 +45,14 @@ class Journal:
         self.rows: list[tuple[Any, ...]] = []
         self.partitions: list[int] = []
         self.generation = 0
+        # The partitions held now (the orchestrator's); read at each dump, so an idle
+        # orchestrator reports them too.
+        self.holding: Any = None
 
     def dump(self) -> None:
         self.generation += 1
+        if self.holding is not None:
+            self.partitions = list(self.holding())
         data = {
             "role": self.role,
             "pid": os.getpid(),
@@ -66,7 +71,6 @@ class JournaledOrchestrator(Orchestrator):
     def _process_batch(self, messages: list[Any]) -> None:
         self._taken = time.time()
         self._size = len(messages)
-        self.journal.partitions = list(self.stats.assigned)
         super()._process_batch(messages)
 
     def _commit_transaction(self, *args: Any, **kwargs: Any) -> None:
@@ -123,6 +127,7 @@ def main() -> None:
             settings, registry, instance_id=args.id, concurrency=_limits(tuple(args.limit))
         )
         orchestrator.journal = journal
+        journal.holding = lambda: orchestrator.stats.assigned
         process = orchestrator
     else:
         registry = with_dsl_steps(load_registry(MODULES), settings)

@@ -104,6 +104,7 @@ class Processes:
             KAFKA_BOOTSTRAP=self.settings.bootstrap,
             REPLAYFLOW_NAMESPACE=self.settings.namespace,
             REPLAYFLOW_DATA=str(self.data_dir / "stores"),
+            REPLAYFLOW_ADMISSION=self.settings.admission,
             PYTHONPATH=str(ROOT),
         )
 

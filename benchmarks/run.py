@@ -113,6 +113,10 @@ def main() -> None:
         results["admission"] = scaleout.admission_drain(
             base, args.partitions, args.queued, args.limit
         )
+        say("admission: the same through the one limiter (REPLAYFLOW_ADMISSION=global) ...")
+        results["admission_global"] = scaleout.admission_drain(
+            base, args.partitions, args.queued, args.limit, admission="global"
+        )
         say("admission: the same with two orchestrators ...")
         results["admission_two"] = scaleout.admission_drain(
             base, args.partitions, args.queued, args.limit, orchestrators=2
@@ -187,6 +191,12 @@ def report(results: dict[str, Any], checked: list[goals.Goal]) -> None:
         if adm.get("breakdown_ms"):
             for line in breakdown.table(adm["breakdown_ms"], steps=1):
                 print(line)
+    if "admission_global" in results:
+        glob = results["admission_global"]
+        print(
+            f"admission through the one limiter: {glob['admissions_per_s']:,.0f} admissions/s, "
+            f"busiest partition {100 * glob['busiest_partition_share']:.0f} % of commands"
+        )
     if "admission_two" in results:
         print(
             "admission with two orchestrators: "

@@ -60,12 +60,14 @@ def fold_capacity(base: Settings, partitions: int, orchestrators: int, n: int) -
         tasks.start()
         records = engine.records("fold", n)
         tasks.expect([i for i, _ in records])
+        folded_before = engine.commands_folded()
         engine.meter.begin()
         engine.starter.send(records)
         engine.starter.flush()
         if not tasks.wait(600, engine.processes.check_alive):
             raise RuntimeError(f"{tasks.missing()} of {n} starts were not folded")
         cpu = engine.meter.end()
+        folded = [a - b for a, b in zip(engine.commands_folded(), folded_before, strict=True)]
         first = min(engine.starter.produced_at[i] for i, _ in records)
         seconds = max(tasks.done[i].read_at for i, _ in records) - first
         return {
@@ -73,6 +75,8 @@ def fold_capacity(base: Settings, partitions: int, orchestrators: int, n: int) -
             "starts": n,
             "seconds": round(seconds, 3),
             "starts_folded_per_s": round(n / max(seconds, 1e-9), 1),
+            "starts_by_orchestrator": folded,
+            "partitions_by_orchestrator": [len(p) for p in engine.partitions_held()],
             "cpu_us_per_start": {k: round(v * 1e6 / n, 1) for k, v in cpu.items()},
         }
     finally:
@@ -86,26 +90,37 @@ def two_orchestrators_burst(base: Settings, partitions: int, n: int) -> dict[str
     engine = Engine(base, partitions, "two", orchestrators=2)
     try:
         engine.warm_up()
-        journals = [c.journal_now() for c in engine.processes.by_role("orchestrator")]
+        held = [len(p) for p in engine.partitions_held()]
+        folded_before = engine.commands_folded()
         figures = engine.run(engine.records("burst2", n))
-        figures["partitions_per_orchestrator"] = [len(j.get("partitions", [])) for j in journals]
+        figures["partitions_per_orchestrator"] = held
+        figures["commands_by_orchestrator"] = [
+            a - b for a, b in zip(engine.commands_folded(), folded_before, strict=True)
+        ]
         return figures
     finally:
         engine.close()
 
 
 def admission_drain(
-    base: Settings, partitions: int, queued: int, limit: int, orchestrators: int = 1
+    base: Settings,
+    partitions: int,
+    queued: int,
+    limit: int,
+    orchestrators: int = 1,
+    admission: str = "sharded",
 ) -> dict[str, Any]:
     """`queued` instances of a workflow limited to `limit` at once, started together:
     admissions per second while the queue drains, and the busiest partition's share of
-    all commands."""
+    all commands. `admission` "global" is the one limiter the sharded admission
+    replaced (REPLAYFLOW_ADMISSION): the baseline, measured in the same run."""
     engine = Engine(
         base,
         partitions,
-        f"limit{orchestrators}",
+        f"limit{orchestrators}{admission[0]}",
         orchestrators=orchestrators,
         limits=(f"{LIMITED}={limit}",),
+        admission=admission,
     )
     try:
         engine.warm_up()
@@ -120,6 +135,7 @@ def admission_drain(
         admitted = sorted(_event_times(engine, ("WorkflowAdmitted",), ids)["WorkflowAdmitted"])
         lo, hi = admitted[len(admitted) // 10], admitted[(len(admitted) * 9) // 10]
         return {
+            "admission": admission,
             "orchestrators": orchestrators,
             "queued": queued,
             "limit": limit,

@@ -9,6 +9,7 @@
 | REPLAYFLOW_DATA                   | data_dir             | .data            |
 | REPLAYFLOW_HISTORY_RETENTION_MS   | history_retention_ms | as topics.yaml   |
 | REPLAYFLOW_CONNECT_TIMEOUT        | connect_timeout      | 5 (seconds)      |
+| REPLAYFLOW_ADMISSION              | admission            | sharded          |
 
 A namespace gives an isolated set of topics on a shared cluster (tests use one per
 test): topic `replayflow.commands` becomes `<namespace>.replayflow.commands`.
@@ -31,6 +32,7 @@ DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 # Kafka topic names: [a-zA-Z0-9._-], at most 249 characters.
 _NAMESPACE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
 MAX_NAMESPACE_LENGTH = 100
+ADMISSION_MODES = ("sharded", "global")
 
 
 class SettingsError(ReplayflowError, ValueError):
@@ -51,6 +53,14 @@ class Settings:
     history_retention_ms: int | None = None
     # Seconds a command waits for Kafka to answer before it says it cannot reach it.
     connect_timeout: float = 5.0
+    # How the orchestrator admits instances of a workflow with a concurrency limit:
+    # "sharded" splits the limit over the partitions (each admits its own instances,
+    # first in, first out per partition); "global" keeps one limiter, first in, first
+    # out across all partitions, at the cost of two more transactions per admission
+    # and one hot partition (processors/admission.py). Every orchestrator of a
+    # deployment must use the same; change it only while no limited instance runs or
+    # waits.
+    admission: str = "sharded"
 
     def __post_init__(self) -> None:
         if not self.bootstrap.strip():
@@ -71,6 +81,11 @@ class Settings:
         ):
             if value is not None and value < 1:
                 raise SettingsError(f"{label} must be a positive integer, not {value}")
+        if self.admission not in ADMISSION_MODES:
+            raise SettingsError(
+                f"REPLAYFLOW_ADMISSION must be one of {', '.join(ADMISSION_MODES)}, "
+                f"not {self.admission!r}"
+            )
         if self.history_retention_ms is not None and (
             self.history_retention_ms < 1 and self.history_retention_ms != -1
         ):
@@ -98,6 +113,9 @@ class Settings:
             "data_dir": Path(env.get("REPLAYFLOW_DATA", "").strip() or ".data"),
             "history_retention_ms": _int(env, "REPLAYFLOW_HISTORY_RETENTION_MS"),
         }
+        admission = env.get("REPLAYFLOW_ADMISSION", "").strip()
+        if admission:
+            values["admission"] = admission
         connect_timeout = _float(env, "REPLAYFLOW_CONNECT_TIMEOUT")
         if connect_timeout is not None:
             values["connect_timeout"] = connect_timeout

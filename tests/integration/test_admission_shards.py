@@ -69,3 +69,29 @@ def test_sharded_limit_holds_and_admission_stays_in_its_partition(
         assert max_overlap([(s, e) for s, e, _ in SPANS]) <= LIMIT
     commands = [r.decoded() for r in read_topic(settings, Topics(settings).commands)]
     assert not [c for c in commands if isinstance(c, AcquireSlot | ReleaseSlot | GrantSlot)]
+
+
+def test_global_admission_keeps_one_limiter(settings: Settings, tmp_path: Path) -> None:
+    """REPLAYFLOW_ADMISSION=global: the same limit through the one limiter, whose
+    requests and grants travel through Kafka."""
+    settings = settings.replace(partitions=PARTITIONS, admission="global")
+    ids, history_records = run_and_collect(
+        settings, tmp_path, "unlimited", STARTS, concurrency={"unlimited": LIMIT}
+    )
+    history = by_instance(history_records)
+    assert sorted(history) == sorted(ids)
+    intervals = []
+    for events in history.values():
+        [queued] = [e for e in events if isinstance(e, WorkflowQueued)]
+        assert queued.limiter == limiter_key("unlimited")
+        [admitted] = [e for e in events if isinstance(e, WorkflowAdmitted)]
+        [completed] = [e for e in events if isinstance(e, WorkflowCompleted)]
+        intervals.append((admitted.at, completed.at))
+    assert max_overlap(intervals) <= LIMIT
+    with _SPANS_LOCK:
+        assert max_overlap([(s, e) for s, e, _ in SPANS]) <= LIMIT
+    commands = [r.decoded() for r in read_topic(settings, Topics(settings).commands)]
+    acquired = [c.instance_id for c in commands if isinstance(c, AcquireSlot)]
+    assert sorted(acquired) == sorted(ids)  # every request went to the one limiter
+    granted = [c.instance_id for c in commands if isinstance(c, GrantSlot)]
+    assert sorted(granted) == sorted(ids)

@@ -150,3 +150,10 @@ def test_settings_defaults() -> None:
 def test_bad_settings_name_the_variable(env: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         Settings.from_env(env)
+
+
+def test_admission_mode_is_read_and_checked() -> None:
+    assert Settings.from_env({}).admission == "sharded"
+    assert Settings.from_env({"REPLAYFLOW_ADMISSION": " global "}).admission == "global"
+    with pytest.raises(SettingsError, match="REPLAYFLOW_ADMISSION must be one of"):
+        Settings.from_env({"REPLAYFLOW_ADMISSION": "fifo"})

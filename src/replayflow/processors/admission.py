@@ -22,6 +22,7 @@ command for a shard sent through Kafka, as any limiter command may be, lands the
 from __future__ import annotations
 
 from replayflow.core.decide import LIMITER_PREFIX, limiter_key
+from replayflow.core.decide.runner import Admission, one_limiter
 from replayflow.core.decision import Outgoing
 from replayflow.core.limiter import LimiterDecision, LimiterState, decide_limiter
 from replayflow.core.messages import AcquireSlot, GrantSlot, ReleaseSlot
@@ -69,6 +70,17 @@ class LimiterShards:
                 n += 1
             found = self._keys[(workflow, partition)] = f"{base}{n}"
         return found
+
+
+def admission_for(mode: str, partitions: int) -> Admission:
+    """The orchestrator's admission for REPLAYFLOW_ADMISSION `mode` (settings.py):
+    "sharded" (the limit split over the partitions) or "global" (one limiter, first in,
+    first out across all partitions)."""
+    if mode == "global":
+        return one_limiter
+    if mode == "sharded":
+        return LimiterShards(partitions)
+    raise ValueError(f"unknown admission mode {mode!r}: use sharded or global")
 
 
 class LocalAdmission:

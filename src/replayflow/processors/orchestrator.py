@@ -42,7 +42,7 @@ from replayflow.kafka.reading import located
 from replayflow.kafka.transactional import TransactionalProducer, fatal_error, is_fatal
 from replayflow.kafka.watchdog import Hung
 from replayflow.processors import collector, fatal, served
-from replayflow.processors.admission import LimiterShards
+from replayflow.processors.admission import admission_for
 from replayflow.processors.cadence import Intake, StartBudget, waited_ms
 from replayflow.processors.connection import Connection, Unrecoverable
 from replayflow.processors.fatal import FENCE_AFTER_OUTAGE
@@ -422,7 +422,7 @@ class Orchestrator:
         self._partition_count = len(
             consumer.list_topics(topic, timeout=30).topics[topic].partitions
         )
-        self.decider.admission = LimiterShards(self._partition_count)
+        self.decider.admission = admission_for(self.settings.admission, self._partition_count)
         for tp in partitions:
             if tp.partition in self._folders:
                 continue

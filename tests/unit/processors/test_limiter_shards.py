@@ -4,6 +4,8 @@ batch, and the shares add up to the limit."""
 
 from __future__ import annotations
 
+import pytest
+
 import replayflow as rf
 from replayflow import codec
 from replayflow.core.decide import Decider, limiter_key
@@ -178,3 +180,19 @@ def test_a_rebuild_takes_each_instance_s_shard_from_its_history() -> None:
     for p in range(PARTITIONS):
         # Instances, shards (their slots and queues) and counts as the live fold left them.
         assert compare(engine.folders[p].store, result.stores[p]) == []
+
+
+def test_admission_for_each_mode() -> None:
+    from replayflow.core.decide.runner import one_limiter
+    from replayflow.processors.admission import admission_for
+
+    sharded = admission_for("sharded", PARTITIONS)
+    key, share = sharded("shard_limited", "some-id", 6)
+    assert key.startswith(f"{limiter_key('shard_limited')}@") and share in (1, 2)
+    assert admission_for("global", PARTITIONS) is one_limiter
+    assert admission_for("global", PARTITIONS)("shard_limited", "some-id", 6) == (
+        limiter_key("shard_limited"),
+        6,
+    )
+    with pytest.raises(ValueError, match="unknown admission mode"):
+        admission_for("fifo", PARTITIONS)
