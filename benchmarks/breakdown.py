@@ -160,7 +160,9 @@ def breakdown(
     read_at: dict[str, float],
     steps: tuple[str, ...] = ("a", "b", "c"),
 ) -> dict[str, dict[str, float]]:
-    """Per hop (HOPS): p50, p99, mean and count in ms over every workflow of the run."""
+    """Per hop (HOPS): p50, p99, mean and count in ms over every workflow of the run;
+    and "tail": each hop's mean share (ms per workflow) among the slowest 1 % of the
+    workflows (by the sum of their hops), which says where a p99 comes from."""
     commits = Commits(orchestrator_journals)
     worker: dict[tuple[str, str], tuple[float, float]] = {}
     for journal in worker_journals:
@@ -169,7 +171,9 @@ def breakdown(
             if task is not None:
                 worker[task] = (began, done)
     hops: dict[str, list[float]] = defaultdict(list)
+    per_workflow: list[dict[str, float]] = []
     for instance_id, produced in facts.start_produced.items():
+        mark = {name: len(values) for name, values in hops.items()}
         started = facts.started_at.get(instance_id)
         if started is None:
             continue
@@ -211,7 +215,27 @@ def breakdown(
             read = read_at.get(instance_id)
             if read is not None:
                 hops["completion_read"].append((read - committed) * 1000)
-    return {name: summary(hops.get(name, [])) for name, _ in HOPS}
+        per_workflow.append(
+            {name: sum(values[mark.get(name, 0) :]) for name, values in hops.items()}
+        )
+    out: dict[str, dict[str, float]] = {name: summary(hops.get(name, [])) for name, _ in HOPS}
+    out["tail"] = tail(per_workflow)
+    return out
+
+
+def tail(per_workflow: list[dict[str, float]], share: float = 0.01) -> dict[str, float]:
+    """The slowest `share` of the workflows (by the sum of their hops): each hop's mean
+    ms per workflow among them, and their mean total."""
+    ranked = sorted(per_workflow, key=lambda hops: sum(hops.values()), reverse=True)
+    slowest = ranked[: max(1, int(len(ranked) * share))] if ranked else []
+    if not slowest:
+        return {}
+    out = {
+        name: round(sum(w.get(name, 0.0) for w in slowest) / len(slowest), 2) for name, _ in HOPS
+    }
+    out["total"] = round(sum(sum(w.values()) for w in slowest) / len(slowest), 2)
+    out["count"] = len(slowest)
+    return out
 
 
 def summary(values: list[float]) -> dict[str, float]:
@@ -242,17 +266,25 @@ def per_workflow_hops(steps: int) -> dict[str, int]:
 
 def table(hops: dict[str, dict[str, float]], steps: int = 3) -> list[str]:
     """Printable lines: each hop's p50 / p99, and the path's sum of medians."""
-    lines = [f"    {'hop':<58} {'p50 ms':>8} {'p99 ms':>8} {'x':>3}"]
+    lines = [f"    {'hop':<58} {'p50 ms':>8} {'p99 ms':>8} {'x':>3} {'tail ms':>8}"]
     total = 0.0
+    tail_ = hops.get("tail", {})
     for name, label in HOPS:
         figures = hops.get(name, {})
         times = per_workflow_hops(steps)[name]
+        in_tail = f"{tail_[name]:>8.2f}" if name in tail_ else f"{'-':>8}"
         if figures.get("count"):
             total += figures["p50"] * times
             lines.append(
-                f"    {label:<58} {figures['p50']:>8.2f} {figures['p99']:>8.2f} {times:>3}"
+                f"    {label:<58} {figures['p50']:>8.2f} {figures['p99']:>8.2f} {times:>3} "
+                + in_tail
             )
         else:
-            lines.append(f"    {label:<58} {'-':>8} {'-':>8} {times:>3}")
+            lines.append(f"    {label:<58} {'-':>8} {'-':>8} {times:>3} {in_tail}")
     lines.append(f"    {'sum of medians along the path':<58} {total:>8.1f}")
+    if tail_:
+        lines.append(
+            f"    (tail ms: each hop's ms per workflow, summed over its crossings, among the "
+            f"slowest {tail_['count']:.0f} workflows; their mean total {tail_['total']:.1f} ms)"
+        )
     return lines
