@@ -68,16 +68,18 @@ def _relay_loop(
             producer.begin_transaction()
             offsets: dict[int, int] = {}
             for message in messages:
-                if message.error() is not None:
-                    continue
-                topic, value = route(message)
-                producer.produce(topic, value, message.key())
-                offsets[message.partition()] = message.offset() + 1
+                if message.error() is None:
+                    offsets[message.partition()] = message.offset() + 1
+            # Offsets first, as the orchestrator sends them (processors/orchestrator.py).
             producer.send_offsets_to_transaction(
                 [TopicPartition(source, p, o) for p, o in offsets.items()],
                 consumer.consumer_group_metadata(),
                 30,
             )
+            for message in messages:
+                if message.error() is None:
+                    topic, value = route(message)
+                    producer.produce(topic, value, message.key())
             producer.commit_transaction(60)
             took.append((time.perf_counter() - began) * 1000)
             if len(took) % 50 == 0:
