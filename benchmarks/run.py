@@ -10,6 +10,9 @@ the latency breakdown); this process is the client (benchmarks/driver.py). Secti
   engine      one orchestrator, one worker: a burst of N three-step workflows, fixed
               offered rates (100/s and 500/s), each with the latency breakdown
               (benchmarks/breakdown.py); long instances (per-step cost late vs early)
+  partitions  the fixed rates again on topics of fewer partitions (--few-partitions):
+              a transaction's cost grows with the partitions it writes (four topics
+              per partition of its batch), so this shows what the count costs
   scale_out   starts folded per second by one and by two orchestrators (no worker),
               and the burst with two orchestrators
   admission   a limited workflow's queue draining: admissions/s, busiest partition
@@ -39,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks import breakdown, goals, scaleout, sections  # noqa: E402
 from replayflow.settings import Settings  # noqa: E402
 
-SECTIONS = ("fold", "relay", "engine", "scale_out", "admission")
+SECTIONS = ("fold", "relay", "engine", "partitions", "scale_out", "admission")
 
 
 def _rates(text: str) -> list[tuple[float, float]]:
@@ -56,6 +59,7 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=20_000, help="workflows in a burst")
     parser.add_argument("--rates", type=_rates, default=_rates("100x20,500x10"))
     parser.add_argument("--partitions", type=int, default=12)
+    parser.add_argument("--few-partitions", type=int, default=4)
     parser.add_argument("--relay-records", type=int, default=100_000)
     parser.add_argument("--long-instances", type=int, default=10)
     parser.add_argument("--long-steps", type=int, default=5000)
@@ -77,6 +81,7 @@ def main() -> None:
             "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         },
         "partitions": args.partitions,
+        "partitions_few": args.few_partitions,
     }
     say = sections._say
     if "fold" in only:
@@ -97,6 +102,11 @@ def main() -> None:
     if "engine" in only:
         results["engine"] = sections.engine_runs(
             base, args.partitions, args.n, args.rates, args.long_instances, args.long_steps
+        )
+    if "partitions" in only:
+        say(f"engine on {args.few_partitions} partitions: the fixed rates ...")
+        results["few_partitions"] = sections.engine_runs(
+            base, args.few_partitions, 0, args.rates, 0, 0
         )
     if "scale_out" in only:
         say(f"scale-out: {args.n:,} starts folded by one, then two orchestrators (no worker) ...")
@@ -164,12 +174,21 @@ def report(results: dict[str, Any], checked: list[goals.Goal]) -> None:
             for k, v in engine.items()
             if k in ("burst",) or k.startswith("rate_")
         ]
+        + [
+            (f"engine on {results['partitions_few']} partitions {k}", v)
+            for k, v in results.get("few_partitions", {}).items()
+            if k.startswith("rate_")
+        ]
         + [("two orchestrators burst", results.get("scale_out", {}).get("burst_two"))]
     ):
         if figures:
             print(f"{name}: " + sections._brief(figures).strip())
-    for key, figures in engine.items():
-        if "breakdown_ms" in figures:
+    few = {
+        f"{k} on {results.get('partitions_few')} partitions": v
+        for k, v in results.get("few_partitions", {}).items()
+    }
+    for key, figures in {**engine, **few}.items():
+        if isinstance(figures, dict) and "breakdown_ms" in figures:
             print(f"latency breakdown, engine {key}:")
             for line in breakdown.table(figures["breakdown_ms"]):
                 print(line)

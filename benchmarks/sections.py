@@ -160,14 +160,16 @@ def engine_runs(
     long_instances: int,
     long_steps: int,
 ) -> dict[str, Any]:
-    """One orchestrator and one worker: the burst, the fixed rates, long instances."""
-    engine = Engine(base, partitions, "one")
+    """One orchestrator and one worker: the burst, the fixed rates, long instances
+    (a burst or long instances of 0: none)."""
+    engine = Engine(base, partitions, f"one{partitions}")
     out: dict[str, Any] = {}
     try:
         engine.warm_up()
-        _say(f"engine: burst of {burst} three-step workflows ...")
-        out["burst"] = engine.run(engine.records("burst", burst), with_breakdown=True)
-        _say(_brief(out["burst"]))
+        if burst:
+            _say(f"engine: burst of {burst} three-step workflows ...")
+            out["burst"] = engine.run(engine.records("burst", burst), with_breakdown=True)
+            _say(_brief(out["burst"]))
         for rate, seconds in rates:
             _say(f"engine: {rate:g}/s for {seconds:g} s ...")
             records = engine.records(f"rate{int(rate)}", int(rate * seconds))
