@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +22,12 @@ class Goal:
 
     def line(self) -> str:
         mark = "met    " if self.met else "NOT met"
-        figure = "n/a" if self.figure is None else f"{self.figure:,.1f}"
+        if self.figure is None:
+            figure = "n/a"
+        elif abs(self.figure) < 10:  # a ratio: 0.54 must not print as 0.5
+            figure = f"{self.figure:.3g}"
+        else:
+            figure = f"{self.figure:,.1f}"
         return f"  [{mark}] {self.name}: {figure} (goal {self.target})"
 
 
@@ -33,108 +40,107 @@ def _get(results: dict[str, Any], *path: str) -> Any:
     return node
 
 
-def _goal(name: str, figure: Any, target: str, ok: Any) -> Goal:
-    if figure is None:
-        return Goal(name, None, target, False)
-    return Goal(name, float(figure), target, bool(ok(float(figure))))
+_COMPARE: dict[str, Callable[[float, float], bool]] = {
+    "<=": operator.le,
+    ">=": operator.ge,
+    ">": operator.gt,
+}
+
+
+def _ratio(a: Any, b: Any) -> float | None:
+    return None if a is None or not b else a / b
+
+
+def _smaller_share(shares: Any) -> float | None:
+    return None if not shares or not sum(shares) else min(shares) / sum(shares)
 
 
 def check(results: dict[str, Any]) -> list[Goal]:
+    """Each goal of the issue: (name, figure from the results, comparison, bound)."""
     engine = results.get("engine", {})
-    goals = [
-        _goal(
+
+    def get(*path: str) -> Any:
+        return _get(results, *path)
+
+    burst_p50 = _get(engine, "burst", "latency", "p50_ms")
+    table: list[tuple[str, float | None, str, float]] = [
+        (
             "100 wf/s: p50 start-to-completion-read (ms)",
             _get(engine, "rate_100", "latency", "p50_ms"),
-            "<= 30",
-            lambda v: v <= 30,
+            "<=",
+            30,
         ),
-        _goal(
-            "100 wf/s: p99 (ms)",
-            _get(engine, "rate_100", "latency", "p99_ms"),
-            "<= 100",
-            lambda v: v <= 100,
-        ),
-        _goal(
-            "500 wf/s: p99 (ms)",
-            _get(engine, "rate_500", "latency", "p99_ms"),
-            "<= 250",
-            lambda v: v <= 250,
-        ),
-        _goal(
+        ("100 wf/s: p99 (ms)", _get(engine, "rate_100", "latency", "p99_ms"), "<=", 100),
+        ("500 wf/s: p99 (ms)", _get(engine, "rate_500", "latency", "p99_ms"), "<=", 250),
+        (
             "burst: latency of the first workflow started (ms)",
             _get(engine, "burst", "first_started_latency_ms"),
-            "<= 1000",
-            lambda v: v <= 1000,
+            "<=",
+            1000,
         ),
-    ]
-    p50 = _get(engine, "burst", "latency", "p50_ms")
-    wall = _get(engine, "burst", "wall_s")
-    goals.append(
-        _goal(
+        (
             "burst: p50 latency / wall time",
-            None if p50 is None or wall is None else p50 / 1000 / wall,
-            "<= 0.5",
-            lambda v: v <= 0.5,
-        )
-    )
-    goals += [
-        _goal(
+            _ratio(
+                None if burst_p50 is None else burst_p50 / 1000, _get(engine, "burst", "wall_s")
+            ),
+            "<=",
+            0.5,
+        ),
+        (
             "burst: orchestrator CPU per command (us)",
             _get(engine, "burst", "cpu_us_per_command", "orchestrator-1"),
-            "<= 80",
-            lambda v: v <= 80,
+            "<=",
+            80,
         ),
-        _goal(
+        (
             "burst: three-step workflows per second",
             _get(engine, "burst", "workflows_per_s"),
-            ">= 2,500",
-            lambda v: v >= 2500,
+            ">=",
+            2500,
         ),
-    ]
-    one = _get(results, "scale_out", "fold_one", "starts_folded_per_s")
-    two = _get(results, "scale_out", "fold_two", "starts_folded_per_s")
-    goals.append(
-        _goal(
+        (
             "two orchestrators fold / one orchestrator folds",
-            None if one is None or two is None else two / one,
-            "> 1",
-            lambda v: v > 1,
-        )
-    )
-    shares = _get(results, "scale_out", "fold_two", "starts_by_orchestrator")
-    goals.append(
-        _goal(
+            _ratio(
+                get("scale_out", "fold_two", "starts_folded_per_s"),
+                get("scale_out", "fold_one", "starts_folded_per_s"),
+            ),
+            ">",
+            1,
+        ),
+        (
             "two orchestrators: the smaller one's share of the starts folded",
-            None if not shares or not sum(shares) else min(shares) / sum(shares),
-            ">= 0.25",
-            lambda v: v >= 0.25,
-        )
-    )
-    drained = _get(results, "admission", "admissions_per_s")
-    baseline = _get(results, "admission_global", "admissions_per_s")
-    goals.append(
-        _goal(
+            _smaller_share(get("scale_out", "fold_two", "starts_by_orchestrator")),
+            ">=",
+            0.25,
+        ),
+        (
             "limited workflow: sharded admissions/s over the one limiter's, same run "
             f"(the issue measured {ISSUE_ADMISSION_BASELINE}/s for the one limiter)",
-            None if drained is None or not baseline else drained / baseline,
-            ">= 3",
-            lambda v: v >= 3,
-        )
-    )
-    goals.append(
-        _goal(
+            _ratio(
+                get("admission", "admissions_per_s"),
+                get("admission_global", "admissions_per_s"),
+            ),
+            ">=",
+            3,
+        ),
+        (
             "long instance: fold CPU per step at step steps-100 / at step 100",
-            _get(results, "fold", "long", "late_over_early"),
-            "<= 1.25",
-            lambda v: v <= 1.25,
-        )
-    )
-    goals.append(
-        _goal(
+            get("fold", "long", "late_over_early"),
+            "<=",
+            1.25,
+        ),
+        (
             "long instance on Kafka: orchestrator CPU per step late / early",
             _get(engine, "long", "cpu_late_over_early"),
-            "<= 1.25",
-            lambda v: v <= 1.25,
-        )
-    )
-    return goals
+            "<=",
+            1.25,
+        ),
+    ]
+    out = []
+    for name, figure, op, bound in table:
+        target = f"{op} {bound:,g}"
+        if figure is None:
+            out.append(Goal(name, None, target, False))
+        else:
+            out.append(Goal(name, float(figure), target, _COMPARE[op](float(figure), bound)))
+    return out
