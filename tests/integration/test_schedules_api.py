@@ -8,7 +8,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 import pytest
@@ -17,13 +16,11 @@ from selenium import webdriver
 from selenium.webdriver.common.by import By
 
 import replayflow as rf
-from replayflow.api.process import ApiServer
 from replayflow.cli import main as cli_main
 from replayflow.core.definitions import Registry
-from replayflow.processors.runtime import LocalRuntime
 from replayflow.settings import Settings
-from replayflow.topics import apply_topics, load_topics
-from tests.integration.test_api import Api, _delete_topics, instance_when, wait
+from tests.integration.schedule_stack import schedule_stack, schedule_when
+from tests.integration.test_api import Api, instance_when, wait
 from tests.integration.test_ui import ARTIFACTS, browser, click, wait_for
 
 pytestmark = pytest.mark.kafka
@@ -39,29 +36,9 @@ async def tick(ctx: rf.Context, input: Any = None) -> Any:
 def stack(
     kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Any]]:
-    namespace = "t" + uuid.uuid4().hex[:10]
-    settings = Settings(bootstrap=kafka_bootstrap, namespace=namespace, partitions=3)
-    apply_topics(settings.bootstrap, load_topics(settings))
     data = tmp_path_factory.mktemp("schedules-api")
-    runtime = LocalRuntime(settings, Registry.of(tick), data_dir=data / "orchestrator").start()
-    server = ApiServer(settings, data_dir=data).start()
-    try:
-        server.wait_ready()
-        yield {"settings": settings, "server": server, "api": Api(server.url, token=None)}
-    finally:
-        server.stop()
-        runtime.stop()
-        _delete_topics(kafka_bootstrap, namespace)
-
-
-def schedule_when(api: Api, schedule_id: str, check: Any, what: str) -> dict[str, Any]:
-    def found() -> dict[str, Any] | None:
-        response = api.get("/v1/schedules/" + quote(schedule_id, safe=""))
-        if response.status_code == 200 and check(response.json()):
-            return response.json()  # type: ignore[no-any-return]
-        return None
-
-    return wait(found, 60, what)  # type: ignore[no-any-return]
+    with schedule_stack(kafka_bootstrap, data, Registry.of(tick)) as stack:
+        yield stack
 
 
 def test_http_operations_on_a_schedule(stack: dict[str, Any]) -> None:

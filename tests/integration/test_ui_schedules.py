@@ -19,12 +19,9 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
 import replayflow as rf
-from replayflow.api.process import ApiServer
 from replayflow.core.definitions import Registry
-from replayflow.processors.runtime import LocalRuntime
-from replayflow.settings import Settings
-from replayflow.topics import apply_topics, load_topics
-from tests.integration.test_api import Api, _delete_topics, instance_when, wait
+from tests.integration.schedule_stack import schedule_stack, schedule_when
+from tests.integration.test_api import Api, instance_when
 from tests.integration.test_ui import ARTIFACTS, EPOCH_MS, browser, click, page_text, wait_for
 
 pytestmark = pytest.mark.kafka
@@ -42,29 +39,9 @@ async def tick(ctx: rf.Context, input: Any = None) -> Any:
 def stack(
     kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Any]]:
-    namespace = "t" + uuid.uuid4().hex[:10]
-    settings = Settings(bootstrap=kafka_bootstrap, namespace=namespace, partitions=3)
-    apply_topics(settings.bootstrap, load_topics(settings))
     data = tmp_path_factory.mktemp("ui-schedules")
-    runtime = LocalRuntime(settings, Registry.of(tick), data_dir=data / "orchestrator").start()
-    server = ApiServer(settings, data_dir=data, token=TOKEN).start()
-    try:
-        server.wait_ready()
-        yield {"server": server, "api": Api(server.url, token=TOKEN)}
-    finally:
-        server.stop()
-        runtime.stop()
-        _delete_topics(kafka_bootstrap, namespace)
-
-
-def schedule_when(api: Api, schedule_id: str, check: Any, what: str) -> dict[str, Any]:
-    def found() -> dict[str, Any] | None:
-        response = api.get("/v1/schedules/" + quote(schedule_id, safe=""))
-        if response.status_code == 200 and check(response.json()):
-            return response.json()  # type: ignore[no-any-return]
-        return None
-
-    return wait(found, 60, what)  # type: ignore[no-any-return]
+    with schedule_stack(kafka_bootstrap, data, Registry.of(tick), token=TOKEN) as stack:
+        yield stack
 
 
 def iso(ms: int) -> str:
