@@ -19,7 +19,7 @@ import replayflow as rf
 from replayflow.cli import main as cli_main
 from replayflow.core.definitions import Registry
 from replayflow.settings import Settings
-from tests.integration.schedule_stack import schedule_stack, schedule_when
+from tests.integration.api_stack import api_stack, schedule_when
 from tests.integration.test_api import Api, instance_when, wait
 from tests.integration.test_ui import ARTIFACTS, browser, click, wait_for
 
@@ -37,7 +37,7 @@ def stack(
     kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Any]]:
     data = tmp_path_factory.mktemp("schedules-api")
-    with schedule_stack(kafka_bootstrap, data, Registry.of(tick)) as stack:
+    with api_stack(kafka_bootstrap, data, Registry.of(tick)) as stack:
         yield stack
 
 

@@ -20,7 +20,7 @@ from selenium.webdriver.common.keys import Keys
 
 import replayflow as rf
 from replayflow.core.definitions import Registry
-from tests.integration.schedule_stack import schedule_stack, schedule_when
+from tests.integration.api_stack import api_stack, schedule_when
 from tests.integration.test_api import Api, instance_when
 from tests.integration.test_ui import ARTIFACTS, EPOCH_MS, browser, click, page_text, wait_for
 
@@ -40,7 +40,7 @@ def stack(
     kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Any]]:
     data = tmp_path_factory.mktemp("ui-schedules")
-    with schedule_stack(kafka_bootstrap, data, Registry.of(tick), token=TOKEN) as stack:
+    with api_stack(kafka_bootstrap, data, Registry.of(tick), token=TOKEN) as stack:
         yield stack
 
 

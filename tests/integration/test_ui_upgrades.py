@@ -15,15 +15,12 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 
-from replayflow.api.process import ApiServer
 from replayflow.cli.replay import Code
 from replayflow.client import Client
 from replayflow.core.definitions import Registry
-from replayflow.processors.runtime import LocalRuntime
 from replayflow.processors.upgrade import KafkaLink, run
-from replayflow.settings import Settings
-from replayflow.topics import apply_topics, load_topics
-from tests.integration.test_api import Api, _delete_topics, wait
+from tests.integration.api_stack import api_stack
+from tests.integration.test_api import wait
 from tests.integration.test_ui import ARTIFACTS, browser, history_kinds, wait_for
 from tests.replay_code import mixed
 
@@ -37,20 +34,9 @@ REPO = Path(__file__).resolve().parents[2]
 def stack(
     kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Any]]:
-    settings = Settings(
-        bootstrap=kafka_bootstrap, namespace="t" + uuid.uuid4().hex[:10], partitions=3
-    )
-    apply_topics(settings.bootstrap, load_topics(settings))
     data = tmp_path_factory.mktemp("ui-upgrades")
-    runtime = LocalRuntime(settings, Registry.of(mixed), data_dir=data / "orchestrator").start()
-    server = ApiServer(settings, data_dir=data).start()
-    try:
-        server.wait_ready()
-        yield {"settings": settings, "server": server, "api": Api(server.url, token=None)}
-    finally:
-        server.stop()
-        runtime.stop()
-        _delete_topics(kafka_bootstrap, settings.namespace)
+    with api_stack(kafka_bootstrap, data, Registry.of(mixed)) as stack:
+        yield stack
 
 
 def test_the_version_and_its_upgrades_are_shown(

@@ -1,4 +1,4 @@
-"""The stack the schedule API and UI tests share: a namespace with its topics, an
+"""The stack the API and UI tests share: a namespace with its topics, an
 orchestrator with a worker (LocalRuntime) and the HTTP API, on the real broker."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from tests.integration.test_api import Api, _delete_topics, wait
 
 
 @contextmanager
-def schedule_stack(
+def api_stack(
     kafka_bootstrap: str, data: Path, registry: Registry, token: str | None = None
 ) -> Iterator[dict[str, Any]]:
     namespace = "t" + uuid.uuid4().hex[:10]
