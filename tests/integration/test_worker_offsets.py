@@ -6,7 +6,6 @@ point, and travels in the commit's metadata); the step that was running does run
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -14,26 +13,14 @@ from typing import Any
 from replayflow.client import Client
 from replayflow.core.definitions import Registry
 from replayflow.kafka.partition import murmur2_partition
-from replayflow.processors.orchestrator import Orchestrator
 from replayflow.settings import Settings
-from replayflow.topics import apply_topics, load_topics
-from tests.chaos.conftest import Process
+from tests.chaos.worker_kills import orchestrated, wait_until
 from tests.conftest import TEST_PARTITIONS
 from tests.integration import gated_steps
-
-WORKER = ["-m", "replayflow.cli", "worker", "-m", "tests.integration.gated_steps"]
 
 
 def runs(path: Path, what: str) -> int:
     return path.read_text().splitlines().count(what) if path.exists() else 0
-
-
-def wait_until(condition: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def same_partition_ids(prefix: str) -> tuple[str, str]:
@@ -54,34 +41,28 @@ def test_a_step_finished_above_a_running_one_does_not_run_again_after_a_kill(
     monkeypatch.setenv("GATED_RUNS", str(ran))
     monkeypatch.setenv("GATED_GATE", str(gate))
     settings = settings.replace(data_dir=tmp_path / "data")
-    assert apply_topics(settings.bootstrap, load_topics(settings)).ok
-    orchestrator = Orchestrator(settings, Registry.of(gated_steps), instance_id="offsets-test")
-    ready = threading.Event()
-    thread = threading.Thread(target=orchestrator.run, args=(ready,), daemon=True)
-    thread.start()
-    first = Process("worker-1", WORKER, settings, tmp_path / "worker-1.log")
-    second = None
     slow_id, quick_id = same_partition_ids(settings.namespace)
-    try:
-        assert ready.wait(60), "the orchestrator got no partitions"
-        with Client(settings) as client:
-            slow = client.start(gated_steps.gated, id=slow_id)
-            wait_until(lambda: runs(ran, "slow") == 1, 90, "the slow step to start")
-            # Its task is below the quick one's on the same partition, and still runs.
-            quick = client.start(gated_steps.quick_flow, id=quick_id)
-            assert quick.result(timeout=60) == "quick done"
-            first.kill()
-            gate.touch()
-            second = Process("worker-2", WORKER, settings, tmp_path / "worker-2.log")
-            assert slow.result(timeout=120) == "slow done"
-            # Anything the new worker would run again it reads at once after the slow task.
-            time.sleep(2)
-    finally:
-        for process in (first, second):
-            if process is not None and process.alive():
-                process.kill()
-        orchestrator.stop()
-        thread.join(30)
+    with (
+        orchestrated(
+            settings,
+            Registry.of(gated_steps),
+            "offsets-test",
+            "tests.integration.gated_steps",
+            tmp_path,
+        ) as workers,
+        Client(settings) as client,
+    ):
+        slow = client.start(gated_steps.gated, id=slow_id)
+        wait_until(lambda: runs(ran, "slow") == 1, 90, "the slow step to start")
+        # Its task is below the quick one's on the same partition, and still runs.
+        quick = client.start(gated_steps.quick_flow, id=quick_id)
+        assert quick.result(timeout=60) == "quick done"
+        workers.started[0].kill()
+        gate.touch()
+        workers.start("worker-2")
+        assert slow.result(timeout=120) == "slow done"
+        # Anything the new worker would run again it reads at once after the slow task.
+        time.sleep(2)
 
     assert runs(ran, "slow") == 2  # it was running at the kill: it ran again
     assert runs(ran, "quick") == 1  # its result was on the log: it did not
