@@ -116,6 +116,9 @@ chaos: venv ## kill orchestrators, workers and brokers under load; verdicts + .d
 bench-streams: venv benchmarks/streams.py ## durable streams: write-to-reader latency at 1,000 values/s, values/s (benchmarks/streams.py)
 	@$(KAFKA) run -- bash -c '$(APPLY) && $(BIN)/python benchmarks/streams.py $(STREAMS_ARGS)'
 
+.PHONY: bench-txn
+bench-txn: venv ## a transaction's time with the offsets sent before the records, and after (benchmarks/txn_order.py)
+	@$(KAFKA) run -- $(BIN)/python benchmarks/txn_order.py $(TXN_ARGS)
 .PHONY: bench-replay
 bench-replay: venv benchmarks/replay.py ## replay() of 250, 1,000 and 5,000-step histories (no broker); 5,000 in <= 2 s
 	@$(BIN)/python benchmarks/replay.py $(REPLAY_ARGS)

@@ -23,7 +23,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
 
 from replayflow.core.clip import clip
-from replayflow.kafka.watchdog import GRACE, Guard
+from replayflow.kafka.watchdog import GRACE, Guard, Hung, Pending
 
 log = logging.getLogger("replayflow.kafka")
 
@@ -64,7 +64,7 @@ def is_retriable(exc: BaseException) -> bool:
 
 class TransactionalProducer:
     """One confluent_kafka Producer with a transactional.id, its calls under deadlines.
-    `produce` and `poll` go straight to the producer: they never block."""
+    `produce` goes straight to the producer: it blocks only while its queue is full."""
 
     def __init__(
         self,
@@ -109,6 +109,56 @@ class TransactionalProducer:
             group_metadata,
             self.call_timeout,
         )
+
+    def begin_with_offsets(self, offsets: list[TopicPartition], group_metadata: Any) -> Pending:
+        """begin_transaction, then send_offsets_to_transaction on the helper thread:
+        returns once the latter runs there, for the caller to work meanwhile (the
+        orchestrator folds its batch while the coordinator answers). `Pending.wait()`
+        gives its outcome as `send_offsets` would."""
+
+        # Begun first, in its own call: inside one call the helper thread would come
+        # back from begin_transaction to a GIL the folding caller holds, and wait for it.
+        self.begin()
+        deadline = self.patience + self.call_timeout + self.grace
+        return self.guard.start(
+            "send_offsets_to_transaction",
+            deadline,
+            self._retrying,
+            "send_offsets_to_transaction",
+            self.producer.send_offsets_to_transaction,
+            offsets,
+            group_metadata,
+            self.call_timeout,
+        )
+
+    def _retrying(self, what: str, function: Callable[..., Any], *args: Any) -> None:
+        """`_until_known` for a call already on the helper thread."""
+        give_up = self._clock() + self.patience
+        while True:
+            try:
+                function(*args)
+                return
+            except KafkaException as exc:
+                if not is_retriable(exc):
+                    raise
+                if self._clock() > give_up:
+                    self.guard.dead = f"{what} kept failing for {self.patience:g} s"
+                    raise
+                log.warning("%s of %s failed (%s), trying again", what, self.name, clip(str(exc)))
+
+    def produce(self, topic: str, key: bytes | None, value: bytes | None, **extra: Any) -> None:
+        """Queue a record in the transaction; while the queue is full, let deliveries
+        drain, and raise Hung when nothing drains for a call's deadline (the broker is
+        away)."""
+        give_up = time.monotonic() + self.call_timeout + self.grace
+        while True:
+            try:
+                self.producer.produce(topic, value=value, key=key, **extra)
+                return
+            except BufferError:
+                if time.monotonic() > give_up:
+                    raise Hung("produce: the producer's queue stayed full") from None
+                self.producer.poll(0.05)
 
     def commit(self) -> None:
         """Commit. A retriable error leaves the outcome unknown, so the commit is tried

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -40,14 +41,33 @@ class Hung(ReplayflowError, TimeoutError):
 
 
 class _Call:
-    __slots__ = ("args", "done", "error", "function", "result")
+    __slots__ = ("args", "done", "error", "function", "result", "started")
 
     def __init__(self, function: Callable[..., Any], args: tuple[Any, ...]) -> None:
         self.function = function
         self.args = args
+        self.started = threading.Event()
         self.done = threading.Event()
         self.result: Any = None
         self.error: BaseException | None = None
+
+
+class Pending:
+    """A call begun on a guard's helper thread while its caller works on; `wait()`
+    gives its result or exception, or Hung after the deadline counted from its start."""
+
+    def __init__(self, guard: Guard, what: str, deadline: float, call: _Call) -> None:
+        self._guard, self._what, self._call = guard, what, call
+        self._until = time.monotonic() + deadline
+        self._deadline = deadline
+
+    def wait(self) -> Any:
+        call = self._call
+        if not call.done.wait(max(0.0, self._until - time.monotonic())):
+            return self._guard._hung(self._what, self._deadline)
+        if call.error is not None:
+            raise call.error
+        return call.result
 
 
 class Guard:
@@ -72,12 +92,29 @@ class Guard:
         call = _Call(function, args)
         self._calls.put(call)
         if not call.done.wait(deadline):
-            self.dead = f"{what} did not return within {deadline:g} s"
-            self._calls.put(None)  # the thread ends if the stuck call ever returns
-            raise Hung(f"{self.name}: {self.dead}")
+            self._hung(what, deadline)
         if call.error is not None:
             raise call.error
         return call.result  # type: ignore[no-any-return]
+
+    def start(
+        self, what: str, deadline: float, function: Callable[..., Any], *args: Any
+    ) -> Pending:
+        """Begin `function(*args)` on the helper thread and return once it runs there
+        (so it holds the GIL no longer than a call into C takes to release it): the
+        caller works meanwhile and then waits for the outcome with `Pending.wait()`."""
+        if self.dead is not None:
+            raise Hung(f"{self.name} is dead: {self.dead}")
+        call = _Call(function, args)
+        self._calls.put(call)
+        pending = Pending(self, what, deadline, call)
+        call.started.wait(deadline)
+        return pending
+
+    def _hung(self, what: str, deadline: float) -> Any:
+        self.dead = f"{what} did not return within {deadline:g} s"
+        self._calls.put(None)  # the thread ends if the stuck call ever returns
+        raise Hung(f"{self.name}: {self.dead}")
 
     def close(self) -> None:
         """End the helper thread once the calls queued before are done."""
@@ -89,6 +126,7 @@ class Guard:
             if call is None:
                 return
             self.running = True
+            call.started.set()
             try:
                 call.result = call.function(*call.args)
             except BaseException as exc:  # handed to the caller, whatever it is

@@ -2,7 +2,7 @@
 
 One consumer group member and one transactional producer per process (KIP-447: the
 consumed offsets go into the transaction with the consumer's group metadata, so a
-zombie from an older generation is fenced). Each batch follows the five steps of
+zombie from an older generation is fenced). Each batch follows the four steps of
 `_process_batch`; nothing else writes state. Which commands a batch takes, and in what
 order, is processors/cadence.py's: step results ahead of new starts, starts admitted
 at the pace the engine keeps up with. The loop blocks in the consumer only when
@@ -231,9 +231,33 @@ class Orchestrator:
         producer, consumer = self.connection.producer, self.connection.consumer
         assert producer is not None and consumer is not None
         now = self._now()
+        # Offsets never pass a command read but not folded yet (cadence.py); which
+        # commands this batch folds is known before it folds them.
+        offsets = {p: o for p, o in self._intake.to_commit().items() if p in self._folders}
+        # 1. begin the transaction and send it the consumed offsets, on the producer's
+        # helper thread while this one folds. Offsets first: while the previous
+        # transaction's commit markers are still being written, the coordinator answers
+        # CONCURRENT_TRANSACTIONS, and librdkafka retries AddOffsetsToTxn after
+        # retry.backoff.ms (1 ms here) but the AddPartitionsToTxn of a first record after
+        # a fixed 20 ms (rdkafka_txnmgr.c). Sent first, the offsets wait the markers
+        # out and the records' partitions join a transaction the coordinator is ready
+        # for (docs/performance.md; `make bench-txn`).
+        try:
+            begun = (
+                producer.begin_with_offsets(
+                    [TopicPartition(self.topics.commands, p, o) for p, o in offsets.items()],
+                    consumer.consumer_group_metadata(),
+                )
+                if offsets
+                else None
+            )
+        except (Hung, KafkaException) as exc:  # no transaction to abort: new clients
+            self._recover(f"beginning a transaction failed: {exc}")
+            return
         began = time.process_time()
-        # 1. decode each command; bad input goes to the dead-letter topic with the reason
-        # 2. fold each through decide() on RocksDB state with the batch's pending writes
+        # 2. decode each command; bad input goes to the dead-letter topic with the
+        # reason; fold each through decide() on RocksDB state with the batch's pending
+        # writes
         for message in messages:
             folder = self._folders.get(message.partition())  # type: ignore[arg-type]
             if folder is None:
@@ -246,28 +270,17 @@ class Orchestrator:
         for folder in self._folders.values():
             self.stats.timers += folder.fire_due_timers(now)
         folders = [f for f in self._folders.values() if f.staged()]
-        # Offsets never pass a command read but not folded yet (cadence.py).
-        offsets = {p: o for p, o in self._intake.to_commit().items() if p in self._folders}
-        if not folders and not offsets:
+        if not folders and begun is None:
             return
         # The changelog offsets this batch reached, filled by delivery reports. A dict of
         # the batch's own: a report from a replaced producer cannot reach a later batch.
         changelog_offsets: dict[int, int] = {}
         try:
-            producer.begin()
-            # 3. send the consumed offsets to the transaction first. While the previous
-            # transaction's commit markers are still being written, the coordinator
-            # answers CONCURRENT_TRANSACTIONS: librdkafka retries AddOffsetsToTxn after
-            # retry.backoff.ms (1 ms here) but the AddPartitionsToTxn a first produce
-            # sends after a fixed 20 ms (rdkafka_txnmgr.c). Offsets first, the records'
-            # partitions are added once the previous transaction is complete: a
-            # transaction's p99 fell from 24-41 ms to 7-14 ms (docs/performance.md).
-            if offsets:
-                producer.send_offsets(
-                    [TopicPartition(self.topics.commands, p, o) for p, o in offsets.items()],
-                    consumer.consumer_group_metadata(),
-                )
-            # 4. produce history, tasks, completions, commands, DLQ and changelog
+            if begun is None:
+                producer.begin()  # timers fired: a transaction with no offsets
+            else:
+                begun.wait()
+            # 3. produce history, tasks, completions, commands, DLQ and changelog
             # records, and commit
             for folder in folders:
                 for record in folder.records:
@@ -281,7 +294,7 @@ class Orchestrator:
             self._abort(exc, producer, folders)
             return
         self._intake.committed(offsets)
-        # 5. only now write RocksDB: state, timers, queues and the changelog offset reached
+        # 4. only now write RocksDB: state, timers, queues and the changelog offset reached
         for folder in folders:
             folder.committed(changelog_offsets.get(folder.partition))
         self.stats.batches += 1
@@ -333,7 +346,7 @@ class Orchestrator:
         if record.topic == "commands":
             headers = [*(headers or []), ORIGIN_HEADER]
         extra: dict[str, Any] = {} if record.partition is None else {"partition": record.partition}
-        self._send(producer, topic, record.key, record.value, headers=headers, **extra)
+        producer.produce(topic, record.key, record.value, headers=headers, **extra)
 
     def _produce_changelog(
         self, producer: TransactionalProducer, folder: PartitionFolder, reached: dict[int, int]
@@ -348,25 +361,7 @@ class Orchestrator:
         delivered = _changelog_delivered(reached)
         for i, (key, value) in enumerate(changes.items()):
             on_delivery = delivered if i == last else None
-            self._send(producer, topic, key, value, partition=partition, on_delivery=on_delivery)
-
-    def _send(
-        self,
-        producer: TransactionalProducer,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        **extra: Any,
-    ) -> None:
-        give_up = time.monotonic() + producer.call_timeout + producer.grace
-        while True:
-            try:
-                producer.producer.produce(topic, value=value, key=key, **extra)
-                return
-            except BufferError:
-                if time.monotonic() > give_up:  # nothing drains: the broker is away
-                    raise Hung("produce: the producer's queue stayed full") from None
-                producer.producer.poll(0.05)  # queue full: let deliveries drain
+            producer.produce(topic, key, value, partition=partition, on_delivery=on_delivery)
 
     def _abort(
         self,

@@ -206,3 +206,45 @@ def test_a_producer_that_kept_failing_is_given_up_without_a_last_flush(
     assert p.dead is not None and "send_offsets_to_transaction" in p.dead
     p.close()  # the broker is away: no flush that would wait for it
     assert names(p) == ["send_offsets_to_transaction"] * 2
+
+
+def test_offsets_sent_while_the_caller_works(fakes: list[FakeProducer]) -> None:
+    """begin_with_offsets begins, then runs send_offsets on the helper thread and
+    returns while it is still running; wait() gives its outcome."""
+    p = producer(fakes, send_offsets_to_transaction=["hang"])
+    pending = p.begin_with_offsets([], None)
+    assert names(p) == ["begin_transaction", "send_offsets_to_transaction"]  # running now
+    p.producer.release.set()  # type: ignore[attr-defined]
+    assert pending.wait() is None
+    p.commit()
+    assert names(p)[-1] == "commit_transaction"
+
+
+def test_offsets_sent_meanwhile_retry_and_raise_like_send_offsets(
+    fakes: list[FakeProducer],
+) -> None:
+    p = producer(fakes, send_offsets_to_transaction=[error(retriable=True)])
+    p.begin_with_offsets([], None).wait()  # a retriable error is tried again
+    assert names(p).count("send_offsets_to_transaction") == 2
+    failing = producer(fakes, send_offsets_to_transaction=[error(fatal=True)])
+    with pytest.raises(KafkaException) as raised:
+        failing.begin_with_offsets([], None).wait()
+    assert is_fatal(raised.value) and failing.dead is None
+
+
+def test_offsets_sent_meanwhile_that_hang_kill_the_producer(fakes: list[FakeProducer]) -> None:
+    fake = FakeProducer(send_offsets_to_transaction=["hang"])
+    fakes.append(fake)
+    p = TransactionalProducer(
+        fake,  # type: ignore[arg-type]
+        "txn-1",
+        call_timeout=0.1,
+        grace=0.1,
+        patience=0.1,
+    )
+    pending = p.begin_with_offsets([], None)
+    with pytest.raises(Hung, match="send_offsets_to_transaction did not return"):
+        pending.wait()
+    assert p.dead is not None
+    with pytest.raises(Hung, match="is dead"):
+        p.commit()
