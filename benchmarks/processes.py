@@ -105,7 +105,8 @@ class Processes:
             REPLAYFLOW_NAMESPACE=self.settings.namespace,
             REPLAYFLOW_DATA=str(self.data_dir / "stores"),
             REPLAYFLOW_ADMISSION=self.settings.admission,
-            PYTHONPATH=str(ROOT),
+            # The code of this checkout, whichever one the virtualenv installed.
+            PYTHONPATH=f"{ROOT}{os.pathsep}{ROOT / 'src'}",
         )
 
     def start(self, name: str, args: list[str]) -> Child:
