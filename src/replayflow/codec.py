@@ -44,6 +44,7 @@ from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from fastavro.read import SchemaResolutionError
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
+from replayflow.codec_writer import Writer, compile_writer
 from replayflow.core import messages
 from replayflow.core.errors import ReplayflowError
 
@@ -278,7 +279,7 @@ class Codec:
         # Precompute everything encode() and decode() look up: per dataclass the header
         # and writer, per fingerprint the writer, reader and dataclass. Built aside and
         # swapped in, so a thread encoding meanwhile never sees a half-built table.
-        encoders: dict[type, tuple[bytes, Any, ToDict]] = {}
+        encoders: dict[type, tuple[bytes, Any, ToDict, Writer | None]] = {}
         decoders: dict[bytes, _Decoder] = {}
         readers: dict[str, tuple[_Schema, FromDict | None]] = {}
         for full_name, versions in self._versions.items():
@@ -293,7 +294,8 @@ class Codec:
                     f"{full_name} v{newest.version} has fields {avro_fields}, "
                     f"but {cls.__name__} has {class_fields}"
                 )
-            encoders[cls] = (MAGIC + newest.fingerprint, newest.parsed, _to_dict(cls))
+            header = MAGIC + newest.fingerprint
+            encoders[cls] = (header, newest.parsed, _to_dict(cls), compile_writer(newest.parsed))
             readers[full_name] = (newest, _from_dict(cls))
         writers = [s for v in self._versions.values() for s in v.values()]
         for writer in writers + self._extra_writers:
@@ -326,11 +328,18 @@ class Codec:
     def encode(self, obj: Any) -> bytes:
         """Single-object encoding of a message dataclass, with its newest schema."""
         try:
-            header, schema, to_dict = self._encoders[type(obj)]
+            header, schema, to_dict, compiled = self._encoders[type(obj)]
         except KeyError:
             raise CodecError(
                 f"cannot encode {type(obj).__qualname__}: not a dataclass of {messages.__name__}"
             ) from None
+        if compiled is not None:
+            written = bytearray(header)
+            try:
+                compiled(written, to_dict(obj))
+                return bytes(written)
+            except Exception:  # fastavro writes it again: its bytes or its error
+                pass
         out = BytesIO()
         out.write(header)
         try:
