@@ -23,12 +23,7 @@ from replayflow.core.decide import Decider
 from replayflow.core.decision import Decision, Outgoing
 from replayflow.core.entities import AnyCommand, Entity, route, timer_command
 from replayflow.core.limiter import LimiterState
-from replayflow.core.messages import (
-    AcquireSlot,
-    Command,
-    FireTimer,
-    ReleaseSlot,
-)
+from replayflow.core.messages import AcquireSlot, Command, FireTimer, ReleaseSlot
 from replayflow.core.schedule_messages import FireSchedule, ScheduleCommand
 from replayflow.core.schedule_state import ScheduleState
 from replayflow.core.state import CallKind, InstanceState, Status
@@ -47,6 +42,7 @@ from replayflow.processors.fold_records import (
     Source,
     dead_letter_record,
     make_record,
+    outcome_of,
     reply_record,
     stream_accepted,
     stream_end,
@@ -350,9 +346,9 @@ class PartitionFolder:
             return Outcome.refused(too_large, "RecordTooLarge", "RecordTooLarge", state)
         self.folded += 1
         after = decision.state
-        return Outcome(
-            name="ACCEPTED" if decision.changed else "UNCHANGED",
-            status=None if after is None else after.status.value,
+        return outcome_of(
+            "ACCEPTED" if decision.changed else "UNCHANGED",
+            None if after is None else after.info.status.value,
         )
 
     def _load(self, instance_id: str) -> InstanceState | None:

@@ -5,6 +5,7 @@ them; the limits here keep every produced record under the topic's size limit.""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,6 +59,12 @@ class Outcome:
     ) -> Outcome:
         status = None if state is None else state.status.value
         return cls("REJECTED", status, reason, kind, dead_letter_type)
+
+
+@functools.cache
+def outcome_of(name: str, status: str | None) -> Outcome:
+    """An outcome that is not a refusal: a frozen few, shared (one per kind)."""
+    return Outcome(name=name, status=status)
 
 
 @dataclass(frozen=True)
