@@ -8,6 +8,7 @@ from typing import Any
 
 from replayflow.core.callseq import CallsDraft
 from replayflow.core.evolve import evolve
+from replayflow.core.fast_init import fast_init
 from replayflow.core.messages import (
     Command,
     Completion,
@@ -23,6 +24,7 @@ Timer = tuple[str, int]  # (timer id, due ms)
 Outgoing = Command | ScheduleRunEnded
 
 
+@fast_init
 @dataclass(frozen=True)
 class Decision:
     """The outcome of folding one command into one instance.

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from replayflow.core.callseq import Calls
+from replayflow.core.fast_init import fast_init
 from replayflow.core.messages import ErrorInfo
 from replayflow.core.policy import Retry
 
@@ -61,6 +62,7 @@ class CallStatus(StrEnum):
         return self in (CallStatus.SCHEDULED, CallStatus.BACKOFF, CallStatus.WAITING)
 
 
+@fast_init
 @dataclass(frozen=True)
 class Call:
     """One await point. For steps `key` is the step's name in the workflow (with '#n'
@@ -86,6 +88,7 @@ class Call:
         return f"{self.kind.value} {self.key!r}"
 
 
+@fast_init
 @dataclass(frozen=True)
 class Info:
     instance_id: str
@@ -113,6 +116,7 @@ class Info:
     inbox: tuple[tuple[str, str, int | None], ...] = ()
 
 
+@fast_init
 @dataclass(frozen=True)
 class InstanceState:
     info: Info

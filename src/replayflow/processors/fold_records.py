@@ -13,6 +13,7 @@ from typing import Any
 from replayflow import codec
 from replayflow.core.clip import MAX_ECHO, MAX_REASON, clip
 from replayflow.core.decision import Decision
+from replayflow.core.fast_init import fast_init
 from replayflow.core.messages import (
     Command,
     CompleteStep,
@@ -41,6 +42,7 @@ MAX_KEPT_VALUE = 2 * 1024 * 1024
 MAX_LOGGED_REASON = 500  # characters of a reason in the log line
 
 
+@fast_init
 @dataclass(frozen=True)
 class Outcome:
     """What folding one command came to: ACCEPTED, UNCHANGED or REJECTED (with the
@@ -67,6 +69,7 @@ def outcome_of(name: str, status: str | None) -> Outcome:
     return Outcome(name=name, status=status)
 
 
+@fast_init
 @dataclass(frozen=True)
 class Record:
     """One record to produce: `partition` None means by key (murmur2). `message` is
