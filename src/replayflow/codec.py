@@ -44,7 +44,7 @@ from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from fastavro.read import SchemaResolutionError
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
-from replayflow.codec_writer import Writer, compile_writer
+from replayflow.codec_compiled import Reader, Writer, compile_reader, compile_writer
 from replayflow.core import messages
 from replayflow.core.errors import ReplayflowError
 
@@ -195,6 +195,7 @@ class _Decoder:
     writer: Any
     reader: Any  # None when the writer is the newest version: no resolution needed
     from_dict: FromDict | None  # None: the record maps to no dataclass
+    compiled: Reader | None = None  # without resolution only (codec_compiled.py)
 
 
 def _walk(folder: Traversable) -> Iterator[Traversable]:
@@ -304,8 +305,11 @@ class Codec:
             resolve_to = None
             if reader is not None and reader.fingerprint != writer.fingerprint:
                 resolve_to = reader.parsed
+            compiled = None
+            if resolve_to is None and from_dict is not None:
+                compiled = compile_reader(writer.parsed, HEADER_SIZE)
             decoders[writer.fingerprint] = _Decoder(
-                writer.full_name, writer.parsed, resolve_to, from_dict
+                writer.full_name, writer.parsed, resolve_to, from_dict, compiled
             )
         self._encoders, self._decoders = encoders, decoders
 
@@ -368,6 +372,11 @@ class Codec:
             )
         if decoder.from_dict is None:
             raise CodecError(f"record {decoder.full_name} maps to no known dataclass")
+        if decoder.compiled is not None:
+            try:
+                return decoder.from_dict(decoder.compiled(data))
+            except Exception:  # fastavro reads it again: its record or its error
+                pass
         body = BytesIO(data)
         body.seek(HEADER_SIZE)
         try:
