@@ -64,7 +64,7 @@ def test_every_shipped_schema_compiles() -> None:
 
 
 @pytest.mark.parametrize("schema", SCHEMAS, ids=lambda s: f"{s.full_name}.v{s.version}")
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(data=st.data())
 def test_compiled_writer_writes_what_fastavro_writes(schema: Any, data: st.DataObject) -> None:
     record = data.draw(_values(schema.parsed, {}))
@@ -162,7 +162,7 @@ def test_every_shipped_schema_compiles_a_reader() -> None:
 
 
 @pytest.mark.parametrize("schema", SCHEMAS, ids=lambda s: f"{s.full_name}.v{s.version}")
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(data=st.data())
 def test_compiled_reader_reads_what_fastavro_reads(schema: Any, data: st.DataObject) -> None:
     record = data.draw(_values(schema.parsed, {}))
@@ -173,7 +173,7 @@ def test_compiled_reader_reads_what_fastavro_reads(schema: Any, data: st.DataObj
 
 
 @pytest.mark.parametrize("schema", SCHEMAS, ids=lambda s: f"{s.full_name}.v{s.version}")
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(data=st.data())
 def test_damaged_bytes_read_as_fastavro_reads_them_or_not_at_all(
     schema: Any, data: st.DataObject
