@@ -348,7 +348,7 @@ class PartitionFolder:
         after = decision.state
         return outcome_of(
             "ACCEPTED" if decision.changed else "UNCHANGED",
-            None if after is None else after.info.status.value,
+            None if after is None else after.info.status,
         )
 
     def _load(self, instance_id: str) -> InstanceState | None:
@@ -390,16 +390,23 @@ class PartitionFolder:
         writes += [
             (keys.call(instance_id, i), serde.dump_call(calls[i])) for i in decision.changed_calls
         ]
-        writes += [(keys.call(instance_id, i), None) for i in decision.removed_calls]
-        writes += [(keys.timer(due, instance_id, t), b"") for t, due in decision.timers_set]
-        writes += [(keys.timer(due, instance_id, t), None) for t, due in decision.timers_cancelled]
+        if decision.removed_calls:  # (these are empty for most decisions: skip the loops)
+            writes += [(keys.call(instance_id, i), None) for i in decision.removed_calls]
+        if decision.timers_set:
+            writes += [(keys.timer(due, instance_id, t), b"") for t, due in decision.timers_set]
+        if decision.timers_cancelled:
+            writes += [
+                (keys.timer(due, instance_id, t), None) for t, due in decision.timers_cancelled
+            ]
         key = instance_id.encode()
         p = self.partition
-        records = [self._record("history", key, e, p) for e in decision.events]
-        records += [self._record("tasks", key, t, p) for t in decision.tasks]
+        record = self._record
+        records = [record("history", key, e, p) for e in decision.events]
+        if decision.tasks:
+            records += [record("tasks", key, t, p) for t in decision.tasks]
         records += stream_accepted(key, command, decision, now)
         if decision.completion is not None:
-            records.append(self._record("completions", key, decision.completion, p))
+            records.append(record("completions", key, decision.completion, p))
             records.append(stream_end(key, decision.completion))
         largest = max(
             [len(v) for _, v in writes if v is not None] + [len(r.value or b"") for r in records]
@@ -411,11 +418,7 @@ class PartitionFolder:
             )
         self._touched[instance_id] = state
         self.observer.decided(before, decision)
-        for write_key, value in writes:
-            if value is None:
-                self.pending.delete(write_key)
-            else:
-                self.pending.put(write_key, value)
+        self.pending.changes.update(writes)  # a None value deletes, as pending.delete()
         self._count(before, state)
         for _, due in decision.timers_set:
             self._timer_staged(due)

@@ -22,7 +22,7 @@ from replayflow.core.messages import (
     StepCompleted,
 )
 from replayflow.core.replies import Reply
-from replayflow.core.state import InstanceState
+from replayflow.core.state import InstanceState, Status
 from replayflow.core.stream_records import StreamAttemptAccepted, StreamEnded
 
 # The largest record a decision may produce. topics.yaml allows 8 MiB per record; the
@@ -64,9 +64,10 @@ class Outcome:
 
 
 @functools.cache
-def outcome_of(name: str, status: str | None) -> Outcome:
-    """An outcome that is not a refusal: a frozen few, shared (one per kind)."""
-    return Outcome(name=name, status=status)
+def outcome_of(name: str, status: Status | None) -> Outcome:
+    """An outcome that is not a refusal: a frozen few, shared (one per kind). (An enum's
+    .value is a Python-level property: it is read once per kind here.)"""
+    return Outcome(name=name, status=None if status is None else status.value)
 
 
 @fast_init
