@@ -139,3 +139,20 @@ class InstanceState:
                 found.append(call)
         found.reverse()
         return found
+
+    def has_work_out(self) -> bool:
+        """Running with a step or child out: its next result comes soon. Pending calls
+        sit at the end, so only the last 64 are looked at. (A plain loop with identity
+        tests, no chain of generators: the fold asks once per instance and batch.)"""
+        if self.info.status is not Status.RUNNING:
+            return False
+        for looked, call in enumerate(reversed(self.calls)):
+            if looked == 64:
+                break
+            s, kind = call.status, call.kind
+            pending = (
+                s is CallStatus.SCHEDULED or s is CallStatus.BACKOFF or s is CallStatus.WAITING
+            )
+            if pending and (kind is CallKind.STEP or kind is CallKind.CHILD):
+                return True
+        return False

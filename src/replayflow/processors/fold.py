@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from itertools import islice
 from typing import Any
 
 from replayflow import codec
@@ -26,7 +25,7 @@ from replayflow.core.limiter import LimiterState
 from replayflow.core.messages import AcquireSlot, Command, FireTimer, ReleaseSlot
 from replayflow.core.schedule_messages import FireSchedule, ScheduleCommand
 from replayflow.core.schedule_state import ScheduleState
-from replayflow.core.state import CallKind, InstanceState, Status
+from replayflow.core.state import InstanceState
 from replayflow.processors import schedules
 from replayflow.processors.admission import (
     LocalAdmission,
@@ -447,7 +446,7 @@ class PartitionFolder:
                 self.records.append(self._record("commands", key, command, None))
 
     def _remember(self, instance_id: str, state: InstanceState) -> None:
-        if not self._cache_idle and not _busy(state):
+        if not self._cache_idle and not state.has_work_out():
             # Finished, queued and merely waiting instances are rarely read again soon:
             # they cost disk, not memory, and a later command reads them back.
             self._cache.pop(instance_id, None)
@@ -487,13 +486,3 @@ class PartitionFolder:
 
 
 _NO_TIMER = 2**62  # the next due time of an empty index: never
-
-
-def _busy(state: InstanceState) -> bool:
-    """Running with a step or child out: its next result comes soon."""
-    if state.status is not Status.RUNNING:
-        return False
-    return any(
-        c.kind in (CallKind.STEP, CallKind.CHILD) and c.status.is_pending
-        for c in islice(reversed(state.calls), 64)  # pending calls sit at the end
-    )
