@@ -76,7 +76,6 @@ class Driver:
         recorded: RecordedMarkers | None = None,
     ) -> None:
         self.ctx = Context(info.instance_id, info.workflow, info.version, start_at, max_payload)
-        self.ctx._patch_hook = self._patched
         self._input = load(info.input, "the workflow input")
         self._workflow = workflow
         self._coro: Coroutine[Any, Any, Any] | None = None
@@ -106,6 +105,10 @@ class Driver:
         if self.finished:
             return Waiting()
         if self._coro is None:
+            # The hook makes driver, context and coroutine a cycle while the code runs;
+            # closing or finishing breaks it, so they go by reference counting, not
+            # (hundreds of thousands at a time) by the cyclic collector.
+            self.ctx._patch_hook = self._patched
             self._coro = self._workflow(self.ctx, self._input)
             answer: tuple[bool, Any] | None = (True, None)
         else:
@@ -184,6 +187,7 @@ class Driver:
             with contextlib.suppress(RuntimeError):
                 self._coro.close()
             self._coro = None
+        self.ctx._patch_hook = _answered(self._patches)
 
     def _unconsumed(self, calls: CallsDraft[Call], how: str) -> Raised | None:
         # Code that ends while history holds further calls took another path than the
@@ -254,6 +258,7 @@ class Driver:
     def _finish(self, outcome: Outcome) -> Outcome:
         self.finished = True
         self._waiting = None
+        self.ctx._patch_hook = _answered(self._patches)
         return outcome
 
     def _key(self, member: Single) -> str:
@@ -317,6 +322,12 @@ class Driver:
         self._waiting = None
         if at is not None:
             self.ctx._set_now(at)
+
+
+def _answered(patches: dict[str, bool]) -> Callable[[str, bool], bool]:
+    """ctx.patched once the code no longer runs, as Driver._patched answers outside an
+    advance (the run's first answer, else False), without holding the driver."""
+    return lambda patch, deprecated: patches.get(patch, False)
 
 
 def _mismatch(recorded: Call, member: Single, key: str) -> str | None:
