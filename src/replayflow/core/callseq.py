@@ -181,8 +181,12 @@ class CallsDraft(Sequence[Call]):
         return owned
 
     def freeze(self) -> Calls[Call]:
+        owned = self._owned
+        if len(self._chunks) == 1:  # most instances: no generator for one chunk
+            chunk = self._chunks[0]
+            return Calls._of((tuple(chunk) if owned else chunk,), self._n)
         chunks = tuple(
-            tuple(chunk) if i in self._owned else chunk for i, chunk in enumerate(self._chunks)
+            tuple(chunk) if i in owned else chunk for i, chunk in enumerate(self._chunks)
         )
         return Calls._of(chunks, self._n)
 

@@ -19,6 +19,7 @@ from replayflow.core.schedule_messages import ScheduleRunEnded
 from replayflow.core.state import Call, Info, InstanceState
 
 Timer = tuple[str, int]  # (timer id, due ms)
+_NONE: frozenset[int] = frozenset()
 # What an instance's decision may ask of other entities: commands to instances and
 # limiters, and to the schedule that started it, the end of its run.
 Outgoing = Command | ScheduleRunEnded
@@ -140,6 +141,8 @@ class DecisionBuilder:
             commands=tuple(self.commands),
             completion=self.completion,
             changed_calls=frozenset(self.changed_calls),
-            removed_calls=frozenset(i for i in self.removed_calls if i >= n),
+            removed_calls=frozenset([i for i in self.removed_calls if i >= n])
+            if self.removed_calls
+            else _NONE,
             changed=True,
         )
