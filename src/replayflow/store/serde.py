@@ -63,8 +63,8 @@ def dump_info(info: Info) -> bytes:
         "lim": info.limiter,
         "run": info.run,
         "abase": info.attempt_base,
-        "timers": [list(t) for t in info.timers],
-        "inbox": [list(e) for e in info.inbox],
+        "timers": info.timers,  # tuples are written as arrays, as lists are
+        "inbox": info.inbox,
     }
     return _dumps(data)
 
