@@ -62,6 +62,9 @@ class Raised:
 Outcome = Waiting | Returned | Raised
 
 _FAILED = (CallStatus.FAILED, CallStatus.CANCELLED, CallStatus.TIMED_OUT)
+# Tuples, not `A | B` unions: a union written in the test is built again on each await.
+_AWAITABLE = (StepRequest, SleepRequest, EventRequest, ChildRequest, AllRequest, FirstRequest)
+_GROUPS = (AllRequest, FirstRequest)
 
 
 class Driver:
@@ -123,15 +126,7 @@ class Driver:
                 return self._finish(
                     self._unconsumed(calls, f"it raised {type(exc).__name__}") or Raised(exc)
                 )
-            if not isinstance(
-                request,
-                StepRequest
-                | SleepRequest
-                | EventRequest
-                | ChildRequest
-                | AllRequest
-                | FirstRequest,
-            ):
+            if not isinstance(request, _AWAITABLE):
                 self.close()
                 return self._finish(
                     Raised(
@@ -140,9 +135,7 @@ class Driver:
                         )
                     )
                 )
-            members = (
-                request.members if isinstance(request, AllRequest | FirstRequest) else [request]
-            )
+            members = request.members if isinstance(request, _GROUPS) else [request]
             indices = []
             for member in members:
                 key = self._key(member)
@@ -270,7 +263,7 @@ class Driver:
         """(True, value) or (False, exception) once the awaited calls resolve."""
         assert self._waiting is not None
         request, indices = self._waiting
-        if len(indices) == 1 and not isinstance(request, AllRequest | FirstRequest):
+        if len(indices) == 1 and not isinstance(request, _GROUPS):
             return self._answer_one(calls[indices[0]])  # most awaits: one call
         members = [calls[i] for i in indices]
         if isinstance(request, FirstRequest):

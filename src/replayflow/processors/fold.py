@@ -22,7 +22,7 @@ from replayflow.core.decide import Decider
 from replayflow.core.decision import Decision, Outgoing
 from replayflow.core.entities import AnyCommand, Entity, route, timer_command
 from replayflow.core.limiter import LimiterState
-from replayflow.core.messages import AcquireSlot, Command, FireTimer, ReleaseSlot
+from replayflow.core.messages import AcquireSlot, Command, CompleteStep, FireTimer, ReleaseSlot
 from replayflow.core.schedule_messages import FireSchedule, ScheduleCommand
 from replayflow.core.schedule_state import ScheduleState
 from replayflow.core.state import InstanceState
@@ -403,7 +403,8 @@ class PartitionFolder:
         records = [record("history", key, e, p) for e in decision.events]
         if decision.tasks:
             records += [record("tasks", key, t, p) for t in decision.tasks]
-        records += stream_accepted(key, command, decision, now)
+        if type(command) is CompleteStep and command.streamed:
+            records += stream_accepted(key, command, decision, now)
         if decision.completion is not None:
             records.append(record("completions", key, decision.completion, p))
             records.append(stream_end(key, decision.completion))
