@@ -21,6 +21,16 @@ from typing import Any, TypeVar, cast
 T = TypeVar("T")
 
 
+class _Factory:
+    """The default of a field with a default factory, as dataclasses shows it."""
+
+    def __repr__(self) -> str:
+        return "<factory>"
+
+
+_FACTORY = _Factory()
+
+
 def fast_init(cls: type[T]) -> type[T]:
     """Give the frozen dataclass `cls` an __init__ that fills its dict directly."""
     params = getattr(cls, "__dataclass_params__", None)
@@ -30,7 +40,7 @@ def fast_init(cls: type[T]) -> type[T]:
         raise TypeError(f"fast_init: {cls.__name__} has slots, no instance dict")
     if any("InitVar" in str(v) for v in vars(cls).get("__annotations__", {}).values()):
         raise TypeError(f"fast_init: {cls.__name__} has InitVar fields")
-    namespace: dict[str, Any] = {"MISSING": dataclasses.MISSING}
+    namespace: dict[str, Any] = {"FACTORY": _FACTORY}
     positional: list[str] = []
     keyword: list[str] = []
     body: list[str] = []
@@ -48,8 +58,8 @@ def fast_init(cls: type[T]) -> type[T]:
                 body.append(f"d[{name!r}] = default_{name}")
             continue
         if has_factory:
-            param = f"{name}=MISSING"
-            body.append(f"d[{name!r}] = factory_{name}() if {name} is MISSING else {name}")
+            param = f"{name}=FACTORY"
+            body.append(f"d[{name!r}] = factory_{name}() if {name} is FACTORY else {name}")
         else:
             param = name if f.default is dataclasses.MISSING else f"{name}=default_{name}"
             body.append(f"d[{name!r}] = {name}")
@@ -63,6 +73,7 @@ def fast_init(cls: type[T]) -> type[T]:
     init = namespace["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     init.__doc__ = cls.__init__.__doc__
+    init.__annotations__ = dict(cls.__init__.__annotations__)  # for inspect.signature
     setattr(cls, "__init__", init)  # noqa: B010 - a class attribute mypy would refuse
     return cls
 

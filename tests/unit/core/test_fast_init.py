@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import pickle
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,6 +54,18 @@ def test_same_fields_defaults_factories_and_post_init(
     assert dataclasses.asdict(fast) == dataclasses.asdict(plain)
     assert fast.seen == plain.seen  # __post_init__ ran once
     assert fast.c is not Fast(1).c  # a fresh default for each instance
+
+
+def test_the_same_signature() -> None:
+    assert str(inspect.signature(Fast)) == str(inspect.signature(Plain))
+    assert inspect.signature(Fast.__init__).parameters.keys() == {
+        "self",
+        "a",
+        "b",
+        "c",
+        "f",
+        "seen",
+    }
 
 
 @pytest.mark.parametrize(
