@@ -74,8 +74,9 @@ class Fold:
                 results.append(_result(record.message))
             elif record.topic == "completions":
                 self.completed[record.message.instance_id] = record.message.output
-        changelog = folder.changelog()
-        folder.committed(len(changelog) or None)
+        # As the orchestrator: the changes go to the changelog as they are (no Record).
+        changes = folder.changes()
+        folder.committed(len(changes) or None)
         self.commands += len(commands)
         return results
 

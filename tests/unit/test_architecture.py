@@ -22,6 +22,7 @@ LAYERS: dict[str, int] = {
     "replayflow.core": 0,
     "replayflow.settings": 1,
     "replayflow.codec": 1,
+    "replayflow.codec_compiled": 1,  # compiled Avro writers, below the codec
     "replayflow.store": 1,
     "replayflow.kafka": 1,
     "replayflow.topics": 1,

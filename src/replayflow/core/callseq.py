@@ -68,12 +68,13 @@ class Calls(Sequence[Call]):
         return self._chunks[index >> SHIFT][index & MASK]
 
     def __iter__(self) -> Iterator[Call]:
-        for chunk in self._chunks:
-            yield from chunk
+        # Most instances hold one chunk: its own iterator, no generator.
+        return iter(self._chunks[0]) if len(self._chunks) == 1 else _forward(self._chunks)
 
     def __reversed__(self) -> Iterator[Call]:
-        for chunk in reversed(self._chunks):
-            yield from reversed(chunk)
+        if len(self._chunks) == 1:
+            return reversed(self._chunks[0])
+        return _backward(self._chunks)
 
     def tail(self, n: int) -> tuple[Call, ...]:
         """The last n calls (fewer if there are fewer), oldest first: O(n), not O(len)."""
@@ -163,12 +164,12 @@ class CallsDraft(Sequence[Call]):
         self._n = n
 
     def __iter__(self) -> Iterator[Call]:
-        for chunk in self._chunks:
-            yield from chunk
+        chunks: list[Sequence[Call]] = self._chunks
+        return iter(chunks[0]) if len(chunks) == 1 else _forward(chunks)
 
     def __reversed__(self) -> Iterator[Call]:
-        for chunk in reversed(self._chunks):
-            yield from reversed(chunk)
+        chunks: list[Sequence[Call]] = self._chunks
+        return reversed(chunks[0]) if len(chunks) == 1 else _backward(chunks)
 
     def _own(self, i: int) -> list[Call]:
         chunk = self._chunks[i]
@@ -180,7 +181,21 @@ class CallsDraft(Sequence[Call]):
         return owned
 
     def freeze(self) -> Calls[Call]:
+        owned = self._owned
+        if len(self._chunks) == 1:  # most instances: no generator for one chunk
+            chunk = self._chunks[0]
+            return Calls._of((tuple(chunk) if owned else chunk,), self._n)
         chunks = tuple(
-            tuple(chunk) if i in self._owned else chunk for i, chunk in enumerate(self._chunks)
+            tuple(chunk) if i in owned else chunk for i, chunk in enumerate(self._chunks)
         )
         return Calls._of(chunks, self._n)
+
+
+def _forward(chunks: Sequence[Sequence[Call]]) -> Iterator[Call]:
+    for chunk in chunks:
+        yield from chunk
+
+
+def _backward(chunks: Sequence[Sequence[Call]]) -> Iterator[Call]:
+    for chunk in reversed(chunks):
+        yield from reversed(chunk)

@@ -8,6 +8,7 @@ from typing import Any
 
 from replayflow.core.callseq import CallsDraft
 from replayflow.core.evolve import evolve
+from replayflow.core.fast_init import fast_init
 from replayflow.core.messages import (
     Command,
     Completion,
@@ -18,11 +19,13 @@ from replayflow.core.schedule_messages import ScheduleRunEnded
 from replayflow.core.state import Call, Info, InstanceState
 
 Timer = tuple[str, int]  # (timer id, due ms)
+_NONE: frozenset[int] = frozenset()
 # What an instance's decision may ask of other entities: commands to instances and
 # limiters, and to the schedule that started it, the end of its run.
 Outgoing = Command | ScheduleRunEnded
 
 
+@fast_init
 @dataclass(frozen=True)
 class Decision:
     """The outcome of folding one command into one instance.
@@ -64,6 +67,7 @@ class DecisionBuilder:
     completion: Completion | None = None
     changed_calls: set[int] = field(default_factory=set)
     removed_calls: set[int] = field(default_factory=set)
+    timers_moved: bool = False  # whether `timers` differs from info.timers at the start
 
     @classmethod
     def from_state(cls, state: InstanceState, now: int) -> DecisionBuilder:
@@ -99,6 +103,7 @@ class DecisionBuilder:
     # -- timers ----------------------------------------------------------------------
 
     def set_timer(self, timer_id: str, due: int) -> None:
+        self.timers_moved = True
         self.timers[timer_id] = due
         self.timers_set[timer_id] = due
 
@@ -106,11 +111,13 @@ class DecisionBuilder:
         due = self.timers.pop(timer_id, None)
         if due is None:
             return
+        self.timers_moved = True
         if self.timers_set.pop(timer_id, None) is None:
             self.timers_cancelled[timer_id] = due
 
     def drop_fired_timer(self, timer_id: str) -> None:
         # A fired timer has left the index already: forget it without a cancel.
+        self.timers_moved = True
         self.timers.pop(timer_id, None)
         self.timers_set.pop(timer_id, None)
 
@@ -121,11 +128,9 @@ class DecisionBuilder:
     # -- result ----------------------------------------------------------------------
 
     def build(self) -> Decision:
-        info = evolve(
-            self.info,
-            seq=self.info.seq + len(self.events),
-            timers=tuple(sorted(self.timers.items())),
-        )
+        # Most decisions set and cancel no timer: the sorted tuple stays as it was.
+        timers = tuple(sorted(self.timers.items())) if self.timers_moved else self.info.timers
+        info = evolve(self.info, seq=self.info.seq + len(self.events), timers=timers)
         n = len(self.calls)
         return Decision(
             state=InstanceState(info=info, calls=self.calls.freeze()),
@@ -136,6 +141,8 @@ class DecisionBuilder:
             commands=tuple(self.commands),
             completion=self.completion,
             changed_calls=frozenset(self.changed_calls),
-            removed_calls=frozenset(i for i in self.removed_calls if i >= n),
+            removed_calls=frozenset([i for i in self.removed_calls if i >= n])
+            if self.removed_calls
+            else _NONE,
             changed=True,
         )

@@ -62,6 +62,9 @@ class Raised:
 Outcome = Waiting | Returned | Raised
 
 _FAILED = (CallStatus.FAILED, CallStatus.CANCELLED, CallStatus.TIMED_OUT)
+# Tuples, not `A | B` unions: a union written in the test is built again on each await.
+_AWAITABLE = (StepRequest, SleepRequest, EventRequest, ChildRequest, AllRequest, FirstRequest)
+_GROUPS = (AllRequest, FirstRequest)
 
 
 class Driver:
@@ -76,7 +79,6 @@ class Driver:
         recorded: RecordedMarkers | None = None,
     ) -> None:
         self.ctx = Context(info.instance_id, info.workflow, info.version, start_at, max_payload)
-        self.ctx._patch_hook = self._patched
         self._input = load(info.input, "the workflow input")
         self._workflow = workflow
         self._coro: Coroutine[Any, Any, Any] | None = None
@@ -106,6 +108,10 @@ class Driver:
         if self.finished:
             return Waiting()
         if self._coro is None:
+            # The hook makes driver, context and coroutine a cycle while the code runs;
+            # closing or finishing breaks it, so they go by reference counting, not
+            # (hundreds of thousands at a time) by the cyclic collector.
+            self.ctx._patch_hook = self._patched
             self._coro = self._workflow(self.ctx, self._input)
             answer: tuple[bool, Any] | None = (True, None)
         else:
@@ -120,15 +126,7 @@ class Driver:
                 return self._finish(
                     self._unconsumed(calls, f"it raised {type(exc).__name__}") or Raised(exc)
                 )
-            if not isinstance(
-                request,
-                StepRequest
-                | SleepRequest
-                | EventRequest
-                | ChildRequest
-                | AllRequest
-                | FirstRequest,
-            ):
+            if not isinstance(request, _AWAITABLE):
                 self.close()
                 return self._finish(
                     Raised(
@@ -137,9 +135,7 @@ class Driver:
                         )
                     )
                 )
-            members = (
-                request.members if isinstance(request, AllRequest | FirstRequest) else [request]
-            )
+            members = request.members if isinstance(request, _GROUPS) else [request]
             indices = []
             for member in members:
                 key = self._key(member)
@@ -184,6 +180,7 @@ class Driver:
             with contextlib.suppress(RuntimeError):
                 self._coro.close()
             self._coro = None
+        self.ctx._patch_hook = _answered(self._patches)
 
     def _unconsumed(self, calls: CallsDraft[Call], how: str) -> Raised | None:
         # Code that ends while history holds further calls took another path than the
@@ -254,6 +251,7 @@ class Driver:
     def _finish(self, outcome: Outcome) -> Outcome:
         self.finished = True
         self._waiting = None
+        self.ctx._patch_hook = _answered(self._patches)
         return outcome
 
     def _key(self, member: Single) -> str:
@@ -265,7 +263,7 @@ class Driver:
         """(True, value) or (False, exception) once the awaited calls resolve."""
         assert self._waiting is not None
         request, indices = self._waiting
-        if len(indices) == 1 and not isinstance(request, AllRequest | FirstRequest):
+        if len(indices) == 1 and not isinstance(request, _GROUPS):
             return self._answer_one(calls[indices[0]])  # most awaits: one call
         members = [calls[i] for i in indices]
         if isinstance(request, FirstRequest):
@@ -317,6 +315,12 @@ class Driver:
         self._waiting = None
         if at is not None:
             self.ctx._set_now(at)
+
+
+def _answered(patches: dict[str, bool]) -> Callable[[str, bool], bool]:
+    """ctx.patched once the code no longer runs, as Driver._patched answers outside an
+    advance (the run's first answer, else False), without holding the driver."""
+    return lambda patch, deprecated: patches.get(patch, False)
 
 
 def _mismatch(recorded: Call, member: Single, key: str) -> str | None:

@@ -16,8 +16,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, cast, get_args
 
+from replayflow.core.fast_init import fast_init
 from replayflow.core.messages import AcquireSlot, Command, FireTimer, ReleaseSlot
 from replayflow.core.schedule_messages import (
     BackfillSchedule,
@@ -43,6 +44,7 @@ class Entity(Enum):
     SCHEDULE = "schedule"
 
 
+@fast_init
 @dataclass(frozen=True)
 class Route:
     entity: Entity
@@ -78,12 +80,16 @@ _ROUTES: dict[type[Any], tuple[Entity, Callable[[Any], str]]] = {
 }
 
 
+_SCHEDULE_COMMANDS = frozenset(get_args(ScheduleCommand))
+
+
 def route(command: AnyCommand) -> Route:
     """The entity `command` is folded into."""
     found = _ROUTES.get(type(command))
     if found is None:
-        assert not isinstance(command, ScheduleCommand)
-        return Route(Entity.INSTANCE, command.instance_id)
+        # (A set of types, not isinstance against the union: asked for every command.)
+        assert type(command) not in _SCHEDULE_COMMANDS
+        return Route(Entity.INSTANCE, cast(Command, command).instance_id)
     entity, key_of = found
     return Route(entity, key_of(command))
 

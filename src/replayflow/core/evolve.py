@@ -16,8 +16,8 @@ T = TypeVar("T")
 
 def evolve(obj: T, **changes: Any) -> T:
     fields = obj.__dict__
-    unknown = changes.keys() - fields.keys()
-    if unknown:
+    if not changes.keys() <= fields.keys():  # (a subset test makes no set)
+        unknown = changes.keys() - fields.keys()
         raise TypeError(f"{type(obj).__name__} has no field {', '.join(sorted(unknown))}")
     made = object.__new__(type(obj))
     values = fields.copy()

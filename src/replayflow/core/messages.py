@@ -1,16 +1,14 @@
-"""Commands (requests), history events (accepted facts), tasks and completions.
-
-These frozen dataclasses are the in-memory form of the Avro records in schemas/: each
-class maps to the record of the same name, field for field (the codec converts by name).
-User payloads (inputs, results, event bodies, outputs) are JSON text, so the fold never
-holds a value that could not be written to the log.
-
-Times are integer milliseconds since the Unix epoch, stamped by the orchestrator.
-"""
+"""Commands (requests), history events (accepted facts), tasks and completions: the in-memory
+form of the Avro records in schemas/, one frozen dataclass per record of the same name, field
+for field (the codec converts by name). User payloads (inputs, results, event bodies, outputs)
+are JSON text, so the fold never holds a value that could not be written to the log. Times are
+integer milliseconds since the Unix epoch, stamped by the orchestrator."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from replayflow.core.fast_init import fast_inits
 
 
 @dataclass(frozen=True)
@@ -23,7 +21,6 @@ class ErrorInfo:
     details: str | None = None  # JSON text with anything else worth keeping
 
 
-# ---------------------------------------------------------------------------------------
 # Commands: requests on replayflow.commands, keyed by instance id (or limiter key).
 
 
@@ -498,3 +495,6 @@ class DeadLetter:
     key_sha256: str | None = None
     value_size: int | None = None
     value_sha256: str | None = None
+
+
+fast_inits(globals())

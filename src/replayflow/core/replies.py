@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from replayflow.core.fast_init import fast_inits
+
 #: Kafka header a caller sets on a command to get a Reply (its value, UTF-8).
 REQUEST_ID_HEADER = "replayflow-request-id"
 
@@ -34,3 +36,6 @@ class OrchestratorWorkflows:
     host: str
     started_at: int
     workflows: list[str]
+
+
+fast_inits(globals())

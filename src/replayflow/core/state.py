@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from replayflow.core.callseq import Calls
+from replayflow.core.fast_init import fast_init
 from replayflow.core.messages import ErrorInfo
 from replayflow.core.policy import Retry
 
@@ -61,6 +62,7 @@ class CallStatus(StrEnum):
         return self in (CallStatus.SCHEDULED, CallStatus.BACKOFF, CallStatus.WAITING)
 
 
+@fast_init
 @dataclass(frozen=True)
 class Call:
     """One await point. For steps `key` is the step's name in the workflow (with '#n'
@@ -86,6 +88,7 @@ class Call:
         return f"{self.kind.value} {self.key!r}"
 
 
+@fast_init
 @dataclass(frozen=True)
 class Info:
     instance_id: str
@@ -113,6 +116,7 @@ class Info:
     inbox: tuple[tuple[str, str, int | None], ...] = ()
 
 
+@fast_init
 @dataclass(frozen=True)
 class InstanceState:
     info: Info
@@ -135,3 +139,20 @@ class InstanceState:
                 found.append(call)
         found.reverse()
         return found
+
+    def has_work_out(self) -> bool:
+        """Running with a step or child out: its next result comes soon. Pending calls
+        sit at the end, so only the last 64 are looked at. (A plain loop with identity
+        tests, no chain of generators: the fold asks once per instance and batch.)"""
+        if self.info.status is not Status.RUNNING:
+            return False
+        for looked, call in enumerate(reversed(self.calls)):
+            if looked == 64:
+                break
+            s, kind = call.status, call.kind
+            pending = (
+                s is CallStatus.SCHEDULED or s is CallStatus.BACKOFF or s is CallStatus.WAITING
+            )
+            if pending and (kind is CallKind.STEP or kind is CallKind.CHILD):
+                return True
+        return False

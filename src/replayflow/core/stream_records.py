@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from replayflow.core.fast_init import fast_inits
+
 COMPLETED = "COMPLETED"
 FAILED = "FAILED"
 
@@ -65,3 +67,6 @@ class StreamEnded:
 StreamRecord = StreamValue | StreamClosed | StreamAttemptEnded | StreamAttemptAccepted | StreamEnded
 #: Records the orchestrator writes, inside its transactions (the others come from workers).
 ENGINE_RECORDS = (StreamAttemptAccepted, StreamEnded)
+
+
+fast_inits(globals())

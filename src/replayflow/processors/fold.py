@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from itertools import islice
 from typing import Any
 
 from replayflow import codec
@@ -23,15 +22,10 @@ from replayflow.core.decide import Decider
 from replayflow.core.decision import Decision, Outgoing
 from replayflow.core.entities import AnyCommand, Entity, route, timer_command
 from replayflow.core.limiter import LimiterState
-from replayflow.core.messages import (
-    AcquireSlot,
-    Command,
-    FireTimer,
-    ReleaseSlot,
-)
+from replayflow.core.messages import AcquireSlot, Command, CompleteStep, FireTimer, ReleaseSlot
 from replayflow.core.schedule_messages import FireSchedule, ScheduleCommand
 from replayflow.core.schedule_state import ScheduleState
-from replayflow.core.state import CallKind, InstanceState, Status
+from replayflow.core.state import InstanceState
 from replayflow.processors import schedules
 from replayflow.processors.admission import (
     LocalAdmission,
@@ -47,6 +41,7 @@ from replayflow.processors.fold_records import (
     Source,
     dead_letter_record,
     make_record,
+    outcome_of,
     reply_record,
     stream_accepted,
     stream_end,
@@ -350,9 +345,9 @@ class PartitionFolder:
             return Outcome.refused(too_large, "RecordTooLarge", "RecordTooLarge", state)
         self.folded += 1
         after = decision.state
-        return Outcome(
-            name="ACCEPTED" if decision.changed else "UNCHANGED",
-            status=None if after is None else after.status.value,
+        return outcome_of(
+            "ACCEPTED" if decision.changed else "UNCHANGED",
+            None if after is None else after.info.status,
         )
 
     def _load(self, instance_id: str) -> InstanceState | None:
@@ -394,16 +389,24 @@ class PartitionFolder:
         writes += [
             (keys.call(instance_id, i), serde.dump_call(calls[i])) for i in decision.changed_calls
         ]
-        writes += [(keys.call(instance_id, i), None) for i in decision.removed_calls]
-        writes += [(keys.timer(due, instance_id, t), b"") for t, due in decision.timers_set]
-        writes += [(keys.timer(due, instance_id, t), None) for t, due in decision.timers_cancelled]
+        if decision.removed_calls:  # (these are empty for most decisions: skip the loops)
+            writes += [(keys.call(instance_id, i), None) for i in decision.removed_calls]
+        if decision.timers_set:
+            writes += [(keys.timer(due, instance_id, t), b"") for t, due in decision.timers_set]
+        if decision.timers_cancelled:
+            writes += [
+                (keys.timer(due, instance_id, t), None) for t, due in decision.timers_cancelled
+            ]
         key = instance_id.encode()
         p = self.partition
-        records = [self._record("history", key, e, p) for e in decision.events]
-        records += [self._record("tasks", key, t, p) for t in decision.tasks]
-        records += stream_accepted(key, command, decision, now)
+        record = self._record
+        records = [record("history", key, e, p) for e in decision.events]
+        if decision.tasks:
+            records += [record("tasks", key, t, p) for t in decision.tasks]
+        if type(command) is CompleteStep and command.streamed:
+            records += stream_accepted(key, command, decision, now)
         if decision.completion is not None:
-            records.append(self._record("completions", key, decision.completion, p))
+            records.append(record("completions", key, decision.completion, p))
             records.append(stream_end(key, decision.completion))
         largest = max(
             [len(v) for _, v in writes if v is not None] + [len(r.value or b"") for r in records]
@@ -415,11 +418,7 @@ class PartitionFolder:
             )
         self._touched[instance_id] = state
         self.observer.decided(before, decision)
-        for write_key, value in writes:
-            if value is None:
-                self.pending.delete(write_key)
-            else:
-                self.pending.put(write_key, value)
+        self.pending.changes.update(writes)  # a None value deletes, as pending.delete()
         self._count(before, state)
         for _, due in decision.timers_set:
             self._timer_staged(due)
@@ -448,7 +447,7 @@ class PartitionFolder:
                 self.records.append(self._record("commands", key, command, None))
 
     def _remember(self, instance_id: str, state: InstanceState) -> None:
-        if not self._cache_idle and not _busy(state):
+        if not self._cache_idle and not state.has_work_out():
             # Finished, queued and merely waiting instances are rarely read again soon:
             # they cost disk, not memory, and a later command reads them back.
             self._cache.pop(instance_id, None)
@@ -488,13 +487,3 @@ class PartitionFolder:
 
 
 _NO_TIMER = 2**62  # the next due time of an empty index: never
-
-
-def _busy(state: InstanceState) -> bool:
-    """Running with a step or child out: its next result comes soon."""
-    if state.status is not Status.RUNNING:
-        return False
-    return any(
-        c.kind in (CallKind.STEP, CallKind.CHILD) and c.status.is_pending
-        for c in islice(reversed(state.calls), 64)  # pending calls sit at the end
-    )

@@ -5,6 +5,7 @@ them; the limits here keep every produced record under the topic's size limit.""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 from replayflow import codec
 from replayflow.core.clip import MAX_ECHO, MAX_REASON, clip
 from replayflow.core.decision import Decision
+from replayflow.core.fast_init import fast_init
 from replayflow.core.messages import (
     Command,
     CompleteStep,
@@ -20,7 +22,7 @@ from replayflow.core.messages import (
     StepCompleted,
 )
 from replayflow.core.replies import Reply
-from replayflow.core.state import InstanceState
+from replayflow.core.state import InstanceState, Status
 from replayflow.core.stream_records import StreamAttemptAccepted, StreamEnded
 
 # The largest record a decision may produce. topics.yaml allows 8 MiB per record; the
@@ -40,6 +42,7 @@ MAX_KEPT_VALUE = 2 * 1024 * 1024
 MAX_LOGGED_REASON = 500  # characters of a reason in the log line
 
 
+@fast_init
 @dataclass(frozen=True)
 class Outcome:
     """What folding one command came to: ACCEPTED, UNCHANGED or REJECTED (with the
@@ -60,6 +63,14 @@ class Outcome:
         return cls("REJECTED", status, reason, kind, dead_letter_type)
 
 
+@functools.cache
+def outcome_of(name: str, status: Status | None) -> Outcome:
+    """An outcome that is not a refusal: a frozen few, shared (one per kind). (An enum's
+    .value is a Python-level property: it is read once per kind here.)"""
+    return Outcome(name=name, status=None if status is None else status.value)
+
+
+@fast_init
 @dataclass(frozen=True)
 class Record:
     """One record to produce: `partition` None means by key (murmur2). `message` is

@@ -67,7 +67,8 @@ def schedule_attempt(b: DecisionBuilder, call: Call, append: bool = True) -> Cal
     )
     if call.timeout_ms is not None:
         b.set_timer(attempt_timeout(call.key, call.attempt), b.now + call.timeout_ms)
-    call = evolve(call, status=CallStatus.SCHEDULED)
+    if call.status is not CallStatus.SCHEDULED:  # a new step's call is made so already
+        call = evolve(call, status=CallStatus.SCHEDULED)
     if append:
         b.put_call(call)
     else:

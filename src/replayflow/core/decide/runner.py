@@ -137,7 +137,7 @@ class Runner:
         if isinstance(outcome, Waiting):
             decision = b.build()
             driver.seq = decision.state.info.seq if decision.state else -1
-            if self.keep_idle or any(soon(b.calls[i], b.now) for i in driver.awaiting()):
+            if self.keep_idle or _any_soon(b, driver.awaiting()):
                 self.cache.put(b.info.instance_id, driver)
             else:
                 # Waiting on sleeps or events only: it may wait for days, so its memory
@@ -227,3 +227,12 @@ class Runner:
             )
         stop_children(b, pending, status.value.lower())
         self.cache.drop(b.info.instance_id)
+
+
+def _any_soon(b: DecisionBuilder, awaited: tuple[int, ...]) -> bool:
+    # A loop, not any() over a generator: asked on every decision that waits.
+    calls, now = b.calls, b.now
+    for i in awaited:  # noqa: SIM110 - see above
+        if soon(calls[i], now):
+            return True
+    return False
