@@ -68,27 +68,23 @@ class Journal:
 class JournaledOrchestrator(Orchestrator):
     journal: Journal
 
-    def _process_batch(self, messages: list[Any]) -> None:
-        self._taken = time.time()
-        self._size = len(messages)
-        super()._process_batch(messages)
-
-    def _commit_transaction(self, *args: Any, **kwargs: Any) -> None:
-        began = time.time()
-        super()._commit_transaction(*args, **kwargs)
-        # (taken, commit began, commit returned, commands, start budget, starts held)
-        budget = getattr(self, "_budget", None)
-        intake = getattr(self, "_intake", None)
-        self.journal.rows.append(
-            (
-                self._taken,
-                began,
-                time.time(),
-                self._size,
-                getattr(budget, "share", None),
-                getattr(intake, "held", None),
+    def _finish_inflight(self) -> Any:
+        done = super()._finish_inflight()
+        if done is not None:
+            # (taken, commit began, commit returned, commands, start budget, starts held)
+            budget = getattr(self, "_budget", None)
+            intake = getattr(self, "_intake", None)
+            self.journal.rows.append(
+                (
+                    done.taken,
+                    done.began,
+                    done.commit.finished_at,
+                    done.commands,
+                    getattr(budget, "share", None),
+                    getattr(intake, "held", None),
+                )
             )
-        )
+        return done
 
 
 class JournaledWorker(Worker):

@@ -165,6 +165,19 @@ class TransactionalProducer:
         again (aborting then could abort a transaction that in fact committed)."""
         self._until_known("commit_transaction", self.producer.commit_transaction, self.call_timeout)
 
+    def commit_started(self) -> Pending:
+        """Commit on the helper thread, tried again as `commit` is, while the caller
+        goes on; `Pending.wait()` gives its outcome as `commit` would."""
+        deadline = self.patience + self.call_timeout + self.grace
+        return self.guard.start(
+            "commit_transaction",
+            deadline,
+            self._retrying,
+            "commit_transaction",
+            self.producer.commit_transaction,
+            self.call_timeout,
+        )
+
     def abort(self) -> None:
         self._until_known("abort_transaction", self.producer.abort_transaction, self.call_timeout)
 

@@ -41,7 +41,7 @@ class Hung(ReplayflowError, TimeoutError):
 
 
 class _Call:
-    __slots__ = ("args", "done", "error", "function", "result", "started")
+    __slots__ = ("args", "done", "error", "finished_at", "function", "result", "started")
 
     def __init__(self, function: Callable[..., Any], args: tuple[Any, ...]) -> None:
         self.function = function
@@ -50,6 +50,7 @@ class _Call:
         self.done = threading.Event()
         self.result: Any = None
         self.error: BaseException | None = None
+        self.finished_at = 0.0  # time.time() when it returned or raised
 
 
 class Pending:
@@ -60,6 +61,11 @@ class Pending:
         self._guard, self._what, self._call = guard, what, call
         self._until = time.monotonic() + deadline
         self._deadline = deadline
+
+    @property
+    def finished_at(self) -> float:
+        """When the call returned or raised (time.time()), once it has."""
+        return self._call.finished_at
 
     def wait(self) -> Any:
         call = self._call
@@ -133,6 +139,7 @@ class Guard:
                 call.error = exc
             finally:
                 self.running = False
+                call.finished_at = time.time()
                 call.done.set()
 
 

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 from confluent_kafka import Message
@@ -192,6 +192,7 @@ class Intake:
         self._partitions: dict[int, _Partition] = {}
         self.held = 0
         self._rotation = 0
+        self._turn = 0
 
     def wants_more(self) -> bool:
         """Whether to read on: the queues have room. Reading far ahead is what lets a
@@ -204,6 +205,10 @@ class Intake:
     def ready(self) -> int:
         """Commands the next batch folds whatever the budget."""
         return sum(len(p.ready) for p in self._partitions.values())
+
+    def waiting(self) -> int:
+        """Commands read and not yet taken."""
+        return self.ready() + self.held
 
     def add(self, messages: Iterable[Message]) -> list[Message]:
         """File consumed commands; returns the ones carrying an error (not filed)."""
@@ -228,15 +233,29 @@ class Intake:
             self.held += 1
         return errors
 
-    def take(self, start_budget: int) -> list[Message]:
+    def take(
+        self, start_budget: int, busy: Collection[int] = (), split_at: int | None = None
+    ) -> list[Message]:
         """The next batch: ready commands first (up to the batch size, round robin over
         partitions); then, if every ready one fits, held ones in each partition's
         order while the batch has room, a held start admitted only while
         `start_budget` lasts. (Were a held command taken while an earlier ready one of
-        the same instance waited, the instance's order would break: so none is.)"""
+        the same instance waited, the instance's order would break: so none is.)
+
+        Partitions in `busy` (whose previous batch still commits) give nothing. With
+        more than `split_at` commands waiting, a batch takes from half the partitions
+        that have some, in turn: the other half makes the next batch, folded while
+        this one commits (processors/orchestrator.py)."""
         batch: list[Message] = []
         room = self.batch_size
-        readies = [p.ready for p in self._partitions.values() if p.ready]
+        chosen = [
+            (n, p) for n, p in self._partitions.items() if (p.ready or p.held) and n not in busy
+        ]
+        if split_at is not None and len(chosen) > 1 and self.waiting() > split_at:
+            self._turn = (self._turn + 1) % len(chosen)
+            chosen = (chosen[self._turn :] + chosen[: self._turn])[: (len(chosen) + 1) // 2]
+        partitions = [p for _, p in chosen]
+        readies = [p.ready for p in partitions if p.ready]
         while readies and room > 0:
             still = []
             for ready in readies:
@@ -245,9 +264,9 @@ class Intake:
                 if ready and room > 0:
                     still.append(ready)
             readies = still
-        if readies or any(p.ready for p in self._partitions.values()):
+        if readies or any(p.ready for p in partitions):
             return batch
-        queues = [p for p in self._partitions.values() if p.held]
+        queues = [p for p in partitions if p.held]
         if not queues:
             return batch
         room = max(room, min(start_budget, self.batch_size))

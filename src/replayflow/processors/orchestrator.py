@@ -7,7 +7,10 @@ zombie from an older generation is fenced). Each batch follows the four steps of
 order, is processors/cadence.py's: step results ahead of new starts, starts admitted
 at the pace the engine keeps up with. The loop blocks in the consumer only when
 nothing is queued, and a batch commits as soon as it is folded (a transaction costs a
-few round trips, see docs/performance.md).
+few round trips, see docs/performance.md). The commit runs on the producer's helper
+thread: meanwhile the next batch, of the partitions the committing one did not touch,
+folds, and its transaction begins once the commit has returned (a batch of many
+commands takes half the partitions, so that the other half can fold meanwhile).
 
 The clients live in processors/connection.py. Every blocking call on them runs under a
 deadline (kafka/watchdog.py). When a call hangs or the producer fails for good, the
@@ -26,30 +29,29 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from replayflow import telemetry
-from replayflow.core.clip import MAX_ECHO, clip, clip_traceback
+from replayflow.core.clip import clip
 from replayflow.core.decide import Decider
 from replayflow.core.definitions import Registry
 from replayflow.core.errors import ReplayflowError
 from replayflow.core.schedule_messages import CreateSchedule, DeleteSchedule
 from replayflow.kafka.config import group_name
 from replayflow.kafka.outage import Outage
-from replayflow.kafka.reading import located
 from replayflow.kafka.transactional import TransactionalProducer, fatal_error, is_fatal
-from replayflow.kafka.watchdog import Hung
+from replayflow.kafka.watchdog import Hung, Pending
 from replayflow.processors import collector, fatal, served
 from replayflow.processors.admission import admission_for
+from replayflow.processors.batch_records import InFlight, produce_batch
 from replayflow.processors.cadence import Intake, StartBudget, waited_ms
 from replayflow.processors.connection import Connection, Unrecoverable
 from replayflow.processors.fatal import FENCE_AFTER_OUTAGE
 from replayflow.processors.fold import PartitionFolder
-from replayflow.processors.fold_records import Outcome, Record
+from replayflow.processors.fold_input import fold_message
 from replayflow.processors.heartbeat import Heartbeat
-from replayflow.processors.intake import ORIGIN_HEADER, Refused, accept, request_id_of
+from replayflow.processors.intake import ORIGIN_HEADER
 from replayflow.processors.restore import restored_store
 from replayflow.processors.schedule_declarer import ScheduleDeclarer
 from replayflow.settings import Settings
@@ -62,6 +64,9 @@ log = logging.getLogger("replayflow.orchestrator")
 #: Seconds the loop blocks for a command when nothing is queued; due timers fire at
 #: least this often.
 POLL_WAIT = 0.05
+#: Commands waiting above which a batch takes half the partitions, so that the other
+#: half folds while it commits (cadence.Intake.take).
+SPLIT_AT = 200
 
 
 @dataclass
@@ -120,6 +125,9 @@ class Orchestrator:
         self._served = served.Publisher(settings, self.instance_id, registry)
         self._idle = collector.IdleCollector()
         self._intake = Intake(batch_size)
+        self._inflight: InFlight | None = None
+        self._sent_offsets: dict[int, int] = {}
+        self._taken = 0.0
         self._budget = StartBudget(high=batch_size)
         self._topic_names = {name: spec.name for name, spec in self.topics.specs.items()}
 
@@ -169,16 +177,26 @@ class Orchestrator:
 
     def _next_batch(self) -> list[Message] | None:
         """The commands of the next batch (cadence.py): read what is fetched, blocking
-        briefly for the first only when nothing is queued. None: the clients were
-        replaced."""
+        briefly for the first only when nothing is queued. None: nothing to fold now
+        (the batch in flight was finished instead), or the clients were replaced."""
         connection = self.connection
         consumer = connection.consumer
         assert consumer is not None
+        intake = self._intake
+        inflight = self._inflight
+        if inflight is not None:
+            # The consumer is left alone while a batch commits (no rebalance can come
+            # in between): the next batch is what is read already, of other partitions,
+            # and admits no new start (the start budget is the next batch's to spend).
+            batch = intake.take(0, busy=inflight.partitions, split_at=SPLIT_AT)
+            if batch:
+                return batch
+            self._finish_inflight()
+            return None
         fenced = self._fences.take()
         if fenced is not None:
             self._recover(f"fenced: {fenced}")
             return None
-        intake = self._intake
         try:
             if intake.wants_more() and not intake.has_work():
                 first = consumer.poll(POLL_WAIT)
@@ -202,7 +220,7 @@ class Orchestrator:
             # Raised by a rebalance callback (a restore that failed) or the consumer.
             self._recover(f"the consumer failed: {type(exc).__name__}: {exc}")
             return None
-        return intake.take(self._budget.per_batch(self._now(), intake.ready()))
+        return intake.take(self._budget.per_batch(self._now(), intake.ready()), split_at=SPLIT_AT)
 
     def _file(self, messages: list[Message]) -> bool:
         """Hand consumed records to the intake; False when a fatal consumer error made
@@ -220,6 +238,8 @@ class Orchestrator:
         return True
 
     def _close(self) -> None:
+        if self._inflight is not None and self.connection.producer is not None:
+            self._finish_inflight()
         self._drop_partitions()
         self.connection.close()
         self._declarer.close()
@@ -228,36 +248,33 @@ class Orchestrator:
     # -- the commit protocol -----------------------------------------------------------
 
     def _process_batch(self, messages: list[Message]) -> None:
+        """Fold a batch and start its transaction's commit, which runs on the producer's
+        helper thread while the next batch (of other partitions) folds. A batch taken
+        while the previous one commits folds first, then waits for that commit."""
         producer, consumer = self.connection.producer, self.connection.consumer
         assert producer is not None and consumer is not None
         now = self._now()
-        # Offsets never pass a command read but not folded yet (cadence.py); which
-        # commands this batch folds is known before it folds them.
-        offsets = {p: o for p, o in self._intake.to_commit().items() if p in self._folders}
-        # 1. begin the transaction and send it the consumed offsets, on the producer's
-        # helper thread while this one folds. Offsets first: while the previous
-        # transaction's commit markers are still being written, the coordinator answers
-        # CONCURRENT_TRANSACTIONS, and librdkafka retries AddOffsetsToTxn after
-        # retry.backoff.ms (1 ms here) but the AddPartitionsToTxn of a first record after
-        # a fixed 20 ms (rdkafka_txnmgr.c). Sent first, the offsets wait the markers
-        # out and the records' partitions join a transaction the coordinator is ready
-        # for (docs/performance.md; `make bench-txn`).
-        try:
-            begun = (
-                producer.begin_with_offsets(
-                    [TopicPartition(self.topics.commands, p, o) for p, o in offsets.items()],
-                    consumer.consumer_group_metadata(),
-                )
-                if offsets
-                else None
-            )
-        except (Hung, KafkaException) as exc:  # no transaction to abort: new clients
-            self._recover(f"beginning a transaction failed: {exc}")
-            return
+        self._taken = time.time()
+        begun: Pending | None = None
+        if self._inflight is None:
+            # 1. begin the transaction and send it the consumed offsets on the helper
+            # thread while this one folds (which commands the batch folds is known).
+            # Offsets first: while the previous transaction's commit markers are still
+            # being written the coordinator answers CONCURRENT_TRANSACTIONS, and
+            # librdkafka retries AddOffsetsToTxn after retry.backoff.ms (1 ms here) but
+            # the AddPartitionsToTxn of a first record after a fixed 20 ms
+            # (rdkafka_txnmgr.c). Sent first, the offsets wait the markers out and the
+            # records' partitions join a transaction the coordinator is ready for
+            # (docs/performance.md; `make bench-txn`).
+            try:
+                begun = self._begin(producer, consumer)
+            except _Replaced:
+                return
+        busy = set() if self._inflight is None else self._inflight.partitions
+        # 2. decode each command (bad input goes to the dead-letter topic with the
+        # reason) and fold it through decide() on the store with the batch's pending
+        # writes; offsets never pass a command read but not folded yet (cadence.py)
         began = time.process_time()
-        # 2. decode each command; bad input goes to the dead-letter topic with the
-        # reason; fold each through decide() on RocksDB state with the batch's pending
-        # writes
         for message in messages:
             folder = self._folders.get(message.partition())  # type: ignore[arg-type]
             if folder is None:
@@ -265,103 +282,88 @@ class Orchestrator:
             waited = waited_ms(message)
             if waited is not None:
                 self._budget.observe(waited)
-            self._fold_message(folder, message, now)
+            if not fold_message(folder, message, now, self._partition_count):
+                self.stats.dead_letters += 1
         self._budget.folded(len(messages), time.process_time() - began)
-        for folder in self._folders.values():
-            self.stats.timers += folder.fire_due_timers(now)
+        for number, folder in self._folders.items():
+            if number not in busy:
+                self.stats.timers += folder.fire_due_timers(now)
+        if self._inflight is not None:
+            if not self._finish_inflight():
+                return  # aborted or recovered: this batch is dropped and read again
+            try:
+                begun = self._begin(producer, consumer)
+            except _Replaced:
+                return
         folders = [f for f in self._folders.values() if f.staged()]
         if not folders and begun is None:
             return
-        # The changelog offsets this batch reached, filled by delivery reports. A dict of
-        # the batch's own: a report from a replaced producer cannot reach a later batch.
-        changelog_offsets: dict[int, int] = {}
+        offsets = {} if begun is None else self._sent_offsets
         try:
             if begun is None:
                 producer.begin()  # timers fired: a transaction with no offsets
             else:
                 begun.wait()
             # 3. produce history, tasks, completions, commands, DLQ and changelog
-            # records, and commit
-            for folder in folders:
-                for record in folder.records:
-                    self._produce(producer, record)
-                self._produce_changelog(producer, folder, changelog_offsets)
-            self._commit_transaction(producer)
+            # records, and start the commit
+            reached = produce_batch(producer, folders, self._topic_names, self.telemetry)
+            self._inflight = InFlight(
+                self._commit_transaction(producer),
+                folders,
+                offsets,
+                reached,
+                len(messages),
+                self._taken,
+                time.time(),
+            )
         except Hung as exc:
             self._recover(str(exc))
-            return
         except KafkaException as exc:
             self._abort(exc, producer, folders)
-            return
-        self._intake.committed(offsets)
-        # 4. only now write RocksDB: state, timers, queues and the changelog offset reached
-        for folder in folders:
-            folder.committed(changelog_offsets.get(folder.partition))
+
+    def _begin(self, producer: TransactionalProducer, consumer: Consumer) -> Pending | None:
+        """Begin with the offsets to commit sent meanwhile: their Pending; None when
+        there are none (_Replaced when the clients had to be replaced)."""
+        offsets = {p: o for p, o in self._intake.to_commit().items() if p in self._folders}
+        self._sent_offsets = offsets
+        if not offsets:
+            return None
+        try:
+            return producer.begin_with_offsets(
+                [TopicPartition(self.topics.commands, p, o) for p, o in offsets.items()],
+                consumer.consumer_group_metadata(),
+            )
+        except (Hung, KafkaException) as exc:  # no transaction to abort: new clients
+            self._recover(f"beginning a transaction failed: {exc}")
+            raise _Replaced from exc
+
+    def _commit_transaction(self, producer: TransactionalProducer) -> Pending:
+        return producer.commit_started()
+
+    def _finish_inflight(self) -> InFlight | None:
+        """Wait for the batch in flight to commit; 4. only then write its partitions'
+        state, timers, queues and changelog offsets to RocksDB. On a failure every
+        batch folded since the last commit is dropped and read again. Returns the batch
+        when it committed."""
+        inflight, self._inflight = self._inflight, None
+        if inflight is None:
+            return None
+        producer = self.connection.producer
+        assert producer is not None
+        try:
+            inflight.commit.wait()
+        except Hung as exc:
+            self._recover(str(exc))
+            return None
+        except KafkaException as exc:
+            self._abort(exc, producer, list(self._folders.values()))
+            return None
+        self._intake.committed(inflight.offsets)
+        for folder in inflight.folders:
+            folder.committed(inflight.reached.get(folder.partition))
         self.stats.batches += 1
-        self.stats.commands += len(messages)
-
-    def _commit_transaction(self, producer: TransactionalProducer) -> None:
-        producer.commit()  # (the benchmark's journal times this call: benchmarks/launch.py)
-
-    def _fold_message(self, folder: PartitionFolder, message: Message, now: int) -> None:
-        key, value = message.key(), message.value()
-        source = (*located(message), key, value)
-        request_id = request_id_of(message.headers())
-
-        def refuse(command: str, reason: str, error_type: str) -> None:
-            # A caller that waits is answered; other bad input goes to the DLQ.
-            if request_id is not None:
-                outcome = Outcome.refused(reason, error_type, error_type, None)
-                folder.reply(key, request_id, command, outcome, now)
-                return
-            self.stats.dead_letters += 1
-            folder.dead_letter(source, reason, error_type, now)
-
-        try:
-            command = accept(
-                key, value, source[1], self._partition_count, message.headers() or None
-            )
-        except Refused as refused:
-            refuse(refused.command, refused.reason, refused.error_type)
-            return
-        name = type(command).__name__
-        try:
-            folder.fold(command, now, source, request_id)
-        except Exception as exc:  # a bug must not block the partition: park the input
-            instance_id = getattr(command, "instance_id", None)
-            log.error(
-                "folding %s failed:\n%s",
-                type(command).__name__,
-                clip_traceback(exc),
-                extra=telemetry.fields(
-                    None if instance_id is None else clip(instance_id, MAX_ECHO)
-                ),
-            )
-            refuse(name, f"the fold failed: {type(exc).__name__}: {exc}", "FoldError")
-
-    def _produce(self, producer: TransactionalProducer, record: Record) -> None:
-        topic = self._topic_names[record.topic]
-        telemetry_ = self.telemetry
-        headers = telemetry_.task_headers(record.topic, record.key) if telemetry_.enabled else None
-        if record.topic == "commands":
-            headers = [*(headers or []), ORIGIN_HEADER]
-        extra: dict[str, Any] = {} if record.partition is None else {"partition": record.partition}
-        producer.produce(topic, record.key, record.value, headers=headers, **extra)
-
-    def _produce_changelog(
-        self, producer: TransactionalProducer, folder: PartitionFolder, reached: dict[int, int]
-    ) -> None:
-        """The batch's state changes to the changelog, in the order they apply. Records
-        of one partition are acknowledged in order, so only the last reports its offset
-        (the one the store records as reached)."""
-        topic = self._topic_names["state"]
-        partition = folder.partition
-        changes = folder.changes()
-        last = len(changes) - 1
-        delivered = _changelog_delivered(reached)
-        for i, (key, value) in enumerate(changes.items()):
-            on_delivery = delivered if i == last else None
-            producer.produce(topic, key, value, partition=partition, on_delivery=on_delivery)
+        self.stats.commands += inflight.commands
+        return inflight
 
     def _abort(
         self,
@@ -408,6 +410,7 @@ class Orchestrator:
         self.connection.replace(reason)
 
     def _drop_partitions(self) -> None:
+        self._inflight = None  # its outcome is read back from the changelog
         self._intake.drop()
         for partition, folder in self._folders.items():
             folder.aborted()
@@ -476,13 +479,5 @@ class Orchestrator:
         return self._last_now
 
 
-def _changelog_delivered(
-    offsets: dict[int, int],
-) -> Callable[[KafkaError | None, Message], None]:
-    def delivered(error: KafkaError | None, message: Message) -> None:
-        if error is None:
-            _, partition, offset = located(message)
-            if offset > offsets.get(partition, -1):
-                offsets[partition] = offset
-
-    return delivered
+class _Replaced(Exception):
+    """The Kafka clients were replaced: the batch in hand is dropped."""

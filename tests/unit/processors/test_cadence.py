@@ -141,6 +141,31 @@ def test_partitions_are_taken_round_robin_and_dropped_on_revoke() -> None:
     assert intake.held == 1
 
 
+def test_partitions_whose_batch_commits_give_nothing() -> None:
+    log = Log()
+    intake = Intake(batch_size=100)
+    intake.add([log.result("a", partition=0), log.result("b", partition=1)])
+    assert ids(intake.take(start_budget=10, busy={0})) == ["b@0"]
+    assert intake.positions() == {0: 0, 1: 1}  # partition 0's result waits, unfolded
+    assert ids(intake.take(start_budget=10, busy={1})) == ["a@0"]
+
+
+def test_a_long_queue_is_taken_half_the_partitions_at_a_time() -> None:
+    log = Log()
+    intake = Intake(batch_size=1000)
+    for partition in range(4):
+        intake.add([log.result(f"p{partition}-{n}", partition=partition) for n in range(10)])
+    first = intake.take(start_budget=0, split_at=20)
+    taken = {m.partition() for m in first}
+    assert len(taken) == 2 and len(first) == 20  # two of the four partitions, whole
+    # The next batch (while the first commits) takes the other two.
+    second = intake.take(start_budget=0, busy=taken, split_at=20)
+    assert {m.partition() for m in second} == {0, 1, 2, 3} - taken and len(second) == 20
+    # A short queue is taken whole: splitting would only delay it.
+    intake.add([log.result(f"q{partition}", partition=partition) for partition in range(4)])
+    assert len(intake.take(start_budget=0, split_at=20)) == 4
+
+
 def test_waited_reads_the_workers_header() -> None:
     log = Log()
     assert waited_ms(log.result("r", waited=37)) == 37
