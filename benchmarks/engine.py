@@ -14,6 +14,7 @@ from benchmarks.driver import Starter, Watcher, encode_start, engine_completion
 from benchmarks.measure import drive
 from benchmarks.processes import CpuMeter, Processes
 from benchmarks.workload import three_steps_result
+from replayflow.kafka import clients
 from replayflow.settings import Settings
 from replayflow.topics import Topics, apply_topics, load_topics
 
@@ -161,4 +162,16 @@ class Engine:
         rss = {c.name: peak_rss_mb(c.pid) for c in self.processes.children}
         self.watcher.close()
         self.processes.stop()
+        delete_namespace(self.settings)
         return rss
+
+
+def delete_namespace(settings: Settings) -> None:
+    """Delete the run's topics: a broker that keeps every run's partitions (thousands,
+    after a few runs of the suite of benchmarks) gets slower at everything."""
+    admin = clients.admin(settings)
+    prefix = settings.topic_name("")
+    mine = [t for t in admin.list_topics(timeout=10).topics if t.startswith(prefix)]
+    if mine:
+        for future in admin.delete_topics(mine, operation_timeout=30).values():
+            future.result()
