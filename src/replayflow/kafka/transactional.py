@@ -133,18 +133,7 @@ class TransactionalProducer:
 
     def _retrying(self, what: str, function: Callable[..., Any], *args: Any) -> None:
         """`_until_known` for a call already on the helper thread."""
-        give_up = self._clock() + self.patience
-        while True:
-            try:
-                function(*args)
-                return
-            except KafkaException as exc:
-                if not is_retriable(exc):
-                    raise
-                if self._clock() > give_up:
-                    self.guard.dead = f"{what} kept failing for {self.patience:g} s"
-                    raise
-                log.warning("%s of %s failed (%s), trying again", what, self.name, clip(str(exc)))
+        self._retry_loop(what, lambda: function(*args))
 
     def produce(self, topic: str, key: bytes | None, value: bytes | None, **extra: Any) -> None:
         """Queue a record in the transaction; while the queue is full, let deliveries
@@ -182,10 +171,15 @@ class TransactionalProducer:
         self._until_known("abort_transaction", self.producer.abort_transaction, self.call_timeout)
 
     def _until_known(self, what: str, function: Callable[..., Any], *args: Any) -> None:
+        self._retry_loop(what, lambda: self._call(what, function, *args))
+
+    def _retry_loop(self, what: str, attempt: Callable[[], Any]) -> None:
+        """Run `attempt` until it succeeds, raises what trying again cannot cure, or
+        retriable errors have lasted `patience`."""
         give_up = self._clock() + self.patience
         while True:
             try:
-                self._call(what, function, *args)
+                attempt()
                 return
             except KafkaException as exc:
                 if not is_retriable(exc):

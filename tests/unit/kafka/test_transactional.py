@@ -248,3 +248,16 @@ def test_offsets_sent_meanwhile_that_hang_kill_the_producer(fakes: list[FakeProd
     assert p.dead is not None
     with pytest.raises(Hung, match="is dead"):
         p.commit()
+
+
+def test_a_commit_started_runs_while_the_caller_goes_on(fakes: list[FakeProducer]) -> None:
+    p = producer(fakes, commit_transaction=["hang", error(retriable=True)])
+    pending = p.commit_started()
+    assert names(p) == ["commit_transaction"]  # running on the helper thread now
+    p.producer.release.set()  # type: ignore[attr-defined]
+    assert pending.wait() is None
+    assert pending.finished_at > 0
+    # An unknown outcome is tried again, as commit() does.
+    again = producer(fakes, commit_transaction=[error(retriable=True)])
+    again.commit_started().wait()
+    assert names(again) == ["commit_transaction"] * 2
