@@ -22,7 +22,8 @@ def fold_message(folder: PartitionFolder, message: Message, now: int, partitions
     """Fold the record; False when it went to the dead-letter topic."""
     key, value = message.key(), message.value()
     source = (*located(message), key, value)
-    request_id = request_id_of(message.headers())
+    headers = message.headers()  # a new list at each call: read once
+    request_id = request_id_of(headers)
 
     def refuse(command: str, reason: str, error_type: str) -> bool:
         # A caller that waits is answered; other bad input goes to the DLQ.
@@ -34,7 +35,7 @@ def fold_message(folder: PartitionFolder, message: Message, now: int, partitions
         return False
 
     try:
-        command = accept(key, value, source[1], partitions, message.headers() or None)
+        command = accept(key, value, source[1], partitions, headers or None)
     except Refused as refused:
         return refuse(refused.command, refused.reason, refused.error_type)
     name = type(command).__name__

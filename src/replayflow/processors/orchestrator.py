@@ -126,7 +126,6 @@ class Orchestrator:
         self._idle = collector.IdleCollector()
         self._intake = Intake(batch_size)
         self._inflight: InFlight | None = None
-        self._sent_offsets: dict[int, int] = {}
         self._taken = 0.0
         self._budget = StartBudget(high=batch_size)
         self._topic_names = {name: spec.name for name, spec in self.topics.specs.items()}
@@ -256,6 +255,7 @@ class Orchestrator:
         now = self._now()
         self._taken = time.time()
         begun: Pending | None = None
+        offsets: dict[int, int] = {}
         if self._inflight is None:
             # 1. begin the transaction and send it the consumed offsets on the helper
             # thread while this one folds (which commands the batch folds is known).
@@ -267,7 +267,7 @@ class Orchestrator:
             # records' partitions join a transaction the coordinator is ready for
             # (docs/performance.md; `make bench-txn`).
             try:
-                begun = self._begin(producer, consumer)
+                begun, offsets = self._begin(producer, consumer)
             except _Replaced:
                 return
         busy = set() if self._inflight is None else self._inflight.partitions
@@ -292,13 +292,12 @@ class Orchestrator:
             if not self._finish_inflight():
                 return  # aborted or recovered: this batch is dropped and read again
             try:
-                begun = self._begin(producer, consumer)
+                begun, offsets = self._begin(producer, consumer)
             except _Replaced:
                 return
         folders = [f for f in self._folders.values() if f.staged()]
         if not folders and begun is None:
             return
-        offsets = {} if begun is None else self._sent_offsets
         try:
             if begun is None:
                 producer.begin()  # timers fired: a transaction with no offsets
@@ -321,21 +320,23 @@ class Orchestrator:
         except KafkaException as exc:
             self._abort(exc, producer, folders)
 
-    def _begin(self, producer: TransactionalProducer, consumer: Consumer) -> Pending | None:
-        """Begin with the offsets to commit sent meanwhile: their Pending; None when
-        there are none (_Replaced when the clients had to be replaced)."""
+    def _begin(
+        self, producer: TransactionalProducer, consumer: Consumer
+    ) -> tuple[Pending | None, dict[int, int]]:
+        """Begin with the offsets to commit sent meanwhile: their Pending (None when
+        there are none) and the offsets (_Replaced when the clients had to be replaced)."""
         offsets = {p: o for p, o in self._intake.to_commit().items() if p in self._folders}
-        self._sent_offsets = offsets
         if not offsets:
-            return None
+            return None, offsets
         try:
-            return producer.begin_with_offsets(
+            pending = producer.begin_with_offsets(
                 [TopicPartition(self.topics.commands, p, o) for p, o in offsets.items()],
                 consumer.consumer_group_metadata(),
             )
         except (Hung, KafkaException) as exc:  # no transaction to abort: new clients
             self._recover(f"beginning a transaction failed: {exc}")
             raise _Replaced from exc
+        return pending, offsets
 
     def _commit_transaction(self, producer: TransactionalProducer) -> Pending:
         return producer.commit_started()
