@@ -172,6 +172,15 @@ def breakdown(
                 worker[task] = (began, done)
     hops: dict[str, list[float]] = defaultdict(list)
     per_workflow: list[dict[str, float]] = []
+
+    def fold_and_commit(partition: int, folded_from: float, produced: int) -> float | None:
+        """The fold hop up to a record produced, and its commit's: when it committed."""
+        hops["fold"].append(produced - folded_from)
+        committed = commits.committed(partition, produced)
+        if committed is not None:
+            hops["commit"].append(committed * 1000 - produced)
+        return committed
+
     for instance_id, produced in facts.start_produced.items():
         mark = {name: len(values) for name, values in hops.items()}
         started = facts.started_at.get(instance_id)
@@ -185,10 +194,7 @@ def breakdown(
             task = facts.task_produced.get(key)
             if task is None:
                 break
-            hops["fold"].append(task - previous)
-            committed = commits.committed(partition, task)
-            if committed is not None:
-                hops["commit"].append(committed * 1000 - task)
+            committed = fold_and_commit(partition, previous, task)
             ran = worker.get(key)
             if ran is not None:
                 began, done = ran
@@ -208,10 +214,8 @@ def breakdown(
         ended = facts.completed_at.get(instance_id)
         if completion is None or ended is None:
             continue
-        hops["fold"].append(completion - ended)
-        committed = commits.committed(partition, completion)
+        committed = fold_and_commit(partition, ended, completion)
         if committed is not None:
-            hops["commit"].append(committed * 1000 - completion)
             read = read_at.get(instance_id)
             if read is not None:
                 hops["completion_read"].append((read - committed) * 1000)

@@ -87,15 +87,19 @@ def make_folder(path: Path, cache_size: int = 10_000) -> PartitionFolder:
     return PartitionFolder(PartitionStore(path, 0), Decider(registry), cache_size)
 
 
+def _starts(ids: str, workflow: str, n: int, input_of: Any) -> list[bytes]:
+    """n encoded StartWorkflow records: instance ids from the `ids` format, input
+    `input_of(i)`."""
+    return [
+        codec.encode(StartWorkflow(instance_id=ids.format(i), workflow=workflow, input=input_of(i)))
+        for i in range(n)
+    ]
+
+
 def three(n: int, batch: int, starts_per_batch: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as folder:
         fold = Fold(make_folder(Path(folder)))
-        starts = [
-            codec.encode(
-                StartWorkflow(instance_id=f"w-{i:07d}", workflow="bench-three-steps", input=str(i))
-            )
-            for i in range(n)
-        ]
+        starts = _starts("w-{:07d}", "bench-three-steps", n, str)
         pending: list[bytes] = []
         gc.collect()
         began = time.process_time()
@@ -126,12 +130,7 @@ def three(n: int, batch: int, starts_per_batch: int) -> dict[str, Any]:
 def long(instances: int, steps: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as folder:
         fold = Fold(make_folder(Path(folder)))
-        pending = [
-            codec.encode(
-                StartWorkflow(instance_id=f"l-{i:04d}", workflow="bench-long", input=str(steps))
-            )
-            for i in range(instances)
-        ]
+        pending = _starts("l-{:04d}", "bench-long", instances, lambda _: str(steps))
         per_step: list[float] = []
         step = 0
         while pending:

@@ -136,6 +136,7 @@ def broker_rebuild(
     bootstrap: str, events: int, partitions: int, workers: int, data: Path
 ) -> dict[str, Any]:
     """Produce `events` generated facts to a fresh namespace and rebuild from it."""
+    from benchmarks.engine import delete_namespace
     from replayflow.kafka import clients
     from replayflow.kafka.producing import Record, deliver
     from replayflow.processors.rebuild_kafka import KafkaHistory
@@ -172,15 +173,7 @@ def broker_rebuild(
             "produce_seconds": round(produced_s, 2),
         }
     finally:
-        admin = clients.admin(settings)
-        mine = [
-            t
-            for t in admin.list_topics(timeout=10).topics
-            if t.startswith(settings.namespace + ".")
-        ]
-        if mine:
-            for future in admin.delete_topics(mine, operation_timeout=30).values():
-                future.result()
+        delete_namespace(settings)
 
 
 def main() -> int:

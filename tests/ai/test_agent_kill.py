@@ -14,7 +14,8 @@ from replayflow.core.definitions import Registry
 from replayflow.core.messages import StepCompleted
 from replayflow.settings import Settings
 from tests.ai import killable
-from tests.chaos.worker_kills import orchestrated, wait_until
+from tests.chaos.worker_kills import orchestrated
+from tests.chaos.workloads import wait_until
 
 pytestmark = pytest.mark.kafka
 

@@ -1,11 +1,10 @@
-"""What the worker-kill tests share: an orchestrator on a thread of the test, worker
-processes the test can kill -9 and replace, and a wait for a condition."""
+"""What the worker-kill tests share: an orchestrator on a thread of the test, and worker
+processes the test can kill -9 and replace."""
 
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -14,14 +13,6 @@ from replayflow.processors.orchestrator import Orchestrator
 from replayflow.settings import Settings
 from replayflow.topics import apply_topics, load_topics
 from tests.chaos.conftest import Process
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 class Workers:

@@ -14,7 +14,8 @@ from replayflow.client import Client
 from replayflow.core.definitions import Registry
 from replayflow.kafka.partition import murmur2_partition
 from replayflow.settings import Settings
-from tests.chaos.worker_kills import orchestrated, wait_until
+from tests.chaos.worker_kills import orchestrated
+from tests.chaos.workloads import wait_until
 from tests.conftest import TEST_PARTITIONS
 from tests.integration import gated_steps
 
