@@ -4,7 +4,6 @@ wrote, so a changelog written by an older orchestrator and one written now agree
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -25,14 +24,66 @@ ERRORS = st.none() | st.builds(
 )
 
 
-def _as_orjson_wrote(dump: Callable[[Any], bytes], record: Any) -> bytes:
-    """The record as the writer before msgspec (orjson) made it, from the same dict."""
-    writer = serde._dumps
-    serde._dumps = orjson.dumps
-    try:
-        return dump(record)
-    finally:
-        serde._dumps = writer
+def _error_dict(error: ErrorInfo | None) -> dict[str, Any] | None:
+    if error is None:
+        return None
+    return {
+        "type": error.type,
+        "message": error.message,
+        "retryable": error.retryable,
+        "details": error.details,
+    }
+
+
+def _info_as_orjson_wrote(info: Info) -> bytes:
+    """The info record as the writer before msgspec (orjson) made it, from a dict."""
+    return orjson.dumps(
+        {
+            "id": info.instance_id,
+            "wf": info.workflow,
+            "v": info.version,
+            "st": info.status,
+            "t0": info.started_at,
+            "seq": info.seq,
+            "out": info.output,
+            "err": _error_dict(info.error),
+            "why": info.reason,
+            "t1": info.ended_at,
+            "adm": info.admitted_at,
+            "pid": info.parent_id,
+            "pstep": info.parent_step,
+            "sid": info.schedule_id,
+            "slot": info.schedule_slot,
+            "lim": info.limiter,
+            "run": info.run,
+            "abase": info.attempt_base,
+            "timers": info.timers,
+            "inbox": info.inbox,
+        }
+    )
+
+
+def _call_as_orjson_wrote(call: Call) -> bytes:
+    """A call record as the writer before msgspec (orjson) made it, from a dict."""
+    return orjson.dumps(
+        {
+            "i": call.index,
+            "k": call.kind,
+            "key": call.key,
+            "st": call.status,
+            "fn": call.function,
+            "in": call.input,
+            "retry": None if call.retry is None else call.retry.to_dict(),
+            "to": call.timeout_ms,
+            "a": call.attempt,
+            "a1": call.first_attempt,
+            "dl": call.deadline,
+            "res": call.result,
+            "err": _error_dict(call.error),
+            "rseq": call.resolved_seq,
+            "rat": call.resolved_at,
+        }
+    )
 
 
 @settings(max_examples=300, deadline=None)
@@ -64,7 +115,7 @@ def _as_orjson_wrote(dump: Callable[[Any], bytes], record: Any) -> bytes:
 )
 def test_info_records_are_the_bytes_orjson_wrote(info: Info) -> None:
     raw = serde.dump_info(info)
-    assert raw == _as_orjson_wrote(serde.dump_info, info)
+    assert raw == _info_as_orjson_wrote(info)
     assert json.loads(raw)["st"] == info.status.value
     assert serde.load_info(raw, "null") == info
 
@@ -92,5 +143,5 @@ def test_info_records_are_the_bytes_orjson_wrote(info: Info) -> None:
 )
 def test_call_records_are_the_bytes_orjson_wrote(call: Call) -> None:
     raw = serde.dump_call(call)
-    assert raw == _as_orjson_wrote(serde.dump_call, call)
+    assert raw == _call_as_orjson_wrote(call)
     assert serde.load_call(raw) == call
