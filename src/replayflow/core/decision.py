@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from replayflow.core.callseq import CallsDraft
-from replayflow.core.evolve import evolve
+from replayflow.core.evolve import evolve, evolve_with
 from replayflow.core.fast_init import fast_init
 from replayflow.core.messages import (
     Command,
@@ -16,7 +16,7 @@ from replayflow.core.messages import (
     Task,
 )
 from replayflow.core.schedule_messages import ScheduleRunEnded
-from replayflow.core.state import Call, Info, InstanceState
+from replayflow.core.state import Call, Info, InstanceState, built_state
 
 Timer = tuple[str, int]  # (timer id, due ms)
 _NONE: frozenset[int] = frozenset()
@@ -53,7 +53,7 @@ class Decision:
     rejected_as: str = "Invalid"
 
 
-@dataclass
+@dataclass(slots=True)  # (made and read on every decision: no instance dict)
 class DecisionBuilder:
     info: Info
     calls: CallsDraft[Call]
@@ -82,10 +82,9 @@ class DecisionBuilder:
         return self.info.seq + len(self.events) + 1
 
     def emit(self, event_type: type[Any], **fields: Any) -> int:
-        seq = self.next_seq()
-        self.events.append(
-            event_type(instance_id=self.info.instance_id, seq=seq, at=self.now, **fields)
-        )
+        events = self.events
+        seq = self.info.seq + len(events) + 1  # next_seq(), inline: a call per event
+        events.append(event_type(instance_id=self.info.instance_id, seq=seq, at=self.now, **fields))
         return seq
 
     # -- calls -----------------------------------------------------------------------
@@ -128,21 +127,23 @@ class DecisionBuilder:
     # -- result ----------------------------------------------------------------------
 
     def build(self) -> Decision:
+        info = self.info
+        events = self.events
         # Most decisions set and cancel no timer: the sorted tuple stays as it was.
-        timers = tuple(sorted(self.timers.items())) if self.timers_moved else self.info.timers
-        info = evolve(self.info, seq=self.info.seq + len(self.events), timers=timers)
-        n = len(self.calls)
+        timers = tuple(sorted(self.timers.items())) if self.timers_moved else info.timers
+        info = evolve_with(info, {"seq": info.seq + len(events), "timers": timers})
+        calls = self.calls.freeze()
+        # Most of these are empty: () without a call to tuple() for each.
+        removed = self.removed_calls
         return Decision(
-            state=InstanceState(info=info, calls=self.calls.freeze()),
-            events=tuple(self.events),
-            tasks=tuple(self.tasks),
-            timers_set=tuple(self.timers_set.items()),
-            timers_cancelled=tuple(self.timers_cancelled.items()),
-            commands=tuple(self.commands),
+            state=built_state(info, calls),
+            events=tuple(events),
+            tasks=tuple(self.tasks) if self.tasks else (),
+            timers_set=tuple(self.timers_set.items()) if self.timers_set else (),
+            timers_cancelled=tuple(self.timers_cancelled.items()) if self.timers_cancelled else (),
+            commands=tuple(self.commands) if self.commands else (),
             completion=self.completion,
             changed_calls=frozenset(self.changed_calls),
-            removed_calls=frozenset([i for i in self.removed_calls if i >= n])
-            if self.removed_calls
-            else _NONE,
+            removed_calls=frozenset([i for i in removed if i >= len(calls)]) if removed else _NONE,
             changed=True,
         )

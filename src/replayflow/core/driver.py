@@ -34,6 +34,7 @@ from replayflow.core.errors import (
     EventTimeout,
     LimitExceeded,
     NonDeterminismError,
+    PayloadError,
     ReplayflowError,
     StepFailed,
 )
@@ -60,6 +61,7 @@ class Raised:
 
 
 Outcome = Waiting | Returned | Raised
+_WAITING = Waiting()  # it holds nothing: one for every advance that ends waiting
 
 _FAILED = (CallStatus.FAILED, CallStatus.CANCELLED, CallStatus.TIMED_OUT)
 # Tuples, not `A | B` unions: a union written in the test is built again on each await.
@@ -106,7 +108,7 @@ class Driver:
 
     def _advance(self, calls: CallsDraft[Call], new_call: NewCall, max_calls: int) -> Outcome:
         if self.finished:
-            return Waiting()
+            return _WAITING
         if self._coro is None:
             # The hook makes driver, context and coroutine a cycle while the code runs;
             # closing or finishing breaks it, so they go by reference counting, not
@@ -139,7 +141,9 @@ class Driver:
             indices = []
             for member in members:
                 key = self._key(member)
-                self._catch_up(calls, None)
+                # Live, past the recorded calls, there is nothing to catch up on.
+                if self._recorded is not None or self._position < len(calls):
+                    self._catch_up(calls, None)
                 index = self._position
                 self._position += 1
                 if index < len(calls):
@@ -166,7 +170,7 @@ class Driver:
                 indices.append(index)
             self._waiting = (request, indices)
             answer = self._answer(calls)
-        return Waiting()
+        return _WAITING
 
     def awaiting(self) -> tuple[int, ...]:
         """Indices of the calls the coroutine awaits now, in the order it asked."""
@@ -255,8 +259,9 @@ class Driver:
         return outcome
 
     def _key(self, member: Single) -> str:
-        count = self._name_counts.get((member.kind, member.name), 0) + 1
-        self._name_counts[(member.kind, member.name)] = count
+        counted = (member.kind, member.name)
+        count = self._name_counts.get(counted, 0) + 1
+        self._name_counts[counted] = count
         return member.name if count == 1 else f"{member.name}#{count}"
 
     def _answer(self, calls: CallsDraft[Call]) -> tuple[bool, Any] | None:
@@ -291,7 +296,7 @@ class Driver:
         status = call.status
         if status is CallStatus.COMPLETED:
             self._resume(call.resolved_at or 0)  # as the general case below does
-            return True, load(call.result, call.describe())
+            return True, _value(call)
         if status in _FAILED:
             self._resume(call.resolved_at)
             return False, _exception(call)
@@ -332,6 +337,15 @@ def _mismatch(recorded: Call, member: Single, key: str) -> str | None:
     if isinstance(member, StepRequest) and recorded.function != member.function:
         return f"{asked} running {member.function!r} (history: {recorded.function!r})"
     return None
+
+
+def _value(call: Call) -> Any:
+    """A completed call's result, as load(call.result, call.describe()) reads it: the
+    description names the call in an error only, so it is made then, not every time."""
+    try:
+        return load(call.result, "")
+    except PayloadError:
+        return load(call.result, call.describe())  # the same error, naming the call
 
 
 def _exception(call: Call) -> BaseException:

@@ -9,7 +9,7 @@ object replace() would build, at a fifth of the cost.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 T = TypeVar("T")
 
@@ -17,10 +17,28 @@ T = TypeVar("T")
 def evolve(obj: T, **changes: Any) -> T:
     fields = obj.__dict__
     if not changes.keys() <= fields.keys():  # (a subset test makes no set)
-        unknown = changes.keys() - fields.keys()
-        raise TypeError(f"{type(obj).__name__} has no field {', '.join(sorted(unknown))}")
+        _refuse(obj, changes)
     made = object.__new__(type(obj))
     values = fields.copy()
     values.update(changes)
     object.__setattr__(made, "__dict__", values)
     return made
+
+
+def evolve_with(obj: T, changes: dict[str, Any]) -> T:
+    """evolve() with the changes in a dict the caller made: for the fold's own copies
+    on every decision, where packing keywords cost nearly as much as the copy. (The
+    body is evolve's: one more call per copy would give back what this saves.)"""
+    fields = obj.__dict__
+    if not changes.keys() <= fields.keys():
+        _refuse(obj, changes)
+    made = object.__new__(type(obj))
+    values = fields.copy()
+    values.update(changes)
+    object.__setattr__(made, "__dict__", values)
+    return made
+
+
+def _refuse(obj: object, changes: dict[str, Any]) -> NoReturn:
+    unknown = changes.keys() - obj.__dict__.keys()
+    raise TypeError(f"{type(obj).__name__} has no field {', '.join(sorted(unknown))}")

@@ -156,3 +156,11 @@ class InstanceState:
             if pending and (kind is CallKind.STEP or kind is CallKind.CHILD):
                 return True
         return False
+
+
+def built_state(info: Info, calls: Calls[Call]) -> InstanceState:
+    """InstanceState(info=info, calls=calls) for calls that are a Calls already, as
+    every decision builds them: __post_init__ would only check that again."""
+    state = object.__new__(InstanceState)
+    object.__setattr__(state, "__dict__", {"info": info, "calls": calls})
+    return state

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from replayflow.core.evolve import evolve
+from replayflow.core.evolve import evolve, evolve_with
 from replayflow.core.state import Call, CallKind, CallStatus
 
 
@@ -23,3 +23,12 @@ def test_an_unknown_field_is_an_error() -> None:
     call = Call(index=0, kind=CallKind.SLEEP, key="s", status=CallStatus.WAITING)
     with pytest.raises(TypeError, match="no field nope"):
         evolve(call, nope=1)
+
+
+def test_evolve_with_takes_the_changes_as_a_dict() -> None:
+    call = Call(index=2, kind=CallKind.STEP, key="a", status=CallStatus.SCHEDULED, attempt=1)
+    changes = {"status": CallStatus.COMPLETED, "result": "1"}
+    assert evolve_with(call, changes) == evolve(call, **changes)
+    assert changes == {"status": CallStatus.COMPLETED, "result": "1"}  # not consumed
+    with pytest.raises(TypeError, match="no field nope"):
+        evolve_with(call, {"nope": 1})

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from replayflow.core.context import (
@@ -128,9 +129,8 @@ class Runner:
         return driver
 
     def advance(self, b: DecisionBuilder, driver: Driver) -> Outcome:
-        return driver.advance(
-            b.calls, lambda m, key: self._new_call(b, m, key), self.limits.max_calls
-        )
+        # (A partial, not a lambda: the driver calls it without a frame of its own.)
+        return driver.advance(b.calls, partial(self._new_call, b), self.limits.max_calls)
 
     def settle(self, b: DecisionBuilder, driver: Driver, outcome: Outcome) -> Decision:
         """Record what the coroutine did: wait (keep it live), return, or raise."""
@@ -177,10 +177,10 @@ class Runner:
         return decision
 
     def _new_call(self, b: DecisionBuilder, member: Single | PatchRequest, key: str) -> Call:
+        if isinstance(member, StepRequest):  # most calls: asked first
+            return new_step(b, self.registry, member, key)
         if isinstance(member, PatchRequest):
             return new_patch(b, member, key)
-        if isinstance(member, StepRequest):
-            return new_step(b, self.registry, member, key)
         if isinstance(member, ChildRequest):
             return start_child(b, self.registry, member, key)
         if isinstance(member, SleepRequest):
