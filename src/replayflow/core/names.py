@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 from replayflow.core.errors import ValidationError
@@ -40,6 +41,9 @@ def check_version(value: object) -> str:
     return value
 
 
+# A registry asks for the newest version of a workflow on every start that names none:
+# the few version strings there are get split once, not every time.
+@functools.lru_cache(maxsize=1024)
 def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
     """Order versions naturally: '2' < '10', '1.9' < '1.10'; numbers before words."""
     parts = re.split(r"[.\-+_]", version)
