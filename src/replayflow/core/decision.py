@@ -53,7 +53,7 @@ class Decision:
     rejected_as: str = "Invalid"
 
 
-@dataclass(slots=True)  # (made and read on every decision: no instance dict)
+@dataclass(slots=True, init=False)  # (made and read on every decision: no instance dict)
 class DecisionBuilder:
     info: Info
     calls: CallsDraft[Call]
@@ -69,12 +69,30 @@ class DecisionBuilder:
     removed_calls: set[int] = field(default_factory=set)
     timers_moved: bool = False  # whether `timers` differs from info.timers at the start
 
+    def __init__(
+        self, info: Info, calls: CallsDraft[Call], now: int, timers: dict[str, int] | None = None
+    ) -> None:
+        # By hand: the generated __init__ called a factory for each of eight empty
+        # collections (list(), dict(), set()), where literals cost a third.
+        self.info = info
+        self.calls = calls
+        self.now = now
+        self.events = []
+        self.tasks = []
+        self.timers = {} if timers is None else timers
+        self.timers_set = {}
+        self.timers_cancelled = {}
+        self.commands = []
+        self.completion = None
+        self.changed_calls = set()
+        self.removed_calls = set()
+        self.timers_moved = False
+
     @classmethod
     def from_state(cls, state: InstanceState, now: int) -> DecisionBuilder:
         # A draft of the calls: only the chunks this decision changes are copied.
-        return cls(
-            info=state.info, calls=state.calls.draft(), now=now, timers=dict(state.info.timers)
-        )
+        timers = state.info.timers
+        return cls(state.info, state.calls.draft(), now, dict(timers) if timers else {})
 
     # -- history ---------------------------------------------------------------------
 
