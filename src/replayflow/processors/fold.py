@@ -13,8 +13,6 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from itertools import chain
-from operator import attrgetter
 from typing import Any
 
 from replayflow import codec
@@ -42,6 +40,7 @@ from replayflow.processors.fold_records import (
     Record,
     Source,
     dead_letter_record,
+    largest_value,
     make_record,
     outcome_of,
     reply_record,
@@ -411,8 +410,7 @@ class PartitionFolder:
         if completion is not None:
             records.append(Record("completions", key, encode(completion), p, completion))
             records.append(stream_end(key, completion))
-        # (None is a delete, or a record not encoded: neither has a size.)
-        largest = max(map(len, filter(None, chain(writes.values(), map(_VALUE, records)))))
+        largest = largest_value(writes, records)
         if largest > MAX_RECORD_BYTES:
             return (
                 f"folding it would write a record of {largest} bytes, over the "
@@ -489,7 +487,6 @@ class PartitionFolder:
 
 
 _NO_TIMER = 2**62  # the next due time of an empty index: never
-_VALUE = attrgetter("value")
 
 
 def _not_encoded(message: Any) -> None:

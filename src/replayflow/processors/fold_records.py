@@ -87,6 +87,21 @@ def make_record(topic: str, key: bytes | None, message: Any, partition: int | No
     return Record(topic, key, codec.encode(message), partition, message)
 
 
+def largest_value(writes: dict[bytes, bytes | None], records: list[Record]) -> int:
+    """The size of the largest state write or record value of a decision (None, a
+    delete or a record not encoded, has none). Loops, not max() over lists or
+    iterators made for the half dozen values of every decision: half the time."""
+    largest = 0
+    for value in writes.values():
+        if value is not None and len(value) > largest:
+            largest = len(value)
+    for record in records:
+        value = record.value
+        if value is not None and len(value) > largest:
+            largest = len(value)
+    return largest
+
+
 def reply_record(
     key: bytes | None, request_id: str, command: str, outcome: Outcome, now: int, partition: int
 ) -> Record:

@@ -13,7 +13,7 @@ from replayflow.core.messages import (
     WorkflowCompleted,
 )
 from replayflow.processors.fold import PartitionFolder
-from replayflow.processors.fold_records import MAX_RECORD_BYTES
+from replayflow.processors.fold_records import MAX_RECORD_BYTES, Record, largest_value
 from replayflow.processors.restore import STALE_AFTER_MS, is_stale
 from replayflow.store import keys
 from replayflow.store.protocol import Store
@@ -103,3 +103,15 @@ def test_an_old_store_is_stale(store: Store) -> None:
     assert written is not None
     assert not is_stale(store, written + STALE_AFTER_MS)
     assert is_stale(store, written + STALE_AFTER_MS + 1)
+
+
+def test_the_largest_value_of_a_decision() -> None:
+    writes: dict[bytes, bytes | None] = {b"a": b"12345", b"b": None, b"t": b""}
+    records = [
+        Record("history", b"k", b"123", 0, None),
+        Record("history", b"k", None, 0, None),  # a re-fold encodes nothing
+        Record("tasks", b"k", b"1234567", 0, None),
+    ]
+    assert largest_value(writes, records) == 7
+    assert largest_value(writes, records[:2]) == 5
+    assert largest_value({b"d": None}, []) == 0
