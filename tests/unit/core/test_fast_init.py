@@ -16,8 +16,8 @@ from replayflow.core.fast_init import fast_init
 from replayflow.processors.fold_records import Outcome, Record
 
 
-def _make(name: str) -> type[Any]:
-    @dataclass(frozen=True)
+def _make(name: str, slots: bool = False) -> type[Any]:
+    @dataclass(frozen=True, slots=slots)
     class Sample:
         a: int
         b: str = "b"
@@ -36,8 +36,12 @@ def _make(name: str) -> type[Any]:
 
 Plain = _make("Plain")
 Fast = fast_init(_make("Fast"))
+PlainSlots = _make("PlainSlots", slots=True)
+FastSlots = fast_init(_make("FastSlots", slots=True))
+PAIRS = [(Plain, Fast), (PlainSlots, FastSlots)]
 
 
+@pytest.mark.parametrize(("plain_cls", "fast_cls"), PAIRS)
 @pytest.mark.parametrize(
     ("args", "kwargs"),
     [
@@ -48,17 +52,19 @@ Fast = fast_init(_make("Fast"))
     ],
 )
 def test_same_fields_defaults_factories_and_post_init(
-    args: tuple[Any, ...], kwargs: dict[str, Any]
+    plain_cls: type[Any], fast_cls: type[Any], args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> None:
-    plain, fast = Plain(*args, **kwargs), Fast(*args, **kwargs)
+    plain, fast = plain_cls(*args, **kwargs), fast_cls(*args, **kwargs)
     assert dataclasses.asdict(fast) == dataclasses.asdict(plain)
     assert fast.seen == plain.seen  # __post_init__ ran once
-    assert fast.c is not Fast(1).c  # a fresh default for each instance
+    assert fast.c is not fast_cls(1).c  # a fresh default for each instance
+    assert fast.__init__.__code__.co_filename.startswith("<fast_init")
 
 
-def test_the_same_signature() -> None:
-    assert str(inspect.signature(Fast)) == str(inspect.signature(Plain))
-    assert inspect.signature(Fast.__init__).parameters.keys() == {
+@pytest.mark.parametrize(("plain_cls", "fast_cls"), PAIRS)
+def test_the_same_signature(plain_cls: type[Any], fast_cls: type[Any]) -> None:
+    assert str(inspect.signature(fast_cls)) == str(inspect.signature(plain_cls))
+    assert inspect.signature(fast_cls.__init__).parameters.keys() == {
         "self",
         "a",
         "b",
@@ -73,10 +79,9 @@ def test_the_same_signature() -> None:
     [((), {}), ((1, "b", [], [], 5), {}), ((1,), {"d": 4}), ((1,), {"zzz": 1}), ((1,), {"a": 1})],
 )
 def test_the_same_calls_are_refused(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    with pytest.raises(TypeError):
-        Plain(*args, **kwargs)
-    with pytest.raises(TypeError):
-        Fast(*args, **kwargs)
+    for cls in (Plain, Fast, PlainSlots, FastSlots):
+        with pytest.raises(TypeError):
+            cls(*args, **kwargs)
 
 
 def test_still_frozen_equal_hashable_and_picklable() -> None:
@@ -95,16 +100,32 @@ def test_still_frozen_equal_hashable_and_picklable() -> None:
     assert vars(p) == {"x": 1, "y": 2}
 
 
+def test_a_slotted_one_too() -> None:
+    @fast_init
+    @dataclass(frozen=True, slots=True)
+    class Point:
+        x: int
+        y: int = 0
+        note: str = field(default="", compare=False, repr=False)
+
+    p = Point(1, 2, "n")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.x = 3  # type: ignore[misc]
+    assert not hasattr(p, "__dict__")
+    assert p == Point(1, 2, "other") != Point(1)
+    assert hash(p) == hash(Point(1, 2))
+    assert repr(p) == "test_a_slotted_one_too.<locals>.Point(x=1, y=2)"
+    record = pickle.loads(pickle.dumps(Record("t", b"k", b"v", 0, "m")))  # (a module's class)
+    assert (record, record.message) == (Record("t", b"k", b"v", 0), "m")
+    assert dataclasses.replace(p, y=5) == Point(1, 5)
+
+
 def test_refuses_what_it_cannot_do() -> None:
     @dataclass
     class Mutable:
         x: int
 
-    @dataclass(frozen=True, slots=True)
-    class Slotted:
-        x: int
-
-    for cls in (Mutable, Slotted, int):
+    for cls in (Mutable, int):
         with pytest.raises(TypeError):
             fast_init(cls)
 
