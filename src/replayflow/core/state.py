@@ -117,7 +117,7 @@ class Info:
 
 
 @fast_init
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # (one a decision, thousands cached: no dict each)
 class InstanceState:
     info: Info
     calls: Calls[Call] = field(default_factory=Calls)
@@ -158,9 +158,14 @@ class InstanceState:
         return False
 
 
+_SET_INFO = vars(InstanceState)["info"].__set__  # (the slots' own setters)
+_SET_CALLS = vars(InstanceState)["calls"].__set__
+
+
 def built_state(info: Info, calls: Calls[Call]) -> InstanceState:
     """InstanceState(info=info, calls=calls) for calls that are a Calls already, as
     every decision builds them: __post_init__ would only check that again."""
     state = object.__new__(InstanceState)
-    object.__setattr__(state, "__dict__", {"info": info, "calls": calls})
+    _SET_INFO(state, info)
+    _SET_CALLS(state, calls)
     return state
