@@ -7,7 +7,8 @@ the latency breakdown); this process is the client (benchmarks/driver.py). Secti
 
   relay       the bare relay: records/s and CPU per record; and the three-step
               workflow's path with no engine (relay + echo): burst and fixed rates
-  engine      one orchestrator, one worker: a burst of N three-step workflows, fixed
+  engine      one orchestrator, one worker: bursts of N three-step workflows (three
+              in a row, the goals check the last: the first find a cold broker), fixed
               offered rates (100/s and 500/s), each with the latency breakdown
               (benchmarks/breakdown.py); long instances (per-step cost late vs early)
   partitions  the fixed rates again on topics of fewer partitions (--few-partitions):
@@ -57,6 +58,13 @@ def _rates(text: str) -> list[tuple[float, float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("-n", type=int, default=20_000, help="workflows in a burst")
+    parser.add_argument(
+        "--bursts",
+        type=int,
+        default=3,
+        help="bursts run one after another; the goals check the last (the first ones "
+        "find the broker compiling and the processes' caches cold)",
+    )
     parser.add_argument("--rates", type=_rates, default=_rates("100x20,500x10"))
     parser.add_argument("--partitions", type=int, default=12)
     parser.add_argument("--few-partitions", type=int, default=4)
@@ -101,7 +109,13 @@ def main() -> None:
                 say(f"  {key}: " + sections._brief(figures).strip())
     if "engine" in only:
         results["engine"] = sections.engine_runs(
-            base, args.partitions, args.n, args.rates, args.long_instances, args.long_steps
+            base,
+            args.partitions,
+            args.n,
+            args.rates,
+            args.long_instances,
+            args.long_steps,
+            bursts=args.bursts,
         )
     if "partitions" in only:
         say(f"engine on {args.few_partitions} partitions: the fixed rates ...")
@@ -192,6 +206,8 @@ def report(results: dict[str, Any], checked: list[goals.Goal]) -> None:
             print(f"latency breakdown, engine {key}:")
             for line in breakdown.table(figures["breakdown_ms"]):
                 print(line)
+    for i, run in enumerate(engine.get("burst_runs", []), 1):
+        print(f"burst {i} of {len(engine['burst_runs'])}: {json.dumps(run)}")
     if "long" in engine:
         print(f"long instances: {json.dumps(engine['long']['windows'])}")
     if "scale_out" in results:

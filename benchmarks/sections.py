@@ -159,17 +159,29 @@ def engine_runs(
     rates: list[tuple[float, float]],
     long_instances: int,
     long_steps: int,
+    bursts: int = 1,
 ) -> dict[str, Any]:
     """One orchestrator and one worker: the burst, the fixed rates, long instances
-    (a burst or long instances of 0: none)."""
+    (a burst or long instances of 0: none).
+
+    The burst runs `bursts` times, one after another, and the last is the one the goals
+    check: a broker fresh from its start spends its first minutes compiling (its JIT
+    burned most of a core in the first bursts), and the processes fill their caches,
+    so the first burst measures a cold start that a running deployment does not see.
+    Every burst is kept in the results ("burst_runs"), the first one included."""
     engine = Engine(base, partitions, f"one{partitions}")
     out: dict[str, Any] = {}
     try:
         engine.warm_up()
-        if burst:
-            _say(f"engine: burst of {burst} three-step workflows ...")
-            out["burst"] = engine.run(engine.records("burst", burst), with_breakdown=True)
-            _say(_brief(out["burst"]))
+        runs: list[dict[str, Any]] = []
+        for i in range(bursts if burst else 0):
+            _say(f"engine: burst {i + 1} of {bursts}, {burst} three-step workflows ...")
+            figures = engine.run(engine.records(f"burst{i}", burst), with_breakdown=True)
+            runs.append(figures)
+            _say(_brief(figures))
+        if runs:
+            out["burst"] = runs[-1]
+            out["burst_runs"] = [_burst_summary(f) for f in runs]
         for rate, seconds in rates:
             _say(f"engine: {rate:g}/s for {seconds:g} s ...")
             records = engine.records(f"rate{int(rate)}", int(rate * seconds))
@@ -182,6 +194,16 @@ def engine_runs(
     finally:
         out["peak_rss_mb"] = engine.close()
     return out
+
+
+def _burst_summary(figures: dict[str, Any]) -> dict[str, Any]:
+    """The figures of one burst that the goals look at."""
+    return {
+        "workflows_per_s": figures["workflows_per_s"],
+        "p50_over_wall": round(figures["latency"]["p50_ms"] / 1000 / figures["wall_s"], 3),
+        "first_started_latency_ms": figures["first_started_latency_ms"],
+        "cpu_us_per_command": figures["cpu_us_per_command"],
+    }
 
 
 def _brief(figures: dict[str, Any]) -> str:
