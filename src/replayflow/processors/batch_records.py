@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from confluent_kafka import KafkaError, Message
 
@@ -63,8 +62,11 @@ def _produce(
     headers = telemetry.task_headers(record.topic, record.key) if telemetry.enabled else None
     if record.topic == "commands":
         headers = [*(headers or []), ORIGIN_HEADER]
-    extra: dict[str, Any] = {} if record.partition is None else {"partition": record.partition}
-    producer.produce(topic_names[record.topic], record.key, record.value, headers=headers, **extra)
+    topic, partition = topic_names[record.topic], record.partition
+    if partition is None:  # (two calls, not a dict of keywords made for every record)
+        producer.produce(topic, record.key, record.value, headers=headers)
+    else:
+        producer.produce(topic, record.key, record.value, headers=headers, partition=partition)
 
 
 def _produce_changelog(

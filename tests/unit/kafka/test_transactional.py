@@ -261,3 +261,62 @@ def test_a_commit_started_runs_while_the_caller_goes_on(fakes: list[FakeProducer
     again = producer(fakes, commit_transaction=[error(retriable=True)])
     again.commit_started().wait()
     assert names(again) == ["commit_transaction"] * 2
+
+
+class QueueFull:
+    """A producer whose queue is full for `full` produce calls (BufferError, as
+    librdkafka's), then takes records; `poll` lets deliveries drain and moves the clock."""
+
+    def __init__(self, full: int, clock: list[float]) -> None:
+        self.full = full
+        self.clock = clock
+        self.records: list[tuple[str, bytes | None, dict[str, Any]]] = []
+        self.polls = 0
+
+    def produce(self, topic: str, value: bytes | None, key: bytes | None, **extra: Any) -> None:
+        if self.full > 0:
+            self.full -= 1
+            raise BufferError("Local: Queue full")
+        self.records.append((topic, key, extra))
+
+    def poll(self, timeout: float) -> int:
+        self.polls += 1
+        self.clock[0] += timeout
+        return 0
+
+
+def queue_full_producer(full: int) -> tuple[TransactionalProducer, QueueFull]:
+    clock = [0.0]
+    fake = QueueFull(full, clock)
+    p = TransactionalProducer(
+        fake,  # type: ignore[arg-type]
+        "txn-1",
+        call_timeout=0.2,
+        grace=0.1,
+        clock=lambda: clock[0],
+    )
+    return p, fake
+
+
+def test_a_record_goes_straight_to_the_queue_when_it_has_room() -> None:
+    p, fake = queue_full_producer(full=0)
+    p.produce("history", b"k", b"v", partition=3)
+    assert fake.records == [("history", b"k", {"partition": 3})] and fake.polls == 0
+    p.guard.close()
+
+
+def test_a_full_queue_is_drained_until_the_record_fits() -> None:
+    p, fake = queue_full_producer(full=3)
+    p.produce("tasks", b"k", b"v", headers=None)
+    assert fake.records == [("tasks", b"k", {"headers": None})]
+    assert fake.polls == 3  # one drain per refusal
+    p.guard.close()
+
+
+def test_a_queue_that_stays_full_past_the_deadline_raises_hung() -> None:
+    p, fake = queue_full_producer(full=1000)
+    with pytest.raises(Hung, match="queue stayed full"):
+        p.produce("tasks", b"k", b"v")
+    # 0.3 s of deadline at 0.05 s a drain: given up after about seven drains, not 1000.
+    assert 6 <= fake.polls <= 8 and fake.records == []
+    p.guard.close()
