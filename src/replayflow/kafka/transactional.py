@@ -119,17 +119,19 @@ class TransactionalProducer:
         # Begun first, in its own call: inside one call the helper thread would come
         # back from begin_transaction to a GIL the folding caller holds, and wait for it.
         self.begin()
-        deadline = self.patience + self.call_timeout + self.grace
-        return self.guard.start(
-            "send_offsets_to_transaction",
-            deadline,
-            self._retrying,
+        return self._started(
             "send_offsets_to_transaction",
             self.producer.send_offsets_to_transaction,
             offsets,
             group_metadata,
             self.call_timeout,
         )
+
+    def _started(self, what: str, function: Callable[..., Any], *args: Any) -> Pending:
+        """`_until_known` on the helper thread, while the caller goes on: the deadline
+        covers every attempt (patience) and the last one's own."""
+        deadline = self.patience + self.call_timeout + self.grace
+        return self.guard.start(what, deadline, self._retrying, what, function, *args)
 
     def _retrying(self, what: str, function: Callable[..., Any], *args: Any) -> None:
         """`_until_known` for a call already on the helper thread."""
@@ -167,14 +169,8 @@ class TransactionalProducer:
     def commit_started(self) -> Pending:
         """Commit on the helper thread, tried again as `commit` is, while the caller
         goes on; `Pending.wait()` gives its outcome as `commit` would."""
-        deadline = self.patience + self.call_timeout + self.grace
-        return self.guard.start(
-            "commit_transaction",
-            deadline,
-            self._retrying,
-            "commit_transaction",
-            self.producer.commit_transaction,
-            self.call_timeout,
+        return self._started(
+            "commit_transaction", self.producer.commit_transaction, self.call_timeout
         )
 
     def abort(self) -> None:
