@@ -119,6 +119,9 @@ bench-streams: venv benchmarks/streams.py ## durable streams: write-to-reader la
 .PHONY: bench-txn
 bench-txn: venv ## a transaction's time with the offsets sent before the records, and after (benchmarks/txn_order.py)
 	@$(KAFKA) run -- $(BIN)/python benchmarks/txn_order.py $(TXN_ARGS)
+.PHONY: bench-steps
+bench-steps: venv ## the worker's hand-off of a plain step to a thread: CPU per call, StepThreads against run_in_executor (no broker)
+	@$(BIN)/python benchmarks/steps_pool.py $(STEPS_ARGS)
 .PHONY: bench-replay
 bench-replay: venv benchmarks/replay.py ## replay() of 250, 1,000 and 5,000-step histories (no broker); 5,000 in <= 2 s
 	@$(BIN)/python benchmarks/replay.py $(REPLAY_ARGS)
