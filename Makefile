@@ -36,7 +36,7 @@ KAFKA := KAFKA_BOOTSTRAP='$(USER_BOOTSTRAP)' compose/kafka/kafka.sh
 # Ctrl-C) stops the broker if it started it. A broker from `make up` stays up.
 APPLY := $(BIN)/replayflow topics apply
 
-.PHONY: help venv up down status logs kafka-reset demo test test-unit lint bench chaos clean distclean browser kcat
+.PHONY: help venv compiled uncompiled up down status logs kafka-reset demo test test-unit lint bench chaos clean distclean browser kcat
 
 help: ## list the targets
 	@echo "replayflow: durable workflows for Python, event-sourced on Apache Kafka"
@@ -66,6 +66,26 @@ $(VENV_STAMP): pyproject.toml
 	@touch $@
 	@echo "venv: ready ($(BIN)/replayflow, $(BIN)/python)"
 
+# The fold's decision modules as C extensions (setup.py): built beside their sources
+# when one of them changed; REPLAYFLOW_PURE=1 removes them and runs the plain sources.
+COMPILED_SOURCES := $(wildcard src/replayflow/core/decide/*.py) src/replayflow/core/decision.py
+COMPILED_STAMP := build/.compiled
+
+compiled: $(COMPILED_STAMP) ## build core/decide and core/decision.py with mypyc (REPLAYFLOW_PURE=1: remove them instead)
+
+$(COMPILED_STAMP): $(VENV_STAMP) $(COMPILED_SOURCES) setup.py
+	@if [ -n "$$REPLAYFLOW_PURE" ] && [ "$$REPLAYFLOW_PURE" != 0 ]; then \
+	  echo "compiled: REPLAYFLOW_PURE is set, the plain sources run"; $(MAKE) -s uncompiled; exit 0; fi; \
+	echo "compiled: building core/decide and core/decision.py with mypyc (about 15 s) ..."; \
+	mkdir -p build; \
+	REPLAYFLOW_COMPILE_STRICT=1 $(BIN)/python setup.py -q build_ext --inplace >build/compile.log 2>&1 \
+	  || { cat build/compile.log; echo "compiled: mypyc failed (build/compile.log)" >&2; exit 1; }; \
+	touch $@
+
+uncompiled: ## remove the compiled extensions: the plain Python sources run
+	@find src -name '*.so' -delete
+	@rm -f $(COMPILED_STAMP)
+
 up: venv ## start the local Kafka broker, or BROKERS=3 nodes (if not running), and create the topics
 	@$(KAFKA) up
 	@KAFKA_BOOTSTRAP=$(BOOTSTRAP) $(APPLY)
@@ -82,7 +102,7 @@ logs: ## last lines of the local broker's log
 kafka-reset: ## stop the local broker and delete all its data (.kafka/)
 	@$(KAFKA) reset
 
-demo: venv examples/demo.py ## run examples/demo.py on the local broker (started for it, then stopped)
+demo: venv compiled examples/demo.py ## run examples/demo.py on the local broker (started for it, then stopped)
 	@$(KAFKA) run -- bash -c '$(APPLY) && $(BIN)/python examples/demo.py'
 
 browser: ## Debian's chromium + chromedriver for the UI tests (apt-get, only when missing)
@@ -91,16 +111,16 @@ browser: ## Debian's chromium + chromedriver for the UI tests (apt-get, only whe
 kcat: ## kcat for the other-languages test (apt-get, only when missing); node/npm come with the OS
 	@command -v kcat >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat; }
 
-test: venv browser kcat ## all tests on a real broker (one that runs already is used and left running)
+test: venv compiled browser kcat ## all tests on a real broker (one that runs already is used and left running)
 	@$(KAFKA) run -- bash -c '$(APPLY) && $(BIN)/python -m pytest $(PYTEST_ARGS)' \
 	  || { rc=$$?; [ $$rc -ne 5 ] || echo "pytest collected no tests: that is a failure" >&2; exit $$rc; }
 
-test-unit: venv ## the tests that need no broker (all but the `kafka`-marked ones)
+test-unit: venv compiled ## the tests that need no broker (all but the `kafka`-marked ones)
 	@$(BIN)/python -m pytest -m 'not kafka' $(PYTEST_ARGS) \
 	  || { rc=$$?; [ $$rc -ne 5 ] || echo "pytest collected no tests: that is a failure" >&2; exit $$rc; }
 
 .PHONY: record-histories
-record-histories: venv ## rewrite tests/fixtures/histories/*.json (on purpose only: review the diff)
+record-histories: venv compiled ## rewrite tests/fixtures/histories/*.json (on purpose only: review the diff)
 	$(BIN)/python -m tests.fixtures.record
 
 lint: venv ## ruff check, ruff format --check, mypy
@@ -108,29 +128,32 @@ lint: venv ## ruff check, ruff format --check, mypy
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-bench: venv benchmarks/run.py ## run benchmarks/run.py on the local broker (started for it, then stopped)
+bench: venv compiled benchmarks/run.py ## run benchmarks/run.py on the local broker (started for it, then stopped)
 	@$(KAFKA) run -- bash -c '$(APPLY) && $(BIN)/python benchmarks/run.py'
-chaos: venv ## kill orchestrators, workers and brokers under load; verdicts + .data/chaos/*.json (minutes)
+chaos: venv compiled ## kill orchestrators, workers and brokers under load; verdicts + .data/chaos/*.json (minutes)
 	@$(BIN)/python -m benchmarks.chaos $(SCENARIO) $(CHAOS_ARGS)
 
-bench-streams: venv benchmarks/streams.py ## durable streams: write-to-reader latency at 1,000 values/s, values/s (benchmarks/streams.py)
+bench-streams: venv compiled benchmarks/streams.py ## durable streams: write-to-reader latency at 1,000 values/s, values/s (benchmarks/streams.py)
 	@$(KAFKA) run -- bash -c '$(APPLY) && $(BIN)/python benchmarks/streams.py $(STREAMS_ARGS)'
 
 .PHONY: bench-txn
-bench-txn: venv ## a transaction's time with the offsets sent before the records, and after (benchmarks/txn_order.py)
+bench-txn: venv compiled ## a transaction's time with the offsets sent before the records, and after (benchmarks/txn_order.py)
 	@$(KAFKA) run -- $(BIN)/python benchmarks/txn_order.py $(TXN_ARGS)
+.PHONY: bench-steps
+bench-steps: venv compiled ## the worker's hand-off of a plain step to a thread: CPU per call, StepThreads against run_in_executor (no broker)
+	@$(BIN)/python benchmarks/steps_pool.py $(STEPS_ARGS)
 .PHONY: bench-replay
-bench-replay: venv benchmarks/replay.py ## replay() of 250, 1,000 and 5,000-step histories (no broker); 5,000 in <= 2 s
+bench-replay: venv compiled benchmarks/replay.py ## replay() of 250, 1,000 and 5,000-step histories (no broker); 5,000 in <= 2 s
 	@$(BIN)/python benchmarks/replay.py $(REPLAY_ARGS)
-bench-scale: venv benchmarks/scale.py ## 50k waiting + 200k queued instances, one orchestrator (benchmarks/scale.py)
+bench-scale: venv compiled benchmarks/scale.py ## 50k waiting + 200k queued instances, one orchestrator (benchmarks/scale.py)
 	@$(KAFKA) run -- bash -c '$(APPLY) && $(BIN)/python benchmarks/scale.py $(SCALE_ARGS)'
 .PHONY: bench-kafka-triggers
-bench-kafka-triggers: venv ## a Kafka topic trigger: records/s routed to starts (goal >= 10,000/s) and its lag
+bench-kafka-triggers: venv compiled ## a Kafka topic trigger: records/s routed to starts (goal >= 10,000/s) and its lag
 	@$(KAFKA) run -- bash -c '$(BIN)/python benchmarks/triggers_kafka.py $(TRIGGER_BENCH_ARGS)'
-bench-rebuild: venv benchmarks/rebuild.py ## 1,000,000 history events re-folded into fresh state (benchmarks/rebuild.py)
+bench-rebuild: venv compiled benchmarks/rebuild.py ## 1,000,000 history events re-folded into fresh state (benchmarks/rebuild.py)
 	@$(KAFKA) run -- $(BIN)/python benchmarks/rebuild.py $(REBUILD_ARGS)
 .PHONY: bench-schedules bench-triggers
-bench-schedules: venv benchmarks/triggers_schedules.py ## 100k schedules firing every 5 min on one orchestrator: fire lag, RSS (SCHEDULES_ARGS='--schedules 10000')
+bench-schedules: venv compiled benchmarks/triggers_schedules.py ## 100k schedules firing every 5 min on one orchestrator: fire lag, RSS (SCHEDULES_ARGS='--schedules 10000')
 	@$(KAFKA) run -- bash -c '$(APPLY) && $(BIN)/python benchmarks/triggers_schedules.py $(SCHEDULES_ARGS)'
 bench-triggers: bench-schedules bench-kafka-triggers ## the trigger benchmarks: schedules, then Kafka topic triggers
 
@@ -140,6 +163,7 @@ examples/demo.py benchmarks/run.py:
 clean: ## stop the broker; delete its data, .data/ and caches (keeps .venv and the Kafka jars)
 	@$(KAFKA) down
 	rm -rf .kafka .data .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist
+	find src -name '*.so' -delete
 	find . -name __pycache__ -type d -not -path './.venv/*' -prune -exec rm -rf {} +
 
 distclean: clean ## clean, and also delete .venv and compose/kafka/libs

@@ -31,6 +31,24 @@ TEST_PARTITIONS = 3
 BROKER_FOLDERS = ("integration", "chaos")
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Refuse to test extensions built from older sources (setup.py: a `.so` beside a
+    `.py` is imported first, so an edit would not be what runs)."""
+    src = Path(__file__).resolve().parent.parent / "src"
+    stale = [
+        str(source.relative_to(src))
+        for built in src.rglob("*.so")
+        if (source := built.with_name(built.name.split(".", 1)[0] + ".py")).exists()
+        and source.stat().st_mtime > built.stat().st_mtime
+    ]
+    if stale:
+        pytest.exit(
+            f"compiled modules are older than their sources ({', '.join(sorted(stale))}): "
+            "run `make compiled` (or `make uncompiled` to test the plain sources)",
+            returncode=2,
+        )
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     tests_dir = Path(__file__).parent
     for item in items:

@@ -72,6 +72,7 @@ from replayflow.processors import collector, fatal
 from replayflow.processors.cadence import WAITED_HEADER
 from replayflow.processors.fatal import FENCE_AFTER_OUTAGE
 from replayflow.processors.heartbeat import Heartbeat
+from replayflow.processors.step_threads import StepThreads
 from replayflow.processors.stream_sink import KafkaStreamSink, register_stream_steps
 from replayflow.processors.task_commits import COMMIT_TIMEOUT, TaskCommits
 from replayflow.processors.task_offsets import CommitPoint, TaskOffsets
@@ -122,7 +123,7 @@ class Worker:
         self.streams = KafkaStreamSink(settings)
         self.concurrency = concurrency
         self.stats = WorkerStats()
-        self._threads = ThreadPoolExecutor(threads, thread_name_prefix="replayflow-step")
+        self._threads = StepThreads(threads)
         self._stop = threading.Event()
         self._offsets = TaskOffsets()
         self._generation = 0  # of the consumer: callbacks of a replaced one do nothing
@@ -202,7 +203,7 @@ class Worker:
             self._commits.turn(consumer)
         finally:
             self._poller.shutdown(wait=True)  # a poll still running ends within POLL_WAIT
-            self._threads.shutdown(wait=False, cancel_futures=True)
+            self._threads.close()
             self.streams.flush(10)
             self._producer.flush(10)
             self._commits.close()
@@ -334,7 +335,7 @@ class Worker:
         # A step's stream values go on the log before its result: the orchestrator ends
         # an instance's streams only after every value of its completed steps.
         if self.streams.pending():
-            await asyncio.get_running_loop().run_in_executor(self._threads, self.streams.flush)
+            await self._threads.run(self.streams.flush)
 
     async def _execute(self, task: Task) -> CompleteStep | FailStep:
         step = self.registry.step(task.function)
@@ -364,13 +365,12 @@ class Worker:
     async def _attempt(self, step: StepDef, task: Task) -> CompleteStep | FailStep:
         if step.is_async:
             return await run_async(step, task, sink=self.streams)
-        loop = asyncio.get_running_loop()
         # The copied context carries the step's span into the thread.
-        return await loop.run_in_executor(
-            self._threads,
+        outcome: CompleteStep | FailStep = await self._threads.run(
             contextvars.copy_context().run,
             functools.partial(run_sync, step, task, sink=self.streams),
         )
+        return outcome
 
     def _produce(self, number: int) -> None:
         result = self._outbox.get(number)

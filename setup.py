@@ -1,0 +1,69 @@
+"""Builds the fold's decision modules as C extensions with mypyc; the rest of the
+package is pyproject.toml's.
+
+The decisions the orchestrator makes for every command (replayflow/core/decide/ and
+core/decision.py: strictly typed, pure) run about ten per cent faster compiled
+(benchmarks/foldbench.py; docs/performance.md). The same sources run as plain Python
+when they are not compiled: REPLAYFLOW_PURE=1 builds without them, and a machine
+without mypyc (mypy) or a C compiler gets the plain package. A wheel built from this
+checkout (pip wheel ., python -m build) carries them compiled: pyproject.toml's
+build requirements include mypy.
+
+In a checkout, `make compiled` builds the extensions next to their sources (a
+`.so` beside each `.py`, which Python imports first); `make test`, `demo` and `bench`
+do it when a source changed, and the test suite refuses to run on extensions older
+than their sources (tests/conftest.py).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from setuptools import setup
+from setuptools.command.build_ext import build_ext
+
+ROOT = Path(__file__).resolve().parent
+#: The compiled modules, relative to src/. Each must pass mypy --strict.
+COMPILED = sorted(
+    [str(p.relative_to(ROOT / "src")) for p in (ROOT / "src/replayflow/core/decide").glob("*.py")]
+    + ["replayflow/core/decision.py"]
+)
+
+
+def _extensions() -> list[object]:
+    if os.environ.get("REPLAYFLOW_PURE", "").strip() not in ("", "0"):
+        return []
+    try:
+        from mypyc.build import mypycify
+    except ImportError:
+        print("replayflow: mypyc not found, the fold's modules stay plain Python", file=sys.stderr)
+        return []
+    cwd = os.getcwd()
+    os.chdir(ROOT / "src")  # module names follow the paths given, relative to src/
+    try:
+        # The C sources go to build/mypyc, found from the checkout's root too.
+        return list(mypycify(COMPILED, opt_level="3", target_dir=str(ROOT / "build/mypyc")))
+    finally:
+        os.chdir(cwd)
+
+
+class OptionalBuildExt(build_ext):
+    """All or nothing: when an extension fails to build, the ones built are removed and
+    the plain sources run (a compiled module needs the group's shared library, so a
+    part of them would not import). REPLAYFLOW_COMPILE_STRICT=1 (`make compiled`)
+    makes the failure an error instead."""
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except Exception as exc:
+            if os.environ.get("REPLAYFLOW_COMPILE_STRICT", "").strip() not in ("", "0"):
+                raise
+            for built in self.get_outputs():
+                Path(built).unlink(missing_ok=True)
+            print(f"replayflow: compiling failed ({exc}); the plain sources run", file=sys.stderr)
+
+
+setup(ext_modules=_extensions(), cmdclass={"build_ext": OptionalBuildExt})
