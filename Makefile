@@ -71,16 +71,19 @@ $(VENV_STAMP): pyproject.toml
 COMPILED_SOURCES := $(wildcard src/replayflow/core/decide/*.py) src/replayflow/core/decision.py
 COMPILED_STAMP := build/.compiled
 
-compiled: $(COMPILED_STAMP) ## build core/decide and core/decision.py with mypyc (REPLAYFLOW_PURE=1: remove them instead)
+ifneq ($(filter-out 0,$(REPLAYFLOW_PURE)),)
+compiled: uncompiled ## build core/decide and core/decision.py with mypyc (REPLAYFLOW_PURE=1: remove them instead)
+	@echo "compiled: REPLAYFLOW_PURE is set, the plain sources run"
+else
+compiled: $(COMPILED_STAMP)
+endif
 
 $(COMPILED_STAMP): $(VENV_STAMP) $(COMPILED_SOURCES) setup.py
-	@if [ -n "$$REPLAYFLOW_PURE" ] && [ "$$REPLAYFLOW_PURE" != 0 ]; then \
-	  echo "compiled: REPLAYFLOW_PURE is set, the plain sources run"; $(MAKE) -s uncompiled; exit 0; fi; \
-	echo "compiled: building core/decide and core/decision.py with mypyc (about 15 s) ..."; \
-	mkdir -p build; \
-	REPLAYFLOW_COMPILE_STRICT=1 $(BIN)/python setup.py -q build_ext --inplace >build/compile.log 2>&1 \
-	  || { cat build/compile.log; echo "compiled: mypyc failed (build/compile.log)" >&2; exit 1; }; \
-	touch $@
+	@echo "compiled: building core/decide and core/decision.py with mypyc (about 15 s) ..."
+	@mkdir -p build
+	@REPLAYFLOW_COMPILE_STRICT=1 $(BIN)/python setup.py -q build_ext --inplace >build/compile.log 2>&1 \
+	  || { cat build/compile.log; echo "compiled: mypyc failed (build/compile.log)" >&2; exit 1; }
+	@touch $@
 
 uncompiled: ## remove the compiled extensions: the plain Python sources run
 	@find src -name '*.so' -delete
