@@ -83,6 +83,9 @@ $(COMPILED_STAMP): $(VENV_STAMP) $(COMPILED_SOURCES) setup.py
 	@mkdir -p build
 	@REPLAYFLOW_COMPILE_STRICT=1 $(BIN)/python setup.py -q build_ext --inplace >build/compile.log 2>&1 \
 	  || { cat build/compile.log; echo "compiled: mypyc failed (build/compile.log)" >&2; exit 1; }
+	@# An extension whose C did not change is copied with its old time: dated now, as
+	@# the stamp, it is not taken for older than a source touched without a change.
+	@find src -name '*.so' -exec touch {} +
 	@touch $@
 
 uncompiled: ## remove the compiled extensions: the plain Python sources run
