@@ -20,9 +20,6 @@ when a check fails (the goal, or a replay that is not identical).
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -30,8 +27,10 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))
 
 import replayflow as rf  # noqa: E402
+from benchmarks.report import write_report  # noqa: E402
 from replayflow.core.decide import Decider  # noqa: E402
 from replayflow.core.messages import HistoryEvent  # noqa: E402
 from replayflow.core.replay import replay  # noqa: E402
@@ -125,19 +124,8 @@ def main() -> int:
     result = {
         "goal": {"steps": GOAL_STEPS, "max_seconds": GOAL_SECONDS},
         "rows": rows,
-        "ok": not failures,
-        "failures": failures,
-        "machine": {
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-            "load_avg": os.getloadavg(),
-        },
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
-    for failure in failures:
-        print(f"FAIL: {failure}", file=sys.stderr)
+    write_report(args.out, ROOT, result, failures)
     print("bench-replay: " + ("ok" if not failures else "FAILED"))
     return 0 if not failures else 1
 

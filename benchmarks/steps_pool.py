@@ -20,9 +20,6 @@ import argparse
 import asyncio
 import contextvars
 import functools
-import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -33,7 +30,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))
 
+from benchmarks.report import write_report  # noqa: E402
 from replayflow.processors.step_threads import StepThreads  # noqa: E402
 
 THREADS = 32  # the worker's default
@@ -125,19 +124,8 @@ def main() -> int:
         "threads": THREADS,
         "runs": runs,
         "medians": medians,
-        "ok": not failures,
-        "failures": failures,
-        "machine": {
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-            "load_avg": os.getloadavg(),
-        },
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
-    for failure in failures:
-        print(f"FAIL: {failure}", file=sys.stderr)
+    write_report(args.out, ROOT, result, failures)
     return 1 if failures else 0
 
 
