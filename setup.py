@@ -33,8 +33,13 @@ COMPILED = sorted(
 )
 
 
+def _flag(name: str) -> bool:
+    """An environment switch: set, and not 0."""
+    return os.environ.get(name, "").strip() not in ("", "0")
+
+
 def _extensions() -> list[object]:
-    if os.environ.get("REPLAYFLOW_PURE", "").strip() not in ("", "0"):
+    if _flag("REPLAYFLOW_PURE"):
         return []
     try:
         from mypyc.build import mypycify
@@ -47,16 +52,12 @@ def _extensions() -> list[object]:
         # The C sources go to build/mypyc, found from the checkout's root too.
         return list(mypycify(COMPILED, opt_level="3", target_dir=str(ROOT / "build/mypyc")))
     except (Exception, SystemExit) as exc:  # mypy's type check failed (it exits)
-        if _strict():
+        if _flag("REPLAYFLOW_COMPILE_STRICT"):
             raise
         print(f"replayflow: mypyc failed ({exc}); the plain sources run", file=sys.stderr)
         return []
     finally:
         os.chdir(cwd)
-
-
-def _strict() -> bool:
-    return os.environ.get("REPLAYFLOW_COMPILE_STRICT", "").strip() not in ("", "0")
 
 
 class OptionalBuildExt(build_ext):
@@ -69,7 +70,7 @@ class OptionalBuildExt(build_ext):
         try:
             super().run()
         except Exception as exc:
-            if _strict():
+            if _flag("REPLAYFLOW_COMPILE_STRICT"):
                 raise
             for built in self.get_outputs():
                 Path(built).unlink(missing_ok=True)
