@@ -75,6 +75,11 @@ def producer(fakes: list[FakeProducer], **scripts: list[Any]) -> TransactionalPr
     return TransactionalProducer(fake, "txn-1", call_timeout=0.2, grace=0.1)  # type: ignore[arg-type]
 
 
+def on_clock(fake: object, now: list[float], **timing: float) -> TransactionalProducer:
+    """A producer over `fake` whose deadlines are reckoned on the clock `now[0]`."""
+    return TransactionalProducer(fake, "txn-1", clock=lambda: now[0], **timing)  # type: ignore[arg-type]
+
+
 def names(p: TransactionalProducer) -> list[str]:
     return [name for name, _ in p.producer.calls]  # type: ignore[attr-defined]
 
@@ -120,13 +125,7 @@ def test_a_retriable_commit_gives_up_after_its_patience(fakes: list[FakeProducer
     now = [0.0]
     fake = FakeProducer(commit_transaction=[error(retriable=True)] * 10)
     fakes.append(fake)
-    p = TransactionalProducer(
-        fake,  # type: ignore[arg-type]
-        "txn-1",
-        call_timeout=0.2,
-        patience=2.0,
-        clock=lambda: now[0],
-    )
+    p = on_clock(fake, now, call_timeout=0.2, patience=2.0)
 
     def later(timeout: float) -> None:
         now[0] += 1.5
@@ -188,13 +187,7 @@ def test_a_producer_that_kept_failing_is_given_up_without_a_last_flush(
         send_offsets_to_transaction=[error(KafkaError._TRANSPORT, retriable=True)] * 3
     )
     fakes.append(fake)
-    p = TransactionalProducer(
-        fake,  # type: ignore[arg-type]
-        "txn-1",
-        call_timeout=0.2,
-        patience=1.0,
-        clock=lambda: now[0],
-    )
+    p = on_clock(fake, now, call_timeout=0.2, patience=1.0)
 
     def later(offsets: Any, metadata: Any, timeout: float) -> None:
         now[0] += 0.6
@@ -288,14 +281,7 @@ class QueueFull:
 def queue_full_producer(full: int) -> tuple[TransactionalProducer, QueueFull]:
     clock = [0.0]
     fake = QueueFull(full, clock)
-    p = TransactionalProducer(
-        fake,  # type: ignore[arg-type]
-        "txn-1",
-        call_timeout=0.2,
-        grace=0.1,
-        clock=lambda: clock[0],
-    )
-    return p, fake
+    return on_clock(fake, clock, call_timeout=0.2, grace=0.1), fake
 
 
 def test_a_record_goes_straight_to_the_queue_when_it_has_room() -> None:
