@@ -8,8 +8,13 @@ an assigned partition and the consumer's position has not moved for `stall_after
 seconds while the broker answers, `stalled()` says why, and the owner replaces the
 consumer (a new one rejoins and reads from the committed offsets).
 
-The check costs one watermark query per assigned partition, at most every
-`check_every` seconds, and only while nothing arrives.
+The check runs at most every `check_every` seconds, on the owner's loop, so it must
+not hold the loop up: a partition whose position moved since the last check is not
+asked about (it is consuming), and the others are asked about in one request (the end
+offsets of all of them; their start offsets too, only when records seem to wait). It
+used to ask for each partition's watermarks one by one: twelve round trips every ten
+seconds held a worker's and an orchestrator's loop for some 100 ms, and the workflows
+in flight then were a run's slowest percent (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -28,6 +33,9 @@ log = logging.getLogger("replayflow.kafka")
 STALL_AFTER = 30.0
 CHECK_EVERY = 10.0
 QUERY_TIMEOUT = 2.0
+#: The timestamps a ListOffsets request reads as "the end" and "the start" of a
+#: partition (offsets_for_times passes them through).
+LATEST, EARLIEST = -1, -2
 
 
 class ConsumerLiveness:
@@ -93,21 +101,42 @@ class ConsumerLiveness:
                 "committed", QUERY_TIMEOUT + GRACE, self.consumer.committed, unknown, QUERY_TIMEOUT
             ):
                 positions[tp.partition] = tp.offset
-        stuck = {}
+        still = []
         for partition in assigned:
-            low, high = guarded(
-                "get_watermark_offsets",
-                QUERY_TIMEOUT + GRACE,
-                self.consumer.get_watermark_offsets,
-                TopicPartition(self.topic, partition),
-                QUERY_TIMEOUT,
-            )
             at = positions.get(partition, -1)
-            last, since = self._seen.get(partition, (None, now))
-            if at != last or high <= max(at, low):
-                self._seen[partition] = (at, now)  # moved, or nothing waits
+            if self._seen.get(partition, (None, now))[0] != at:
+                self._seen[partition] = (at, now)  # moved (or first seen): it consumes
+            else:
+                still.append(partition)
+        if not still:
+            return {}
+        # A read_committed consumer is told the last stable offset: the end of what it
+        # may read (records of an open transaction do not wait for it yet).
+        ends = self._offsets(still, LATEST)
+        waiting = [p for p in still if p in ends and ends[p] > positions.get(p, -1)]
+        starts = self._offsets(waiting, EARLIEST) if waiting else {}
+        stuck = {}
+        for partition in still:
+            at, high = positions.get(partition, -1), ends.get(partition)
+            if high is None:
+                continue  # its end is unknown this time: judged at the next check
+            since = self._seen[partition][1]
+            if high <= max(at, starts.get(partition, 0)):
+                self._seen[partition] = (at, now)  # nothing waits
                 continue
-            self._seen[partition] = (at, since)
             if now - since >= self.stall_after:
                 stuck[partition] = (at, high, since)
         return stuck
+
+    def _offsets(self, partitions: list[int], which: int) -> dict[int, int]:
+        """{partition: offset} at `which` (LATEST or EARLIEST) in one request; a
+        partition the broker answered with an error is left out."""
+        asked = [TopicPartition(self.topic, p, which) for p in partitions]
+        answered = guarded(
+            "offsets_for_times",
+            QUERY_TIMEOUT + GRACE,
+            self.consumer.offsets_for_times,
+            asked,
+            QUERY_TIMEOUT,
+        )
+        return {tp.partition: tp.offset for tp in answered if tp.error is None and tp.offset >= 0}

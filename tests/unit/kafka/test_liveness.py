@@ -1,4 +1,4 @@
-"""ConsumerLiveness on a fake consumer: positions, committed offsets and watermarks
+"""ConsumerLiveness on a fake consumer: positions, committed offsets and end offsets
 as librdkafka reports them, and a clock the test moves."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from replayflow.kafka.liveness import ConsumerLiveness
+from replayflow.kafka.liveness import EARLIEST, LATEST, ConsumerLiveness
 
 TOPIC = "ns.replayflow.tasks"
 
@@ -18,7 +18,9 @@ class FakeConsumer:
         self.positions = {0: 10, 1: 5}
         self.committed_at = {0: 10, 1: 5}
         self.ends = {0: 10, 1: 5}
+        self.starts = {0: 0, 1: 0}
         self.down = False
+        self.asked: list[tuple[int, list[int]]] = []  # (LATEST/EARLIEST, partitions)
 
     def assignment(self) -> list[TopicPartition]:
         return [TopicPartition(TOPIC, p) for p in self.assigned]
@@ -34,10 +36,16 @@ class FakeConsumer:
             for tp in partitions
         ]
 
-    def get_watermark_offsets(self, tp: TopicPartition, timeout: float) -> tuple[int, int]:
+    def offsets_for_times(
+        self, partitions: list[TopicPartition], timeout: float
+    ) -> list[TopicPartition]:
+        """-1 asks for a partition's end, -2 for its start (ListOffsets)."""
         if self.down:
             raise KafkaException(KafkaError(KafkaError._TRANSPORT, "down"))
-        return 0, self.ends[tp.partition]
+        [which] = {tp.offset for tp in partitions}
+        self.asked.append((which, [tp.partition for tp in partitions]))
+        offsets = self.ends if which == LATEST else self.starts
+        return [TopicPartition(TOPIC, tp.partition, offsets[tp.partition]) for tp in partitions]
 
 
 def watch(consumer: Any) -> tuple[ConsumerLiveness, list[float]]:
@@ -116,3 +124,44 @@ def test_revoked_partitions_are_forgotten() -> None:
     advance(liveness, now, 20)
     consumer.assigned = [0]
     assert advance(liveness, now, 100) == []
+
+
+def test_a_partition_that_keeps_moving_is_not_asked_about() -> None:
+    consumer = FakeConsumer()
+    consumer.assigned = [0, 1, 2]
+    consumer.positions[2] = consumer.committed_at[2] = 0
+    consumer.ends[1] = consumer.ends[2] = 10_000
+    consumer.starts[2] = 0
+    liveness, now = watch(consumer)
+    for _ in range(12):
+        consumer.positions[1] += 1
+        consumer.positions[2] += 1
+        assert advance(liveness, now, 5) == []
+    # Only partition 0 stood still, and it was asked about alone, once per check.
+    assert consumer.asked and all(asked == (LATEST, [0]) for asked in consumer.asked)
+
+
+def test_partitions_that_stand_still_are_asked_about_in_one_request() -> None:
+    consumer = FakeConsumer()
+    consumer.assigned = [0, 1, 2, 3]
+    for p in (2, 3):
+        consumer.positions[p] = consumer.committed_at[p] = consumer.ends[p] = 7
+        consumer.starts[p] = 0
+    liveness, now = watch(consumer)
+    advance(liveness, now, 10)  # the first check sees them, the second asks
+    assert consumer.asked == [(LATEST, [0, 1, 2, 3])]  # nothing waits: no start asked
+
+
+def test_starts_are_asked_only_for_partitions_where_records_seem_to_wait() -> None:
+    consumer = FakeConsumer()
+    consumer.ends[1] = 50
+    liveness, now = watch(consumer)
+    advance(liveness, now, 10)
+    assert consumer.asked == [(LATEST, [0, 1]), (EARLIEST, [1])]
+
+
+def test_records_below_the_start_of_the_log_do_not_wait() -> None:
+    consumer = FakeConsumer()
+    consumer.ends[1] = consumer.starts[1] = 50  # deleted beneath the position: empty
+    liveness, now = watch(consumer)
+    assert advance(liveness, now, 120) == []
