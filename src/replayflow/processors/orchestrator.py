@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import socket
 import threading
 import time
@@ -44,7 +45,7 @@ from replayflow.kafka.transactional import TransactionalProducer, fatal_error, i
 from replayflow.kafka.watchdog import Hung, Pending
 from replayflow.processors import collector, fatal, served
 from replayflow.processors.admission import admission_for
-from replayflow.processors.batch_records import InFlight, produce_batch
+from replayflow.processors.batch_records import InFlight, TaskPlacement, produce_batch
 from replayflow.processors.cadence import Intake, StartBudget, waited_ms
 from replayflow.processors.connection import Connection, Unrecoverable
 from replayflow.processors.fatal import FENCE_AFTER_OUTAGE
@@ -129,6 +130,9 @@ class Orchestrator:
         self._taken = 0.0
         self._budget = StartBudget(high=batch_size)
         self._topic_names = {name: spec.name for name, spec in self.topics.specs.items()}
+        # Where each transaction's tasks go (set on assignment, when the topic's
+        # partitions are known); orchestrators begin their rotations apart.
+        self._tasks = TaskPlacement(1)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -305,7 +309,9 @@ class Orchestrator:
                 begun.wait()
             # 3. produce history, tasks, completions, commands, DLQ and changelog
             # records, and start the commit
-            reached = produce_batch(producer, folders, self._topic_names, self.telemetry)
+            reached = produce_batch(
+                producer, folders, self._topic_names, self.telemetry, self._tasks
+            )
             self._inflight = InFlight(
                 self._commit_transaction(producer),
                 folders,
@@ -429,6 +435,10 @@ class Orchestrator:
             consumer.list_topics(topic, timeout=30).topics[topic].partitions
         )
         self.decider.admission = admission_for(self.settings.admission, self._partition_count)
+        tasks = self.topics.tasks
+        task_partitions = len(consumer.list_topics(tasks, timeout=30).topics[tasks].partitions)
+        if task_partitions != self._tasks.partitions:
+            self._tasks = TaskPlacement(task_partitions, first=random.randrange(task_partitions))
         for tp in partitions:
             if tp.partition in self._folders:
                 continue
