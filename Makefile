@@ -68,18 +68,19 @@ $(VENV_STAMP): pyproject.toml
 
 # The fold's decision modules as C extensions (setup.py): built beside their sources
 # when one of them changed; REPLAYFLOW_PURE=1 removes them and runs the plain sources.
-COMPILED_SOURCES := $(wildcard src/replayflow/core/decide/*.py) src/replayflow/core/decision.py
+COMPILED_SOURCES := $(wildcard src/replayflow/core/decide/*.py) \
+  $(addprefix src/replayflow/core/,decision.py driver.py evolve.py payloads.py state.py)
 COMPILED_STAMP := build/.compiled
 
 ifneq ($(filter-out 0,$(REPLAYFLOW_PURE)),)
-compiled: uncompiled ## build core/decide and core/decision.py with mypyc (REPLAYFLOW_PURE=1: remove them instead)
+compiled: uncompiled ## build the fold's core modules with mypyc (setup.py; REPLAYFLOW_PURE=1: remove them instead)
 	@echo "compiled: REPLAYFLOW_PURE is set, the plain sources run"
 else
 compiled: $(COMPILED_STAMP)
 endif
 
 $(COMPILED_STAMP): $(VENV_STAMP) $(COMPILED_SOURCES) setup.py
-	@echo "compiled: building core/decide and core/decision.py with mypyc (about 15 s) ..."
+	@echo "compiled: building the fold's core modules with mypyc (setup.py; about 20 s) ..."
 	@mkdir -p build
 	@REPLAYFLOW_COMPILE_STRICT=1 $(BIN)/python setup.py -q build_ext --inplace >build/compile.log 2>&1 \
 	  || { cat build/compile.log; echo "compiled: mypyc failed (build/compile.log)" >&2; exit 1; }

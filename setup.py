@@ -2,8 +2,12 @@
 package is pyproject.toml's.
 
 The decisions the orchestrator makes for every command (replayflow/core/decide/ and
-core/decision.py: strictly typed, pure) run about ten per cent faster compiled
-(benchmarks/foldbench.py; docs/performance.md). The same sources run as plain Python
+core/decision.py) and the code they run for each (the replay driver of Python
+workflows, core/driver.py; the state, core/state.py; payload checks, core/payloads.py;
+core/evolve.py), all strictly typed and pure, run a quarter faster compiled
+(benchmarks/foldbench.py; docs/performance.md). core/context.py stays plain: it is the
+workflow author's API, whose wrong arguments get replayflow's own errors, not a
+compiled signature's TypeError. The same sources run as plain Python
 when they are not compiled: REPLAYFLOW_PURE=1 builds without them, and a machine
 without mypyc (mypy) or a C compiler gets the plain package, as does an isolated build
 (pip's default: mypy is no build requirement, and its strict check needs the
@@ -29,7 +33,7 @@ ROOT = Path(__file__).resolve().parent
 #: The compiled modules, relative to src/. Each must pass mypy --strict.
 COMPILED = sorted(
     [str(p.relative_to(ROOT / "src")) for p in (ROOT / "src/replayflow/core/decide").glob("*.py")]
-    + ["replayflow/core/decision.py"]
+    + [f"replayflow/core/{m}.py" for m in ("decision", "driver", "evolve", "payloads", "state")]
 )
 
 

@@ -19,7 +19,9 @@ DECIDE = SRC / "replayflow/core/decide"
 
 def compiled_modules() -> list[str]:
     """The module names setup.py compiles (it names them by path, relative to src/)."""
-    paths = [*DECIDE.glob("*.py"), SRC / "replayflow/core/decision.py"]
+    core = SRC / "replayflow/core"
+    paths = [*DECIDE.glob("*.py")]
+    paths += [core / f"{m}.py" for m in ("decision", "driver", "evolve", "payloads", "state")]
     names = []
     for path in sorted(paths):
         parts = list(path.relative_to(SRC).with_suffix("").parts)
@@ -38,6 +40,7 @@ def built(name: str) -> bool:
 def test_a_module_built_as_an_extension_is_the_one_imported() -> None:
     names = compiled_modules()
     assert "replayflow.core.decide.runner" in names and "replayflow.core.decision" in names
+    assert "replayflow.core.driver" in names
     for name in names:
         module = importlib.import_module(name)
         assert str(module.__file__).endswith(".so") == built(name), name

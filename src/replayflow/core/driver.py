@@ -55,9 +55,14 @@ class Returned:
     value: Any
 
 
+#: BaseException by a name of this module's: compiled (setup.py), a dataclass's field
+#: types are looked up among the module's globals, where builtins are not.
+AnyError = BaseException
+
+
 @dataclass(frozen=True)
 class Raised:
-    error: BaseException  # Cancelled, NonDeterminismError, or whatever the code raised
+    error: AnyError  # Cancelled, NonDeterminismError, or whatever the code raised
 
 
 Outcome = Waiting | Returned | Raised
