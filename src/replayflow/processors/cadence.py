@@ -243,15 +243,18 @@ class Intake:
         the same instance waited, the instance's order would break: so none is.)
 
         Partitions in `busy` (whose previous batch still commits) give nothing. With
-        more than `split_at` commands waiting, a batch takes from half the partitions
+        more than `split_at` ready commands, a batch takes from half the partitions
         that have some, in turn: the other half makes the next batch, folded while
-        this one commits (processors/orchestrator.py)."""
+        this one commits (processors/orchestrator.py). Only ready commands count: the
+        batch folded meanwhile admits no start, so held starts give it nothing to fold,
+        and a queue of them (a burst, or a limited workflow's backlog) split every
+        batch and made the results on the other half wait a commit more."""
         batch: list[Message] = []
         room = self.batch_size
         chosen = [
             (n, p) for n, p in self._partitions.items() if (p.ready or p.held) and n not in busy
         ]
-        if split_at is not None and len(chosen) > 1 and self.waiting() > split_at:
+        if split_at is not None and len(chosen) > 1 and self.ready() > split_at:
             self._turn = (self._turn + 1) % len(chosen)
             chosen = (chosen[self._turn :] + chosen[: self._turn])[: (len(chosen) + 1) // 2]
         partitions = [p for _, p in chosen]

@@ -65,8 +65,8 @@ log = logging.getLogger("replayflow.orchestrator")
 #: Seconds the loop blocks for a command when nothing is queued; due timers fire at
 #: least this often.
 POLL_WAIT = 0.05
-#: Commands waiting above which a batch takes half the partitions, so that the other
-#: half folds while it commits (cadence.Intake.take).
+#: Ready commands (step results) above which a batch takes half the partitions, so
+#: that the other half folds while it commits (cadence.Intake.take).
 SPLIT_AT = 200
 
 

@@ -166,6 +166,20 @@ def test_a_long_queue_is_taken_half_the_partitions_at_a_time() -> None:
     assert len(intake.take(start_budget=0, split_at=20)) == 4
 
 
+def test_held_starts_do_not_split_a_batch() -> None:
+    # A backlog of starts (a limited workflow's, say) is no reason to split: the batch
+    # folded while this one commits admits no start, so the results of every partition
+    # are taken now instead of waiting a commit more.
+    log = Log()
+    intake = Intake(batch_size=1000)
+    for partition in range(4):
+        intake.add([log.start(f"s{partition}-{n}", partition=partition) for n in range(100)])
+        intake.add([log.result(f"r{partition}", partition=partition)])
+    assert intake.waiting() > 20
+    batch = intake.take(start_budget=0, split_at=20)
+    assert sorted(ids(batch)) == [f"r{p}@100" for p in range(4)]
+
+
 def test_waited_reads_the_workers_header() -> None:
     log = Log()
     assert waited_ms(log.result("r", waited=37)) == 37
