@@ -9,8 +9,9 @@ at the pace the engine keeps up with. The loop blocks in the consumer only when
 nothing is queued, and a batch commits as soon as it is folded (a transaction costs a
 few round trips, see docs/performance.md). The commit runs on the producer's helper
 thread: meanwhile the next batch, of the partitions the committing one did not touch,
-folds, and its transaction begins once the commit has returned (a batch of many
-commands takes half the partitions, so that the other half can fold meanwhile).
+folds, and its transaction begins once the commit has returned (while many step
+results wait, a batch takes half the partitions, so that the other half can fold
+meanwhile).
 
 The clients live in processors/connection.py. Every blocking call on them runs under a
 deadline (kafka/watchdog.py). When a call hangs or the producer fails for good, the
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import socket
 import threading
 import time
@@ -44,16 +44,15 @@ from replayflow.kafka.outage import Outage
 from replayflow.kafka.transactional import TransactionalProducer, fatal_error, is_fatal
 from replayflow.kafka.watchdog import Hung, Pending
 from replayflow.processors import collector, fatal, served
-from replayflow.processors.admission import admission_for
-from replayflow.processors.batch_records import InFlight, TaskPlacement, produce_batch
+from replayflow.processors.batch_records import InFlight, produce_batch
 from replayflow.processors.cadence import Intake, StartBudget, waited_ms
 from replayflow.processors.connection import Connection, Unrecoverable
 from replayflow.processors.fatal import FENCE_AFTER_OUTAGE
 from replayflow.processors.fold import PartitionFolder
 from replayflow.processors.fold_input import fold_message
 from replayflow.processors.heartbeat import Heartbeat
+from replayflow.processors.held_partitions import HeldPartitions
 from replayflow.processors.intake import ORIGIN_HEADER
-from replayflow.processors.restore import restored_store
 from replayflow.processors.schedule_declarer import ScheduleDeclarer
 from replayflow.settings import Settings
 from replayflow.topics import Topics
@@ -106,9 +105,7 @@ class Orchestrator:
         self.stats = OrchestratorStats()
         self._clock = clock
         self._last_now = 0
-        self._folders: dict[int, PartitionFolder] = {}
         self._stop = threading.Event()
-        self._partition_count = 1
         self.connection = Connection(
             settings,
             self.instance_id,
@@ -130,9 +127,10 @@ class Orchestrator:
         self._taken = 0.0
         self._budget = StartBudget(high=batch_size)
         self._topic_names = {name: spec.name for name, spec in self.topics.specs.items()}
-        # Where each transaction's tasks go (set on assignment, when the topic's
-        # partitions are known); orchestrators begin their rotations apart.
-        self._tasks = TaskPlacement(1)
+        self._held = HeldPartitions(
+            settings, self.topics, self.data_dir, self.decider, cache_size, self.telemetry
+        )
+        self._folders = self._held.folders  # the same dict, never replaced
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -286,7 +284,7 @@ class Orchestrator:
             waited = waited_ms(message)
             if waited is not None:
                 self._budget.observe(waited)
-            if not fold_message(folder, message, now, self._partition_count):
+            if not fold_message(folder, message, now, self._held.partition_count):
                 self.stats.dead_letters += 1
         self._budget.folded(len(messages), time.process_time() - began)
         for number, folder in self._folders.items():
@@ -310,7 +308,7 @@ class Orchestrator:
             # 3. produce history, tasks, completions, commands, DLQ and changelog
             # records, and start the commit
             reached = produce_batch(
-                producer, folders, self._topic_names, self.telemetry, self._tasks
+                producer, folders, self._topic_names, self.telemetry, self._held.tasks
             )
             self._inflight = InFlight(
                 self._commit_transaction(producer),
@@ -419,54 +417,20 @@ class Orchestrator:
     def _drop_partitions(self) -> None:
         self._inflight = None  # its outcome is read back from the changelog
         self._intake.drop()
-        for partition, folder in self._folders.items():
-            folder.aborted()
-            folder.store.close()
-            self.telemetry.revoked(partition)
-        self._folders.clear()
-        self.decider.forget_all()
+        self._held.drop_all()
         self.stats.assigned = []
 
     # -- rebalancing -----------------------------------------------------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        topic = self.topics.commands
-        self._partition_count = len(
-            consumer.list_topics(topic, timeout=30).topics[topic].partitions
-        )
-        self.decider.admission = admission_for(self.settings.admission, self._partition_count)
-        tasks = self.topics.tasks
-        task_partitions = len(consumer.list_topics(tasks, timeout=30).topics[tasks].partitions)
-        if task_partitions != self._tasks.partitions:
-            self._tasks = TaskPlacement(task_partitions, first=random.randrange(task_partitions))
-        for tp in partitions:
-            if tp.partition in self._folders:
-                continue
-            store, restored = restored_store(
-                self.settings, self.topics.state, self.data_dir / f"p{tp.partition}", tp.partition
-            )
-            self.stats.restored_records += restored
-            folder = PartitionFolder(
-                store, self.decider, self.cache_size, partitions=self._partition_count
-            )
-            folder.observer = self.telemetry.partition(tp.partition, folder.status_counts)
-            self._folders[tp.partition] = folder
-            log.info(
-                "partition %d assigned (%d changelog records restored)", tp.partition, restored
-            )
-        self.stats.assigned = sorted(self._folders)
+        self.stats.restored_records += self._held.assign(consumer, partitions)
+        self.stats.assigned = self._held.numbers()
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self._intake.drop(tp.partition for tp in partitions)
-        for tp in partitions:
-            folder = self._folders.pop(tp.partition, None)
-            self.telemetry.revoked(tp.partition)
-            if folder is not None:
-                folder.aborted()
-                folder.store.close()
-        # Live coroutines may belong to revoked partitions; a miss rebuilds them safely.
-        self.decider.forget_all()
-        self.stats.assigned = sorted(self._folders)
+        numbers = [tp.partition for tp in partitions]
+        self._intake.drop(numbers)
+        self._held.revoke(numbers)
+        self.stats.assigned = self._held.numbers()
 
     def _on_kafka_error(self, error: KafkaError) -> None:
         """Every error of the current clients (processors/connection.py). Another process
