@@ -212,10 +212,14 @@ def report(results: dict[str, Any], checked: list[goals.Goal]) -> None:
         print(f"long instances: {json.dumps(engine['long']['windows'])}")
     if "scale_out" in results:
         so = results["scale_out"]
+        each = {
+            key: ", ".join(f"{r:,.0f}" for r in so[key].get("starts_folded_per_s_each", []))
+            for key in ("fold_one", "fold_two")
+        }
         print(
-            "fold capacity: one orchestrator "
-            f"{so['fold_one']['starts_folded_per_s']:,.0f} starts/s, two "
-            f"{so['fold_two']['starts_folded_per_s']:,.0f} starts/s"
+            "fold capacity (median of the bursts): one orchestrator "
+            f"{so['fold_one']['starts_folded_per_s']:,.0f} starts/s ({each['fold_one']}), two "
+            f"{so['fold_two']['starts_folded_per_s']:,.0f} starts/s ({each['fold_two']})"
         )
     if "admission" in results:
         adm = results["admission"]
