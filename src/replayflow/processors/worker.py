@@ -83,11 +83,6 @@ from replayflow.topics import Topics
 log = logging.getLogger("replayflow.worker")
 
 CONSUMER_SETTINGS = {"session.timeout.ms": 10_000, "max.poll.interval.ms": 300_000}
-#: A step's result is sent the moment it is ready: every instance's next step waits for
-#: it. Results that come together still share a request while earlier ones are in
-#: flight. At 100 workflows/s this took 2 ms off a three-step workflow's p50 against the
-#: 1 ms every other producer waits, and a burst ran as fast (docs/performance.md).
-PRODUCER_SETTINGS = {"linger.ms": 0}
 #: Seconds the polling thread waits for a task (a task that arrives meanwhile wakes it
 #: at once) before the loop takes its turn: with nothing to do (POLL_WAIT), while steps
 #: run (STEP_WAIT, in ACK_WAIT slices, ended early by a step's end), while results wait
@@ -150,9 +145,7 @@ class Worker:
 
     async def run_async(self) -> None:
         consumer, liveness = self._new_consumer()
-        self._producer = clients.producer(
-            self.settings, error_cb=self._on_kafka_error, **PRODUCER_SETTINGS
-        )
+        self._producer = clients.producer(self.settings, error_cb=self._on_kafka_error)
         slots = asyncio.Semaphore(self.concurrency)
         running: set[asyncio.Task[None]] = set()
         idle = collector.IdleCollector()
@@ -291,7 +284,7 @@ class Worker:
             self.stats.producers_replaced += 1
             outbox.producer_failed = None
             self._producer = clients.producer(  # the old one is dropped
-                self.settings, error_cb=self._on_kafka_error, **PRODUCER_SETTINGS
+                self.settings, error_cb=self._on_kafka_error
             )
             again = outbox.take_all()
         else:
