@@ -103,8 +103,8 @@ def main() -> None:
         # A broker fresh from its start spends its first minutes compiling (its JIT took
         # most of a core), and whatever runs then is measured on a slow broker: the
         # relay's p50 at 100 chains/s was 36-43 ms then, about 20 ms on a warm broker,
-        # and the engine measured right after a shorter warm-up lost 10-20 % of its
-        # first burst. So the relay's whole section runs first, unmeasured, and again
+        # and the engine's first burst after a shorter warm-up, or none, ran 10-30 %
+        # slower. So the relay's whole section runs first, unmeasured, and again
         # after the engine's sections, measured: every figure meets a warm broker.
         say("broker warm-up: the relay's section, not kept ...")
         sections.relay_throughput(base, args.relay_records, args.partitions)
