@@ -18,6 +18,7 @@ from pathlib import Path
 from confluent_kafka import Consumer, TopicPartition
 
 from replayflow.core.decide import Decider
+from replayflow.kafka.config import METADATA_TIMEOUT
 from replayflow.processors.admission import admission_for
 from replayflow.processors.batch_records import TaskPlacement
 from replayflow.processors.fold import PartitionFolder
@@ -27,9 +28,6 @@ from replayflow.telemetry.orchestrator import OrchestratorTelemetry
 from replayflow.topics import Topics
 
 log = logging.getLogger("replayflow.orchestrator")
-
-#: Seconds to wait for a topic's metadata on assignment.
-METADATA_TIMEOUT = 30
 
 
 class HeldPartitions:
