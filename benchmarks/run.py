@@ -12,6 +12,9 @@ the latency breakdown); this process is the client (benchmarks/driver.py). Secti
   partitions  the fixed rates again on topics of fewer partitions (--few-partitions):
               a transaction's cost grows with the partitions it writes (four topics
               per partition of its batch), so this shows what the count costs
+  verification  the fixed rates again on a broker that checks each transactional write
+              with the transaction coordinator (Kafka's default; the broker here runs
+              without: benchmarks/broker_settings.py says why both are measured)
   relay       the bare relay: records/s and CPU per record; and the three-step
               workflow's path with no engine (relay + echo): burst and fixed rates
               (measured after the engine's sections; a warm-up before them all runs
@@ -42,10 +45,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks import breakdown, goals, scaleout, sections  # noqa: E402
+from benchmarks import breakdown, broker_settings, goals, scaleout, sections  # noqa: E402
 from replayflow.settings import Settings  # noqa: E402
 
-SECTIONS = ("fold", "relay", "engine", "partitions", "scale_out", "admission")
+SECTIONS = ("fold", "relay", "engine", "partitions", "verification", "scale_out", "admission")
 KAFKA_SECTIONS = set(SECTIONS) - {"fold"}
 
 
@@ -106,6 +109,7 @@ def main() -> None:
         # and the engine's first burst after a shorter warm-up, or none, ran 10-30 %
         # slower. So the relay's whole section runs first, unmeasured, and again
         # after the engine's sections, measured: every figure meets a warm broker.
+        results["broker_verifies_transactional_writes"] = broker_settings.verification(base)
         say("broker warm-up: the relay's section, not kept ...")
         sections.relay_throughput(base, args.relay_records, args.partitions)
         sections.relay_workflows(base, args.partitions, args.n, args.rates)
@@ -124,6 +128,15 @@ def main() -> None:
         results["few_partitions"] = sections.engine_runs(
             base, args.few_partitions, 0, args.rates, 0, 0
         )
+    if "verification" in only:
+        say(
+            "engine on a broker that verifies transactional writes "
+            f"({broker_settings.VERIFICATION}=true): the fixed rates ..."
+        )
+        with broker_settings.verification_set(base, True):
+            results["verification_on"] = sections.engine_runs(
+                base, args.partitions, 0, args.rates, 0, 0
+            )
     if "relay" in only:
         say(f"relay: {args.relay_records:,} records through a bare transactional relay ...")
         results["relay"] = {
@@ -206,6 +219,11 @@ def report(results: dict[str, Any], checked: list[goals.Goal]) -> None:
             for k, v in results.get("few_partitions", {}).items()
             if k.startswith("rate_")
         ]
+        + [
+            (f"engine, broker verifying transactional writes, {k}", v)
+            for k, v in results.get("verification_on", {}).items()
+            if k.startswith("rate_")
+        ]
         + [("two orchestrators burst", results.get("scale_out", {}).get("burst_two"))]
     ):
         if figures:
@@ -214,7 +232,11 @@ def report(results: dict[str, Any], checked: list[goals.Goal]) -> None:
         f"{k} on {results.get('partitions_few')} partitions": v
         for k, v in results.get("few_partitions", {}).items()
     }
-    for key, figures in {**engine, **few}.items():
+    verifying = {
+        f"{k}, broker verifying transactional writes": v
+        for k, v in results.get("verification_on", {}).items()
+    }
+    for key, figures in {**engine, **few, **verifying}.items():
         if isinstance(figures, dict) and "breakdown_ms" in figures:
             print(f"latency breakdown, engine {key}:")
             for line in breakdown.table(figures["breakdown_ms"]):
