@@ -6,10 +6,10 @@ before a leader appends a transactional batch it asks the coordinator whether th
 partition belongs to the producer's open transaction, so that a write arriving after
 its transaction ended cannot open a transaction nobody will finish. librdkafka has no
 client side of KIP-890, so for its producers that check is one more request between
-brokers inside every produce. compose/kafka/server.properties turns it off (its
-comment gives the trade-off); the benchmark measures the fixed rates both ways. The
-setting is dynamic, so the bench switches it on the running broker(s) and puts back
-what was there.
+brokers inside every produce. compose/kafka/server.properties keeps Kafka's default (its
+comment gives the trade-off); the benchmark measures the fixed rates both ways, so an
+operator sees what turning it off would buy. The setting is dynamic, so the bench
+switches it on the running broker(s) and puts back what was there.
 """
 
 from __future__ import annotations
