@@ -18,7 +18,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    ResourceType,
+)
 
 from replayflow.kafka import clients
 from replayflow.settings import Settings
@@ -29,20 +35,20 @@ _DYNAMIC_BROKER = 2
 _TIMEOUT = 30.0
 
 
-def _brokers(admin: object, settings: Settings) -> list[str]:
+def _brokers(admin: AdminClient, settings: Settings) -> list[str]:
     metadata = clients.cluster_metadata(admin, settings)
     return sorted(str(broker_id) for broker_id in metadata.brokers)
 
 
-def _describe(admin: object, broker: str) -> tuple[bool, bool]:
+def _describe(admin: AdminClient, broker: str) -> tuple[bool, bool]:
     """(verification on, whether that value is a run-time override on this broker)."""
     resource = ConfigResource(ResourceType.BROKER, broker)
-    entries = admin.describe_configs([resource])[resource].result(_TIMEOUT)  # type: ignore[attr-defined]
+    entries = admin.describe_configs([resource])[resource].result(_TIMEOUT)
     entry = entries[VERIFICATION]
     return entry.value == "true", int(entry.source) == _DYNAMIC_BROKER
 
 
-def _alter(admin: object, broker: str, value: str | None) -> None:
+def _alter(admin: AdminClient, broker: str, value: str | None) -> None:
     """Set the override on one broker, or drop it (value None: back to server.properties)."""
     resource = ConfigResource(ResourceType.BROKER, broker)
     if value is None:
@@ -50,11 +56,11 @@ def _alter(admin: object, broker: str, value: str | None) -> None:
     else:
         entry = ConfigEntry(VERIFICATION, value, incremental_operation=AlterConfigOpType.SET)
     resource.add_incremental_config(entry)
-    for future in admin.incremental_alter_configs([resource]).values():  # type: ignore[attr-defined]
+    for future in admin.incremental_alter_configs([resource]).values():
         future.result(_TIMEOUT)
 
 
-def _until(admin: object, settings: Settings, wanted: dict[str, bool]) -> None:
+def _until(admin: AdminClient, settings: Settings, wanted: dict[str, bool]) -> None:
     """A broker applies a dynamic change a moment after acknowledging it: wait until
     each reports the wanted value, so no measured produce meets the old one."""
     give_up = time.monotonic() + _TIMEOUT
