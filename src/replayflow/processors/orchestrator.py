@@ -221,7 +221,8 @@ class Orchestrator:
             # Raised by a rebalance callback (a restore that failed) or the consumer.
             self._recover(f"the consumer failed: {type(exc).__name__}: {exc}")
             return None
-        return intake.take(self._budget.per_batch(self._now(), intake.ready()), split_at=SPLIT_AT)
+        budget = self._budget.per_batch(self._now(), intake.ready(), intake.held)
+        return intake.take(budget, split_at=SPLIT_AT)
 
     def _file(self, messages: list[Message]) -> bool:
         """Hand consumed records to the intake; False when a fatal consumer error made

@@ -206,6 +206,34 @@ def test_start_budget_fills_batches_and_halves_on_queued_results() -> None:
     assert budget.per_batch(10_200, ready=0) > 125
 
 
+def test_a_backlog_after_idle_begins_small_and_doubles_each_batch() -> None:
+    budget = StartBudget(batch_ms=50.0)
+    budget.folded(100, 0.02)  # a full batch admits 250 starts
+    # A few held starts are no backlog: all of them may go.
+    assert budget.per_batch(0, ready=0, held=5) == 250
+    sizes = [budget.per_batch(5_000 + 10 * i, ready=0, held=20_000) for i in range(8)]
+    assert sizes == [8, 8, 15, 31, 62, 125, 250, 250]
+    # The backlog goes on: no new slow start while it lasts.
+    assert budget.per_batch(5_900, ready=0, held=10_000) == 250
+    # A backlog after more than a second without one starts small again.
+    assert budget.per_batch(7_000, ready=0, held=20_000) == 8
+
+
+def test_a_cut_ends_the_doubling() -> None:
+    budget = StartBudget(batch_ms=50.0)
+    budget.folded(100, 0.02)
+    budget.observe(10)  # the lowest typical wait seen: 10 ms
+    for i in range(5):
+        budget.per_batch(5_000 + 10 * i, ready=0, held=20_000)  # share 1/4: 62
+    for _ in range(10):
+        budget.observe(2000)  # tasks waited 2 s for a worker
+    assert budget.per_batch(5_050, ready=0, held=20_000) == 31
+    # From here the share grows by an eighth a batch, no longer doubles.
+    budget.observe(10)
+    assert budget.per_batch(5_060, ready=0, held=20_000) == 62
+    assert budget.per_batch(5_070, ready=0, held=20_000) == 62
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     st.lists(
