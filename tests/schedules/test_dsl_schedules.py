@@ -5,6 +5,7 @@ on replayflow.workflows, as `replayflow orchestrator` composes them); the pure p
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -78,27 +79,41 @@ def test_a_document_schedule_runs_in_the_environment() -> None:
     ]
 
 
+def deployed(engine: KafkaEngine, text: str, version: str | None) -> None:
+    """Deploy `text` and wait until its schedule is declared: at `version`, or gone
+    for None. The orchestrator declares it only once its watcher has read the document
+    back, so a quiet spell of the orchestrators alone may end before that (and the
+    clock would then move on without the schedule)."""
+    assert engine.documents is not None
+    deploy(engine.documents, text)
+    deadline = time.monotonic() + 60
+    while True:
+        engine.settle()
+        found = engine.schedules.describe("tick")
+        current = None if found is None else found.action.version
+        if current == version:
+            return
+        assert time.monotonic() < deadline, f"the schedule is at {current}, not {version}"
+        time.sleep(0.1)
+
+
 @pytest.mark.kafka
 def test_deployed_versions_create_replace_and_delete_the_schedule(
     kafka_bootstrap: str, namespace: str, tmp_path: Path
 ) -> None:
     engine = KafkaEngine(kafka_bootstrap, namespace, tmp_path, T0, documents=True)
     try:
-        assert engine.documents is not None
-        deploy(engine.documents, doc("1.0.0", EVERY_HOUR))
-        engine.settle()
+        deployed(engine, doc("1.0.0", EVERY_HOUR), "1.0.0")
         engine.advance("2h")
         assert engine.instances("tick") == ["tick-20260101T010000Z", "tick-20260101T020000Z"]
 
-        deploy(engine.documents, doc("2.0.0", AT_HALF_PAST))
-        engine.settle()
+        deployed(engine, doc("2.0.0", AT_HALF_PAST), "2.0.0")
         engine.advance("1h")  # 02:30 under v2; 03:00 is no slot any more
         assert engine.instances("tick")[-1] == "tick-20260101T023000Z"
         assert len(engine.instances("tick")) == 3
         assert engine.schedules.describe("tick").action.version == "2.0.0"
 
-        deploy(engine.documents, doc("3.0.0"))
-        engine.settle()
+        deployed(engine, doc("3.0.0"), None)
         engine.advance("2h")
         assert len(engine.instances("tick")) == 3
         facts = engine.facts("tick")
