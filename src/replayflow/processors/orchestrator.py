@@ -40,6 +40,7 @@ from replayflow.core.definitions import Registry
 from replayflow.core.errors import ReplayflowError
 from replayflow.core.schedule_messages import CreateSchedule, DeleteSchedule
 from replayflow.kafka.config import group_name
+from replayflow.kafka.open_transactions import HangingWatch
 from replayflow.kafka.outage import Outage
 from replayflow.kafka.transactional import TransactionalProducer, fatal_error, is_fatal
 from replayflow.kafka.watchdog import Hung, Pending
@@ -116,6 +117,14 @@ class Orchestrator:
             on_error=self._on_kafka_error,
         )
         self._declarer = ScheduleDeclarer(settings)
+        # Transactions no producer will end, on the topics this process writes and its
+        # group's offsets: logged with the command that ends them (a thread of its own).
+        t = self.topics
+        self.hanging = HangingWatch(
+            settings.bootstrap,
+            [t.commands, t.history, t.state, t.completions, t.tasks],
+            [group_name(settings, "orchestrator")],
+        )
         self.telemetry = telemetry.for_orchestrator(group_name(settings, "orchestrator"))
         self._outage = Outage(settings.bootstrap, f"orchestrator {self.instance_id}", log)
         self._heartbeat = Heartbeat(f"orchestrator {self.instance_id}")
@@ -149,6 +158,7 @@ class Orchestrator:
         try:
             if not self.connection.open():
                 return
+            self.hanging.start()
             assert self.connection.producer is not None
             # Say what this process runs, so callers can refuse unknown starts at once.
             self._served.publish(self.connection.producer.producer, self._now())
@@ -240,6 +250,7 @@ class Orchestrator:
         return True
 
     def _close(self) -> None:
+        self.hanging.stop()
         if self._inflight is not None and self.connection.producer is not None:
             self._finish_inflight()
         self._drop_partitions()
