@@ -136,7 +136,7 @@ def stable_and_end(
     asked = [TopicPartition(t, p) for t, p in partitions]
     if not asked:
         return {}
-    latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]  # (the same)
+    latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]  # untyped there too
     found: dict[IsolationLevel, dict[Key, int]] = {}
     for level in (IsolationLevel.READ_COMMITTED, IsolationLevel.READ_UNCOMMITTED):
         futures = admin.list_offsets(
