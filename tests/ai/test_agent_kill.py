@@ -4,6 +4,7 @@ without calling the model again for the answer it already recorded."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from replayflow.client import Client
 from replayflow.core.definitions import Registry
 from replayflow.core.messages import StepCompleted
+from replayflow.processors.task_commits import COMMIT_EVERY
 from replayflow.settings import Settings
 from tests.ai import killable
 from tests.chaos.worker_kills import orchestrated
@@ -43,6 +45,9 @@ def test_a_killed_worker_does_not_make_the_agent_call_the_model_again(
         )
         wait_until(lambda: lines(tool_runs) == 1, 90, "the tool to start in worker 1")
         assert lines(model_calls) == 1
+        # The model call's task is committed at most COMMIT_EVERY after its result: a
+        # kill sooner may run that step again (steps are at least once), not later.
+        time.sleep(COMMIT_EVERY + 0.5)
         workers.started[0].kill()  # SIGKILL: the tool's attempt never reports
         gate.touch()
         workers.start("worker-2")

@@ -1,8 +1,8 @@
 """A worker killed -9 hands over exactly what it had not finished: a step whose result
-reached the log does not run again in the next worker, even when it finished after a
-task of its partition that was still running (its offset is then above the commit
-point, and travels in the commit's metadata); the step that was running does run again
-(steps are at least once)."""
+reached the log (and whose commit was due, at most COMMIT_EVERY later) does not run
+again in the next worker, even when it finished after a task of its partition that was
+still running (its offset is then above the commit point, and travels in the commit's
+metadata); the step that was running does run again (steps are at least once)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any
 from replayflow.client import Client
 from replayflow.core.definitions import Registry
 from replayflow.kafka.partition import murmur2_partition
+from replayflow.processors.task_commits import COMMIT_EVERY
 from replayflow.settings import Settings
 from tests.chaos.worker_kills import orchestrated
 from tests.chaos.workloads import wait_until
@@ -58,6 +59,9 @@ def test_a_step_finished_above_a_running_one_does_not_run_again_after_a_kill(
         # Its task is below the quick one's on the same partition, and still runs.
         quick = client.start(gated_steps.quick_flow, id=quick_id)
         assert quick.result(timeout=60) == "quick done"
+        # The worker commits at most every COMMIT_EVERY: a kill sooner after a result
+        # may run its step again (at least once); one after that must not.
+        time.sleep(COMMIT_EVERY + 0.5)
         workers.started[0].kill()
         gate.touch()
         workers.start("worker-2")

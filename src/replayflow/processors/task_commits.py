@@ -2,9 +2,9 @@
 
 The decision (`due`): each partition whose commit point (processors/task_offsets.py)
 moved since the last commit. Points move when results are acknowledged, so a task is
-committed in the turn its result reached the log, not on a timer: a worker killed after
-that does not run the step again (what is left is the commit's own round trip). A turn
-that had no acknowledgement commits nothing.
+committed in the turn its result reached the log, or, when the worker committed less
+than COMMIT_EVERY before, as soon as that much time has passed: a worker killed after
+that does not run the step again. A turn that had no acknowledgement commits nothing.
 
 The commit runs under a deadline (kafka/watchdog.py). A commit that hung is left to
 return on its own while the consumer goes on; one that has not returned after
@@ -34,12 +34,24 @@ COMMIT_TIMEOUT = 5.0  # seconds librdkafka gets for an offset commit
 # replaced: a new consumer would not reach the broker sooner, and the same consumer
 # usually recovers by itself once the broker answers.
 COMMIT_HUNG_LIMIT = 60.0
+#: Least time (s) between two offset commits. Each commit is a request the broker's group
+#: coordinator writes to __consumer_offsets, and the worker waits for its answer. At a
+#: hundred three-step workflows a second the worker committed in nearly every turn, a
+#: couple of hundred commits a second: the broker's time and the worker's stalled
+#: turns showed in every hop (docs/performance.md, "The worker's poll and its
+#: commits"). A commit due sooner waits for the next turn past this; an idle worker
+#: still commits its first result at once. What it costs: a worker killed within this
+#: time after a result reached the log may run that step again (steps are at least
+#: once; the fold keeps the first result).
+COMMIT_EVERY = 0.05
 
 
 class TaskCommits:
-    def __init__(self, topic: str, offsets: TaskOffsets) -> None:
+    def __init__(self, topic: str, offsets: TaskOffsets, every: float = COMMIT_EVERY) -> None:
         self.topic = topic
         self.offsets = offsets
+        self.every = every
+        self._sent_at = float("-inf")  # time.monotonic() of the last commit sent
         self.committed: dict[int, CommitPoint] = {}  # sent, and not known to have failed
         self._guard = Guard("worker offset commits")
         self._hung: tuple[Guard, float] | None = None  # its guard, and since when
@@ -55,8 +67,21 @@ class TaskCommits:
     def position(self, partition: int, point: CommitPoint) -> TopicPartition:
         return TopicPartition(self.topic, partition, point.offset, metadata=point.metadata)
 
-    def turn(self, consumer: Consumer) -> str | None:
-        """Commit what is due. Returns why the consumer must be replaced, or None."""
+    def deferred(self, now: float) -> float | None:
+        """Seconds until what is due may be committed, while the last commit is more
+        recent than `every`; None when nothing waits (the worker's poll need not end
+        early for a commit)."""
+        left = self._sent_at + self.every - now
+        if left <= 0 or not self.due():
+            return None
+        return left
+
+    def turn(
+        self, consumer: Consumer, now: float | None = None, *, at_once: bool = False
+    ) -> str | None:
+        """Commit what is due, unless the last commit is more recent than `every` (then
+        a later turn commits it) or `at_once`. Returns why the consumer must be
+        replaced, or None."""
         offsets = self.due()
         if not offsets:
             return None
@@ -68,6 +93,10 @@ class TaskCommits:
                     return f"an offset commit has not returned for {waited:.0f} s"
                 return None  # the consumer goes on; commit again once that one returns
             self._hung = None
+        now = time.monotonic() if now is None else now
+        if not at_once and now - self._sent_at < self.every:
+            return None
+        self._sent_at = now
         try:
             self._guard.run(
                 "offset commit", COMMIT_TIMEOUT + GRACE, _commit_sync, consumer, offsets

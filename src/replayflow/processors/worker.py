@@ -160,6 +160,7 @@ class Worker:
                         idle.idle()
                 else:
                     timeout = ACK_WAIT if self._outbox.unacknowledged() else POLL_WAIT
+                    timeout = self._until_commit(timeout)
                     await asyncio.wait(running, timeout=timeout, return_when="FIRST_COMPLETED")
                     messages = []
                 replace_consumer = self._fences.take()
@@ -200,7 +201,7 @@ class Worker:
             self._deliver()
             self._producer.flush(10)
             self._deliver()
-            self._commits.turn(consumer)
+            self._commits.turn(consumer, at_once=True)
         finally:
             self._poller.shutdown(wait=True)  # a poll still running ends within POLL_WAIT
             self._threads.close()
@@ -221,12 +222,19 @@ class Worker:
             wait = ACK_WAIT
         elif stepping:
             wait = STEP_WAIT
+        wait = self._until_commit(wait)
         loop = asyncio.get_running_loop()
         self._step_ended.clear()
         first = await loop.run_in_executor(self._poller, self._poll, consumer, wait)
         if first is None:
             return []
         return [first, *consumer.consume(n - 1, timeout=0)] if n > 1 else [first]
+
+    def _until_commit(self, wait: float) -> float:
+        """`wait`, cut short so that the turn after it sends a commit that waits for
+        COMMIT_EVERY (processors/task_commits.py)."""
+        deferred = self._commits.deferred(time.monotonic())
+        return wait if deferred is None else min(wait, max(deferred, ACK_WAIT))
 
     def _poll(self, consumer: Consumer, wait: float) -> Message | None:
         """On the polling thread: the first task within `wait`; one poll when no step
