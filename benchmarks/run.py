@@ -72,6 +72,13 @@ def main() -> None:
         "find the broker compiling and the processes' caches cold)",
     )
     parser.add_argument("--rates", type=_rates, default=_rates("100x20,500x10"))
+    parser.add_argument(
+        "--rate-runs",
+        type=int,
+        default=2,
+        help="runs of each fixed rate in the engine section, one after another; the "
+        "goals check the last (the first one after the bursts finds the broker cooler)",
+    )
     parser.add_argument("--partitions", type=int, default=12)
     parser.add_argument("--few-partitions", type=int, default=4)
     parser.add_argument("--relay-records", type=int, default=100_000)
@@ -122,6 +129,7 @@ def main() -> None:
             args.long_instances,
             args.long_steps,
             bursts=args.bursts,
+            rate_runs=args.rate_runs,
         )
     if "partitions" in only:
         say(f"engine on {args.few_partitions} partitions: the fixed rates ...")
@@ -243,6 +251,9 @@ def report(results: dict[str, Any], checked: list[goals.Goal]) -> None:
                 print(line)
     for i, run in enumerate(engine.get("burst_runs", []), 1):
         print(f"burst {i} of {len(engine['burst_runs'])}: {json.dumps(run)}")
+    for key, runs in engine.get("fixed_rate_runs", {}).items():
+        for i, run in enumerate(runs, 1):
+            print(f"{key} run {i} of {len(runs)}: {json.dumps(run)}")
     if "long" in engine:
         print(f"long instances: {json.dumps(engine['long']['windows'])}")
     if "scale_out" in results:
