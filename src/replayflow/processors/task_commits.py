@@ -36,8 +36,8 @@ COMMIT_TIMEOUT = 5.0  # seconds librdkafka gets for an offset commit
 COMMIT_HUNG_LIMIT = 60.0
 #: Least time (s) between two offset commits. Each commit is a request the broker's group
 #: coordinator writes to __consumer_offsets, and the worker waits for its answer. At a
-#: hundred three-step workflows a second the worker committed in nearly every turn, a
-#: couple of hundred commits a second: the broker's time and the worker's stalled
+#: hundred three-step workflows a second the worker committed in nearly every turn
+#: (about a hundred commits a second): the broker's time and the worker's stalled
 #: turns showed in every hop (docs/performance.md, "The worker's poll and its
 #: commits"). A commit due sooner waits for the next turn past this; an idle worker
 #: still commits its first result at once. What it costs: a worker killed within this
