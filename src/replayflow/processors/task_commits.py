@@ -4,7 +4,9 @@ The decision (`due`): each partition whose commit point (processors/task_offsets
 moved since the last commit. Points move when results are acknowledged, so a task is
 committed in the turn its result reached the log, or, when the worker committed less
 than COMMIT_EVERY before, as soon as that much time has passed: a worker killed after
-that does not run the step again. A turn that had no acknowledgement commits nothing.
+that does not run the step again. Otherwise a point moves only when a partition's
+first task is read while the group has nothing committed there: the point is then the
+position before that task, committed like any other.
 
 The commit runs under a deadline (kafka/watchdog.py). A commit that hung is left to
 return on its own while the consumer goes on; one that has not returned after

@@ -11,7 +11,7 @@ import pytest
 from confluent_kafka import TopicPartition
 
 from replayflow.processors.task_commits import TaskCommits
-from replayflow.processors.task_offsets import TaskOffsets
+from replayflow.processors.task_offsets import CommitPoint, TaskOffsets
 
 
 class RecordingConsumer:
@@ -97,3 +97,19 @@ def test_every_zero_commits_in_every_turn_that_has_a_result(offsets: TaskOffsets
     finally:
         commits.close()
     assert consumer.commits == [[(0, 1)], [(0, 2)], [(0, 3)]]
+
+
+def test_a_first_task_where_nothing_was_committed_commits_the_position_before_it(
+    offsets: TaskOffsets, commits: TaskCommits
+) -> None:
+    consumer = RecordingConsumer()
+    offsets.restore(4, -1001, None)  # assigned with no committed offset
+    commits.committed[4] = CommitPoint(-1001, "")
+    turn(commits, consumer, 100.0)
+    assert consumer.commits == []
+    assert offsets.begin(4, 5)  # read, still running: no result yet
+    turn(commits, consumer, 100.0)
+    assert consumer.commits == [[(4, 5)]]
+    offsets.begin(4, 6)
+    turn(commits, consumer, 100.1)
+    assert len(consumer.commits) == 1  # the point stays below the running task
