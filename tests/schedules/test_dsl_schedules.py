@@ -5,7 +5,6 @@ on replayflow.workflows, as `replayflow orchestrator` composes them); the pure p
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from replayflow.core.schedule_messages import (
 from replayflow.dsl.documents import deploy, record_of, workflow_from_text
 from replayflow.dsl.schedule import declarations
 from replayflow.testing import Environment
+from tests.chaos.workloads import wait_until
 from tests.schedules.engines import KafkaEngine
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -86,15 +86,13 @@ def deployed(engine: KafkaEngine, text: str, version: str | None) -> None:
     clock would then move on without the schedule)."""
     assert engine.documents is not None
     deploy(engine.documents, text)
-    deadline = time.monotonic() + 60
-    while True:
+
+    def declared() -> bool:
         engine.settle()
         found = engine.schedules.describe("tick")
-        current = None if found is None else found.action.version
-        if current == version:
-            return
-        assert time.monotonic() < deadline, f"the schedule is at {current}, not {version}"
-        time.sleep(0.1)
+        return (None if found is None else found.action.version) == version
+
+    wait_until(declared, 60, f"the schedule at version {version}", interval=0.1)
 
 
 @pytest.mark.kafka
