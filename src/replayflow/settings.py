@@ -10,6 +10,7 @@
 | REPLAYFLOW_HISTORY_RETENTION_MS   | history_retention_ms | as topics.yaml   |
 | REPLAYFLOW_CONNECT_TIMEOUT        | connect_timeout      | 5 (seconds)      |
 | REPLAYFLOW_ADMISSION              | admission            | sharded          |
+| REPLAYFLOW_TASK_COMMIT_MS         | task_commit_ms       | 50               |
 
 A namespace gives an isolated set of topics on a shared cluster (tests use one per
 test): topic `replayflow.commands` becomes `<namespace>.replayflow.commands`.
@@ -33,6 +34,7 @@ DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 _NAMESPACE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
 MAX_NAMESPACE_LENGTH = 100
 ADMISSION_MODES = ("sharded", "global")
+DEFAULT_TASK_COMMIT_MS = 50
 
 
 class SettingsError(ReplayflowError, ValueError):
@@ -61,6 +63,12 @@ class Settings:
     # deployment must use the same; change it only while no limited instance runs or
     # waits.
     admission: str = "sharded"
+    # Least time between two commits of a worker's task offsets (processors/
+    # task_commits.py). Each commit is a write to __consumer_offsets that the worker
+    # waits for; a step whose result reached the log less than this before the worker
+    # died runs again. 0 commits in every turn that has a result; at most a minute (a
+    # longer interval only makes a crashed worker's successor repeat more steps).
+    task_commit_ms: int = DEFAULT_TASK_COMMIT_MS
 
     def __post_init__(self) -> None:
         if not self.bootstrap.strip():
@@ -98,6 +106,13 @@ class Settings:
                 f"REPLAYFLOW_CONNECT_TIMEOUT must be a positive number of seconds, "
                 f"not {self.connect_timeout}"
             )
+        if isinstance(self.task_commit_ms, bool) or not (
+            isinstance(self.task_commit_ms, int) and 0 <= self.task_commit_ms <= 60_000
+        ):
+            raise SettingsError(
+                "REPLAYFLOW_TASK_COMMIT_MS must be a whole number of milliseconds from 0 to "
+                f"60000, not {self.task_commit_ms!r}"
+            )
         if not isinstance(self.data_dir, Path):
             object.__setattr__(self, "data_dir", Path(self.data_dir))
 
@@ -116,6 +131,9 @@ class Settings:
         admission = env.get("REPLAYFLOW_ADMISSION", "").strip()
         if admission:
             values["admission"] = admission
+        task_commit_ms = _int(env, "REPLAYFLOW_TASK_COMMIT_MS")
+        if task_commit_ms is not None:
+            values["task_commit_ms"] = task_commit_ms
         connect_timeout = _float(env, "REPLAYFLOW_CONNECT_TIMEOUT")
         if connect_timeout is not None:
             values["connect_timeout"] = connect_timeout

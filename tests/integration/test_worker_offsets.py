@@ -2,7 +2,8 @@
 reached the log (and whose commit was due, at most COMMIT_EVERY later) does not run
 again in the next worker, even when it finished after a task of its partition that was
 still running (its offset is then above the commit point, and travels in the commit's
-metadata); the step that was running does run again (steps are at least once)."""
+metadata); the step that was running does run again (steps are at least once). The
+interval between commits is the worker's REPLAYFLOW_TASK_COMMIT_MS."""
 
 from __future__ import annotations
 
@@ -71,3 +72,36 @@ def test_a_step_finished_above_a_running_one_does_not_run_again_after_a_kill(
 
     assert runs(ran, "slow") == 2  # it was running at the kill: it ran again
     assert runs(ran, "quick") == 1  # its result was on the log: it did not
+
+
+def test_a_result_within_the_commit_interval_runs_again_after_a_kill(
+    settings: Settings, tmp_path: Path, monkeypatch: Any
+) -> None:
+    ran = tmp_path / "runs"
+    monkeypatch.setenv("GATED_RUNS", str(ran))
+    monkeypatch.setenv("GATED_GATE", str(tmp_path / "gate"))
+    # The worker processes read it from their environment, as `replayflow worker` does.
+    monkeypatch.setenv("REPLAYFLOW_TASK_COMMIT_MS", "60000")
+    settings = settings.replace(data_dir=tmp_path / "data")
+    with (
+        orchestrated(
+            settings,
+            Registry.of(gated_steps),
+            "commit-interval-test",
+            "tests.integration.gated_steps",
+            tmp_path,
+        ) as workers,
+        Client(settings) as client,
+    ):
+        # The worker commits when it reads its first task (the group has nothing
+        # committed yet), and the step's result only a minute after that commit: with
+        # the default it would be committed 50 ms later, and not run again below.
+        done = client.start(gated_steps.quick_flow, id=f"{settings.namespace}-once")
+        assert done.result(timeout=60) == "quick done"
+        time.sleep(COMMIT_EVERY + 0.5)
+        workers.started[0].kill()
+        workers.start("worker-2")
+        wait_until(lambda: runs(ran, "quick") == 2, 90, "the step to run again")
+        time.sleep(2)  # and only once more
+
+    assert runs(ran, "quick") == 2

@@ -157,3 +157,18 @@ def test_admission_mode_is_read_and_checked() -> None:
     assert Settings.from_env({"REPLAYFLOW_ADMISSION": " global "}).admission == "global"
     with pytest.raises(SettingsError, match="REPLAYFLOW_ADMISSION must be one of"):
         Settings.from_env({"REPLAYFLOW_ADMISSION": "fifo"})
+
+
+def test_task_commit_interval_is_read_and_checked() -> None:
+    assert Settings.from_env({}).task_commit_ms == 50
+    assert Settings.from_env({"REPLAYFLOW_TASK_COMMIT_MS": "0"}).task_commit_ms == 0
+    assert Settings.from_env({"REPLAYFLOW_TASK_COMMIT_MS": " 250 "}).task_commit_ms == 250
+    for raw, message in (
+        ("0.5", "REPLAYFLOW_TASK_COMMIT_MS must be an integer"),
+        ("-1", "REPLAYFLOW_TASK_COMMIT_MS must be a whole number of milliseconds from 0"),
+        ("60001", "REPLAYFLOW_TASK_COMMIT_MS must be a whole number of milliseconds from 0"),
+    ):
+        with pytest.raises(SettingsError, match=message):
+            Settings.from_env({"REPLAYFLOW_TASK_COMMIT_MS": raw})
+    with pytest.raises(SettingsError, match="REPLAYFLOW_TASK_COMMIT_MS"):
+        Settings(task_commit_ms=True)

@@ -3,10 +3,11 @@
 The decision (`due`): each partition whose commit point (processors/task_offsets.py)
 moved since the last commit. Points move when results are acknowledged, so a task is
 committed in the turn its result reached the log, or, when the worker committed less
-than COMMIT_EVERY before, as soon as that much time has passed: a worker killed after
-that does not run the step again. Otherwise a point moves only when a partition's
-first task is read while the group has nothing committed there: the point is then the
-position before that task, committed like any other.
+than its commit interval before (REPLAYFLOW_TASK_COMMIT_MS, COMMIT_EVERY by default),
+as soon as that much time has passed: a worker killed after that does not run the step
+again. Otherwise a point moves only when a partition's first task is read while the
+group has nothing committed there: the point is then the position before that task,
+committed like any other.
 
 The commit runs under a deadline (kafka/watchdog.py). A commit that hung is left to
 return on its own while the consumer goes on; one that has not returned after
@@ -28,6 +29,7 @@ from replayflow.core.clip import clip
 from replayflow.kafka.transactional import fatal_error
 from replayflow.kafka.watchdog import GRACE, Guard, Hung
 from replayflow.processors.task_offsets import CommitPoint, TaskOffsets
+from replayflow.settings import DEFAULT_TASK_COMMIT_MS
 
 log = logging.getLogger("replayflow.worker")
 
@@ -36,7 +38,8 @@ COMMIT_TIMEOUT = 5.0  # seconds librdkafka gets for an offset commit
 # replaced: a new consumer would not reach the broker sooner, and the same consumer
 # usually recovers by itself once the broker answers.
 COMMIT_HUNG_LIMIT = 60.0
-#: Least time (s) between two offset commits. Each commit is a request the broker's group
+#: Least time (s) between two offset commits, by default (the worker takes REPLAYFLOW_
+#: TASK_COMMIT_MS, settings.py). Each commit is a request the broker's group
 #: coordinator writes to __consumer_offsets, and the worker waits for its answer. At a
 #: hundred three-step workflows a second the worker committed in nearly every turn
 #: (about a hundred commits a second): the broker's time and the worker's stalled
@@ -45,7 +48,7 @@ COMMIT_HUNG_LIMIT = 60.0
 #: still commits its first result at once. What it costs: a worker killed within this
 #: time after a result reached the log may run that step again (steps are at least
 #: once; the fold keeps the first result).
-COMMIT_EVERY = 0.05
+COMMIT_EVERY = DEFAULT_TASK_COMMIT_MS / 1000
 
 
 class TaskCommits:

@@ -127,7 +127,9 @@ class Worker:
         self._stop = threading.Event()
         self._offsets = TaskOffsets()
         self._generation = 0  # of the consumer: callbacks of a replaced one do nothing
-        self._commits = TaskCommits(self.topics.tasks, self._offsets)
+        self._commits = TaskCommits(
+            self.topics.tasks, self._offsets, every=settings.task_commit_ms / 1000
+        )
         self._outbox = Outbox(self._offsets, self.stats)
         self._producer: Producer = None  # type: ignore[assignment]  # built by run_async
         self.telemetry = telemetry.for_worker(group_name(settings, "worker"))
@@ -231,8 +233,8 @@ class Worker:
         return [first, *consumer.consume(n - 1, timeout=0)] if n > 1 else [first]
 
     def _until_commit(self, wait: float) -> float:
-        """`wait`, cut short so that the turn after it sends a commit that waits for
-        COMMIT_EVERY (processors/task_commits.py)."""
+        """`wait`, cut short so that the turn after it sends a commit that waits for the
+        commit interval (processors/task_commits.py)."""
         deferred = self._commits.deferred(time.monotonic())
         return wait if deferred is None else min(wait, max(deferred, ACK_WAIT))
 
