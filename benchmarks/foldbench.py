@@ -7,7 +7,8 @@ batch. What this leaves out is what librdkafka and the broker do.
 
   python benchmarks/foldbench.py three   N three-step workflows, B commands a batch
   python benchmarks/foldbench.py long    K instances of S sequential steps: CPU per
-                                         step around step 100 and around step S-100
+                                         step around step S-100, and around step 100 of
+                                         K more, folded alternately with them
 """
 
 from __future__ import annotations
@@ -128,27 +129,53 @@ def three(n: int, batch: int, starts_per_batch: int) -> dict[str, Any]:
 
 
 def long(instances: int, steps: int) -> dict[str, Any]:
+    """CPU per step around step `steps`-100 of `instances` long instances, and around
+    step 100 of as many instances started when the long ones reach step `steps`-200.
+
+    The two groups fold in alternating batches on one store, each batch timed on its
+    own, so both windows are measured in the same second of the run: a machine whose
+    speed drifts over the run (a shared host; one run on the lockstep layout this
+    replaced gave 52 us early and 94 us late, the next 51 and 56) slows both alike.
+    What the ratio then shows is what an instance's own length costs a step, which is
+    the question; the store's size is the same for both."""
+    if steps < 300:
+        raise ValueError(f"--steps {steps}: at least 300 (two windows of 100 steps, apart)")
+    window = 100  # steps measured around each centre
+    early_steps = 100 + window  # the young group only needs to pass its window
     with tempfile.TemporaryDirectory() as folder:
         fold = Fold(make_folder(Path(folder)))
-        pending = _starts("l-{:04d}", "bench-long", instances, lambda _: str(steps))
-        per_step: list[float] = []
-        step = 0
-        while pending:
-            began = time.process_time()
-            pending = fold.batch(pending)
-            per_step.append((time.process_time() - began) / instances)
-            step += 1
-        if len(fold.completed) != instances or any(
-            v != str(steps) for v in fold.completed.values()
-        ):
+        old = _starts("l-{:04d}", "bench-long", instances, lambda _: str(steps))
+        young: list[bytes] = []
+        young_from = steps - 200  # the old group's step when the young one starts
+        per_step: dict[str, dict[int, float]] = {"old": {}, "young": {}}
+        step = {"old": 0, "young": 0}
+        while old or young:
+            for group, pending in (("old", old), ("young", young)):
+                if not pending:
+                    continue
+                began = time.process_time()
+                results = fold.batch(pending)
+                per_step[group][step[group]] = (time.process_time() - began) / len(pending)
+                step[group] += 1
+                if group == "old":
+                    old = results
+                else:
+                    young = results
+            if step["old"] == young_from and not young:
+                young = _starts("y-{:04d}", "bench-long", instances, lambda _: str(early_steps))
+        want = {f"l-{i:04d}": str(steps) for i in range(instances)}
+        want.update({f"y-{i:04d}": str(early_steps) for i in range(instances)})
+        if fold.completed != want:
             raise RuntimeError("long instances did not complete with the right result")
         fold.folder.store.close()
 
-        def window(centre: int) -> float:
-            values = sorted(per_step[centre - 50 : centre + 50])
+        def median_us(group: str, centre: int) -> float:
+            values = sorted(
+                per_step[group][i] for i in range(centre - window // 2, centre + window // 2)
+            )
             return round(values[len(values) // 2] * 1e6, 1)
 
-        early, late = window(100), window(steps - 100)
+        early, late = median_us("young", 100), median_us("old", steps - 100)
         return {
             "instances": instances,
             "steps": steps,
