@@ -144,25 +144,25 @@ def long(instances: int, steps: int) -> dict[str, Any]:
     early_steps = 100 + window  # the young group only needs to pass its window
     with tempfile.TemporaryDirectory() as folder:
         fold = Fold(make_folder(Path(folder)))
-        old = _starts("l-{:04d}", "bench-long", instances, lambda _: str(steps))
-        young: list[bytes] = []
+        pending = {
+            "old": _starts("l-{:04d}", "bench-long", instances, lambda _: str(steps)),
+            "young": [],
+        }
         young_from = steps - 200  # the old group's step when the young one starts
         per_step: dict[str, dict[int, float]] = {"old": {}, "young": {}}
         step = {"old": 0, "young": 0}
-        while old or young:
-            for group, pending in (("old", old), ("young", young)):
-                if not pending:
+        while any(pending.values()):
+            for group, batch in list(pending.items()):
+                if not batch:
                     continue
                 began = time.process_time()
-                results = fold.batch(pending)
-                per_step[group][step[group]] = (time.process_time() - began) / len(pending)
+                pending[group] = fold.batch(batch)
+                per_step[group][step[group]] = (time.process_time() - began) / len(batch)
                 step[group] += 1
-                if group == "old":
-                    old = results
-                else:
-                    young = results
-            if step["old"] == young_from and not young:
-                young = _starts("y-{:04d}", "bench-long", instances, lambda _: str(early_steps))
+            if step["old"] == young_from and not pending["young"]:
+                pending["young"] = _starts(
+                    "y-{:04d}", "bench-long", instances, lambda _: str(early_steps)
+                )
         want = {f"l-{i:04d}": str(steps) for i in range(instances)}
         want.update({f"y-{i:04d}": str(early_steps) for i in range(instances)})
         if fold.completed != want:
