@@ -201,7 +201,7 @@ format_storage() {
     # Formatted once; later starts may use other ports (the single voter's endpoint is
     # updated by KRaft itself).
     [ -f "$DATA/meta.properties" ] && return 0
-    local cluster_id quorum=(--standalone)
+    local cluster_id quorum=(--standalone) features=()
     if ((BROKERS > 1)); then
         # Every node of a cluster shares one id; the static voters are in the properties.
         [ -s "$DIR/cluster.id" ] || new_cluster_id >"$DIR/cluster.id"
@@ -209,11 +209,21 @@ format_storage() {
         quorum=()
     else
         cluster_id="$(new_cluster_id)"
+        # Without eligible leader replicas (KIP-966, on by default since Kafka 4.1). With
+        # them, a lone broker killed with SIGKILL comes back out of every partition's ISR
+        # (an unclean shutdown drops it from the ELR) and the controller makes it leader
+        # again as the "last known leader": an unclean election, every partition in the
+        # RECOVERING state, and Kafka does not promise a transaction's markers across an
+        # unclean election (KAFKA-20716). Off, the lone replica stays in the ISR while it
+        # is away and leads again after a clean election. Only a fresh format does it: a
+        # data folder formatted with them is warned about below. A cluster keeps them:
+        # there one node lost leaves the ISR of every partition non-empty.
+        features=(--feature eligible.leader.replicas.version=0)
     fi
     say "formatting $DATA (cluster id $cluster_id)"
     mkdir -p "$DATA" "$LOGS"
     java_cmd
-    if ! "${JAVA[@]}" kafka.tools.StorageTool format ${quorum[@]+"${quorum[@]}"} \
+    if ! "${JAVA[@]}" kafka.tools.StorageTool format ${quorum[@]+"${quorum[@]}"} ${features[@]+"${features[@]}"} \
             --cluster-id "$cluster_id" --config "$PROPS" >"$LOGS/format.log" 2>&1; then
         cat "$LOGS/format.log" >&2
         rm -rf "$DATA"
@@ -289,6 +299,11 @@ cmd_up() {
     mkdir -p "$DATA" "$LOGS"
     render_props
     format_storage
+    if grep -q "eligible.leader.replicas.version', featureLevel=1" "$LOGS/format.log" 2>/dev/null; then
+        say "warning: $DATA was formatted with eligible leader replicas on, so after a kill" \
+            "its partitions come back by unclean elections (see format_storage);" \
+            "'kafka.sh reset' deletes the data and formats it again without them"
+    fi
     local t0=$SECONDS
     LOG_START="$(cat "$LOGS/server.log" 2>/dev/null | wc -l | tr -d ' ')"
     say "starting broker on $BOOTSTRAP (controller 127.0.0.1:$KAFKA_CONTROLLER_PORT, data in $DIR)"

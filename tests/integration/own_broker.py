@@ -111,6 +111,12 @@ class OwnBroker:
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
+    def server_log(self) -> str:
+        """The broker's own log (WARN and up, plus the lines compose/kafka/log4j2.xml
+        keeps at INFO), across every start of this broker."""
+        logs = sorted((self.dir / "logs").glob("server.log*"), reverse=True)
+        return "".join(path.read_text(errors="replace") for path in logs)
+
     def __enter__(self) -> OwnBroker:
         self.start()
         return self
