@@ -9,12 +9,13 @@ again on the same data. Checked from the topics alone (read_committed):
 - every workflow completes exactly once, with a gap-free history;
 - after each restart, the first completion produced after the broker answered again
   comes within RESUME_WITHIN seconds of it;
-- no process exited: the test never restarts one;
-- no partition came back by an unclean leader election (the controller logs each
-  one; compose/kafka/log4j2.xml keeps those lines). A lone broker formatted with
-  Kafka's eligible leader replicas comes back from SIGKILL by unclean elections of all
-  its partitions, and Kafka does not promise transactions across those (kafka.sh's
-  format_storage formats it without them).
+- no process exited: the test never restarts one.
+
+And from the broker's own log: no partition came back by an unclean leader election
+(the controller logs each; compose/kafka/log4j2.xml keeps those lines). A lone broker
+formatted with Kafka's eligible leader replicas comes back from SIGKILL by unclean
+elections of all its partitions, and Kafka does not promise transactions across those
+(kafka.sh's format_storage formats it without them).
 """
 
 from __future__ import annotations
