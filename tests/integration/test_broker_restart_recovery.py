@@ -25,8 +25,9 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,6 +37,7 @@ from replayflow.settings import Settings
 from replayflow.topics import Topics, apply_topics, load_topics
 from tests.chaos.conftest import Cluster, completions_by_id, histories
 from tests.chaos.workloads import TopicTail, wait_until
+from tests.integration import stall_report
 from tests.integration.own_broker import OwnBroker
 
 pytestmark = pytest.mark.kafka
@@ -87,6 +89,17 @@ def _feed(settings: Settings, ids: list[str], stop: threading.Event) -> None:
                 return
 
 
+def _wait_or_report(
+    condition: Callable[[], Any], timeout: float, what: str, settings: Settings
+) -> None:
+    """wait_until, and on a timeout the broker's view of where the engine stopped."""
+    try:
+        wait_until(condition, timeout, what, interval=0.05)
+    except AssertionError as exc:
+        seen = stall_report.report(settings.bootstrap, settings.namespace)
+        raise AssertionError(f"{exc}\n{seen}") from None
+
+
 def _run(cluster: Cluster, broker: OwnBroker, settings: Settings) -> None:
     cluster.orchestrator()
     cluster.worker()
@@ -126,11 +139,11 @@ def _run(cluster: Cluster, broker: OwnBroker, settings: Settings) -> None:
                 broker.start()
                 answered_ms = int(time.time() * 1000)
                 before = len(resumed)
-                wait_until(
+                _wait_or_report(
                     lambda a=answered_ms, b=before: (progress(a), len(resumed) > b)[1],  # type: ignore[misc]
                     60,
                     "a completion produced after the broker came back",
-                    interval=0.05,
+                    settings,
                 )
                 print(
                     f"\nbroker killed at {at_kill}/{TOTAL} completions, down {down_for:g} s; "
@@ -138,7 +151,9 @@ def _run(cluster: Cluster, broker: OwnBroker, settings: Settings) -> None:
                 )
             feeder.join(120)
             assert not feeder.is_alive(), "the feed did not finish"
-            wait_until(lambda: progress() >= TOTAL, 240, "every workflow to complete", interval=0.1)
+            _wait_or_report(
+                lambda: progress() >= TOTAL, 240, "every workflow to complete", settings
+            )
         finally:
             stop.set()
 
