@@ -121,17 +121,20 @@ def _run(cluster: Cluster, broker: OwnBroker, settings: Settings) -> None:
             return len(seen)
 
         try:
-            # Kills at fixed times into the feed (TOTAL / FEED_RATE seconds long): the
-            # first brief, the second longer than the group session timeout (10 s).
+            # The kills are timed from the first completion, not from the feed's start:
+            # on a loaded machine the worker may take seconds to start, and a kill
+            # before anything completed would test nothing. Then at fixed times after
+            # it, inside the feed (TOTAL / FEED_RATE seconds long): the first kill
+            # brief, the second longer than the group session timeout (10 s).
+            wait_until(lambda: progress() > 0, 60, "a first completion", interval=0.05)
             began = time.monotonic()
             for at, down_for in ((4.0, 2.0), (10.0, 15.0)):
                 wait_until(
                     lambda a=at: (progress(), time.monotonic() - began >= a)[1],  # type: ignore[misc]
                     120,
-                    f"{at:g} s into the feed",
+                    f"{at:g} s after the first completion",
                     interval=0.05,
                 )
-                assert progress() > 0, "nothing completed before the kill"
                 broker.kill()
                 at_kill = progress()
                 assert feeder.is_alive() and at_kill < TOTAL, "the feed ended before the kill"
