@@ -6,6 +6,13 @@ clients are replaced, has its folder's unwritten batch forgotten and its store c
 What the orchestrator learns on assignment lives here too: the commands topic's
 partition count (the fold routes admission and children by it) and where a
 transaction's tasks go (batch_records.TaskPlacement).
+
+`assign` runs inside the consumer's rebalance callback, so it asks for partition counts
+through a metadata client of its own, never through that consumer: confluent-kafka keeps
+one call state per client and thread, a call on the consumer inside its own callback
+clears the state of the consume call around it, and the next callback of that consume
+call (a log line, an error) then aborts the process in C (`CallState_get: Assertion
+'cs != NULL' failed`; tests/integration/test_rebalance_callbacks.py).
 """
 
 from __future__ import annotations
@@ -15,9 +22,11 @@ import random
 from collections.abc import Iterable
 from pathlib import Path
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from replayflow.core.decide import Decider
+from replayflow.kafka import clients
 from replayflow.kafka.config import METADATA_TIMEOUT
 from replayflow.processors.admission import admission_for
 from replayflow.processors.batch_records import TaskPlacement
@@ -51,6 +60,7 @@ class HeldPartitions:
         #: Never replaced, only changed: callers may keep a reference to it.
         self.folders: dict[int, PartitionFolder] = {}
         self.partition_count = 1
+        self._metadata: AdminClient | None = None  # built on the first assignment
         # Set on assignment, when the tasks topic's partitions are known; orchestrators
         # begin their rotations apart.
         self.tasks = TaskPlacement(1)
@@ -58,13 +68,13 @@ class HeldPartitions:
     def numbers(self) -> list[int]:
         return sorted(self.folders)
 
-    def assign(self, consumer: Consumer, partitions: Iterable[TopicPartition]) -> int:
+    def assign(self, partitions: Iterable[TopicPartition]) -> int:
         """Restore each newly assigned partition's store from the changelog; returns
         how many changelog records were read."""
         total = 0
-        self.partition_count = _partitions_of(consumer, self.topics.commands)
+        self.partition_count = self._partitions_of(self.topics.commands)
         self.decider.admission = admission_for(self.settings.admission, self.partition_count)
-        task_partitions = _partitions_of(consumer, self.topics.tasks)
+        task_partitions = self._partitions_of(self.topics.tasks)
         if task_partitions != self.tasks.partitions:
             self.tasks = TaskPlacement(task_partitions, first=random.randrange(task_partitions))
         for tp in partitions:
@@ -100,6 +110,11 @@ class HeldPartitions:
         restores them from the changelog."""
         self.revoke(list(self.folders))
 
-
-def _partitions_of(consumer: Consumer, topic: str) -> int:
-    return len(consumer.list_topics(topic, timeout=METADATA_TIMEOUT).topics[topic].partitions)
+    def _partitions_of(self, topic: str) -> int:
+        """How many partitions `topic` has, asked through this object's own metadata
+        client (see the module's text for why not the consumer)."""
+        if self._metadata is None:
+            self._metadata = clients.admin(self.settings)
+        metadata = self._metadata.list_topics(topic, timeout=METADATA_TIMEOUT)
+        self._metadata.poll(0)  # serves its log lines, which would pile up unserved
+        return len(metadata.topics[topic].partitions)

@@ -435,7 +435,7 @@ class Orchestrator:
     # -- rebalancing -----------------------------------------------------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self.stats.restored_records += self._held.assign(consumer, partitions)
+        self.stats.restored_records += self._held.assign(partitions)
         self.stats.assigned = self._held.numbers()
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
