@@ -44,15 +44,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from confluent_kafka import OFFSET_END, Consumer, TopicPartition  # noqa: E402
+from confluent_kafka import OFFSET_END, TopicPartition  # noqa: E402
 
 import replayflow as rf  # noqa: E402
-from benchmarks.scale import dir_mb, proc_status  # noqa: E402
+from benchmarks.scale_processes import dir_mb, proc_status  # noqa: E402
 from replayflow import codec  # noqa: E402
 from replayflow.core.entities import route  # noqa: E402
 from replayflow.core.messages import WorkflowStarted  # noqa: E402
 from replayflow.kafka import clients  # noqa: E402
-from replayflow.kafka.config import consumer_config  # noqa: E402
 from replayflow.kafka.producing import Record, deliver  # noqa: E402
 from replayflow.settings import Settings  # noqa: E402
 from replayflow.topics import Topics, apply_topics, load_topics  # noqa: E402
@@ -87,9 +86,7 @@ class Observer(threading.Thread):
     def __init__(self, settings: Settings) -> None:
         super().__init__(daemon=True, name="observer")
         topic = Topics(settings).history
-        self.consumer = Consumer(
-            consumer_config(settings, None, **{"group.id": f"bench-{uuid.uuid4().hex}"})
-        )
+        self.consumer = clients.consumer(settings, None)
         partitions = self.consumer.list_topics(topic, timeout=30).topics[topic].partitions
         self.consumer.assign([TopicPartition(topic, p, OFFSET_END) for p in partitions])
         self.starts: dict[str, tuple[int, int, int]] = {}  # id -> (slot, at, read at)
