@@ -150,12 +150,17 @@ class Processes:
             if child.alive():
                 child.process.terminate()
         for child in self.children:
-            try:
-                child.process.wait(30)
-            except subprocess.TimeoutExpired:
-                child.process.kill()
-                child.process.wait(10)
+            wait_or_kill(child.process)
             child.log.close()
+
+
+def wait_or_kill(process: subprocess.Popen[Any], grace: float = 30.0) -> None:
+    """Wait up to `grace` seconds for a process told to stop, then kill it."""
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
 
 
 class CpuMeter:

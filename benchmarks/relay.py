@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 from confluent_kafka import Message, TopicPartition  # noqa: E402
 from confluent_kafka.admin import NewTopic  # noqa: E402
 
+from benchmarks.processes import wait_or_kill  # noqa: E402
 from replayflow.kafka import clients  # noqa: E402
 from replayflow.settings import Settings  # noqa: E402
 
@@ -210,10 +211,7 @@ class RelayProcess:
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        wait_or_kill(self.process)
         self._log.close()
 
 

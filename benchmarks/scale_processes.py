@@ -14,6 +14,7 @@ import time
 import uuid
 from pathlib import Path
 
+from benchmarks.processes import wait_or_kill
 from replayflow.settings import Settings
 from replayflow.topics import Topics, apply_topics, load_topics
 
@@ -73,11 +74,7 @@ class Process:
     def stop(self) -> None:
         if self.popen.poll() is None:
             self.popen.terminate()
-            try:
-                self.popen.wait(30)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(10)
+            wait_or_kill(self.popen)
         self._log.close()
 
 
