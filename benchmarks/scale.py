@@ -431,7 +431,7 @@ def main() -> None:
     parser.add_argument("--sample-interval", type=float, default=1.0)
     parser.add_argument("--settle", type=float, default=3.0, help="seconds before a 2nd RSS read")
     parser.add_argument("--target-queued", type=int, default=2_000_000, help="to extrapolate to")
-    parser.add_argument("--keep-data", action="store_true", help="keep stores and logs")
+    parser.add_argument("--keep-data", action="store_true", help="keep stores, logs and topics")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/scale.json")
     args = parser.parse_args()
 

@@ -14,6 +14,7 @@ import time
 import uuid
 from pathlib import Path
 
+from benchmarks.engine import delete_namespace
 from benchmarks.processes import wait_or_kill
 from replayflow.settings import Settings
 from replayflow.topics import Topics, apply_topics, load_topics
@@ -136,9 +137,10 @@ class Namespace:
         for process in reversed(self.processes):
             process.stop()
         if self.keep_data:
-            print(f"data and logs kept in {self.data_dir}")
+            print(f"data, logs and topics kept in {self.data_dir}")
         else:
             shutil.rmtree(self.data_dir, ignore_errors=True)
+            delete_namespace(self.settings)
 
 
 def check_alive(ns: Namespace) -> None:
