@@ -59,10 +59,10 @@ from benchmarks.scale_observe import Monitor, Sampler, partition_window, wait_un
 from benchmarks.scale_processes import Namespace, Process  # noqa: E402
 from replayflow import codec  # noqa: E402
 from replayflow.client import Client  # noqa: E402
-from replayflow.core.decide import limiter_key  # noqa: E402
 from replayflow.core.messages import SendEvent  # noqa: E402
 from replayflow.kafka import clients  # noqa: E402
 from replayflow.kafka.partition import murmur2_partition  # noqa: E402
+from replayflow.processors.admission import admission_for, is_shard_key  # noqa: E402
 from replayflow.settings import Settings  # noqa: E402
 
 WAIT_WORKFLOW = "scale-wait"
@@ -220,18 +220,19 @@ def run_queued(args: argparse.Namespace, base: Settings) -> dict[str, Any]:
     q, limit = args.q, args.limit
     ns = Namespace(base, args.partitions, "q", args.keep_data, args.admission)
     partitions = ns.settings.partitions or 12
-    # The engine shards a limit of at least the partition count (processors/admission.py).
-    sharded = args.admission == "sharded" and 1 < partitions <= limit
-    limiter_partition = (
-        None if sharded else murmur2_partition(limiter_key(QUEUED_WORKFLOW).encode(), partitions)
-    )
+    # The limiter the engine's admission picks (processors/admission.py): a shard of the
+    # instance's partition, or the one limiter (global, or a limit below the partition
+    # count). A shard is probed after the run; the one limiter's partition is watched.
+    limiter, _ = admission_for(args.admission, partitions)(QUEUED_WORKFLOW, "probe", limit)
+    sharded = is_shard_key(limiter)
+    limiter_partition = None if sharded else murmur2_partition(limiter.encode(), partitions)
     monitor = Monitor(ns, limiter_partition)
     result: dict[str, Any] = {
         "queued_starts": q,
         "limit": limit,
         "admission": "sharded" if sharded else "one limiter",
         "namespace": ns.settings.namespace,
-        "limiter_key": limiter_key(QUEUED_WORKFLOW),
+        "limiter_key": limiter,
         "limiter_partition": limiter_partition,
     }
     sampler: Sampler | None = None
@@ -328,24 +329,22 @@ def run_queued(args: argparse.Namespace, base: Settings) -> dict[str, Any]:
             for process in ns.processes:
                 process.stop()
             with contextlib.suppress(Exception):
-                result["queue_head_probe"] = probe_queue_head(
-                    ns, 0 if limiter_partition is None else limiter_partition, sharded
-                )
+                result["queue_head_probe"] = probe_queue_head(ns, limiter)
                 print(json.dumps({"queue_head_probe": result["queue_head_probe"]}), flush=True)
         finally:
             ns.close()  # whatever happened above: the processes stop
     return result
 
 
-def probe_queue_head(ns: Namespace, partition: int, sharded: bool) -> dict[str, Any]:
-    """With the orchestrator stopped: how long finding the head of the limiter's queue
-    (sharded: the shard of `partition`) takes in its store as the run left it (what each
-    admission does: a scan from the queue's prefix), against a seek straight to the head
-    ticket."""
-    from replayflow.processors.admission import LimiterShards
+def probe_queue_head(ns: Namespace, limiter: str) -> dict[str, Any]:
+    """With the orchestrator stopped: how long finding the head of the queue of
+    `limiter` (the one limiter or a shard) takes in its partition's store as the run left
+    it (what each admission does: a scan from the queue's prefix), against a seek
+    straight to the head ticket."""
     from replayflow.store import keys, serde
     from replayflow.store.partition import PartitionStore
 
+    partition = murmur2_partition(limiter.encode(), ns.settings.partitions or 12)
     stores = list((ns.data_dir / "stores").glob(f"*/*/p{partition}"))
     if not stores:
         return {}
@@ -353,11 +352,6 @@ def probe_queue_head(ns: Namespace, partition: int, sharded: bool) -> dict[str, 
     shutil.copytree(stores[0], copy)
     store = PartitionStore(copy, partition)
     try:
-        limiter = (
-            LimiterShards(ns.settings.partitions or 12).shard_key(QUEUED_WORKFLOW, partition)
-            if sharded
-            else limiter_key(QUEUED_WORKFLOW)
-        )
         raw = store.get(keys.limiter(limiter))
         if raw is None:
             return {}

@@ -15,13 +15,12 @@ import uuid
 from pathlib import Path
 
 from benchmarks.engine import delete_namespace
-from benchmarks.processes import wait_or_kill
+from benchmarks.processes import cpu_seconds, wait_or_kill
 from replayflow.settings import Settings
 from replayflow.topics import Topics, apply_topics, load_topics
 
 ROOT = Path(__file__).resolve().parent.parent
 MODULE = "benchmarks.scale_workload"
-TICK = os.sysconf("SC_CLK_TCK")
 
 
 def proc_status(pid: int) -> dict[str, float]:
@@ -31,10 +30,11 @@ def proc_status(pid: int) -> dict[str, float]:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith(("VmRSS:", "VmHWM:")):
                 out[line.split(":")[0]] = round(int(line.split()[1]) / 1024, 1)
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        out["cpu_s"] = (int(fields[11]) + int(fields[12])) / TICK
     except (OSError, IndexError, ValueError):
         pass
+    cpu = cpu_seconds(pid)
+    if cpu == cpu:  # not NaN: the process still ran
+        out["cpu_s"] = cpu
     return out
 
 
