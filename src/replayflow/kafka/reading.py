@@ -27,6 +27,7 @@ from confluent_kafka import (
 
 from replayflow.core.errors import ReplayflowError
 from replayflow.kafka.config import METADATA_TIMEOUT
+from replayflow.kafka.outage import is_transport
 
 log = logging.getLogger("replayflow.kafka")
 
@@ -51,9 +52,7 @@ def watermarks(
             )
             return int(low), int(high)
         except KafkaException as exc:
-            error = exc.args[0] if exc.args else None
-            retriable = getattr(error, "retriable", lambda: False)()
-            if time.monotonic() > deadline or not (retriable or "leader" in str(exc).lower()):
+            if time.monotonic() > deadline or not worth_asking_again(exc):
                 raise
             time.sleep(0.2)
 
@@ -70,6 +69,22 @@ _LEADERS_SETTLING = frozenset(
 )
 
 
+def worth_asking_again(exc: KafkaException) -> bool:
+    """Whether a failed offsets request may be answered if asked again: the client says
+    it is retriable, a partition's leadership is settling, the cluster is unreachable
+    for now, or the broker asked was dropped from the cluster's metadata (a node killed
+    in a cluster of three: librdkafka fails the request with _DESTROY_BROKER, and the
+    next one goes to the partition's new leader)."""
+    error = exc.args[0] if exc.args else None
+    code = getattr(error, "code", lambda: None)()
+    return (
+        getattr(error, "retriable", lambda: False)()
+        or code in _LEADERS_SETTLING
+        or code == KafkaError._DESTROY_BROKER
+        or is_transport(error)
+    )
+
+
 def end_offsets(
     consumer: Any, topic: str, partitions: Iterable[int], timeout: float = METADATA_TIMEOUT
 ) -> list[TopicPartition]:
@@ -82,11 +97,7 @@ def end_offsets(
             found = consumer.offsets_for_times(asked, timeout=max(1.0, timeout / 3))
             return [TopicPartition(topic, tp.partition, tp.offset) for tp in found]
         except KafkaException as exc:
-            # Retried while leaders settle (a new topic, a broker just restarted).
-            error = exc.args[0] if exc.args else None
-            retriable = getattr(error, "retriable", lambda: False)()
-            code = getattr(error, "code", lambda: None)()
-            if time.monotonic() > deadline or not (retriable or code in _LEADERS_SETTLING):
+            if time.monotonic() > deadline or not worth_asking_again(exc):
                 raise
             time.sleep(0.2)
 
