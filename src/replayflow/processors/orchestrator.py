@@ -159,9 +159,8 @@ class Orchestrator:
             if not self.connection.open():
                 return
             self.hanging.start()
-            assert self.connection.producer is not None
             # Say what this process runs, so callers can refuse unknown starts at once.
-            self._served.publish(self.connection.producer.producer, self._now())
+            self._publish_served()
             log.info("orchestrator %s started", self.instance_id)
             self.declare(self.decider.registry.schedule_declarations())
             collector.settle()
@@ -181,10 +180,28 @@ class Orchestrator:
                         self._recover(stalled)
                 self._outage.check(self._probe)
                 self._heartbeat.beat(partitions=len(self._folders), kafka_down=self._outage.down)
-                if self.connection.producer is not None:
-                    self._served.maybe_publish(self.connection.producer.producer, self._now())
+                self._publish_served()
         finally:
             self._close()
+
+    def _publish_served(self) -> None:
+        """Publish what this process runs when it changed (served.py), in a transaction
+        of its own: a batch still committing on the producer's helper thread is finished
+        first (a second transaction cannot begin meanwhile). Registries change rarely, so
+        the pipeline pauses rarely. A failure is handled as a batch's; the record stays
+        due and goes out at a later check."""
+        producer = self.connection.producer
+        record = self._served.due(self._now()) if producer is not None else None
+        if producer is None or record is None:
+            return
+        if self._inflight is not None and self._finish_inflight() is None:
+            return  # aborted or recovered
+        try:
+            self._served.publish(producer, record)
+        except Hung as exc:
+            self._recover(str(exc))
+        except KafkaException as exc:
+            self._abort(exc, producer, [])
 
     def _next_batch(self) -> list[Message] | None:
         """The commands of the next batch (cadence.py): read what is fetched, blocking

@@ -24,6 +24,7 @@ from replayflow.kafka import clients
 from replayflow.kafka.admin import topic_partitions
 from replayflow.kafka.membership import close_consumer
 from replayflow.kafka.reading import read_to_end
+from replayflow.kafka.transactional import TransactionalProducer
 from replayflow.settings import Settings
 from replayflow.topics import Topics
 
@@ -36,37 +37,44 @@ def record_of(orchestrator: str, registry: Registry, now_ms: int) -> Orchestrato
         orchestrator=orchestrator,
         host=socket.gethostname(),
         started_at=now_ms,
+        # Copied first (list() of a dict is one step under the GIL): a program may add
+        # workflows from another thread while this runs.
         workflows=sorted(
             f"{name}:{version}"
-            for name, versions in registry.workflows.items()
-            for version in versions
+            for name, versions in list(registry.workflows.items())
+            for version in list(versions)
         ),
     )
 
 
-def publish(producer: Any, settings: Settings, record: OrchestratorWorkflows) -> bool:
-    """Write `record` with a transactional producer, in a transaction of its own.
-    False (and a warning) when the topic does not exist: the check is then skipped by
-    callers, nothing else depends on it."""
+def publish(
+    producer: TransactionalProducer, settings: Settings, record: OrchestratorWorkflows
+) -> bool:
+    """Write `record` in a transaction of its own, through the orchestrator's
+    transactional producer (its calls under deadlines: Hung or KafkaException raise).
+    The caller must have no transaction of its own open or committing. False (and a
+    warning) when the topic does not exist: the check is then skipped by callers,
+    nothing else depends on it."""
     topic = Topics(settings).orchestrators
-    if not topic_partitions(producer, topic, settings.connect_timeout):
+    if not topic_partitions(producer.producer, topic, settings.connect_timeout):
         log.warning(
             "topic %s does not exist (run `replayflow topics apply`): clients cannot "
             "check starts against the workflows this orchestrator runs",
             topic,
         )
         return False
-    producer.begin_transaction()
+    producer.begin()
     producer.produce(topic, key=record.orchestrator.encode(), value=codec.encode(record))
-    producer.commit_transaction(30)
+    producer.commit()
     return True
 
 
 class Publisher:
     """Keeps an orchestrator's record current: published at start, and again when the
-    workflows of its registry change (a program may add some while it runs); checked at
-    most once per `interval` seconds from the orchestrator's loop, between batches (a
-    sorted list of names compared: cheap next to a poll)."""
+    workflows of its registry change (a program may add some while it runs); `due` is
+    checked at most once per `interval` seconds from the orchestrator's loop, between
+    batches (a sorted list of names compared: cheap next to a poll). A record not
+    published (a failed transaction) stays due."""
 
     def __init__(
         self,
@@ -84,23 +92,26 @@ class Publisher:
         self.interval = interval
         self._clock = clock or time.monotonic
         self._published: list[str] | None = None
-        self._checked = 0.0
+        self._checked: float | None = None
         self._exists = True
 
-    def publish(self, producer: Any, now_ms: int) -> None:
-        record = record_of(self.orchestrator, self.registry, now_ms)
-        self._exists = publish(producer, self.settings, record)
-        self._published = record.workflows
-        self._checked = self._clock()
-
-    def maybe_publish(self, producer: Any, now_ms: int) -> None:
+    def due(self, now_ms: int) -> OrchestratorWorkflows | None:
+        """The record to publish now: the first, or one whose workflows changed since
+        the last published; None between checks or when the topic does not exist."""
         now = self._clock()
-        if not self._exists or now - self._checked < self.interval:
-            return
+        if not self._exists or (self._checked is not None and now - self._checked < self.interval):
+            return None
         self._checked = now
         current = record_of(self.orchestrator, self.registry, now_ms)
-        if current.workflows != self._published:
-            self.publish(producer, now_ms)
+        return current if current.workflows != self._published else None
+
+    def publish(self, producer: TransactionalProducer, record: OrchestratorWorkflows) -> None:
+        self._exists = publish(producer, self.settings, record)
+        self.published(record)
+
+    def published(self, record: OrchestratorWorkflows) -> None:
+        """`record` is out: the next is due when the workflows differ from its."""
+        self._published = record.workflows
 
 
 @dataclass
